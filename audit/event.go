@@ -1,0 +1,41 @@
+package audit
+
+// Event is what a caller asks the log to record; the log adds sequence
+// number, time and hash chain.
+type Event struct {
+	Type      string            // one of the Type* constants
+	Actor     string            // who asked: token principal or SPIFFE ID
+	Pod       string            // pod identity (SPIFFE ID) involved, if any
+	Resource  string            // e.g. "artifact/art-…", "function/default/add"
+	Decision  string            // Allow, Deny or Error
+	Reason    string            // why, in words; never a secret
+	RequestID string            // correlates with the API call
+	Details   map[string]string // small extra facts (rows, syscall, limit…)
+}
+
+// Decisions.
+const (
+	Allow = "allow"
+	Deny  = "deny"
+	Error = "error"
+)
+
+// Event types. Names are stable: operators grep for them.
+const (
+	TypeServerStarted     = "server.started"
+	TypeServerStopped     = "server.stopped"
+	TypeAuthFailed        = "auth.failed"
+	TypePolicyDenied      = "policy.denied"
+	TypeUploadURLIssued   = "upload.url_issued"
+	TypeUploadReceived    = "upload.received"
+	TypeUploadRejected    = "upload.rejected"
+	TypeArtifactCommitted = "artifact.committed"
+	TypeArtifactRejected  = "artifact.rejected"
+	TypeArtifactDeleted   = "artifact.deleted"
+	TypeFunctionCreated   = "function.created"
+	TypeFunctionDeleted   = "function.deleted"
+	TypeWorkerStarted     = "worker.started"
+	TypeWorkerStopped     = "worker.stopped"
+	TypeInvocation        = "invocation.summary"
+	TypeSandboxViolation  = "sandbox.violation" // trap, timeout, memory, bad output, crash
+)
