@@ -1,0 +1,53 @@
+# udfhost — `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/udfhost
+EX := bin/examples
+WAT := $(wildcard examples/wat/*.wat)
+GOEX := $(notdir $(wildcard examples/go/*))
+EXAMPLES := $(patsubst examples/wat/%.wat,$(EX)/%.wasm,$(WAT)) $(patsubst %,$(EX)/%.wasm,$(GOEX))
+TOOLS := $(CURDIR)/.cache/bin
+
+.PHONY: all deps build examples test demo proto vet clean
+
+all: build examples
+
+deps:
+	@scripts/install-deps.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/udfhost
+
+examples: deps $(EXAMPLES)
+
+$(EX)/%.wasm: examples/wat/%.wat
+	@mkdir -p $(EX)
+	wat2wasm -o $@ $<
+
+.SECONDEXPANSION:
+$(EX)/%.wasm: $$(wildcard examples/go/$$*/*.go) $$(wildcard guest/*.go)
+	@mkdir -p $(EX)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./examples/go/$*
+
+vet:
+	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./guest/ ./examples/go/...
+
+# Every test, including the end-to-end suite against real servers started by
+# the tests, and one iteration of every benchmark so none can rot.
+test: deps vet
+	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
+
+demo: deps build examples
+	scripts/demo.sh
+
+proto:
+	@scripts/install-deps.sh tools
+	PATH="$(TOOLS):$$PATH" protoc -I proto \
+	  --go_out=proto --go_opt=paths=source_relative \
+	  --go-grpc_out=proto --go-grpc_opt=paths=source_relative \
+	  proto/udfhost/v1/*.proto
+
+clean:
+	rm -rf bin .cache

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+)
+
+type functionJSON struct {
+	Name       string    `json:"name"`
+	Env        string    `json:"env"`
+	Pool       string    `json:"pool"`
+	ArtifactID string    `json:"artifact_id"`
+	Digest     string    `json:"digest"`
+	Export     string    `json:"export"`
+	Signature  string    `json:"signature"`
+	ABI        string    `json:"abi"`
+	SPIFFEID   string    `json:"spiffe_id"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+func functionView(f *udfhostv1.Function) functionJSON {
+	abi := "direct"
+	if f.Abi == udfhostv1.ABI_ABI_BATCH {
+		abi = "batch"
+	}
+	return functionJSON{
+		Name: f.Name, Env: f.Env, Pool: f.Pool, ArtifactID: f.ArtifactId, Digest: f.Digest, Export: f.Export,
+		Signature: f.Signature, ABI: abi, SPIFFEID: f.SpiffeId, CreatedAt: f.CreatedAt.AsTime(),
+	}
+}
+
+func newFunctionCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "function", Short: "Bind artifact exports to SQL functions"}
+	var req udfhostv1.CreateFunctionRequest
+	var abi string
+	create := &cobra.Command{
+		Use: "create", Short: "Create a function", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch abi {
+			case "auto":
+			case "direct":
+				req.Abi = udfhostv1.ABI_ABI_DIRECT
+			case "batch":
+				req.Abi = udfhostv1.ABI_ABI_BATCH
+			default:
+				return fmt.Errorf("--abi must be auto, direct or batch, not %q", abi)
+			}
+			return withFunctions(g, func(c udfhostv1.FunctionServiceClient) error {
+				f, err := c.CreateFunction(cmd.Context(), &req)
+				if err != nil {
+					return err
+				}
+				return printJSON(functionView(f))
+			})
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&req.Name, "name", "", "function name (required)")
+	f.StringVar(&req.ArtifactId, "artifact", "", "artifact id (required)")
+	f.StringVar(&req.Export, "export", "", "exported wasm function (required)")
+	f.StringVar(&req.Signature, "signature", "", "SQL signature, e.g. '(BIGINT, BIGINT) -> BIGINT' (required)")
+	f.StringVar(&req.Env, "env", "default", "environment")
+	f.StringVar(&req.Pool, "pool", "default", "compute pool")
+	f.StringVar(&abi, "abi", "auto", "auto, direct or batch (see docs/ABI.md)")
+	for _, name := range []string{"name", "artifact", "export", "signature"} {
+		create.MarkFlagRequired(name)
+	}
+
+	var env string
+	list := &cobra.Command{
+		Use: "list", Short: "List functions", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withFunctions(g, func(c udfhostv1.FunctionServiceClient) error {
+				resp, err := c.ListFunctions(cmd.Context(), &udfhostv1.ListFunctionsRequest{Env: env})
+				if err != nil {
+					return err
+				}
+				out := []functionJSON{}
+				for _, f := range resp.Functions {
+					out = append(out, functionView(f))
+				}
+				return printJSON(out)
+			})
+		},
+	}
+	list.Flags().StringVar(&env, "env", "", "only this environment")
+	get := &cobra.Command{
+		Use: "get NAME", Short: "Show a function", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withFunctions(g, func(c udfhostv1.FunctionServiceClient) error {
+				f, err := c.GetFunction(cmd.Context(), &udfhostv1.GetFunctionRequest{Name: args[0], Env: env})
+				if err != nil {
+					return err
+				}
+				return printJSON(functionView(f))
+			})
+		},
+	}
+	get.Flags().StringVar(&env, "env", "default", "environment")
+	del := &cobra.Command{
+		Use: "delete NAME", Short: "Delete a function", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withFunctions(g, func(c udfhostv1.FunctionServiceClient) error {
+				if _, err := c.DeleteFunction(cmd.Context(), &udfhostv1.DeleteFunctionRequest{Name: args[0], Env: env}); err != nil {
+					return err
+				}
+				return printJSON(map[string]string{"deleted": args[0]})
+			})
+		},
+	}
+	del.Flags().StringVar(&env, "env", "default", "environment")
+	cmd.AddCommand(create, list, get, del)
+	return cmd
+}
+
+func withFunctions(g *globals, fn func(udfhostv1.FunctionServiceClient) error) error {
+	conn, err := g.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return fn(udfhostv1.NewFunctionServiceClient(conn))
+}

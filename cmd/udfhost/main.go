@@ -1,0 +1,134 @@
+// Command udfhost is the sandboxed UDF execution service and its client:
+// `serve` runs the service, the other subcommands talk to one.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/udfhost/udfhost/sandbox"
+)
+
+// globals are the flags every subcommand takes (DESIGN §3).
+type globals struct {
+	addr, data, token string
+}
+
+func main() {
+	// The worker is this binary re-executed; it must not parse flags or
+	// touch anything else first.
+	if len(os.Args) > 1 && os.Args[1] == "worker" {
+		os.Exit(sandbox.WorkerMain())
+	}
+	if err := newRoot().Execute(); err != nil {
+		var ec exitCode
+		if errors.As(err, &ec) { // the command printed its own message
+			os.Exit(int(ec))
+		}
+		fmt.Fprintln(os.Stderr, "udfhost: "+errorLine(err))
+		os.Exit(1)
+	}
+}
+
+// exitCode lets a command choose its exit status after printing its own
+// message.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// errorLine renders an error as one line; gRPC errors lose their
+// "rpc error: code = … desc =" wrapping but keep the code in words.
+func errorLine(err error) string {
+	if st, ok := status.FromError(err); ok {
+		return strings.ReplaceAll(fmt.Sprintf("%s: %s", codeWords(st.Code().String()), st.Message()), "\n", " ")
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+func codeWords(code string) string {
+	var b strings.Builder
+	for i, r := range code {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToLower(b.String())
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "udfhost",
+		Short:         "Sandboxed execution service for WebAssembly UDFs and connectors",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.addr, "addr", envOr("UDFHOST_ADDR", "127.0.0.1:7443"), "gRPC address of the server (env UDFHOST_ADDR)")
+	root.PersistentFlags().StringVar(&g.data, "data", envOr("UDFHOST_DATA", "udfhost-data"), "data directory (env UDFHOST_DATA)")
+	root.PersistentFlags().StringVar(&g.token, "token", os.Getenv("UDFHOST_TOKEN"), "bearer token (env UDFHOST_TOKEN; default <data>/admin.token)")
+	root.AddCommand(
+		newServeCmd(g),
+		&cobra.Command{Use: "worker", Hidden: true, Run: func(*cobra.Command, []string) {}},
+		newArtifactCmd(g),
+		newFunctionCmd(g),
+		newInvokeCmd(g),
+		newAuditCmd(g),
+	)
+	return root
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// dial connects to the server with the caller's token on every call.
+func (g *globals) dial() (*grpc.ClientConn, error) {
+	tok := g.token
+	if tok == "" {
+		path := filepath.Join(g.data, "admin.token")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("no token: pass --token or UDFHOST_TOKEN, or point --data at the server's data directory (%v)", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	conn, err := grpc.NewClient(g.addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearer(tok)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(80<<20), grpc.MaxCallSendMsgSize(80<<20)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", g.addr, err)
+	}
+	return conn, nil
+}
+
+// bearer sends the token; it allows plaintext because the dev listener is
+// loopback-only (mTLS comes with production identities).
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+func (bearer) RequireTransportSecurity() bool { return false }
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/udfhost/udfhost/internal/server"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	var listen, httpListen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the service (gRPC API and pre-signed URL endpoint)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return server.Run(ctx, server.Config{
+				DataDir:      g.data,
+				Listen:       listen,
+				HTTPListen:   httpListen,
+				Logger:       slog.New(slog.NewTextHandler(os.Stderr, nil)),
+				WorkerStderr: os.Stderr,
+			}, 30*time.Second)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7443", "gRPC listen address (port 0 picks a free one)")
+	cmd.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:7444", "pre-signed URL endpoint listen address")
+	return cmd
+}

@@ -1,0 +1,93 @@
+package functions
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/udfhost/udfhost/artifacts"
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/sandbox"
+)
+
+// batchShape is the wasm type of every batch-ABI export: (in_ptr, in_len) ->
+// (out_len << 32 | out_ptr).
+var batchParams, batchResults = []string{"i32", "i32"}, []string{"i64"}
+
+// ChooseABI picks and checks the ABI for calling export of art with the
+// given SQL types. want is udfhostv1.ABI_ABI_UNSPECIFIED for automatic: the
+// batch ABI when the module declares it and the export has its shape.
+func ChooseABI(art *artifacts.Artifact, export string, args []udfhostv1.Type, result udfhostv1.Type, want udfhostv1.ABI) (sandbox.ABI, error) {
+	var ex *artifacts.Export
+	for i := range art.Exports {
+		if art.Exports[i].Name == export {
+			ex = &art.Exports[i]
+		}
+	}
+	if ex == nil {
+		return 0, fmt.Errorf("%w: artifact %s has no export %q (exports: %s)", ErrSignature, art.ID, export, exportNames(art))
+	}
+	isBatchShape := slices.Equal(ex.Params, batchParams) && slices.Equal(ex.Results, batchResults)
+	if want == udfhostv1.ABI_ABI_UNSPECIFIED {
+		want = udfhostv1.ABI_ABI_DIRECT
+		if art.ABIVersion == 1 && isBatchShape {
+			want = udfhostv1.ABI_ABI_BATCH
+		}
+	}
+	switch want {
+	case udfhostv1.ABI_ABI_BATCH:
+		if art.ABIVersion != 1 {
+			return 0, fmt.Errorf("%w: artifact %s does not implement the batch ABI (exports no udfhost_abi_version/udfhost_alloc)", ErrSignature, art.ID)
+		}
+		if !isBatchShape {
+			return 0, fmt.Errorf("%w: export %q has wasm type %s; the batch ABI needs (i32, i32) -> i64", ErrSignature, export, wasmSig(ex.Params, ex.Results))
+		}
+		return sandbox.ABIBatch, nil
+	case udfhostv1.ABI_ABI_DIRECT:
+		needParams := make([]string, len(args))
+		for i, t := range args {
+			wt := sandbox.DirectWasmType(t)
+			if wt == 0 {
+				return 0, fmt.Errorf("%w: argument %d is %s, which the direct ABI cannot pass; use the batch ABI (guest SDK)", ErrSignature, i+1, TypeName(t))
+			}
+			needParams[i] = valueTypeName(wt)
+		}
+		rt := sandbox.DirectWasmType(result)
+		if rt == 0 {
+			return 0, fmt.Errorf("%w: result is %s, which the direct ABI cannot return; use the batch ABI (guest SDK)", ErrSignature, TypeName(result))
+		}
+		needResults := []string{valueTypeName(rt)}
+		if !slices.Equal(ex.Params, needParams) || !slices.Equal(ex.Results, needResults) {
+			return 0, fmt.Errorf("%w: signature %s expects export %q to have wasm type %s, but it has %s",
+				ErrSignature, FormatSignature(args, result), export, wasmSig(needParams, needResults), wasmSig(ex.Params, ex.Results))
+		}
+		return sandbox.ABIDirect, nil
+	}
+	return 0, fmt.Errorf("%w: unknown ABI %v", ErrSignature, want)
+}
+
+func valueTypeName(t byte) string {
+	switch t {
+	case 0x7f:
+		return "i32"
+	case 0x7e:
+		return "i64"
+	case 0x7d:
+		return "f32"
+	case 0x7c:
+		return "f64"
+	}
+	return fmt.Sprintf("0x%x", t)
+}
+
+func wasmSig(params, results []string) string {
+	return "(" + strings.Join(params, ", ") + ") -> " + strings.Join(results, ", ")
+}
+
+func exportNames(art *artifacts.Artifact) string {
+	names := make([]string, len(art.Exports))
+	for i, e := range art.Exports {
+		names[i] = e.Name
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,170 @@
+package functions
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/udfhost/udfhost/internal/atomicfile"
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/sandbox"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound = errors.New("function not found")
+	ErrExists   = errors.New("function already exists")
+	ErrName     = errors.New("invalid function name")
+)
+
+// Function is a callable binding of an artifact's export.
+type Function struct {
+	Name       string           `json:"name"`
+	Org        string           `json:"org"`
+	Env        string           `json:"env"`
+	Pool       string           `json:"pool"`
+	ArtifactID string           `json:"artifact_id"`
+	Digest     string           `json:"digest"`
+	Export     string           `json:"export"`
+	Args       []udfhostv1.Type `json:"args"`
+	Result     udfhostv1.Type   `json:"result"`
+	ABI        sandbox.ABI      `json:"abi"`
+	CreatedAt  time.Time        `json:"created_at"`
+}
+
+// Signature is the function's canonical SQL signature.
+func (f *Function) Signature() string { return FormatSignature(f.Args, f.Result) }
+
+// Spec is how a worker calls the function.
+func (f *Function) Spec() sandbox.FuncSpec {
+	return sandbox.FuncSpec{Export: f.Export, ABI: f.ABI, Args: f.Args, Result: f.Result}
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]{0,127}$`)
+
+// Registry stores functions as one JSON file each under dir/<env>/, written
+// atomically, and serves them from memory.
+type Registry struct {
+	dir string
+	mu  sync.RWMutex
+	fns map[string]*Function // env + "/" + name
+}
+
+// OpenRegistry loads every function stored under dir.
+func OpenRegistry(dir string) (*Registry, error) {
+	r := &Registry{dir: dir, fns: map[string]*Function{}}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open function registry: %w", err)
+	}
+	paths, err := filepath.Glob(filepath.Join(dir, "*", "*.json"))
+	if err != nil {
+		return nil, fmt.Errorf("open function registry: %w", err)
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("load function %s: %w", p, err)
+		}
+		var f Function
+		if err := json.Unmarshal(b, &f); err != nil {
+			return nil, fmt.Errorf("load function %s: %w", p, err)
+		}
+		r.fns[f.Env+"/"+f.Name] = &f
+	}
+	return r, nil
+}
+
+// Create stores f; the name must be new in its environment.
+func (r *Registry) Create(f *Function) error {
+	if !nameRE.MatchString(f.Name) {
+		return fmt.Errorf("%w %q: use letters, digits and _, starting with a letter or _", ErrName, f.Name)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := f.Env + "/" + f.Name
+	if _, ok := r.fns[key]; ok {
+		return fmt.Errorf("%w: %s in environment %s", ErrExists, f.Name, f.Env)
+	}
+	if err := os.MkdirAll(filepath.Join(r.dir, f.Env), 0o700); err != nil {
+		return fmt.Errorf("store function %s: %w", f.Name, err)
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("store function %s: %w", f.Name, err)
+	}
+	if err := atomicfile.WriteFile(r.path(f.Env, f.Name), b, 0o600); err != nil {
+		return fmt.Errorf("store function %s: %w", f.Name, err)
+	}
+	r.fns[key] = f
+	return nil
+}
+
+func (r *Registry) path(env, name string) string {
+	return filepath.Join(r.dir, env, name+".json")
+}
+
+// Get returns the function name in env.
+func (r *Registry) Get(env, name string) (*Function, error) {
+	r.mu.RLock()
+	f, ok := r.fns[env+"/"+name]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: %q in environment %q", ErrNotFound, name, env)
+	}
+	return f, nil
+}
+
+// List returns the functions of env ("" for all), by environment and name.
+func (r *Registry) List(env string) []*Function {
+	r.mu.RLock()
+	var out []*Function
+	for _, f := range r.fns {
+		if env == "" || f.Env == env {
+			out = append(out, f)
+		}
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Env != out[j].Env {
+			return out[i].Env < out[j].Env
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// UsingArtifact returns the functions bound to artifact id.
+func (r *Registry) UsingArtifact(id string) []*Function {
+	var out []*Function
+	for _, f := range r.List("") {
+		if f.ArtifactID == id {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Delete removes the function name in env and returns it.
+func (r *Registry) Delete(env, name string) (*Function, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := env + "/" + name
+	f, ok := r.fns[key]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q in environment %q", ErrNotFound, name, env)
+	}
+	if err := os.Remove(r.path(env, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("delete function %s: %w", name, err)
+	}
+	if err := atomicfile.SyncDir(filepath.Join(r.dir, env)); err != nil {
+		return nil, fmt.Errorf("delete function %s: %w", name, err)
+	}
+	delete(r.fns, key)
+	return f, nil
+}

@@ -1,0 +1,92 @@
+// Package functions holds function definitions: an export of an artifact
+// bound to a SQL signature, an environment and a compute pool.
+package functions
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+)
+
+// ErrSignature is wrapped by every signature parse or type-check failure.
+var ErrSignature = errors.New("invalid signature")
+
+var typeNames = map[string]udfhostv1.Type{
+	"INT": udfhostv1.Type_TYPE_INT, "INTEGER": udfhostv1.Type_TYPE_INT,
+	"BIGINT":  udfhostv1.Type_TYPE_BIGINT,
+	"FLOAT":   udfhostv1.Type_TYPE_FLOAT,
+	"DOUBLE":  udfhostv1.Type_TYPE_DOUBLE,
+	"BOOLEAN": udfhostv1.Type_TYPE_BOOLEAN,
+	"VARCHAR": udfhostv1.Type_TYPE_VARCHAR, "STRING": udfhostv1.Type_TYPE_VARCHAR,
+	"BYTES": udfhostv1.Type_TYPE_BYTES, "VARBINARY": udfhostv1.Type_TYPE_BYTES,
+}
+
+// TypeName is the canonical SQL name of t.
+func TypeName(t udfhostv1.Type) string {
+	switch t {
+	case udfhostv1.Type_TYPE_INT:
+		return "INT"
+	case udfhostv1.Type_TYPE_BIGINT:
+		return "BIGINT"
+	case udfhostv1.Type_TYPE_FLOAT:
+		return "FLOAT"
+	case udfhostv1.Type_TYPE_DOUBLE:
+		return "DOUBLE"
+	case udfhostv1.Type_TYPE_BOOLEAN:
+		return "BOOLEAN"
+	case udfhostv1.Type_TYPE_VARCHAR:
+		return "VARCHAR"
+	case udfhostv1.Type_TYPE_BYTES:
+		return "BYTES"
+	}
+	return fmt.Sprintf("TYPE(%d)", t)
+}
+
+// ParseSignature parses "(T1, T2, …) -> R", case-insensitively.
+func ParseSignature(s string) (args []udfhostv1.Type, result udfhostv1.Type, err error) {
+	params, ret, ok := strings.Cut(s, "->")
+	if !ok {
+		return nil, 0, fmt.Errorf("%w %q: want \"(ARG, …) -> RESULT\"", ErrSignature, s)
+	}
+	params = strings.TrimSpace(params)
+	if !strings.HasPrefix(params, "(") || !strings.HasSuffix(params, ")") {
+		return nil, 0, fmt.Errorf("%w %q: arguments must be in parentheses", ErrSignature, s)
+	}
+	params = strings.TrimSpace(params[1 : len(params)-1])
+	if params != "" {
+		for i, p := range strings.Split(params, ",") {
+			t, err := parseType(p)
+			if err != nil {
+				return nil, 0, fmt.Errorf("%w %q: argument %d: %v", ErrSignature, s, i+1, err)
+			}
+			args = append(args, t)
+		}
+	}
+	if len(args) > 64 {
+		return nil, 0, fmt.Errorf("%w %q: %d arguments, at most 64", ErrSignature, s, len(args))
+	}
+	result, err = parseType(ret)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w %q: result: %v", ErrSignature, s, err)
+	}
+	return args, result, nil
+}
+
+func parseType(s string) (udfhostv1.Type, error) {
+	name := strings.ToUpper(strings.TrimSpace(s))
+	if t, ok := typeNames[name]; ok {
+		return t, nil
+	}
+	return 0, fmt.Errorf("unknown type %q (have INT, BIGINT, FLOAT, DOUBLE, BOOLEAN, VARCHAR, BYTES)", strings.TrimSpace(s))
+}
+
+// FormatSignature renders types in the canonical form ParseSignature reads.
+func FormatSignature(args []udfhostv1.Type, result udfhostv1.Type) string {
+	names := make([]string, len(args))
+	for i, t := range args {
+		names[i] = TypeName(t)
+	}
+	return "(" + strings.Join(names, ", ") + ") -> " + TypeName(result)
+}

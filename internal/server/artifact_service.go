@@ -1,0 +1,106 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/udfhost/udfhost/artifacts"
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+)
+
+type artifactService struct {
+	udfhostv1.UnimplementedArtifactServiceServer
+	s *Server
+}
+
+func envOrDefault(env string) string {
+	if env == "" {
+		return "default"
+	}
+	return env
+}
+
+func (a *artifactService) CreateUploadURL(ctx context.Context, req *udfhostv1.CreateUploadURLRequest) (*udfhostv1.CreateUploadURLResponse, error) {
+	env := envOrDefault(req.Env)
+	if _, err := a.s.policy.Env(env); err != nil {
+		return nil, err
+	}
+	kind := artifacts.KindUDF
+	if req.Kind == udfhostv1.ArtifactKind_ARTIFACT_KIND_CONNECTOR {
+		kind = artifacts.KindConnector
+	}
+	up, err := a.s.store.CreateUpload(ctx, artifacts.UploadRequest{
+		Kind: kind, Env: env, Name: req.Name, Size: req.Size, SHA256: strings.ToLower(req.Sha256),
+		TTL: time.Duration(req.TtlSeconds) * time.Second, Actor: principal(ctx),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &udfhostv1.CreateUploadURLResponse{
+		UploadId: up.ID, Url: up.URL, Method: up.Method, Headers: up.Headers,
+		ExpiresAt: timestamppb.New(up.ExpiresAt),
+	}, nil
+}
+
+func (a *artifactService) CommitUpload(ctx context.Context, req *udfhostv1.CommitUploadRequest) (*udfhostv1.Artifact, error) {
+	art, err := a.s.store.Commit(ctx, req.UploadId, principal(ctx), "")
+	if err != nil {
+		return nil, err
+	}
+	return artifactProto(art), nil
+}
+
+func (a *artifactService) GetArtifact(ctx context.Context, req *udfhostv1.GetArtifactRequest) (*udfhostv1.Artifact, error) {
+	art, err := a.s.store.Get(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return artifactProto(art), nil
+}
+
+func (a *artifactService) ListArtifacts(ctx context.Context, req *udfhostv1.ListArtifactsRequest) (*udfhostv1.ListArtifactsResponse, error) {
+	arts, err := a.s.store.List(ctx, req.Env)
+	if err != nil {
+		return nil, err
+	}
+	resp := &udfhostv1.ListArtifactsResponse{}
+	for _, art := range arts {
+		resp.Artifacts = append(resp.Artifacts, artifactProto(art))
+	}
+	return resp, nil
+}
+
+func (a *artifactService) DeleteArtifact(ctx context.Context, req *udfhostv1.DeleteArtifactRequest) (*udfhostv1.DeleteArtifactResponse, error) {
+	a.s.createMu.Lock()
+	defer a.s.createMu.Unlock()
+	if users := a.s.fns.UsingArtifact(req.Id); len(users) > 0 {
+		names := make([]string, len(users))
+		for i, f := range users {
+			names[i] = f.Env + "/" + f.Name
+		}
+		return nil, fmt.Errorf("artifact %s is %w by functions %s; delete them first", req.Id, errInUse, strings.Join(names, ", "))
+	}
+	if err := a.s.store.Delete(ctx, req.Id, principal(ctx), ""); err != nil {
+		return nil, err
+	}
+	return &udfhostv1.DeleteArtifactResponse{}, nil
+}
+
+func artifactProto(a *artifacts.Artifact) *udfhostv1.Artifact {
+	p := &udfhostv1.Artifact{
+		Id: a.ID, Digest: a.Digest, Size: a.Size, Env: a.Env, Name: a.Name,
+		AbiVersion: a.ABIVersion, CreatedAt: timestamppb.New(a.CreatedAt), Imports: a.Imports,
+		Kind: udfhostv1.ArtifactKind_ARTIFACT_KIND_UDF,
+	}
+	if a.Kind == artifacts.KindConnector {
+		p.Kind = udfhostv1.ArtifactKind_ARTIFACT_KIND_CONNECTOR
+	}
+	for _, e := range a.Exports {
+		p.Exports = append(p.Exports, &udfhostv1.Export{Name: e.Name, Params: e.Params, Results: e.Results})
+	}
+	return p
+}

@@ -1,0 +1,133 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/internal/abi"
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/sandbox"
+)
+
+type invokeService struct {
+	udfhostv1.UnimplementedInvokeServiceServer
+	s *Server
+}
+
+func (is *invokeService) Invoke(ctx context.Context, req *udfhostv1.InvokeRequest) (*udfhostv1.InvokeResponse, error) {
+	return is.s.invoke(ctx, req)
+}
+
+// InvokeStream answers each request in order. A failed batch is reported in
+// its response and the stream goes on; only a broken stream ends it.
+func (is *invokeService) InvokeStream(stream udfhostv1.InvokeService_InvokeStreamServer) error {
+	ctx := stream.Context()
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		resp, err := is.s.invoke(ctx, req)
+		if err != nil {
+			st := status.Convert(toStatus(err))
+			resp = &udfhostv1.InvokeResponse{
+				Seq:   req.Seq,
+				Error: &udfhostv1.BatchError{Code: int32(st.Code()), Message: st.Message()},
+			}
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+var inputPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func (s *Server) invoke(ctx context.Context, req *udfhostv1.InvokeRequest) (*udfhostv1.InvokeResponse, error) {
+	f, err := s.fns.Get(envOrDefault(req.Env), req.Function)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := s.policy.Pool(f.Env, f.Pool)
+	if err != nil {
+		return nil, err
+	}
+	b := req.Batch
+	if b == nil {
+		b = &udfhostv1.Batch{}
+	}
+	if int(b.Rows) > pool.MaxBatchRows {
+		return nil, fmt.Errorf("%w: batch of %d rows exceeds the pool's limit of %d", errInvalid, b.Rows, pool.MaxBatchRows)
+	}
+	if err := abi.ValidateBatch(b, f.Args); err != nil {
+		return nil, fmt.Errorf("%w: function %s %s: %v", errInvalid, f.Name, f.Signature(), err)
+	}
+	resp := &udfhostv1.InvokeResponse{Seq: req.Seq, Rows: b.Rows}
+	if b.Rows == 0 {
+		resp.Result = &udfhostv1.Column{Type: f.Result}
+		return resp, nil
+	}
+	id := s.identity(f)
+	stats := s.stats.get(f, id.SPIFFEID())
+	stats.batches.Add(1)
+	stats.rows.Add(int64(b.Rows))
+
+	bufp := inputPool.Get().(*[]byte)
+	input := abi.AppendInput((*bufp)[:0], b)
+	defer func() { *bufp = input; inputPool.Put(bufp) }()
+
+	w, err := s.pods.Get(ctx, id)
+	if err != nil {
+		stats.fails.Add(1)
+		return nil, err
+	}
+	spec := f.Spec()
+	out, err := w.Call(ctx, &spec, pool.BatchDeadline, input)
+	if err != nil {
+		stats.fails.Add(1)
+		if sandbox.IsViolation(err) {
+			s.log.Warn("sandbox violation", "pod", id.SPIFFEID(), "function", f.Name, "err", err)
+			if aerr := s.audit.Record(ctx, audit.Event{
+				Type: audit.TypeSandboxViolation, Actor: "udfhost", Pod: id.SPIFFEID(),
+				Resource: "function/" + f.Env + "/" + f.Name, Decision: audit.Deny, Reason: err.Error(),
+				Details: map[string]string{"class": violationClass(err), "rows": fmt.Sprint(b.Rows)},
+			}); aerr != nil {
+				return nil, aerr
+			}
+		}
+		return nil, fmt.Errorf("function %s: %w", f.Name, err)
+	}
+	col, rowErrs, err := abi.DecodeOutput(out, int(b.Rows), f.Result)
+	if err != nil {
+		stats.fails.Add(1)
+		return nil, fmt.Errorf("function %s: %w: %v", f.Name, sandbox.ErrBadOutput, err)
+	}
+	stats.rowErrors.Add(int64(len(rowErrs)))
+	resp.Result, resp.Errors = col, rowErrs
+	return resp, nil
+}
+
+func violationClass(err error) string {
+	switch {
+	case errors.Is(err, sandbox.ErrTimeout):
+		return "timeout"
+	case errors.Is(err, sandbox.ErrTrap):
+		return "trap"
+	case errors.Is(err, sandbox.ErrBadOutput):
+		return "bad_output"
+	case errors.Is(err, sandbox.ErrGuest):
+		return "guest_error"
+	case errors.Is(err, sandbox.ErrWorkerDied):
+		return "worker_died"
+	}
+	return "other"
+}

@@ -1,0 +1,242 @@
+// Package server wires udfhost's parts into one service: the gRPC API, the
+// pre-signed URL endpoint, the pod registry and the audit log.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/udfhost/udfhost/artifacts"
+	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/functions"
+	"github.com/udfhost/udfhost/pods"
+	"github.com/udfhost/udfhost/policies"
+	"github.com/udfhost/udfhost/presign"
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+)
+
+// Config is everything a Server needs; zero values are the embedded defaults.
+type Config struct {
+	DataDir    string // default ./udfhost-data
+	Listen     string // gRPC; default 127.0.0.1:7443
+	HTTPListen string // pre-signed URLs; default 127.0.0.1:7444
+	Policy     *policies.Policy
+	Logger     *slog.Logger
+	// WorkerExe and WorkerArgs re-execute the worker; default
+	// /proc/self/exe worker.
+	WorkerExe    string
+	WorkerArgs   []string
+	WorkerStderr io.Writer
+	// SummaryInterval is how often invocation summaries go to the audit log.
+	SummaryInterval time.Duration
+}
+
+// Server is one running udfhost. Start it, then Shutdown it.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	token  string
+	audit  *audit.Log
+	store  *artifacts.Store
+	fns    *functions.Registry
+	pods   *pods.Registry
+	policy *policies.Policy
+	cache  wazero.CompilationCache
+	stats  *invocationStats
+
+	grpcLn, httpLn net.Listener
+	grpc           *grpc.Server
+	http           *http.Server
+	health         *health.Server
+	// createMu serialises function creation and deletion against each
+	// other so a pod is never stopped while a new function needs it.
+	createMu sync.Mutex
+	stop     chan struct{}
+	bg       sync.WaitGroup
+}
+
+// New returns an unstarted server.
+func New(cfg Config) *Server {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "udfhost-data"
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:7443"
+	}
+	if cfg.HTTPListen == "" {
+		cfg.HTTPListen = "127.0.0.1:7444"
+	}
+	if cfg.Policy == nil {
+		cfg.Policy = policies.Default()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if cfg.SummaryInterval == 0 {
+		cfg.SummaryInterval = 30 * time.Second
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, policy: cfg.Policy, stop: make(chan struct{})}
+}
+
+// Start opens the data directory (creating what is missing), binds both
+// listeners and starts serving. It returns once both accept connections.
+func (s *Server) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			s.closeAll(context.Background())
+		}
+	}()
+	data := s.cfg.DataDir
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	if s.token, err = loadOrCreateToken(filepath.Join(data, "admin.token")); err != nil {
+		return err
+	}
+	if s.audit, err = audit.Open(filepath.Join(data, "audit", "audit.log")); err != nil {
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	key, err := presign.LoadOrCreateKey(filepath.Join(data, "presign.key"))
+	if err != nil {
+		return fmt.Errorf("load URL signing key: %w", err)
+	}
+	cacheDir := filepath.Join(data, "cache", "wazero")
+	if s.cache, err = wazero.NewCompilationCacheWithDir(cacheDir); err != nil {
+		return fmt.Errorf("open compilation cache: %w", err)
+	}
+	if s.fns, err = functions.OpenRegistry(filepath.Join(data, "functions")); err != nil {
+		return err
+	}
+	if s.grpcLn, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+		return fmt.Errorf("listen for gRPC: %w", err)
+	}
+	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPListen); err != nil {
+		return fmt.Errorf("listen for pre-signed URLs: %w", err)
+	}
+	pool, _ := s.policy.Pool("default", "default")
+	maxSize := int64(100 << 20)
+	if pool != nil {
+		maxSize = pool.MaxArtifactBytes
+	}
+	s.store, err = artifacts.New(ctx, artifacts.Config{
+		Dir:     filepath.Join(data, "artifacts"),
+		Signer:  presign.NewSigner(key, "http://"+s.httpLn.Addr().String()),
+		Audit:   s.audit,
+		MaxSize: maxSize,
+		Cache:   s.cache,
+	})
+	if err != nil {
+		return fmt.Errorf("open artifact store: %w", err)
+	}
+	s.stats = newInvocationStats()
+	s.pods = pods.NewRegistry(s.startWorker(cacheDir), s.workerExited)
+
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.streamAuth),
+		grpc.MaxRecvMsgSize(80<<20),
+		grpc.MaxSendMsgSize(80<<20),
+	)
+	udfhostv1.RegisterArtifactServiceServer(s.grpc, &artifactService{s: s})
+	udfhostv1.RegisterFunctionServiceServer(s.grpc, &functionService{s: s})
+	udfhostv1.RegisterInvokeServiceServer(s.grpc, &invokeService{s: s})
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+
+	mux := http.NewServeMux()
+	mux.Handle("/v1/objects/", s.store)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	if err := s.audit.Record(ctx, audit.Event{
+		Type: audit.TypeServerStarted, Actor: "udfhost", Decision: audit.Allow,
+		Details: map[string]string{"grpc": s.grpcLn.Addr().String(), "http": s.httpLn.Addr().String()},
+	}); err != nil {
+		return fmt.Errorf("audit start: %w", err)
+	}
+	s.bg.Add(3)
+	go func() { defer s.bg.Done(); s.grpc.Serve(s.grpcLn) }()
+	go func() { defer s.bg.Done(); s.http.Serve(s.httpLn) }()
+	go func() { defer s.bg.Done(); s.flushSummaries() }()
+	s.log.Info("ready", "grpc", s.grpcLn.Addr().String(), "http", s.httpLn.Addr().String(), "data", data)
+	return nil
+}
+
+// Addr is the gRPC listener's address.
+func (s *Server) Addr() string { return s.grpcLn.Addr().String() }
+
+// HTTPAddr is the pre-signed URL endpoint's address.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// Shutdown stops accepting calls, lets in-flight ones finish (until ctx is
+// done), stops every worker and flushes the audit log.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.health.Shutdown()
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpc.Stop()
+	}
+	s.http.Shutdown(ctx)
+	close(s.stop)
+	s.bg.Wait()
+	return s.closeAll(ctx)
+}
+
+func (s *Server) closeAll(ctx context.Context) error {
+	var errs []error
+	if s.pods != nil {
+		s.pods.Close(ctx)
+	}
+	if s.stats != nil && s.audit != nil {
+		errs = append(errs, s.writeSummaries(ctx))
+	}
+	if s.grpcLn != nil {
+		s.grpcLn.Close()
+	}
+	if s.httpLn != nil {
+		s.httpLn.Close()
+	}
+	if s.audit != nil {
+		if s.grpc != nil {
+			errs = append(errs, s.audit.Record(ctx, audit.Event{Type: audit.TypeServerStopped, Actor: "udfhost", Decision: audit.Allow}))
+		}
+		errs = append(errs, s.audit.Close())
+	}
+	if s.cache != nil {
+		s.cache.Close(ctx)
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts a server and serves until ctx is done, then shuts it down
+// within the grace period.
+func Run(ctx context.Context, cfg Config, grace time.Duration) error {
+	s := New(cfg)
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	return s.Shutdown(sctx)
+}

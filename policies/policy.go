@@ -1,0 +1,93 @@
+// Package policies holds the organisation's environments, compute pools and
+// their limits, and answers what a request may do.
+//
+// A policy file (YAML, validated at start) and the public/private access
+// matrix come in a later issue; until then Default is what serve runs with.
+package policies
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Visibility of an environment. Turning one private is irreversible.
+type Visibility string
+
+// Visibilities.
+const (
+	Public  Visibility = "public"
+	Private Visibility = "private"
+)
+
+// ErrNotFound is returned for an unknown environment or pool.
+var ErrNotFound = errors.New("not found")
+
+// Environment groups functions and artifacts under one visibility.
+type Environment struct {
+	Name       string
+	Visibility Visibility
+}
+
+// Pool is a compute pool: single-tenant, in exactly one environment, with the
+// limits every worker of the pool runs under.
+type Pool struct {
+	Name string
+	Env  string
+	// MemoryLimitPages caps each guest instance's linear memory (64 KiB pages).
+	MemoryLimitPages uint32
+	// BatchDeadline is how long one batch may run before it is interrupted.
+	BatchDeadline time.Duration
+	// InstancesPerWorker is how many batches one worker runs at once.
+	InstancesPerWorker int
+	// MaxBatchRows and MaxBatchBytes bound one request.
+	MaxBatchRows  int
+	MaxBatchBytes int
+	// MaxArtifactBytes bounds an upload.
+	MaxArtifactBytes int64
+}
+
+// Policy is the whole configuration of one organisation.
+type Policy struct {
+	Org          string
+	Environments map[string]*Environment
+	Pools        map[string]*Pool // keyed by Env + "/" + Name
+}
+
+// Default is the embedded policy: org "default", public environment
+// "default", compute pool "default".
+func Default() *Policy {
+	return &Policy{
+		Org:          "default",
+		Environments: map[string]*Environment{"default": {Name: "default", Visibility: Public}},
+		Pools: map[string]*Pool{"default/default": {
+			Name:               "default",
+			Env:                "default",
+			MemoryLimitPages:   4096, // 256 MiB
+			BatchDeadline:      2 * time.Second,
+			InstancesPerWorker: 2,
+			MaxBatchRows:       1 << 20,
+			MaxBatchBytes:      64 << 20,
+			MaxArtifactBytes:   100 << 20,
+		}},
+	}
+}
+
+// Env returns the named environment.
+func (p *Policy) Env(name string) (*Environment, error) {
+	e, ok := p.Environments[name]
+	if !ok {
+		return nil, fmt.Errorf("environment %q: %w", name, ErrNotFound)
+	}
+	return e, nil
+}
+
+// Pool returns the named pool of env; pools are never shared across
+// environments.
+func (p *Policy) Pool(env, name string) (*Pool, error) {
+	pl, ok := p.Pools[env+"/"+name]
+	if !ok {
+		return nil, fmt.Errorf("compute pool %q in environment %q: %w", name, env, ErrNotFound)
+	}
+	return pl, nil
+}

@@ -1,0 +1,352 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/udfhost/udfhost/internal/abi"
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+)
+
+// engine holds one compiled module and a bounded set of instances of it.
+// An instance runs one call at a time; idle ones are kept, with their linear
+// memory, for the next batch; one that trapped or timed out is closed.
+type engine struct {
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	idle     chan *instance
+	slots    chan struct{} // one token per instance that may exist
+}
+
+type engineConfig struct {
+	MemoryLimitPages uint32
+	MaxInstances     int
+	CacheDir         string
+}
+
+func newEngine(ctx context.Context, cfg engineConfig, wasm []byte) (*engine, error) {
+	rc := wazero.NewRuntimeConfigCompiler().
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(cfg.MemoryLimitPages)
+	if cfg.CacheDir != "" {
+		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("open compilation cache: %w", err)
+		}
+		rc = rc.WithCompilationCache(cache)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	// The artifact validator admitted only wasi_snapshot_preview1 imports
+	// (no sockets). With no preopens, env, args or real clock configured
+	// below, they give a Go guest's runtime what it needs to start and
+	// nothing of the host.
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("instantiate wasi: %w", err)
+	}
+	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("compile module: %w", err)
+	}
+	n := max(cfg.MaxInstances, 1)
+	e := &engine{rt: rt, compiled: compiled, idle: make(chan *instance, n), slots: make(chan struct{}, n)}
+	return e, nil
+}
+
+func (e *engine) close(ctx context.Context) { e.rt.Close(ctx) }
+
+// warm creates one instance ahead of the first call, so instantiation cost
+// (a Go guest's runtime init) is paid at load, not on the first batch.
+func (e *engine) warm(ctx context.Context) error {
+	e.slots <- struct{}{}
+	inst, err := e.newInstance(ctx)
+	if err != nil {
+		<-e.slots
+		return err
+	}
+	e.idle <- inst
+	return nil
+}
+
+type instance struct {
+	mod     api.Module
+	mem     api.Memory
+	alloc   api.Function
+	fns     map[string]api.Function
+	inPtr   uint32
+	inCap   uint32
+	stack   []uint64
+	builder abi.OutputBuilder
+}
+
+func (e *engine) newInstance(ctx context.Context) (*instance, error) {
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize")
+	mod, err := e.rt.InstantiateModule(ctx, e.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate module: %w", err)
+	}
+	inst := &instance{mod: mod, mem: mod.Memory(), fns: map[string]api.Function{}, stack: make([]uint64, 8)}
+	if v := mod.ExportedFunction("udfhost_abi_version"); v != nil {
+		res, err := v.Call(ctx)
+		if err != nil {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("call udfhost_abi_version: %w", err)
+		}
+		if len(res) != 1 || uint32(res[0]) != 1 {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("module declares batch ABI version %v, this host speaks 1", res)
+		}
+		inst.alloc = mod.ExportedFunction("udfhost_alloc")
+	}
+	return inst, nil
+}
+
+// acquire returns an idle instance or creates one if the limit allows,
+// otherwise waits for one to come back.
+func (e *engine) acquire(ctx context.Context) (*instance, error) {
+	select {
+	case inst := <-e.idle:
+		return inst, nil
+	default:
+	}
+	select {
+	case inst := <-e.idle:
+		return inst, nil
+	case e.slots <- struct{}{}:
+		inst, err := e.newInstance(ctx)
+		if err != nil {
+			<-e.slots
+			return nil, err
+		}
+		return inst, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (e *engine) release(inst *instance) { e.idle <- inst }
+
+// discard closes an instance whose state can no longer be trusted.
+func (e *engine) discard(ctx context.Context, inst *instance) {
+	inst.mod.Close(ctx)
+	<-e.slots
+}
+
+// callError is a failed call with the class the host reports it as.
+type callError struct {
+	status uint16
+	msg    string
+}
+
+func (e *callError) Error() string { return e.msg }
+
+// call runs spec on one input region and appends the output region to dst.
+func (e *engine) call(ctx context.Context, spec *FuncSpec, deadline time.Duration, input, dst []byte) ([]byte, error) {
+	in, err := abi.ParseInput(input)
+	if err != nil {
+		return dst, &callError{statusBadRequest, err.Error()}
+	}
+	if len(in.Cols) != len(spec.Args) {
+		return dst, &callError{statusBadRequest, fmt.Sprintf("batch has %d columns, function takes %d", len(in.Cols), len(spec.Args))}
+	}
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	inst, err := e.acquire(ctx)
+	if err != nil {
+		return dst, classify(err, deadline)
+	}
+	switch spec.ABI {
+	case ABIDirect:
+		dst, err = inst.callDirect(ctx, spec, &in, dst)
+	case ABIBatch:
+		dst, err = inst.callBatch(ctx, spec, input, in.Rows, dst)
+	default:
+		err = &callError{statusBadRequest, fmt.Sprintf("unknown ABI %d", spec.ABI)}
+	}
+	if err != nil {
+		var ce *callError
+		if errors.As(err, &ce) && ce.status == statusBadRequest {
+			e.release(inst)
+			return dst, err
+		}
+		// Anything else may have left the instance in an unknown state.
+		e.discard(context.Background(), inst)
+		return dst, classify(err, deadline)
+	}
+	e.release(inst)
+	return dst, nil
+}
+
+// classify turns a wazero error into the class and message the caller sees.
+func classify(err error, deadline time.Duration) error {
+	var ce *callError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		switch exit.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded:
+			return &callError{statusTimeout, fmt.Sprintf("batch exceeded its deadline of %s", deadline)}
+		case sys.ExitCodeContextCanceled:
+			return &callError{statusTimeout, "batch cancelled by the caller"}
+		}
+		return &callError{statusTrap, fmt.Sprintf("guest exited with code %d", exit.ExitCode())}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &callError{statusTimeout, fmt.Sprintf("batch exceeded its deadline of %s", deadline)}
+	}
+	// wazero appends a multi-line wasm stack trace; its first line names
+	// the trap ("wasm error: unreachable").
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	return &callError{statusTrap, "guest trapped: " + msg}
+}
+
+func (inst *instance) fn(name string) (api.Function, error) {
+	if f, ok := inst.fns[name]; ok {
+		return f, nil
+	}
+	f := inst.mod.ExportedFunction(name)
+	if f == nil {
+		return nil, &callError{statusBadRequest, fmt.Sprintf("module has no export %q", name)}
+	}
+	inst.fns[name] = f
+	return f, nil
+}
+
+func (inst *instance) callBatch(ctx context.Context, spec *FuncSpec, input []byte, rows int, dst []byte) ([]byte, error) {
+	if inst.alloc == nil {
+		return dst, &callError{statusBadRequest, "module does not implement the batch ABI (no udfhost_abi_version/udfhost_alloc)"}
+	}
+	f, err := inst.fn(spec.Export)
+	if err != nil {
+		return dst, err
+	}
+	n := uint32(len(input))
+	if n > inst.inCap {
+		inst.stack[0] = uint64(n)
+		if err := inst.alloc.CallWithStack(ctx, inst.stack); err != nil {
+			return dst, err
+		}
+		ptr := uint32(inst.stack[0])
+		if ptr == 0 || ptr%8 != 0 {
+			return dst, &callError{statusBadOutput, fmt.Sprintf("udfhost_alloc(%d) returned unusable pointer %#x", n, ptr)}
+		}
+		inst.inPtr, inst.inCap = ptr, n
+	}
+	if !inst.mem.Write(inst.inPtr, input) {
+		return dst, &callError{statusBadOutput, fmt.Sprintf("udfhost_alloc returned %#x, outside guest memory for %d bytes", inst.inPtr, n)}
+	}
+	inst.stack[0], inst.stack[1] = uint64(inst.inPtr), uint64(n)
+	if err := f.CallWithStack(ctx, inst.stack); err != nil {
+		return dst, err
+	}
+	packed := inst.stack[0]
+	if packed == 0 {
+		return dst, &callError{statusGuestError, "guest could not process the batch (returned 0)"}
+	}
+	outPtr, outLen := uint32(packed), uint32(packed>>32)
+	mem, _ := inst.mem.Read(0, inst.mem.Size())
+	out, err := abi.CopyOutput(dst, mem, outPtr, outLen, rows, spec.Result)
+	if err != nil {
+		return dst, &callError{statusBadOutput, err.Error()}
+	}
+	return out, nil
+}
+
+func (inst *instance) callDirect(ctx context.Context, spec *FuncSpec, in *abi.Input, dst []byte) ([]byte, error) {
+	f, err := inst.fn(spec.Export)
+	if err != nil {
+		return dst, err
+	}
+	if err := checkDirect(f.Definition(), spec); err != nil {
+		return dst, err
+	}
+	b := &inst.builder
+	b.Reset(spec.Result, in.Rows)
+	stack := inst.stack
+	if len(stack) < len(spec.Args) {
+		stack = make([]uint64, len(spec.Args))
+		inst.stack = stack
+	}
+rows:
+	for r := 0; r < in.Rows; r++ {
+		for c := range in.Cols {
+			col := &in.Cols[c]
+			if !col.Valid(r) {
+				b.SetNull(r)
+				continue rows
+			}
+			switch col.Type {
+			case udfhostv1.Type_TYPE_INT:
+				stack[c] = api.EncodeI32(col.Int32(r))
+			case udfhostv1.Type_TYPE_BIGINT:
+				stack[c] = api.EncodeI64(col.Int64(r))
+			case udfhostv1.Type_TYPE_FLOAT:
+				stack[c] = api.EncodeF32(col.Float32(r))
+			case udfhostv1.Type_TYPE_DOUBLE:
+				stack[c] = api.EncodeF64(col.Float64(r))
+			case udfhostv1.Type_TYPE_BOOLEAN:
+				stack[c] = 0
+				if col.Bool(r) {
+					stack[c] = 1
+				}
+			}
+		}
+		if err := f.CallWithStack(ctx, stack); err != nil {
+			return dst, err
+		}
+		switch spec.Result {
+		case udfhostv1.Type_TYPE_INT:
+			b.SetInt32(r, api.DecodeI32(stack[0]))
+		case udfhostv1.Type_TYPE_BIGINT:
+			b.SetInt64(r, int64(stack[0]))
+		case udfhostv1.Type_TYPE_FLOAT:
+			b.SetFloat32(r, api.DecodeF32(stack[0]))
+		case udfhostv1.Type_TYPE_DOUBLE:
+			b.SetFloat64(r, api.DecodeF64(stack[0]))
+		case udfhostv1.Type_TYPE_BOOLEAN:
+			b.SetBool(r, uint32(stack[0]) != 0)
+		}
+	}
+	return b.AppendTo(dst), nil
+}
+
+// checkDirect re-checks, in the worker, that the export's wasm signature is
+// the one the SQL signature maps to; the host checked it at CreateFunction.
+func checkDirect(def api.FunctionDefinition, spec *FuncSpec) error {
+	params, results := def.ParamTypes(), def.ResultTypes()
+	ok := len(params) == len(spec.Args) && len(results) == 1 && results[0] == DirectWasmType(spec.Result)
+	for i := 0; ok && i < len(params); i++ {
+		ok = params[i] == DirectWasmType(spec.Args[i])
+	}
+	if !ok {
+		return &callError{statusBadRequest, fmt.Sprintf("export %q does not have the direct-ABI signature of its SQL types", spec.Export)}
+	}
+	return nil
+}
+
+// DirectWasmType is the wasm value type a SQL type maps to in the direct
+// ABI, or 0 if the type has no direct mapping (VARCHAR, BYTES).
+func DirectWasmType(t udfhostv1.Type) api.ValueType {
+	switch t {
+	case udfhostv1.Type_TYPE_INT, udfhostv1.Type_TYPE_BOOLEAN:
+		return api.ValueTypeI32
+	case udfhostv1.Type_TYPE_BIGINT:
+		return api.ValueTypeI64
+	case udfhostv1.Type_TYPE_FLOAT:
+		return api.ValueTypeF32
+	case udfhostv1.Type_TYPE_DOUBLE:
+		return api.ValueTypeF64
+	}
+	return 0
+}

@@ -1,0 +1,77 @@
+package sandbox
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+)
+
+// ABI selects how a function is called; see docs/ABI.md.
+type ABI uint8
+
+// ABIs.
+const (
+	ABIDirect ABI = 1 // one wasm call per row, numeric types only
+	ABIBatch  ABI = 2 // batch v1 through guest memory
+)
+
+// FuncSpec says which export to call and how. It travels with every call so
+// a worker holds no per-function state and a restarted one needs no replay.
+type FuncSpec struct {
+	Export string
+	ABI    ABI
+	Args   []udfhostv1.Type
+	Result udfhostv1.Type
+}
+
+// callHeader layout (then args, export name, zero padding to 8 bytes, input):
+//
+//	[0:4] deadline in milliseconds  [4] abi  [5] result type  [6] nargs
+//	[7] reserved  [8:10] export name length  [10:16] reserved
+const callHeaderSize = 16
+
+func appendCallHeader(dst []byte, spec *FuncSpec, deadlineMS uint32) []byte {
+	var h [callHeaderSize]byte
+	binary.LittleEndian.PutUint32(h[0:], deadlineMS)
+	h[4] = byte(spec.ABI)
+	h[5] = byte(spec.Result)
+	h[6] = byte(len(spec.Args))
+	binary.LittleEndian.PutUint16(h[8:], uint16(len(spec.Export)))
+	dst = append(dst, h[:]...)
+	for _, t := range spec.Args {
+		dst = append(dst, byte(t))
+	}
+	dst = append(dst, spec.Export...)
+	for len(dst)%8 != 0 {
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
+// parseCallHeader returns the spec, the deadline and the input region. args
+// is reused for the argument types.
+func parseCallHeader(p []byte, args []udfhostv1.Type) (FuncSpec, uint32, []byte, error) {
+	if len(p) < callHeaderSize {
+		return FuncSpec{}, 0, nil, fmt.Errorf("call frame of %d bytes is shorter than its header", len(p))
+	}
+	deadline := binary.LittleEndian.Uint32(p[0:])
+	spec := FuncSpec{ABI: ABI(p[4]), Result: udfhostv1.Type(p[5])}
+	nargs := int(p[6])
+	nameLen := int(binary.LittleEndian.Uint16(p[8:]))
+	end := callHeaderSize + nargs + nameLen
+	if end > len(p) {
+		return FuncSpec{}, 0, nil, fmt.Errorf("call frame header overruns the frame")
+	}
+	args = args[:0]
+	for _, b := range p[callHeaderSize : callHeaderSize+nargs] {
+		args = append(args, udfhostv1.Type(b))
+	}
+	spec.Args = args
+	spec.Export = string(p[callHeaderSize+nargs : end])
+	start := (end + 7) &^ 7
+	if start > len(p) {
+		return FuncSpec{}, 0, nil, fmt.Errorf("call frame has no input region")
+	}
+	return spec, deadline, p[start:], nil
+}

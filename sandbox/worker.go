@@ -1,0 +1,307 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errors a call can fail with; a *CallError unwraps to one of them.
+var (
+	ErrTimeout    = errors.New("batch deadline exceeded")
+	ErrTrap       = errors.New("guest trapped")
+	ErrBadOutput  = errors.New("guest returned an invalid result")
+	ErrGuest      = errors.New("guest failed the batch")
+	ErrBadRequest = errors.New("worker rejected the request")
+	ErrWorkerDied = errors.New("worker process died")
+)
+
+// CallError is a failed call: Class is one of the Err* sentinels, Msg the
+// detail a caller may show.
+type CallError struct {
+	Class error
+	Msg   string
+}
+
+func (e *CallError) Error() string { return e.Msg }
+func (e *CallError) Unwrap() error { return e.Class }
+
+// IsViolation reports whether err means the guest misbehaved (trap, timeout,
+// bad output, crash) as opposed to a bad request or a caller's cancellation.
+func IsViolation(err error) bool {
+	return errors.Is(err, ErrTimeout) || errors.Is(err, ErrTrap) || errors.Is(err, ErrBadOutput) ||
+		errors.Is(err, ErrGuest) || errors.Is(err, ErrWorkerDied)
+}
+
+// Config says what a worker runs and under which limits.
+type Config struct {
+	Identity         string // SPIFFE ID of the pod; the worker runs nothing else
+	Module           []byte // verified wasm bytes
+	MemoryLimitPages uint32 // per instance, 64 KiB pages
+	MaxInstances     int    // concurrent batches in the worker
+	CacheDir         string // wazero compilation cache; "" for none
+	Exe              string // binary to re-execute; default /proc/self/exe
+	Args             []string
+	Stderr           io.Writer     // the worker's stderr; default discarded
+	StartTimeout     time.Duration // default 30 s (a cold compile of a Go guest takes ~1 s)
+}
+
+// Worker is the host's handle on one worker process.
+type Worker struct {
+	identity string
+	cmd      *exec.Cmd
+	conn     net.Conn
+	w        *frameWriter
+	info     loadedInfo
+	startDur time.Duration
+
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	pending map[uint64]chan result
+	done    chan struct{}
+	exitErr error // why the worker is gone; set before done is closed
+}
+
+type result struct {
+	status  uint16
+	payload []byte
+}
+
+// Start launches a worker for cfg.Identity, hands it the module and waits
+// until it has compiled it, jailed itself and warmed an instance.
+func Start(ctx context.Context, cfg Config) (*Worker, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("start worker %s: socketpair: %w", cfg.Identity, err)
+	}
+	hostEnd, childEnd := os.NewFile(uintptr(fds[0]), "worker-host"), os.NewFile(uintptr(fds[1]), "worker-child")
+	defer childEnd.Close()
+	conn, err := net.FileConn(hostEnd)
+	hostEnd.Close()
+	if err != nil {
+		childEnd.Close()
+		return nil, fmt.Errorf("start worker %s: %w", cfg.Identity, err)
+	}
+	exe, args := cfg.Exe, cfg.Args
+	if exe == "" {
+		exe = "/proc/self/exe"
+	}
+	if args == nil {
+		args = []string{"worker"}
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.ExtraFiles = []*os.File{childEnd}
+	cmd.Env = []string{} // nothing of the host's environment (tokens, paths) leaks in
+	cmd.Dir = "/"
+	cmd.Stderr = cfg.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	started := time.Now()
+	if err := cmd.Start(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("start worker %s: %w", cfg.Identity, err)
+	}
+	w := &Worker{
+		identity: cfg.Identity, cmd: cmd, conn: conn, w: &frameWriter{w: conn},
+		pending: map[uint64]chan result{}, done: make(chan struct{}),
+	}
+	if err := w.load(ctx, cfg); err != nil {
+		w.kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("start worker %s: %w", cfg.Identity, err)
+	}
+	w.startDur = time.Since(started)
+	go w.readLoop()
+	return w, nil
+}
+
+func (w *Worker) load(ctx context.Context, cfg Config) error {
+	lc, _ := json.Marshal(loadConfig{
+		Identity: cfg.Identity, MemoryLimitPages: cfg.MemoryLimitPages,
+		MaxInstances: cfg.MaxInstances, CacheDir: cfg.CacheDir,
+	})
+	timeout := cfg.StartTimeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	w.conn.SetDeadline(deadline)
+	defer w.conn.SetDeadline(time.Time{})
+	if err := w.w.write(kindLoad, statusOK, 0, lc, []byte{0}, cfg.Module); err != nil {
+		return fmt.Errorf("send module: %w", err)
+	}
+	var hdr [frameHeaderSize]byte
+	fr, _, err := readFrame(w.conn, &hdr, nil)
+	if err != nil {
+		return fmt.Errorf("wait for worker to load: %w", err)
+	}
+	if fr.kind != kindLoaded {
+		return fmt.Errorf("worker answered load with frame kind %d", fr.kind)
+	}
+	if err := json.Unmarshal(fr.payload, &w.info); err != nil {
+		return fmt.Errorf("decode load answer: %w", err)
+	}
+	if w.info.Error != "" {
+		return errors.New(w.info.Error)
+	}
+	return nil
+}
+
+// Identity returns the pod identity the worker serves.
+func (w *Worker) Identity() string { return w.identity }
+
+// PID returns the worker's process id.
+func (w *Worker) PID() int { return w.cmd.Process.Pid }
+
+// Layers reports the isolation layers the worker says are active.
+func (w *Worker) Layers() []Layer { return w.info.Layers }
+
+// StartDuration is how long Start took, from exec to a warm instance.
+func (w *Worker) StartDuration() time.Duration { return w.startDur }
+
+// Done is closed when the worker process is gone.
+func (w *Worker) Done() <-chan struct{} { return w.done }
+
+// Err says why the worker is gone, once Done is closed.
+func (w *Worker) Err() error { <-w.done; return w.exitErr }
+
+// Call runs spec on one batch v1 input region with the given deadline and
+// appends the worker's output region to dst.
+func (w *Worker) Call(ctx context.Context, spec *FuncSpec, deadline time.Duration, input []byte) ([]byte, error) {
+	id := w.nextID.Add(1)
+	ch := make(chan result, 1)
+	w.mu.Lock()
+	if w.pending == nil {
+		w.mu.Unlock()
+		return nil, &CallError{ErrWorkerDied, w.deadMessage()}
+	}
+	w.pending[id] = ch
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		if w.pending != nil {
+			delete(w.pending, id)
+		}
+		w.mu.Unlock()
+	}()
+
+	hdr := appendCallHeader(make([]byte, 0, 64), spec, uint32(deadline/time.Millisecond))
+	if err := w.w.write(kindCall, statusOK, id, hdr, input); err != nil {
+		return nil, &CallError{ErrWorkerDied, fmt.Sprintf("send batch to worker: %v", err)}
+	}
+	// The worker enforces the deadline itself; the watchdog only fires if
+	// it does not, and then the process is beyond trust.
+	watchdog := time.NewTimer(deadline + 2*time.Second)
+	defer watchdog.Stop()
+	select {
+	case r := <-ch:
+		if r.status == statusOK {
+			return r.payload, nil
+		}
+		return nil, &CallError{statusClass(r.status), string(r.payload)}
+	case <-w.done:
+		return nil, &CallError{ErrWorkerDied, w.deadMessage()}
+	case <-watchdog.C:
+		w.kill()
+		return nil, &CallError{ErrTimeout, fmt.Sprintf("batch exceeded its deadline of %s and the worker did not stop it; worker killed", deadline)}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func statusClass(s uint16) error {
+	switch s {
+	case statusTrap:
+		return ErrTrap
+	case statusTimeout:
+		return ErrTimeout
+	case statusBadOutput:
+		return ErrBadOutput
+	case statusGuestError:
+		return ErrGuest
+	case statusBadRequest:
+		return ErrBadRequest
+	}
+	return ErrWorkerDied
+}
+
+func (w *Worker) deadMessage() string {
+	select {
+	case <-w.done:
+		if w.exitErr != nil {
+			return fmt.Sprintf("worker %d for %s died: %v", w.cmd.Process.Pid, w.identity, w.exitErr)
+		}
+	default:
+	}
+	return fmt.Sprintf("worker %d for %s is gone", w.cmd.Process.Pid, w.identity)
+}
+
+func (w *Worker) readLoop() {
+	var hdr [frameHeaderSize]byte
+	var err error
+	for {
+		var fr frame
+		fr, _, err = readFrame(w.conn, &hdr, nil)
+		if err != nil {
+			break
+		}
+		w.mu.Lock()
+		ch := w.pending[fr.id]
+		w.mu.Unlock()
+		if ch != nil {
+			ch <- result{fr.status, fr.payload}
+		}
+	}
+	w.conn.Close()
+	waitErr := w.cmd.Wait()
+	w.mu.Lock()
+	w.pending = nil
+	w.mu.Unlock()
+	switch {
+	case waitErr != nil:
+		w.exitErr = waitErr
+	case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
+		w.exitErr = err
+	}
+	close(w.done)
+}
+
+func (w *Worker) kill() {
+	w.cmd.Process.Kill()
+	w.conn.Close()
+}
+
+// Close stops the worker: in-flight batches finish, then the process exits
+// on its own; it is killed if it has not within the grace period.
+func (w *Worker) Close(ctx context.Context) error {
+	if cw, ok := w.conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		w.conn.Close()
+	}
+	grace := time.NewTimer(5 * time.Second)
+	defer grace.Stop()
+	select {
+	case <-w.done:
+	case <-grace.C:
+		w.kill()
+		<-w.done
+	case <-ctx.Done():
+		w.kill()
+		<-w.done
+	}
+	return nil
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing udfhost needs on a fresh Debian machine:
+# apt packages if missing, Go tools at pinned versions into .cache/bin.
+# Idempotent and quiet when everything is there already.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v wat2wasm >/dev/null || need+=(wabt)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)
+command -v strace >/dev/null || need+=(strace)
+if ((${#need[@]})); then
+  echo "install-deps: apt-get install ${need[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Pinned Go tools (DESIGN §10). Only `make proto` needs them, so they are
+# installed when asked for: scripts/install-deps.sh tools
+if [ "${1:-}" = tools ]; then
+  export GOBIN="$PWD/.cache/bin"
+  mkdir -p "$GOBIN"
+  [ -x "$GOBIN/protoc-gen-go" ] || go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+  [ -x "$GOBIN/protoc-gen-go-grpc" ] || go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+fi
