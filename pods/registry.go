@@ -32,9 +32,9 @@ type Registry struct {
 }
 
 type pod struct {
-	ready    chan struct{} // closed when w/err are set
-	w        *sandbox.Worker
-	err      error
+	ready chan struct{} // closed when w/err are set
+	w     *sandbox.Worker
+	err   error
 }
 
 // NewRegistry returns a registry that starts workers with start and reports
