@@ -1,0 +1,350 @@
+// Package artifacts is the content-addressed store for uploaded WebAssembly
+// modules. Bytes arrive through pre-signed, single-use upload URLs served by
+// the Store itself, are checked against the declared size and sha256 while
+// they stream in, and become an Artifact only when Commit has validated the
+// module (it compiles, imports only what its kind allows, and exports
+// functions).
+//
+// On disk, under Config.Dir:
+//
+//	uploads/<up-id>.json    upload record (pending, uploading, received, committed, rejected)
+//	uploads/<up-id>.wasm    received bytes waiting for Commit
+//	objects/sha256/<hex>    module bytes, one file per distinct content
+//	meta/<art-id>.json      artifact metadata; writing it is the commit point
+//
+// Every file is written atomically (temporary file, fsync, rename, fsync of
+// the directory), so a crash leaves either the old or the new state.
+package artifacts
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/presign"
+)
+
+// Sentinel errors. Every returned error wraps at most one of them, with
+// detail naming the problem.
+var (
+	// ErrNotFound means no artifact, upload or object has that id or digest.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalidArgument means a request field is missing or malformed.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrInvalidModule means the uploaded bytes are not an acceptable
+	// WebAssembly module.
+	ErrInvalidModule = errors.New("invalid module")
+	// ErrDisallowedImport means the module imports something its kind may
+	// not use.
+	ErrDisallowedImport = errors.New("disallowed import")
+	// ErrUploadState means the upload is not in the state the operation
+	// needs (nothing uploaded yet, already committed, rejected, expired…).
+	ErrUploadState = errors.New("upload in wrong state")
+	// ErrTooLarge means a declared or actual size exceeds the limit.
+	ErrTooLarge = errors.New("too large")
+)
+
+// Kind is what an artifact is for; it decides which imports it may have.
+type Kind string
+
+// Artifact kinds.
+const (
+	KindUDF       Kind = "udf"
+	KindConnector Kind = "connector"
+)
+
+// Export is an exported function of a module with its wasm types ("i32",
+// "i64", "f32", "f64", …).
+type Export struct {
+	Name    string   `json:"name"`
+	Params  []string `json:"params"`
+	Results []string `json:"results"`
+}
+
+// Artifact is a committed, validated module.
+type Artifact struct {
+	ID         string    `json:"id"`     // "art-" + 16 random hex chars, host chosen
+	Digest     string    `json:"digest"` // "sha256:<hex>"
+	Size       int64     `json:"size"`
+	Kind       Kind      `json:"kind"`
+	Env        string    `json:"env"`
+	Name       string    `json:"name,omitempty"`
+	Exports    []Export  `json:"exports"`               // sorted by name
+	Imports    []string  `json:"imports,omitempty"`     // "module.name", sorted
+	ABIVersion uint32    `json:"abi_version,omitempty"` // 1 for the batch ABI, else 0
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// Auditor records security-relevant events; an error means the event was
+// not recorded and the action must be refused.
+type Auditor interface {
+	Record(ctx context.Context, e audit.Event) error
+}
+
+// Config configures a Store. Dir, Signer and Audit are required.
+type Config struct {
+	Dir        string          // root, e.g. <data>/artifacts
+	Signer     *presign.Signer // signs upload URLs and verifies them in ServeHTTP
+	Audit      Auditor
+	MaxSize    int64         // largest accepted module; default 100 MiB
+	DefaultTTL time.Duration // upload URL lifetime when the request gives none; default 15m
+	MaxTTL     time.Duration // longest upload URL lifetime; default 1h
+	Now        func() time.Time
+	Cache      wazero.CompilationCache // optional; used by validation compiles
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMaxSize    = 100 << 20
+	DefaultUploadTTL  = 15 * time.Minute
+	DefaultMaxTTL     = time.Hour
+	filePerm          = 0o600
+	dirPerm           = 0o700
+	tmpPrefix         = ".tmp-"
+	uploadIDPrefix    = "up-"
+	artifactIDPrefix  = "art-"
+	digestPrefix      = "sha256:"
+	uploadKeyPrefix   = "uploads/"
+	interruptedReason = "upload interrupted by a server restart"
+)
+
+// Store is the artifact store and the handler of its pre-signed upload
+// endpoint. It is safe for concurrent use by one process; two processes
+// must not share a Dir.
+type Store struct {
+	cfg        Config
+	uploadsDir string
+	objectsDir string
+	metaDir    string
+
+	mu         sync.Mutex          // guards records, meta and objects on disk
+	committing map[string]struct{} // uploads whose Commit is validating
+}
+
+// New opens (creating if needed) the store under cfg.Dir. It also finishes
+// what a crash may have left half done: temporary files are removed,
+// uploads that were streaming are marked rejected, uploads whose artifact
+// was committed are marked so, and objects no artifact refers to are
+// deleted.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("open artifact store: no directory configured")
+	}
+	if cfg.Signer == nil {
+		return nil, errors.New("open artifact store: no URL signer configured")
+	}
+	if cfg.Audit == nil {
+		return nil, errors.New("open artifact store: no auditor configured")
+	}
+	if cfg.MaxSize <= 0 {
+		cfg.MaxSize = DefaultMaxSize
+	}
+	if cfg.DefaultTTL <= 0 {
+		cfg.DefaultTTL = DefaultUploadTTL
+	}
+	if cfg.MaxTTL <= 0 {
+		cfg.MaxTTL = DefaultMaxTTL
+	}
+	if cfg.DefaultTTL > cfg.MaxTTL {
+		return nil, fmt.Errorf("open artifact store: default upload TTL %s exceeds maximum %s", cfg.DefaultTTL, cfg.MaxTTL)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Store{
+		cfg:        cfg,
+		uploadsDir: filepath.Join(cfg.Dir, "uploads"),
+		objectsDir: filepath.Join(cfg.Dir, "objects", "sha256"),
+		metaDir:    filepath.Join(cfg.Dir, "meta"),
+		committing: map[string]struct{}{},
+	}
+	for _, d := range []string{s.uploadsDir, s.objectsDir, s.metaDir} {
+		if err := os.MkdirAll(d, dirPerm); err != nil {
+			return nil, fmt.Errorf("open artifact store: %w", err)
+		}
+	}
+	if err := s.recover(); err != nil {
+		return nil, fmt.Errorf("open artifact store: %w", err)
+	}
+	return s, nil
+}
+
+// recover repairs the on-disk state after a crash; see New.
+func (s *Store) recover() error {
+	for _, d := range []string{s.uploadsDir, s.objectsDir, s.metaDir} {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), tmpPrefix) {
+				if err := os.Remove(filepath.Join(d, e.Name())); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	metas, err := s.loadAllMeta()
+	if err != nil {
+		return err
+	}
+	committed := map[string]string{} // upload id -> artifact id
+	digests := map[string]bool{}
+	for _, m := range metas {
+		if m.UploadID != "" {
+			committed[m.UploadID] = m.ID
+		}
+		digests[strings.TrimPrefix(m.Digest, digestPrefix)] = true
+	}
+	entries, err := os.ReadDir(s.uploadsDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !validUploadID(id) {
+			continue
+		}
+		rec, err := s.loadUpload(id)
+		if err != nil {
+			return err
+		}
+		changed := false
+		if art, ok := committed[id]; ok && rec.State != stateCommitted {
+			rec.State, rec.ArtifactID, rec.Reason = stateCommitted, art, ""
+			changed = true
+		} else if rec.State == stateUploading {
+			rec.State, rec.Reason = stateRejected, interruptedReason
+			changed = true
+		} else if rec.State == stateReceived {
+			if _, err := os.Stat(s.stagedPath(id)); errors.Is(err, fs.ErrNotExist) {
+				rec.State, rec.Reason = stateRejected, "received bytes were lost"
+				changed = true
+			}
+		}
+		if changed {
+			if err := s.saveUpload(rec); err != nil {
+				return err
+			}
+		}
+		if rec.State != stateReceived {
+			if err := removeIfExists(s.stagedPath(id)); err != nil {
+				return err
+			}
+		}
+	}
+	objs, err := os.ReadDir(s.objectsDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range objs {
+		if !digests[e.Name()] {
+			// Written by a commit that crashed before its metadata.
+			if err := os.Remove(filepath.Join(s.objectsDir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// metaRecord is the on-disk form of an artifact.
+type metaRecord struct {
+	Artifact
+	UploadID string `json:"upload_id,omitempty"`
+}
+
+func (s *Store) metaPath(id string) string                       { return filepath.Join(s.metaDir, id+".json") }
+func (s *Store) objectPath(hex string) string                    { return filepath.Join(s.objectsDir, hex) }
+func (s *Store) uploadPath(id string) string                     { return filepath.Join(s.uploadsDir, id+".json") }
+func (s *Store) stagedPath(id string) string                     { return filepath.Join(s.uploadsDir, id+".wasm") }
+func (s *Store) now() time.Time                                  { return s.cfg.Now() }
+func (s *Store) record(ctx context.Context, e audit.Event) error { return s.cfg.Audit.Record(ctx, e) }
+
+func (s *Store) loadMeta(id string) (*metaRecord, error) {
+	b, err := os.ReadFile(s.metaPath(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: artifact %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read artifact %s: %w", id, err)
+	}
+	var m metaRecord
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("read artifact %s: %w", id, err)
+	}
+	if m.ID != id {
+		return nil, fmt.Errorf("read artifact %s: metadata names %q", id, m.ID)
+	}
+	return &m, nil
+}
+
+func (s *Store) loadAllMeta() ([]*metaRecord, error) {
+	entries, err := os.ReadDir(s.metaDir)
+	if err != nil {
+		return nil, fmt.Errorf("list artifacts: %w", err)
+	}
+	var out []*metaRecord
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !validArtifactID(id) {
+			continue
+		}
+		m, err := s.loadMeta(id)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func randomID(prefix string) (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate id: %w", err)
+	}
+	return prefix + hex.EncodeToString(b[:]), nil
+}
+
+var (
+	uploadIDRe   = regexp.MustCompile(`^up-[0-9a-f]{16}$`)
+	artifactIDRe = regexp.MustCompile(`^art-[0-9a-f]{16}$`)
+	envRe        = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	nameRe       = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+)
+
+func validUploadID(id string) bool   { return uploadIDRe.MatchString(id) }
+func validArtifactID(id string) bool { return artifactIDRe.MatchString(id) }
+
+// parseDigest accepts "sha256:<64 lower-case hex>" and returns the hex.
+func parseDigest(d string) (string, error) {
+	h, ok := strings.CutPrefix(d, digestPrefix)
+	if !ok || !presign.IsHexSHA256(h) {
+		return "", fmt.Errorf("%w: digest %q is not sha256:<64 lower-case hex digits>", ErrInvalidArgument, d)
+	}
+	return h, nil
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,306 @@
+package artifacts
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/internal/atomicfile"
+)
+
+// Commit turns a received upload into an artifact: the staged bytes are
+// re-hashed, validated for the upload's kind, stored by digest and described
+// by new metadata. A module that fails validation rejects the upload for
+// good (ErrInvalidModule or ErrDisallowedImport); an upload that is not in
+// the received state gives ErrUploadState saying which state it is in.
+func (s *Store) Commit(ctx context.Context, uploadID, actor, requestID string) (*Artifact, error) {
+	if !validUploadID(uploadID) {
+		return nil, fmt.Errorf("%w: upload id %q is not of the form up-<16 hex digits>", ErrInvalidArgument, uploadID)
+	}
+	rec, err := s.beginCommit(uploadID)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.committing, uploadID)
+		s.mu.Unlock()
+	}()
+
+	data, err := os.ReadFile(s.stagedPath(uploadID))
+	if err != nil {
+		return nil, fmt.Errorf("commit upload %s: read staged bytes: %w", uploadID, err)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != rec.SHA256 || int64(len(data)) != rec.Size {
+		// Our own staged file changed under us: never validate or store it.
+		return nil, fmt.Errorf("commit upload %s: staged bytes do not match the verified upload (sha256 %s, %d bytes)", uploadID, got, len(data))
+	}
+
+	info, verr := Validate(ctx, data, rec.Kind, s.cfg.Cache)
+	if verr != nil && !errors.Is(verr, ErrInvalidModule) && !errors.Is(verr, ErrDisallowedImport) {
+		// Cancelled, or the host failed: not the module's fault, so the
+		// upload stays received and Commit can be retried.
+		return nil, fmt.Errorf("commit upload %s: %w", uploadID, verr)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if verr != nil {
+		return nil, s.rejectCommit(ctx, rec, actor, requestID, verr)
+	}
+	id, err := randomID(artifactIDPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("commit upload %s: %w", uploadID, err)
+	}
+	art := &Artifact{
+		ID: id, Digest: digestPrefix + rec.SHA256, Size: rec.Size, Kind: rec.Kind,
+		Env: rec.Env, Name: rec.Name, Exports: info.Exports, Imports: info.Imports,
+		ABIVersion: info.ABIVersion, CreatedAt: s.now().UTC(),
+	}
+	if art.Exports == nil {
+		art.Exports = []Export{}
+	}
+	if err := s.storeArtifact(ctx, rec, art, data, actor, requestID); err != nil {
+		return nil, err
+	}
+	return art, nil
+}
+
+// beginCommit checks the upload's state and marks its commit in progress.
+func (s *Store) beginCommit(uploadID string) (*uploadRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, err := s.loadUpload(uploadID)
+	if err != nil {
+		return nil, fmt.Errorf("commit upload %s: %w", uploadID, err)
+	}
+	switch rec.State {
+	case stateReceived:
+	case statePending:
+		if s.now().After(rec.ExpiresAt) {
+			return nil, fmt.Errorf("%w: upload %s expired at %s: nothing was uploaded", ErrUploadState, uploadID, rec.ExpiresAt.Format(time.RFC3339))
+		}
+		return nil, fmt.Errorf("%w: upload %s is pending: nothing was uploaded yet", ErrUploadState, uploadID)
+	case stateUploading:
+		return nil, fmt.Errorf("%w: upload %s is still receiving its bytes", ErrUploadState, uploadID)
+	case stateCommitted:
+		return nil, fmt.Errorf("%w: upload %s already committed as %s", ErrUploadState, uploadID, rec.ArtifactID)
+	case stateRejected:
+		return nil, fmt.Errorf("%w: upload %s rejected: %s", ErrUploadState, uploadID, rec.Reason)
+	default:
+		return nil, fmt.Errorf("%w: upload %s is in unknown state %q", ErrUploadState, uploadID, rec.State)
+	}
+	if _, busy := s.committing[uploadID]; busy {
+		return nil, fmt.Errorf("%w: upload %s is being committed by another request", ErrUploadState, uploadID)
+	}
+	s.committing[uploadID] = struct{}{}
+	return rec, nil
+}
+
+// rejectCommit records a validation failure: the upload is rejected for
+// good and its bytes removed. Called with s.mu held.
+func (s *Store) rejectCommit(ctx context.Context, rec *uploadRecord, actor, requestID string, verr error) error {
+	rec.State, rec.Reason = stateRejected, verr.Error()
+	var errs []error
+	errs = append(errs, fmt.Errorf("commit upload %s: %w", rec.ID, verr))
+	if err := s.saveUpload(rec); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeIfExists(s.stagedPath(rec.ID)); err != nil {
+		errs = append(errs, fmt.Errorf("remove staged upload: %w", err))
+	}
+	if err := s.record(ctx, audit.Event{
+		Type: audit.TypeArtifactRejected, Actor: actor, Resource: "upload/" + rec.ID,
+		Decision: audit.Deny, Reason: verr.Error(), RequestID: requestID,
+		Details: map[string]string{"sha256": rec.SHA256, "kind": string(rec.Kind), "env": rec.Env},
+	}); err != nil {
+		errs = append(errs, fmt.Errorf("audit: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// storeArtifact makes art durable: object (if new), then metadata (the
+// commit point), then the upload record. The commit is audited before
+// anything is written; if the log refuses, nothing is. Called with s.mu
+// held.
+func (s *Store) storeArtifact(ctx context.Context, rec *uploadRecord, art *Artifact, data []byte, actor, requestID string) error {
+	if err := s.record(ctx, audit.Event{
+		Type: audit.TypeArtifactCommitted, Actor: actor, Resource: "artifact/" + art.ID,
+		Decision: audit.Allow, RequestID: requestID,
+		Details: map[string]string{
+			"digest": art.Digest, "kind": string(art.Kind), "env": art.Env,
+			"upload": rec.ID, "size": strconv.FormatInt(art.Size, 10),
+			"abi_version": strconv.FormatUint(uint64(art.ABIVersion), 10),
+		},
+	}); err != nil {
+		return fmt.Errorf("commit upload %s: audit: %w", rec.ID, err)
+	}
+
+	// From here on a failure undoes what was written and is audited as an
+	// error, so the log never claims an artifact that does not exist.
+	fail := func(err error, created bool) error {
+		err = fmt.Errorf("commit upload %s: %w", rec.ID, err)
+		_ = os.Remove(s.metaPath(art.ID))
+		if created {
+			_ = os.Remove(s.objectPath(rec.SHA256))
+		}
+		_ = s.record(ctx, audit.Event{
+			Type: audit.TypeArtifactCommitted, Actor: actor, Resource: "artifact/" + art.ID,
+			Decision: audit.Error, Reason: "commit failed after it was recorded; nothing was stored: " + err.Error(),
+			RequestID: requestID,
+		})
+		return err
+	}
+	objPath := s.objectPath(rec.SHA256)
+	created := false
+	if _, err := os.Stat(objPath); errors.Is(err, fs.ErrNotExist) {
+		// Content addressed: an existing object has these very bytes.
+		if err := atomicfile.WriteFile(objPath, data, filePerm); err != nil {
+			return fail(err, false)
+		}
+		created = true
+	} else if err != nil {
+		return fail(fmt.Errorf("stat object: %w", err), false)
+	}
+	b, err := json.MarshalIndent(metaRecord{Artifact: *art, UploadID: rec.ID}, "", "  ")
+	if err != nil {
+		return fail(err, created)
+	}
+	if err := atomicfile.WriteFile(s.metaPath(art.ID), append(b, '\n'), filePerm); err != nil {
+		return fail(err, created)
+	}
+	// Committed. What follows is bookkeeping that New repairs after a crash
+	// (it knows the upload from the metadata).
+	rec.State, rec.ArtifactID, rec.Reason = stateCommitted, art.ID, ""
+	if err := s.saveUpload(rec); err != nil {
+		return fail(err, created)
+	}
+	if err := removeIfExists(s.stagedPath(rec.ID)); err != nil {
+		return fmt.Errorf("commit upload %s: committed as %s, but removing the staged bytes failed: %w", rec.ID, art.ID, err)
+	}
+	return nil
+}
+
+// Get returns the artifact with id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*Artifact, error) {
+	if !validArtifactID(id) {
+		return nil, fmt.Errorf("%w: artifact id %q is not of the form art-<16 hex digits>", ErrInvalidArgument, id)
+	}
+	m, err := s.loadMeta(id)
+	if err != nil {
+		return nil, fmt.Errorf("get artifact: %w", err)
+	}
+	return &m.Artifact, nil
+}
+
+// List returns the artifacts of env ("" for every environment), oldest
+// first (by CreatedAt, then ID).
+func (s *Store) List(ctx context.Context, env string) ([]*Artifact, error) {
+	metas, err := s.loadAllMeta()
+	if err != nil {
+		return nil, err
+	}
+	out := []*Artifact{}
+	for _, m := range metas {
+		if env == "" || m.Env == env {
+			out = append(out, &m.Artifact)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// Delete removes the artifact's metadata, and its object when no other
+// artifact has the same digest. The deletion is audited first; if the log
+// refuses, nothing is deleted.
+func (s *Store) Delete(ctx context.Context, id, actor, requestID string) error {
+	if !validArtifactID(id) {
+		return fmt.Errorf("%w: artifact id %q is not of the form art-<16 hex digits>", ErrInvalidArgument, id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := s.loadMeta(id)
+	if err != nil {
+		return fmt.Errorf("delete artifact: %w", err)
+	}
+	if err := s.record(ctx, audit.Event{
+		Type: audit.TypeArtifactDeleted, Actor: actor, Resource: "artifact/" + id,
+		Decision: audit.Allow, RequestID: requestID,
+		Details: map[string]string{"digest": m.Digest, "kind": string(m.Kind), "env": m.Env},
+	}); err != nil {
+		return fmt.Errorf("delete artifact %s: audit: %w", id, err)
+	}
+	if err := os.Remove(s.metaPath(id)); err != nil {
+		_ = s.record(ctx, audit.Event{
+			Type: audit.TypeArtifactDeleted, Actor: actor, Resource: "artifact/" + id,
+			Decision: audit.Error, Reason: "delete failed after it was recorded: " + err.Error(), RequestID: requestID,
+		})
+		return fmt.Errorf("delete artifact %s: %w", id, err)
+	}
+	if err := atomicfile.SyncDir(s.metaDir); err != nil {
+		return fmt.Errorf("delete artifact %s: %w", id, err)
+	}
+	others, err := s.loadAllMeta()
+	if err != nil {
+		return fmt.Errorf("delete artifact %s: metadata removed, object kept: %w", id, err)
+	}
+	for _, o := range others {
+		if o.Digest == m.Digest {
+			return nil
+		}
+	}
+	hexDigest, err := parseDigest(m.Digest)
+	if err != nil {
+		return fmt.Errorf("delete artifact %s: metadata removed, object kept: %w", id, err)
+	}
+	if err := removeIfExists(s.objectPath(hexDigest)); err != nil {
+		return fmt.Errorf("delete artifact %s: metadata removed, object kept: %w", id, err)
+	}
+	if err := atomicfile.SyncDir(s.objectsDir); err != nil {
+		return fmt.Errorf("delete artifact %s: %w", id, err)
+	}
+	return nil
+}
+
+// Module returns the bytes stored under digest ("sha256:<hex>") after
+// checking that they still hash to it, so a compiler never sees unverified
+// bytes.
+func (s *Store) Module(ctx context.Context, digest string) ([]byte, error) {
+	h, err := parseDigest(digest)
+	if err != nil {
+		return nil, fmt.Errorf("read module: %w", err)
+	}
+	data, err := os.ReadFile(s.objectPath(h))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read module: %w: object %s", ErrNotFound, digest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read module %s: %w", digest, err)
+	}
+	sum := sha256.Sum256(data)
+	if !bytes.Equal(sum[:], mustHex(h)) {
+		return nil, fmt.Errorf("read module %s: stored object is corrupt: its content hashes to sha256:%x", digest, sum)
+	}
+	return data, nil
+}
+
+func mustHex(h string) []byte {
+	b, _ := hex.DecodeString(h) // h was checked by parseDigest
+	return b
+}

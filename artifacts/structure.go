@@ -1,0 +1,771 @@
+package artifacts
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Implementation limits. Most are those of the WebAssembly JS API, which
+// browsers enforce; the rest bound work that wazero's decoder and compiler
+// do in proportion to a product of counts. scanModule enforces them, and
+// checks that every count and length in the binary is backed by bytes that
+// are actually there, before any byte reaches wazero: wazero sizes
+// allocations from the declared counts (a 15-byte module declaring 2^32
+// imports makes it allocate hundreds of gigabytes and kills the process).
+const (
+	maxModuleSize      = 1 << 30
+	maxTypes           = 1_000_000
+	maxFunctions       = 1_000_000 // imported and defined
+	maxImports         = 100_000
+	maxExports         = 100_000
+	maxGlobals         = 1_000_000
+	maxTags            = 1_000_000
+	maxTables          = 100_000
+	maxDataSegments    = 100_000
+	maxElementSegments = 10_000_000
+	maxElemsPerSegment = 10_000_000
+	maxFunctionSize    = 7_654_321
+	maxParams          = 1_000
+	maxResults         = 1_000
+	maxLocals          = 50_000     // per function
+	maxTotalLocals     = 16_000_000 // whole module
+	// wazero builds function definitions by scanning, for every function,
+	// all exports and all local-name entries.
+	maxFuncScanWork = 500_000_000
+)
+
+// Section ids.
+const (
+	secCustom    = 0
+	secType      = 1
+	secImport    = 2
+	secFunction  = 3
+	secTable     = 4
+	secMemory    = 5
+	secGlobal    = 6
+	secExport    = 7
+	secStart     = 8
+	secElement   = 9
+	secCode      = 10
+	secData      = 11
+	secDataCount = 12
+	secTag       = 13
+)
+
+var sectionNames = [...]string{"custom", "type", "import", "function", "table", "memory", "global", "export", "start", "element", "code", "data", "data count", "tag"}
+
+// sectionRank is the position a non-custom section must have in a module.
+var sectionRank = map[byte]int{
+	secType: 1, secImport: 2, secFunction: 3, secTable: 4, secMemory: 5, secTag: 6,
+	secGlobal: 7, secExport: 8, secStart: 9, secElement: 10, secDataCount: 11,
+	secCode: 12, secData: 13,
+}
+
+// errTruncated is the cause for reads past the end of a section.
+var errTruncated = errors.New("unexpected end")
+
+// ParseImports returns every entry of the module's import section (module,
+// name, kind). It first walks the whole binary with bounds checks and
+// implementation limits (every count must be backed by bytes, sizes must
+// agree with contents), so it is safe on hostile input; errors wrap
+// ErrInvalidModule and name the first problem.
+func ParseImports(wasm []byte) ([]RawImport, error) {
+	imps, err := scanModule(wasm)
+	if err != nil && !errors.Is(err, ErrInvalidModule) {
+		err = fmt.Errorf("%w: %v", ErrInvalidModule, err)
+	}
+	return imps, err
+}
+
+// moduleScan is the state of one scanModule run.
+type moduleScan struct {
+	imports      []RawImport
+	funcs        uint64 // imported + defined
+	exports      uint64
+	localNames   uint64 // entries in the name section's local-names map
+	totalLocals  uint64
+	totalTypes   uint64
+	sawNameField bool
+}
+
+// scanModule walks every section of a wasm binary with a bounds-checked
+// reader, following the grammar wazero v1.12's decoder uses, and rejects
+// anything malformed, any count larger than the bytes that would hold it,
+// and anything over the implementation limits. It returns the imports. It
+// does not validate types or code; wazero does that afterwards, on input
+// whose sizes are now known to be sane.
+func scanModule(wasm []byte) ([]RawImport, error) {
+	if err := checkHeader(wasm); err != nil {
+		return nil, err
+	}
+	if len(wasm) > maxModuleSize {
+		return nil, fmt.Errorf("module is %d bytes, more than %d", len(wasm), maxModuleSize)
+	}
+	m := &moduleScan{}
+	r := reader{buf: wasm, pos: 8}
+	lastRank := 0
+	for r.pos < len(r.buf) {
+		id, _ := r.byte()
+		name := fmt.Sprintf("section id %d", id)
+		if int(id) < len(sectionNames) {
+			name = sectionNames[id] + " section"
+		}
+		size, err := r.u32()
+		if err != nil {
+			return nil, fmt.Errorf("%s size: %w", name, err)
+		}
+		body, err := r.bytes(int(size))
+		if err != nil {
+			return nil, fmt.Errorf("%s: declared size %d runs past the end of the module (%d bytes left)", name, size, len(r.buf)-r.pos)
+		}
+		if id != secCustom {
+			rank, ok := sectionRank[id]
+			if !ok {
+				return nil, fmt.Errorf("unknown section id %d", id)
+			}
+			if rank <= lastRank {
+				return nil, fmt.Errorf("%s is out of order or repeated", name)
+			}
+			lastRank = rank
+		}
+		sr := &reader{buf: body}
+		if err := m.section(id, sr); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if sr.pos != len(body) {
+			return nil, fmt.Errorf("%s: %d bytes left over after its contents", name, len(body)-sr.pos)
+		}
+	}
+	if m.funcs*(m.exports+m.localNames) > maxFuncScanWork {
+		return nil, fmt.Errorf("%d functions with %d exports and %d local-name entries exceed the limit on their product (%d)", m.funcs, m.exports, m.localNames, maxFuncScanWork)
+	}
+	return m.imports, nil
+}
+
+func (m *moduleScan) section(id byte, r *reader) error {
+	switch id {
+	case secCustom:
+		name, err := r.name()
+		if err != nil {
+			return fmt.Errorf("name: %w", err)
+		}
+		if name != "name" {
+			r.pos = len(r.buf) // opaque; wazero skips it
+			return nil
+		}
+		if m.sawNameField {
+			return errors.New(`second "name" section`)
+		}
+		m.sawNameField = true
+		return m.nameSection(r)
+	case secType:
+		n, err := r.count(maxTypes, "types")
+		if err != nil {
+			return err
+		}
+		for i := uint32(0); i < n; i++ {
+			b, err := r.byte()
+			if err != nil {
+				return err
+			}
+			members := uint32(1)
+			if b == 0x4e { // rec group (GC proposal)
+				if members, err = r.count(maxTypes, "rec group members"); err != nil {
+					return err
+				}
+			} else {
+				r.pos--
+			}
+			m.totalTypes += uint64(members)
+			if m.totalTypes > maxTypes {
+				return fmt.Errorf("more than %d types", maxTypes)
+			}
+			for j := uint32(0); j < members; j++ {
+				if err := r.funcType(); err != nil {
+					return fmt.Errorf("type %d: %w", i, err)
+				}
+			}
+		}
+	case secImport:
+		n, err := r.count(maxImports, "imports")
+		if err != nil {
+			return err
+		}
+		for i := uint32(0); i < n; i++ {
+			imp, err := r.importEntry()
+			if err != nil {
+				return fmt.Errorf("import %d: %w", i, err)
+			}
+			if imp.Kind == importFunc {
+				m.funcs++
+			}
+			m.imports = append(m.imports, imp)
+		}
+	case secFunction:
+		n, err := r.count(maxFunctions, "functions")
+		if err != nil {
+			return err
+		}
+		if m.funcs += uint64(n); m.funcs > maxFunctions {
+			return fmt.Errorf("more than %d functions", maxFunctions)
+		}
+		for i := uint32(0); i < n; i++ {
+			if _, err := r.u32(); err != nil {
+				return err
+			}
+		}
+	case secTable:
+		n, err := r.count(maxTables, "tables")
+		if err != nil {
+			return err
+		}
+		for i := uint32(0); i < n; i++ {
+			if err := r.tableType(); err != nil {
+				return fmt.Errorf("table %d: %w", i, err)
+			}
+		}
+	case secMemory:
+		n, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if n > 1 {
+			return fmt.Errorf("%d memories, at most 1 allowed", n)
+		}
+		if n == 1 {
+			return r.limits()
+		}
+	case secTag:
+		n, err := r.count(maxTags, "tags")
+		if err != nil {
+			return err
+		}
+		for i := uint32(0); i < n; i++ {
+			if _, err := r.byte(); err != nil {
+				return err
+			}
+			if _, err := r.u32(); err != nil {
+				return err
+			}
+		}
+	case secGlobal:
+		n, err := r.count(maxGlobals, "globals")
+		if err != nil {
+			return err
+		}
+		for i := uint32(0); i < n; i++ {
+			if err := r.valType(); err != nil {
+				return fmt.Errorf("global %d: %w", i, err)
+			}
+			if _, err := r.byte(); err != nil { // mutability
+				return err
+			}
+			if err := r.constExpr(); err != nil {
+				return fmt.Errorf("global %d: %w", i, err)
+			}
+		}
+	case secExport:
+		n, err := r.count(maxExports, "exports")
+		if err != nil {
+			return err
+		}
+		m.exports = uint64(n)
+		for i := uint32(0); i < n; i++ {
+			if _, err := r.name(); err != nil {
+				return fmt.Errorf("export %d name: %w", i, err)
+			}
+			kind, err := r.byte()
+			if err != nil {
+				return err
+			}
+			if kind > importTag {
+				return fmt.Errorf("export %d: unknown kind 0x%02x", i, kind)
+			}
+			if _, err := r.u32(); err != nil {
+				return err
+			}
+		}
+	case secStart, secDataCount:
+		_, err := r.u32()
+		return err
+	case secElement:
+		n, err := r.count(maxElementSegments, "element segments")
+		if err != nil {
+			return err
+		}
+		for i := uint32(0); i < n; i++ {
+			if err := r.elementSegment(); err != nil {
+				return fmt.Errorf("element segment %d: %w", i, err)
+			}
+		}
+	case secCode:
+		n, err := r.count(maxFunctions, "function bodies")
+		if err != nil {
+			return err
+		}
+		for i := uint32(0); i < n; i++ {
+			if err := m.code(r); err != nil {
+				return fmt.Errorf("function body %d: %w", i, err)
+			}
+		}
+	case secData:
+		n, err := r.count(maxDataSegments, "data segments")
+		if err != nil {
+			return err
+		}
+		for i := uint32(0); i < n; i++ {
+			if err := r.dataSegment(); err != nil {
+				return fmt.Errorf("data segment %d: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (m *moduleScan) code(r *reader) error {
+	size, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if size > maxFunctionSize {
+		return fmt.Errorf("%d bytes, more than %d", size, maxFunctionSize)
+	}
+	body, err := r.bytes(int(size))
+	if err != nil {
+		return fmt.Errorf("declared size %d runs past the end of the section", size)
+	}
+	br := &reader{buf: body}
+	groups, err := br.count(maxLocals, "local declarations")
+	if err != nil {
+		return err
+	}
+	var locals uint64
+	for i := uint32(0); i < groups; i++ {
+		n, err := br.u32()
+		if err != nil {
+			return err
+		}
+		if locals += uint64(n); locals > maxLocals {
+			return fmt.Errorf("more than %d locals", maxLocals)
+		}
+		if err := br.valType(); err != nil {
+			return err
+		}
+	}
+	if m.totalLocals += locals; m.totalLocals > maxTotalLocals {
+		return fmt.Errorf("more than %d locals in the module", maxTotalLocals)
+	}
+	return nil
+}
+
+// nameSection checks the "name" custom section: wazero decodes its module
+// name, function names and local names (and sizes allocations from their
+// counts); other subsections it skips by size.
+func (m *moduleScan) nameSection(r *reader) error {
+	for r.pos < len(r.buf) {
+		id, _ := r.byte()
+		size, err := r.u32()
+		if err != nil {
+			return err
+		}
+		body, err := r.bytes(int(size))
+		if err != nil {
+			return fmt.Errorf("subsection %d: declared size %d runs past the end", id, size)
+		}
+		sr := &reader{buf: body}
+		switch id {
+		case 0: // module name
+			if _, err := sr.name(); err != nil {
+				return fmt.Errorf("module name: %w", err)
+			}
+		case 1: // function names
+			n, err := sr.count(maxFunctions, "function names")
+			if err != nil {
+				return err
+			}
+			for i := uint32(0); i < n; i++ {
+				if _, err := sr.u32(); err != nil {
+					return err
+				}
+				if _, err := sr.name(); err != nil {
+					return fmt.Errorf("function name %d: %w", i, err)
+				}
+			}
+		case 2: // local names
+			n, err := sr.count(maxFunctions, "local-name entries")
+			if err != nil {
+				return err
+			}
+			m.localNames += uint64(n)
+			for i := uint32(0); i < n; i++ {
+				if _, err := sr.u32(); err != nil {
+					return err
+				}
+				locals, err := sr.count(maxLocals, "local names")
+				if err != nil {
+					return err
+				}
+				for j := uint32(0); j < locals; j++ {
+					if _, err := sr.u32(); err != nil {
+						return err
+					}
+					if _, err := sr.name(); err != nil {
+						return fmt.Errorf("local name: %w", err)
+					}
+				}
+			}
+		default:
+			continue
+		}
+		// wazero reads these subsections without their size; a size that
+		// disagrees with the contents would make it misread what follows.
+		if sr.pos != len(sr.buf) {
+			return fmt.Errorf("name subsection %d: size %d disagrees with its contents (%d bytes)", id, size, sr.pos)
+		}
+	}
+	return nil
+}
+
+// reader is a bounds-checked cursor over a byte slice.
+type reader struct {
+	buf []byte
+	pos int
+}
+
+func (r *reader) left() int { return len(r.buf) - r.pos }
+
+func (r *reader) byte() (byte, error) {
+	if r.pos >= len(r.buf) {
+		return 0, errTruncated
+	}
+	b := r.buf[r.pos]
+	r.pos++
+	return b, nil
+}
+
+func (r *reader) bytes(n int) ([]byte, error) {
+	if n < 0 || n > r.left() {
+		return nil, errTruncated
+	}
+	b := r.buf[r.pos : r.pos+n]
+	r.pos += n
+	return b, nil
+}
+
+// u32 reads an unsigned LEB128 value of at most 5 bytes that fits in 32 bits.
+func (r *reader) u32() (uint32, error) {
+	var v uint32
+	for i := 0; i < 5; i++ {
+		b, err := r.byte()
+		if err != nil {
+			return 0, err
+		}
+		if i == 4 && b&0xf0 != 0 {
+			return 0, errors.New("LEB128 value overflows 32 bits")
+		}
+		v |= uint32(b&0x7f) << (7 * i)
+		if b&0x80 == 0 {
+			return v, nil
+		}
+	}
+	return 0, errors.New("LEB128 value longer than 5 bytes")
+}
+
+// skipLEB skips a LEB128 value of at most maxBytes bytes (signed or not).
+func (r *reader) skipLEB(maxBytes int) error {
+	for i := 0; i < maxBytes; i++ {
+		b, err := r.byte()
+		if err != nil {
+			return err
+		}
+		if b&0x80 == 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("LEB128 value longer than %d bytes", maxBytes)
+}
+
+// count reads a vector length and checks it against limit and against the
+// bytes left (every element takes at least one byte).
+func (r *reader) count(limit uint32, what string) (uint32, error) {
+	n, err := r.u32()
+	if err != nil {
+		return 0, fmt.Errorf("number of %s: %w", what, err)
+	}
+	if n > limit {
+		return 0, fmt.Errorf("%d %s, more than %d", n, what, limit)
+	}
+	if int64(n) > int64(r.left()) {
+		return 0, fmt.Errorf("%d %s cannot fit in the %d bytes left", n, what, r.left())
+	}
+	return n, nil
+}
+
+func (r *reader) name() (string, error) {
+	n, err := r.u32()
+	if err != nil {
+		return "", err
+	}
+	b, err := r.bytes(int(n))
+	if err != nil {
+		return "", fmt.Errorf("length %d runs past the end", n)
+	}
+	if !utf8.Valid(b) {
+		return "", errors.New("name is not valid UTF-8")
+	}
+	return string(b), nil
+}
+
+// valType reads a value type: one byte, or a reference-type prefix (0x63,
+// 0x64) and a signed 33-bit heap type.
+func (r *reader) valType() error {
+	b, err := r.byte()
+	if err != nil {
+		return err
+	}
+	if b == 0x63 || b == 0x64 {
+		return r.skipLEB(5)
+	}
+	return nil
+}
+
+func (r *reader) funcType() error {
+	b, err := r.byte()
+	if err != nil {
+		return err
+	}
+	if b != 0x60 {
+		return fmt.Errorf("function type starts with 0x%02x, want 0x60", b)
+	}
+	for _, part := range []struct {
+		limit uint32
+		what  string
+	}{{maxParams, "parameters"}, {maxResults, "results"}} {
+		n, err := r.count(part.limit, part.what)
+		if err != nil {
+			return err
+		}
+		for i := uint32(0); i < n; i++ {
+			if err := r.valType(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// limits reads memory or table limits: flag 0-3, min and optional max.
+func (r *reader) limits() error {
+	flag, err := r.byte()
+	if err != nil {
+		return err
+	}
+	if flag > 3 {
+		return fmt.Errorf("limits flag 0x%02x", flag)
+	}
+	if _, err := r.u32(); err != nil {
+		return err
+	}
+	if flag&1 != 0 {
+		if _, err := r.u32(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tableType reads a table type as wazero does, including the 0x40 0x00
+// prefix of a table with an initializer expression.
+func (r *reader) tableType() error {
+	b, err := r.byte()
+	if err != nil {
+		return err
+	}
+	hasInit := false
+	if b == 0x40 {
+		if z, err := r.byte(); err != nil || z != 0 {
+			return errors.New("bad table initializer prefix")
+		}
+		hasInit = true
+	} else {
+		r.pos--
+	}
+	if err := r.valType(); err != nil {
+		return err
+	}
+	if err := r.limits(); err != nil {
+		return err
+	}
+	if hasInit {
+		return r.constExpr()
+	}
+	return nil
+}
+
+func (r *reader) importEntry() (RawImport, error) {
+	mod, err := r.name()
+	if err != nil {
+		return RawImport{}, fmt.Errorf("module name: %w", err)
+	}
+	name, err := r.name()
+	if err != nil {
+		return RawImport{}, fmt.Errorf("name: %w", err)
+	}
+	kind, err := r.byte()
+	if err != nil {
+		return RawImport{}, err
+	}
+	imp := RawImport{Module: mod, Name: name, Kind: kind}
+	switch kind {
+	case importFunc:
+		_, err = r.u32()
+	case importTable:
+		err = r.tableType()
+	case importMemory:
+		err = r.limits()
+	case importGlobal:
+		if err = r.valType(); err == nil {
+			_, err = r.byte() // mutability
+		}
+	case importTag:
+		if _, err = r.byte(); err == nil {
+			_, err = r.u32()
+		}
+	default:
+		err = fmt.Errorf("unknown import kind 0x%02x", kind)
+	}
+	if err != nil {
+		return RawImport{}, fmt.Errorf("%s: %w", quoteName(mod+"."+name), err)
+	}
+	return imp, nil
+}
+
+// constExpr reads a constant expression up to and including its end.
+func (r *reader) constExpr() error {
+	for {
+		op, err := r.byte()
+		if err != nil {
+			return fmt.Errorf("constant expression: %w", err)
+		}
+		switch op {
+		case 0x0b: // end
+			return nil
+		case 0x41: // i32.const
+			err = r.skipLEB(5)
+		case 0x42: // i64.const
+			err = r.skipLEB(10)
+		case 0x43: // f32.const
+			_, err = r.bytes(4)
+		case 0x44: // f64.const
+			_, err = r.bytes(8)
+		case 0x23, 0xd2: // global.get, ref.func
+			_, err = r.u32()
+		case 0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e: // extended-const arithmetic
+		case 0xd0: // ref.null
+			var t byte
+			if t, err = r.byte(); err == nil && t != 0x70 && t != 0x6f && t != 0x69 {
+				r.pos--
+				_, err = r.u32()
+			}
+		case 0xfd: // v128.const
+			var sub byte
+			if sub, err = r.byte(); err == nil {
+				if sub != 0x0c {
+					return fmt.Errorf("constant expression: vector opcode 0x%02x", sub)
+				}
+				_, err = r.bytes(16)
+			}
+		default:
+			return fmt.Errorf("constant expression: opcode 0x%02x not allowed", op)
+		}
+		if err != nil {
+			return fmt.Errorf("constant expression: %w", err)
+		}
+	}
+}
+
+func (r *reader) elementSegment() error {
+	prefix, err := r.u32()
+	if err != nil {
+		return err
+	}
+	step := func(fs ...func() error) error {
+		for _, f := range fs {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	kindByte := func() error { _, err := r.byte(); return err }
+	tableIdx := func() error { _, err := r.u32(); return err }
+	funcIdxs := func() error {
+		n, err := r.count(maxElemsPerSegment, "elements")
+		if err != nil {
+			return err
+		}
+		for i := uint32(0); i < n; i++ {
+			if _, err := r.u32(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	exprs := func() error {
+		n, err := r.count(maxElemsPerSegment, "elements")
+		if err != nil {
+			return err
+		}
+		for i := uint32(0); i < n; i++ {
+			if err := r.constExpr(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	switch prefix {
+	case 0:
+		return step(r.constExpr, funcIdxs)
+	case 1, 3:
+		return step(kindByte, funcIdxs)
+	case 2:
+		return step(tableIdx, r.constExpr, kindByte, funcIdxs)
+	case 4:
+		return step(r.constExpr, exprs)
+	case 5, 7:
+		return step(r.valType, exprs)
+	case 6:
+		return step(tableIdx, r.constExpr, r.valType, exprs)
+	}
+	return fmt.Errorf("unknown element segment prefix %d", prefix)
+}
+
+func (r *reader) dataSegment() error {
+	prefix, err := r.u32()
+	if err != nil {
+		return err
+	}
+	switch prefix {
+	case 0:
+		err = r.constExpr()
+	case 1:
+	case 2:
+		if _, err = r.u32(); err == nil {
+			err = r.constExpr()
+		}
+	default:
+		return fmt.Errorf("unknown data segment prefix %d", prefix)
+	}
+	if err != nil {
+		return err
+	}
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if _, err := r.bytes(int(n)); err != nil {
+		return fmt.Errorf("%d bytes of data run past the end of the section", n)
+	}
+	return nil
+}

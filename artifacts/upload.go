@@ -1,0 +1,375 @@
+package artifacts
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/internal/atomicfile"
+	"github.com/udfhost/udfhost/presign"
+)
+
+// Upload states. An upload moves pending -> uploading -> received ->
+// committed, or to rejected from uploading or received; nothing leaves
+// committed or rejected.
+const (
+	statePending   = "pending"   // URL issued, not used yet
+	stateUploading = "uploading" // URL used once; the body is streaming
+	stateReceived  = "received"  // bytes verified and staged, waiting for Commit
+	stateCommitted = "committed" // an artifact was created from it
+	stateRejected  = "rejected"  // failed; Reason says why
+)
+
+// uploadRecord is the persisted state of one upload.
+type uploadRecord struct {
+	ID         string    `json:"id"`
+	State      string    `json:"state"`
+	Reason     string    `json:"reason,omitempty"`
+	Kind       Kind      `json:"kind"`
+	Env        string    `json:"env"`
+	Name       string    `json:"name,omitempty"`
+	Size       int64     `json:"size"`
+	SHA256     string    `json:"sha256"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Actor      string    `json:"actor,omitempty"`
+	RequestID  string    `json:"request_id,omitempty"`
+	ArtifactID string    `json:"artifact_id,omitempty"`
+}
+
+// UploadRequest asks for a pre-signed upload URL.
+type UploadRequest struct {
+	Kind      Kind          // "udf" (default when empty) or "connector"
+	Env       string        // environment the artifact will belong to
+	Name      string        // optional human name
+	Size      int64         // exact byte count that will be uploaded
+	SHA256    string        // lower-case hex of the bytes
+	TTL       time.Duration // URL lifetime; 0 means the default
+	Actor     string        // who asks, for the audit log
+	RequestID string        // correlates with the API call
+}
+
+// Upload is an issued upload URL: PUT exactly the declared bytes to URL with
+// Headers before ExpiresAt, once.
+type Upload struct {
+	ID        string
+	URL       string
+	Method    string
+	Headers   map[string]string
+	ExpiresAt time.Time
+}
+
+// CreateUpload validates req, records a pending upload and returns its
+// pre-signed URL. The issue is audited; if the audit log refuses, no URL is
+// handed out.
+func (s *Store) CreateUpload(ctx context.Context, req UploadRequest) (Upload, error) {
+	kind := req.Kind
+	if kind == "" {
+		kind = KindUDF
+	}
+	if kind != KindUDF && kind != KindConnector {
+		return Upload{}, fmt.Errorf("%w: kind %q must be %q or %q", ErrInvalidArgument, req.Kind, KindUDF, KindConnector)
+	}
+	if req.Env == "" {
+		return Upload{}, fmt.Errorf("%w: environment is required", ErrInvalidArgument)
+	}
+	if !envRe.MatchString(req.Env) {
+		return Upload{}, fmt.Errorf("%w: environment %q must match [a-z0-9][a-z0-9-]{0,62}", ErrInvalidArgument, req.Env)
+	}
+	if req.Name != "" && !nameRe.MatchString(req.Name) {
+		return Upload{}, fmt.Errorf("%w: name %q must match [a-z0-9][a-z0-9._-]{0,62}", ErrInvalidArgument, req.Name)
+	}
+	if req.Size <= 0 {
+		return Upload{}, fmt.Errorf("%w: declared size %d must be positive", ErrInvalidArgument, req.Size)
+	}
+	if req.Size > s.cfg.MaxSize {
+		return Upload{}, fmt.Errorf("%w: declared size %d bytes exceeds the maximum artifact size %d bytes", ErrTooLarge, req.Size, s.cfg.MaxSize)
+	}
+	if !presign.IsHexSHA256(req.SHA256) {
+		return Upload{}, fmt.Errorf("%w: sha256 %q must be 64 lower-case hex digits", ErrInvalidArgument, req.SHA256)
+	}
+	ttl := req.TTL
+	switch {
+	case ttl == 0:
+		ttl = s.cfg.DefaultTTL
+	case ttl < 0:
+		return Upload{}, fmt.Errorf("%w: upload URL lifetime %s is negative", ErrInvalidArgument, ttl)
+	case ttl > s.cfg.MaxTTL:
+		return Upload{}, fmt.Errorf("%w: upload URL lifetime %s exceeds the maximum %s", ErrInvalidArgument, ttl, s.cfg.MaxTTL)
+	}
+	id, err := randomID(uploadIDPrefix)
+	if err != nil {
+		return Upload{}, fmt.Errorf("create upload: %w", err)
+	}
+	now := s.now()
+	rec := &uploadRecord{
+		ID: id, State: statePending, Kind: kind, Env: req.Env, Name: req.Name,
+		Size: req.Size, SHA256: req.SHA256,
+		CreatedAt: now.UTC(), ExpiresAt: now.Add(ttl).Truncate(time.Second).UTC(),
+		Actor: req.Actor, RequestID: req.RequestID,
+	}
+	url := s.cfg.Signer.Sign(presign.Params{
+		Method: http.MethodPut, Key: uploadKeyPrefix + id, Size: rec.Size,
+		SHA256: rec.SHA256, ID: id, Expires: rec.ExpiresAt,
+	})
+
+	// A fresh id: no other request touches this record, so no lock.
+	if err := s.saveUpload(rec); err != nil {
+		return Upload{}, fmt.Errorf("create upload: %w", err)
+	}
+	err = s.record(ctx, audit.Event{
+		Type: audit.TypeUploadURLIssued, Actor: req.Actor, Resource: "upload/" + id,
+		Decision: audit.Allow, RequestID: req.RequestID,
+		Details: map[string]string{
+			"kind": string(kind), "env": req.Env, "name": req.Name,
+			"size": strconv.FormatInt(req.Size, 10), "sha256": req.SHA256,
+			"expires": rec.ExpiresAt.Format(time.RFC3339),
+		},
+	})
+	if err != nil {
+		// Fail closed: an unaudited URL must not exist.
+		_ = os.Remove(s.uploadPath(id))
+		return Upload{}, fmt.Errorf("create upload: audit: %w", err)
+	}
+	return Upload{
+		ID: id, URL: url, Method: http.MethodPut,
+		Headers: map[string]string{
+			"Content-Type":   "application/wasm",
+			"Content-Length": strconv.FormatInt(req.Size, 10),
+		},
+		ExpiresAt: rec.ExpiresAt,
+	}, nil
+}
+
+// httpError is a failure of the upload endpoint: status and a one-line
+// message for the client, which is also the reason recorded for a rejected
+// upload.
+type httpError struct {
+	status int
+	msg    string
+}
+
+// ServeHTTP is the pre-signed upload endpoint: PUT
+// /v1/objects/uploads/<id>?X-Udfhost-…. The URL is verified, used at most
+// once, and the body must be exactly the declared bytes; on success the bytes
+// are staged for Commit. Errors are answered with one line of plain text.
+func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut {
+		w.Header().Set("Allow", http.MethodPut)
+		http.Error(w, "method "+r.Method+" not allowed: uploads use PUT", http.StatusMethodNotAllowed)
+		return
+	}
+	ctx := r.Context()
+	p, err := s.cfg.Signer.Verify(r.Method, r.URL, s.now())
+	if err == nil && p.Key != uploadKeyPrefix+p.ID {
+		err = fmt.Errorf("%w: URL does not name an upload", presign.ErrMalformed)
+	}
+	if err == nil && !validUploadID(p.ID) {
+		err = fmt.Errorf("%w: bad upload id", presign.ErrMalformed)
+	}
+	if err != nil {
+		msg := verifyMessage(err)
+		// Not tied to an upload: the id in a URL that does not verify is
+		// the client's word only. Record the denial; answer 403 either way.
+		_ = s.record(ctx, audit.Event{
+			Type: audit.TypeAuthFailed, Resource: "upload-url", Decision: audit.Deny,
+			Reason: msg, Details: map[string]string{"remote": r.RemoteAddr},
+		})
+		http.Error(w, msg, http.StatusForbidden)
+		return
+	}
+
+	rec, herr := s.claimUpload(p)
+	if herr != nil {
+		http.Error(w, herr.msg, herr.status)
+		return
+	}
+	if herr := s.receive(w, r, rec); herr != nil {
+		s.rejectUpload(ctx, rec, herr.msg, r.RemoteAddr)
+		if herr.status == http.StatusRequestEntityTooLarge {
+			w.Header().Set("Connection", "close")
+		}
+		http.Error(w, herr.msg, herr.status)
+		return
+	}
+	w.Header().Set("ETag", `"`+rec.SHA256+`"`)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "upload %s received: %d bytes\n", rec.ID, rec.Size)
+}
+
+// verifyMessage turns a presign error into the client's one-line message.
+// The presign errors never contain the signature.
+func verifyMessage(err error) string {
+	switch {
+	case errors.Is(err, presign.ErrExpired):
+		return "upload URL expired"
+	case errors.Is(err, presign.ErrBadSignature):
+		return "upload URL signature invalid"
+	case errors.Is(err, presign.ErrWrongMethod):
+		return "upload URL not valid for this method"
+	default:
+		return "upload URL malformed: " + strings.TrimPrefix(err.Error(), presign.ErrMalformed.Error()+": ")
+	}
+}
+
+// claimUpload moves a pending upload to uploading (persisted), so the URL
+// cannot be used again whatever happens to this request.
+func (s *Store) claimUpload(p presign.Params) (*uploadRecord, *httpError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, err := s.loadUpload(p.ID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, &httpError{http.StatusNotFound, "upload " + p.ID + " not found"}
+	}
+	if err != nil {
+		return nil, &httpError{http.StatusInternalServerError, "upload record unreadable"}
+	}
+	if rec.Size != p.Size || rec.SHA256 != p.SHA256 || !rec.ExpiresAt.Equal(p.Expires) {
+		return nil, &httpError{http.StatusForbidden, "upload URL does not match the upload"}
+	}
+	if rec.State != statePending {
+		return nil, &httpError{http.StatusConflict, "upload URL already used"}
+	}
+	rec.State = stateUploading
+	if err := s.saveUpload(rec); err != nil {
+		return nil, &httpError{http.StatusInternalServerError, "could not record the upload"}
+	}
+	return rec, nil
+}
+
+// receive streams the body into a temporary file, checks size and digest,
+// audits and stages it. On error nothing is left on disk.
+func (s *Store) receive(w http.ResponseWriter, r *http.Request, rec *uploadRecord) *httpError {
+	// Refuse an announced oversize body before reading any of it.
+	if r.ContentLength > s.cfg.MaxSize {
+		return &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
+			"upload Content-Length %d exceeds the maximum artifact size %d", r.ContentLength, s.cfg.MaxSize)}
+	}
+	if r.ContentLength > rec.Size {
+		return &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
+			"upload Content-Length %d exceeds declared size %d", r.ContentLength, rec.Size)}
+	}
+	f, err := os.CreateTemp(s.uploadsDir, tmpPrefix+rec.ID+"-*")
+	if err != nil {
+		return &httpError{http.StatusInternalServerError, "could not stage the upload"}
+	}
+	tmp := f.Name()
+	staged := false
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if !staged {
+			os.Remove(tmp)
+		}
+	}()
+
+	h := sha256.New()
+	body := http.MaxBytesReader(w, r.Body, rec.Size+1)
+	n, err := io.Copy(io.MultiWriter(f, h), body)
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr) || n > rec.Size:
+		return &httpError{http.StatusBadRequest, fmt.Sprintf("upload size exceeds declared size %d", rec.Size)}
+	case err != nil:
+		return &httpError{http.StatusBadRequest, "upload body could not be read: " + err.Error()}
+	case n != rec.Size:
+		return &httpError{http.StatusBadRequest, fmt.Sprintf("upload size %d does not match declared size %d", n, rec.Size)}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != rec.SHA256 {
+		return &httpError{http.StatusBadRequest, fmt.Sprintf("upload sha256 mismatch: declared %s, got %s", rec.SHA256, got)}
+	}
+	if err := f.Sync(); err != nil {
+		return &httpError{http.StatusInternalServerError, "could not stage the upload"}
+	}
+	err = f.Close()
+	f = nil
+	if err != nil {
+		return &httpError{http.StatusInternalServerError, "could not stage the upload"}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Audit first: bytes the log does not know about are not kept.
+	err = s.record(r.Context(), audit.Event{
+		Type: audit.TypeUploadReceived, Actor: rec.Actor, Resource: "upload/" + rec.ID,
+		Decision: audit.Allow, RequestID: rec.RequestID,
+		Details: map[string]string{
+			"size": strconv.FormatInt(n, 10), "sha256": rec.SHA256, "remote": r.RemoteAddr,
+		},
+	})
+	if err != nil {
+		return &httpError{http.StatusInternalServerError, "audit log unavailable: upload refused"}
+	}
+	if err := os.Rename(tmp, s.stagedPath(rec.ID)); err != nil {
+		return &httpError{http.StatusInternalServerError, "could not stage the upload"}
+	}
+	staged = true
+	rec.State = stateReceived
+	if err := s.saveUpload(rec); err == nil {
+		err = atomicfile.SyncDir(s.uploadsDir)
+	}
+	if err != nil {
+		os.Remove(s.stagedPath(rec.ID))
+		return &httpError{http.StatusInternalServerError, "could not record the upload"}
+	}
+	return nil
+}
+
+// rejectUpload marks rec rejected with reason, removes anything staged and
+// audits the rejection.
+func (s *Store) rejectUpload(ctx context.Context, rec *uploadRecord, reason, remote string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = os.Remove(s.stagedPath(rec.ID))
+	rec.State, rec.Reason = stateRejected, reason
+	_ = s.saveUpload(rec)
+	// The rejection stands whether or not the log takes it; there is
+	// nothing further to refuse.
+	_ = s.record(ctx, audit.Event{
+		Type: audit.TypeUploadRejected, Actor: rec.Actor, Resource: "upload/" + rec.ID,
+		Decision: audit.Deny, Reason: reason, RequestID: rec.RequestID,
+		Details: map[string]string{"remote": remote},
+	})
+}
+
+func (s *Store) loadUpload(id string) (*uploadRecord, error) {
+	b, err := os.ReadFile(s.uploadPath(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: upload %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read upload %s: %w", id, err)
+	}
+	var rec uploadRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("read upload %s: %w", id, err)
+	}
+	if rec.ID != id {
+		return nil, fmt.Errorf("read upload %s: record names %q", id, rec.ID)
+	}
+	return &rec, nil
+}
+
+func (s *Store) saveUpload(rec *uploadRecord) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save upload %s: %w", rec.ID, err)
+	}
+	if err := atomicfile.WriteFile(s.uploadPath(rec.ID), append(b, '\n'), filePerm); err != nil {
+		return fmt.Errorf("save upload %s: %w", rec.ID, err)
+	}
+	return nil
+}
