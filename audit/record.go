@@ -1,0 +1,132 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Record is one line of the audit log: an [Event] plus the sequence number,
+// time and hash chain the log adds. It encodes to JSON with its fields in
+// declaration order.
+type Record struct {
+	Seq       uint64            `json:"seq"`
+	Time      time.Time         `json:"time"` // UTC, RFC 3339 with nanoseconds
+	Type      string            `json:"type"`
+	Actor     string            `json:"actor,omitempty"`
+	Pod       string            `json:"pod,omitempty"`
+	Resource  string            `json:"resource,omitempty"`
+	Decision  string            `json:"decision"`
+	Reason    string            `json:"reason,omitempty"`
+	RequestID string            `json:"request_id,omitempty"`
+	Details   map[string]string `json:"details,omitempty"`
+	Prev      string            `json:"prev"` // hash of the previous record
+	Hash      string            `json:"hash,omitempty"`
+}
+
+// GenesisHash is the prev value of the first record in a log.
+const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+const (
+	hashPrefix = `,"hash":"`
+	hashEnd    = `"}`
+	// hashSuffixLen is the length of `,"hash":"<64 hex>"}`.
+	hashSuffixLen = len(hashPrefix) + sha256.Size*2 + len(hashEnd)
+	// maxLineLen bounds one line (without its newline) so that a damaged
+	// file cannot make Verify read unbounded amounts into memory.
+	maxLineLen = 1 << 20
+)
+
+// body returns the bytes that are hashed: the JSON encoding of r without
+// its hash field (Hash is omitempty, so clearing it drops the field).
+func (r Record) body() ([]byte, error) {
+	r.Hash = ""
+	return json.Marshal(r)
+}
+
+// seal computes the hash of body and returns the full line, newline
+// included, and the hash.
+func seal(body []byte) (line []byte, hash string) {
+	sum := sha256.Sum256(body)
+	hash = hex.EncodeToString(sum[:])
+	line = make([]byte, 0, len(body)-1+hashSuffixLen+1)
+	line = append(line, body[:len(body)-1]...)
+	line = append(line, hashPrefix...)
+	line = append(line, hash...)
+	line = append(line, hashEnd...)
+	line = append(line, '\n')
+	return line, hash
+}
+
+// unseal splits a line (without its newline) into the hashed body and the
+// hash it claims. ok is false if the line does not end in a well-formed
+// hash field.
+func unseal(line []byte) (body []byte, hash string, ok bool) {
+	n := len(line)
+	// The body is at least "{}" once its "}" is restored, so the line
+	// must be longer than the suffix.
+	if n <= hashSuffixLen || line[0] != '{' {
+		return nil, "", false
+	}
+	suffix := line[n-hashSuffixLen:]
+	if string(suffix[:len(hashPrefix)]) != hashPrefix || string(suffix[len(suffix)-len(hashEnd):]) != hashEnd {
+		return nil, "", false
+	}
+	h := suffix[len(hashPrefix) : len(suffix)-len(hashEnd)]
+	for _, c := range h {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return nil, "", false
+		}
+	}
+	body = make([]byte, 0, n-hashSuffixLen+1)
+	body = append(body, line[:n-hashSuffixLen]...)
+	body = append(body, '}')
+	return body, string(h), true
+}
+
+// newRecord builds the record for e. Strings are made valid UTF-8 first so
+// that the encoding round-trips exactly (encoding/json would otherwise
+// replace invalid bytes with escapes that re-encode differently), and
+// Details is copied so the caller's map is never shared.
+func newRecord(seq uint64, t time.Time, prev string, e Event) Record {
+	r := Record{
+		Seq:       seq,
+		Time:      t.UTC(),
+		Type:      validUTF8(e.Type),
+		Actor:     validUTF8(e.Actor),
+		Pod:       validUTF8(e.Pod),
+		Resource:  validUTF8(e.Resource),
+		Decision:  validUTF8(e.Decision),
+		Reason:    validUTF8(e.Reason),
+		RequestID: validUTF8(e.RequestID),
+		Prev:      prev,
+	}
+	if len(e.Details) > 0 {
+		r.Details = make(map[string]string, len(e.Details))
+		for k, v := range e.Details {
+			r.Details[validUTF8(k)] = validUTF8(v)
+		}
+	}
+	return r
+}
+
+func validUTF8(s string) string {
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// encode returns the sealed line for r and r with its Hash set.
+func encode(r Record) ([]byte, Record, error) {
+	body, err := r.body()
+	if err != nil {
+		return nil, Record{}, fmt.Errorf("encode record %d: %w", r.Seq, err)
+	}
+	line, hash := seal(body)
+	if len(line)-1 > maxLineLen {
+		return nil, Record{}, fmt.Errorf("encode record %d: %d bytes is more than the limit of %d", r.Seq, len(line)-1, maxLineLen)
+	}
+	r.Hash = hash
+	return line, r, nil
+}

@@ -1,0 +1,159 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// Summary describes a log that verified. For an empty log Records and
+// LastSeq are 0, LastHash is "" and the times are zero.
+type Summary struct {
+	Records   int       // number of records
+	LastSeq   uint64    // seq of the last record
+	LastHash  string    // hash of the last record
+	FirstTime time.Time // time of the first record
+	LastTime  time.Time // time of the last record
+}
+
+// VerifyError reports the first record of a log that does not verify.
+// Line is its 1-based line number and Seq the sequence number it should
+// have had.
+type VerifyError struct {
+	Line   int
+	Seq    uint64
+	Reason string
+}
+
+// Error returns a message like "record 17 (line 17): hash mismatch: …".
+func (e *VerifyError) Error() string {
+	return fmt.Sprintf("record %d (line %d): %s", e.Seq, e.Line, e.Reason)
+}
+
+// Verify reads the log at path and checks every record and the chain
+// between them, as described in the package documentation. A chain failure
+// is returned as a *VerifyError naming the first bad record, together with
+// the Summary of the records before it. A missing file is an error; an
+// empty file verifies with 0 records. Verifying a file that is being
+// appended to may report its last line as incomplete.
+func Verify(path string) (Summary, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Summary{}, fmt.Errorf("verify audit log: %w", err)
+	}
+	defer f.Close()
+	s, err := verifyStream(f)
+	if err != nil {
+		var ve *VerifyError
+		if errors.As(err, &ve) {
+			return s, ve
+		}
+		return s, fmt.Errorf("verify audit log %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// chain is the state carried from one record to the next.
+type chain struct {
+	sum  Summary
+	prev string // hash the next record's prev must equal
+}
+
+func verifyStream(r io.Reader) (Summary, error) {
+	c := chain{prev: GenesisHash}
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf []byte
+	for lineNo := 1; ; lineNo++ {
+		line, complete, err := readLine(br, buf[:0])
+		buf = line
+		switch {
+		case errors.Is(err, errLineTooLong):
+			return c.sum, c.fail(lineNo, "line is longer than %d bytes", maxLineLen)
+		case err != nil:
+			return c.sum, fmt.Errorf("read line %d: %w", lineNo, err)
+		case !complete && len(line) == 0:
+			return c.sum, nil // clean end of file
+		case !complete:
+			return c.sum, c.fail(lineNo, "final line has no trailing newline (torn write?)")
+		}
+		if ve := c.next(lineNo, line); ve != nil {
+			return c.sum, ve
+		}
+	}
+}
+
+func (c *chain) fail(lineNo int, format string, args ...any) *VerifyError {
+	return &VerifyError{Line: lineNo, Seq: c.sum.LastSeq + 1, Reason: fmt.Sprintf(format, args...)}
+}
+
+// next checks one line (without its newline) against the chain so far and
+// advances the chain if it verifies.
+func (c *chain) next(lineNo int, line []byte) *VerifyError {
+	want := c.sum.LastSeq + 1
+	body, hash, ok := unseal(line)
+	if !ok {
+		return c.fail(lineNo, "malformed line: does not end in a valid hash field")
+	}
+	sum := sha256.Sum256(body)
+	if got := hex.EncodeToString(sum[:]); got != hash {
+		return c.fail(lineNo, "hash mismatch: line says %s, content hashes to %s", hash, got)
+	}
+	var r Record
+	if err := json.Unmarshal(body, &r); err != nil {
+		return c.fail(lineNo, "malformed record: %v", err)
+	}
+	canon, err := r.body()
+	if err != nil || !bytes.Equal(canon, body) {
+		return c.fail(lineNo, "record is not in canonical form")
+	}
+	if _, off := r.Time.Zone(); off != 0 {
+		return c.fail(lineNo, "time %s is not UTC", r.Time.Format(time.RFC3339Nano))
+	}
+	if r.Seq != want {
+		return c.fail(lineNo, "seq is %d, want %d", r.Seq, want)
+	}
+	if r.Prev != c.prev {
+		return c.fail(lineNo, "prev is %s, want hash of previous record %s", r.Prev, c.prev)
+	}
+	if c.sum.Records == 0 {
+		c.sum.FirstTime = r.Time
+	}
+	c.sum.Records++
+	c.sum.LastSeq = r.Seq
+	c.sum.LastHash = hash
+	c.sum.LastTime = r.Time
+	c.prev = hash
+	return nil
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads one line into buf. It returns the line without its
+// newline and complete=true, or at end of file whatever followed the last
+// newline with complete=false (empty at a clean end).
+func readLine(br *bufio.Reader, buf []byte) (line []byte, complete bool, err error) {
+	for {
+		frag, err := br.ReadSlice('\n')
+		buf = append(buf, frag...)
+		if len(buf) > maxLineLen+1 {
+			return buf, false, errLineTooLong
+		}
+		switch {
+		case err == nil:
+			return buf[:len(buf)-1], true, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			return buf, false, nil
+		default:
+			return buf, false, err
+		}
+	}
+}
