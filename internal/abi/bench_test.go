@@ -1,0 +1,71 @@
+package abi
+
+import (
+	"testing"
+
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+)
+
+func BenchmarkAppendInputBigint1024(b *testing.B) {
+	batch := &udfhostv1.Batch{Rows: 1024, Columns: []*udfhostv1.Column{sampleColumn(tBigint, 1024, true)}}
+	buf := AppendInput(nil, batch)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendInput(buf[:0], batch)
+	}
+}
+
+func BenchmarkParseInputBigint1024(b *testing.B) {
+	batch := &udfhostv1.Batch{Rows: 1024, Columns: []*udfhostv1.Column{sampleColumn(tBigint, 1024, true)}}
+	buf := AppendInput(nil, batch)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseInput(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCopyOutputBigint1024(b *testing.B) {
+	mem := make([]byte, 16<<10)
+	n := rawFromColumn(sampleColumn(tBigint, 1024, true), 1024).write(mem, 8)
+	var dst []byte
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if dst, err = CopyOutput(dst[:0], mem, 8, n, 1024, tBigint); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeOutputBigint1024(b *testing.B) {
+	mem := make([]byte, 16<<10)
+	n := rawFromColumn(sampleColumn(tBigint, 1024, true), 1024).write(mem, 8)
+	out, err := CopyOutput(nil, mem, 8, n, 1024, tBigint)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(out)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := DecodeOutput(out, 1024, tBigint); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkOutputBuilderBigint1024(b *testing.B) {
+	var ob OutputBuilder
+	var out []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		ob.Reset(tBigint, 1024)
+		for i := range 1024 {
+			ob.SetInt64(i, int64(i))
+		}
+		out = ob.AppendTo(out[:0])
+	}
+}

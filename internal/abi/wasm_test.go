@@ -1,0 +1,391 @@
+package abi
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+)
+
+// The guest packages built for the tests, relative to the module root.
+var guestPackages = []string{"examples/go/upper", "examples/go/affine", "examples/go/sha256hex", "guest/internal/testudf"}
+
+var (
+	buildOnce    sync.Once
+	buildErr     error
+	wasmRuntime  wazero.Runtime
+	wasmCompiled map[string]wazero.CompiledModule
+)
+
+// compiledGuest builds the guest packages with the go tool (once per test
+// run, into the first caller's t.TempDir()), compiles them with wazero and
+// returns the one named by pkg. It skips the test if go is not on PATH.
+func compiledGuest(t *testing.T, pkg string) (wazero.Runtime, wazero.CompiledModule) {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go is not on PATH: cannot build the wasm guests")
+	}
+	buildOnce.Do(func() { buildErr = buildGuests(goTool, t.TempDir()) })
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return wasmRuntime, wasmCompiled[pkg]
+}
+
+func buildGuests(goTool, dir string) error {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		return err
+	}
+	bins := make([][]byte, len(guestPackages))
+	errs := make([]error, len(guestPackages))
+	var wg sync.WaitGroup
+	for i, pkg := range guestPackages {
+		wg.Go(func() {
+			out := filepath.Join(dir, filepath.Base(pkg)+".wasm")
+			cmd := exec.Command(goTool, "build", "-buildmode=c-shared", "-o", out, "./"+pkg)
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = errors.New("building " + pkg + ": " + err.Error() + "\n" + string(msg))
+				return
+			}
+			bins[i], errs[i] = os.ReadFile(out)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	wasmRuntime = wazero.NewRuntime(ctx)
+	wasi_snapshot_preview1.MustInstantiate(ctx, wasmRuntime)
+	wasmCompiled = map[string]wazero.CompiledModule{}
+	for i, pkg := range guestPackages {
+		c, err := wasmRuntime.CompileModule(ctx, bins[i])
+		if err != nil {
+			return errors.New("compiling " + pkg + ": " + err.Error())
+		}
+		wasmCompiled[pkg] = c
+	}
+	return nil
+}
+
+// guestInstance is one instance of a guest module.
+type guestInstance struct {
+	t     *testing.T
+	mod   api.Module
+	alloc api.Function
+	buf   []byte // reused input and output buffers
+	out   []byte
+}
+
+func newGuest(t *testing.T, pkg string) *guestInstance {
+	t.Helper()
+	r, compiled := compiledGuest(t, pkg)
+	ctx := context.Background()
+	mod, err := r.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize"))
+	if err != nil {
+		t.Fatalf("instantiating %s: %v", pkg, err)
+	}
+	t.Cleanup(func() { mod.Close(ctx) })
+	g := &guestInstance{t: t, mod: mod, alloc: mod.ExportedFunction("udfhost_alloc")}
+	v := mod.ExportedFunction("udfhost_abi_version")
+	if v == nil || g.alloc == nil {
+		t.Fatalf("%s lacks udfhost_abi_version or udfhost_alloc", pkg)
+	}
+	res, err := v.Call(ctx)
+	if err != nil || uint32(res[0]) != Version {
+		t.Fatalf("udfhost_abi_version = %v, %v; want %d", res, err, Version)
+	}
+	return g
+}
+
+// place copies region into a buffer from udfhost_alloc and returns its address.
+func (g *guestInstance) place(region []byte) uint32 {
+	g.t.Helper()
+	res, err := g.alloc.Call(context.Background(), uint64(len(region)))
+	if err != nil {
+		g.t.Fatalf("udfhost_alloc(%d): %v", len(region), err)
+	}
+	ptr := uint32(res[0])
+	if ptr == 0 || ptr%8 != 0 {
+		g.t.Fatalf("udfhost_alloc(%d) = %#x, want a non-zero 8-aligned pointer", len(region), ptr)
+	}
+	if !g.mod.Memory().Write(ptr, region) {
+		g.t.Fatalf("udfhost_alloc(%d) = %#x: not writable", len(region), ptr)
+	}
+	return ptr
+}
+
+// callRaw calls export with (ptr, n) and returns its packed result.
+func (g *guestInstance) callRaw(export string, ptr, n uint32) uint64 {
+	g.t.Helper()
+	fn := g.mod.ExportedFunction(export)
+	if fn == nil {
+		g.t.Fatalf("no export %q", export)
+	}
+	res, err := fn.Call(context.Background(), uint64(ptr), uint64(n))
+	if err != nil {
+		g.t.Fatalf("%s: %v", export, err)
+	}
+	return res[0]
+}
+
+// call runs export on batch the way the worker and server will: encode,
+// copy into guest memory, call, CopyOutput, DecodeOutput.
+func (g *guestInstance) call(export string, b *udfhostv1.Batch, argTypes []udfhostv1.Type, result udfhostv1.Type) (*udfhostv1.Column, []*udfhostv1.RowError, error) {
+	g.t.Helper()
+	if err := ValidateBatch(b, argTypes); err != nil {
+		g.t.Fatalf("ValidateBatch: %v", err)
+	}
+	g.buf = AppendInput(g.buf[:0], b)
+	ptr := g.place(g.buf)
+	res := g.callRaw(export, ptr, uint32(len(g.buf)))
+	mem, _ := g.mod.Memory().Read(0, g.mod.Memory().Size())
+	var err error
+	g.out, err = CopyOutput(g.out[:0], mem, uint32(res), uint32(res>>32), int(b.Rows), result)
+	if err != nil {
+		return nil, nil, err
+	}
+	col, errs, err := DecodeOutput(g.out, int(b.Rows), result)
+	if err != nil {
+		g.t.Fatalf("DecodeOutput of CopyOutput's region: %v", err)
+	}
+	return col, errs, nil
+}
+
+// varcharColumn builds a VARCHAR column; nil entries are NULL.
+func varcharColumn(vals []*string) *udfhostv1.Column {
+	b := newColBuilder(tVarchar)
+	for _, v := range vals {
+		if v == nil {
+			b.add(nil)
+		} else {
+			b.add(*v)
+		}
+	}
+	return b.column()
+}
+
+func sp(s string) *string { return &s }
+
+func TestWasmUpper(t *testing.T) {
+	g := newGuest(t, "examples/go/upper")
+	in := []*string{sp("hello"), nil, sp(""), sp("äbç ñ"), sp("bad \xff\xfe utf8"), sp("MiXeD 123"), nil}
+	want := []any{"HELLO", nil, "", "ÄBÇ Ñ", nil, "MIXED 123", nil}
+	b := &udfhostv1.Batch{Rows: uint32(len(in)), Columns: []*udfhostv1.Column{varcharColumn(in)}}
+	for range 3 { // repeated calls reuse the guest's buffers
+		col, errs, err := g.call("upper", b, []udfhostv1.Type{tVarchar}, tVarchar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRows(t, "upper", col, errs, want, map[int]string{4: "upper: argument is not valid UTF-8"})
+	}
+
+	// An empty batch.
+	empty := &udfhostv1.Batch{Columns: []*udfhostv1.Column{{Type: tVarchar}}}
+	col, errs, err := g.call("upper", empty, []udfhostv1.Type{tVarchar}, tVarchar)
+	if err != nil || len(errs) != 0 || len(col.Values) != 0 {
+		t.Errorf("empty batch: %v %v %v", col, errs, err)
+	}
+
+	// Called with the wrong argument type, every row fails with a message
+	// naming both signatures.
+	wrong := &udfhostv1.Batch{Rows: 2, Columns: []*udfhostv1.Column{sampleColumn(tBigint, 2, false)}}
+	_, errs, err = g.call("upper", wrong, []udfhostv1.Type{tBigint}, tVarchar)
+	if err != nil || len(errs) != 2 || errs[0].Message != "guest: function takes (VARCHAR), called with (BIGINT)" {
+		t.Errorf("wrong argument type: %v %v", errs, err)
+	}
+}
+
+func TestWasmMalformedInput(t *testing.T) {
+	g := newGuest(t, "examples/go/upper")
+	b := &udfhostv1.Batch{Rows: 1, Columns: []*udfhostv1.Column{varcharColumn([]*string{sp("x")})}}
+	region := AppendInput(nil, b)
+	bad := append([]byte(nil), region...)
+	bad[0] ^= 0xff // magic
+	ptr := g.place(bad)
+	if res := g.callRaw("upper", ptr, uint32(len(bad))); res != 0 {
+		t.Errorf("bad magic: got %#x, want 0", res)
+	}
+	if _, err := CopyOutput(nil, nil, 0, 0, 1, tVarchar); !errors.Is(err, ErrBatchFailed) {
+		t.Errorf("CopyOutput of 0: %v", err)
+	}
+	ptr = g.place(region)
+	if res := g.callRaw("upper", ptr, uint32(len(region))+1<<20); res != 0 {
+		t.Errorf("length past the input buffer: got %#x, want 0", res)
+	}
+	if res := g.callRaw("upper", 8, uint32(len(region))); res != 0 {
+		t.Errorf("pointer outside the input buffer: got %#x, want 0", res)
+	}
+	// Offsets past the values.
+	le := binary.LittleEndian
+	bad = append([]byte(nil), region...)
+	le.PutUint32(bad[inHeaderSize+16:], 0) // values_len
+	ptr = g.place(bad)
+	if res := g.callRaw("upper", ptr, uint32(len(bad))); res != 0 {
+		t.Errorf("offsets past values: got %#x, want 0", res)
+	}
+	// The instance still works.
+	if _, _, err := g.call("upper", b, []udfhostv1.Type{tVarchar}, tVarchar); err != nil {
+		t.Errorf("after malformed inputs: %v", err)
+	}
+}
+
+func TestWasmAffine(t *testing.T) {
+	g := newGuest(t, "examples/go/affine")
+	const rows = 1024
+	cols := make([]*colBuilder, 3)
+	for i := range cols {
+		cols[i] = newColBuilder(tBigint)
+	}
+	want := make([]any, rows)
+	for r := range rows {
+		a, b, c := int64(r-500), int64(r*r), int64(-7)
+		if r == 3 {
+			a, b, c = 1<<62, 4, 1 // wraps
+		}
+		nullCol := -1
+		if r%5 == 1 {
+			nullCol = r % 3
+		}
+		for i, v := range []int64{a, b, c} {
+			if i == nullCol {
+				cols[i].add(nil)
+			} else {
+				cols[i].add(v)
+			}
+		}
+		if nullCol < 0 {
+			want[r] = a*b + c
+		}
+	}
+	batch := &udfhostv1.Batch{Rows: rows, Columns: []*udfhostv1.Column{cols[0].column(), cols[1].column(), cols[2].column()}}
+	types := []udfhostv1.Type{tBigint, tBigint, tBigint}
+	col, errs, err := g.call("affine", batch, types, tBigint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, "affine", col, errs, want, nil)
+
+	// Steady batches do not grow the guest's memory.
+	var size uint32
+	for i := range 200 {
+		if i == 20 {
+			size = g.mod.Memory().Size()
+		}
+		if _, _, err := g.call("affine", batch, types, tBigint); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grown := g.mod.Memory().Size(); grown != size {
+		t.Errorf("memory grew from %d to %d bytes over 180 identical batches", size, grown)
+	}
+}
+
+func TestWasmSha256hex(t *testing.T) {
+	g := newGuest(t, "examples/go/sha256hex")
+	b := newColBuilder(tBytes)
+	for _, v := range []any{"", nil, "abc"} {
+		b.add(v)
+	}
+	batch := &udfhostv1.Batch{Rows: 3, Columns: []*udfhostv1.Column{b.column()}}
+	col, errs, err := g.call("sha256hex", batch, []udfhostv1.Type{tBytes}, tVarchar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, "sha256hex", col, errs, []any{
+		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		nil,
+		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+	}, nil)
+}
+
+func TestWasmSDKEcho(t *testing.T) {
+	g := newGuest(t, "guest/internal/testudf")
+	for _, typ := range allTypes {
+		for _, rows := range rowCounts {
+			for _, nulls := range []bool{false, true} {
+				in := sampleColumn(typ, rows, nulls)
+				b := &udfhostv1.Batch{Rows: uint32(rows), Columns: []*udfhostv1.Column{in}}
+				export := "echo_" + strings.ToLower(typeName(typ))
+				col, errs, err := g.call(export, b, []udfhostv1.Type{typ}, typ)
+				if err != nil {
+					t.Fatalf("%s rows=%d: %v", export, rows, err)
+				}
+				checkDecoded(t, export, col, errs, outputCase{col: in, rows: rows})
+			}
+		}
+	}
+}
+
+func TestWasmSDKRowErrors(t *testing.T) {
+	g := newGuest(t, "guest/internal/testudf")
+	b := newColBuilder(tBigint)
+	for _, v := range []any{int64(5), int64(0), nil, int64(-3), int64(50)} {
+		b.add(v)
+	}
+	batch := &udfhostv1.Batch{Rows: 5, Columns: []*udfhostv1.Column{b.column()}}
+	col, errs, err := g.call("checked", batch, []udfhostv1.Type{tBigint}, tBigint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, "checked", col, errs, []any{int64(20), nil, nil, nil, int64(2)}, map[int]string{
+		1: "zero is not allowed",
+		3: "panic: runtime error: index out of range [3] with length 0",
+	})
+
+	col, errs, err = g.call("failbatch", batch, []udfhostv1.Type{tBigint}, tBigint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := map[int]string{}
+	for i := range 5 {
+		all[i] = "failbatch: no"
+	}
+	checkRows(t, "failbatch", col, errs, make([]any, 5), all)
+
+	in := []*string{sp("a"), sp("b"), nil, sp(""), sp("long string")}
+	batch = &udfhostv1.Batch{Rows: 5, Columns: []*udfhostv1.Column{varcharColumn(in)}}
+	col, errs, err = g.call("reverse", batch, []udfhostv1.Type{tVarchar}, tVarchar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, "reverse", col, errs, []any{nil, nil, nil, "!", "long string!"}, map[int]string{0: "late", 1: "first"})
+}
+
+// checkRows checks a decoded result against want (nil = NULL) and the row
+// errors against wantErrs.
+func checkRows(t *testing.T, name string, col *udfhostv1.Column, errs []*udfhostv1.RowError, want []any, wantErrs map[int]string) {
+	t.Helper()
+	got := map[int]string{}
+	for _, e := range errs {
+		got[int(e.Row)] = e.Message
+	}
+	if len(got) != len(wantErrs) || len(errs) != len(wantErrs) {
+		t.Errorf("%s: row errors %v, want %v", name, got, wantErrs)
+	}
+	for row, msg := range wantErrs {
+		if got[row] != msg {
+			t.Errorf("%s: row %d error %q, want %q", name, row, got[row], msg)
+		}
+	}
+	c := protoCol(col)
+	for row, w := range want {
+		if g := colValue(c, row); !sameValue(g, w) {
+			t.Errorf("%s: row %d = %#v, want %#v", name, row, g, w)
+		}
+	}
+}
