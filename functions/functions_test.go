@@ -1,0 +1,134 @@
+package functions
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/udfhost/udfhost/artifacts"
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/sandbox"
+)
+
+const (
+	tInt     = udfhostv1.Type_TYPE_INT
+	tBigint  = udfhostv1.Type_TYPE_BIGINT
+	tDouble  = udfhostv1.Type_TYPE_DOUBLE
+	tVarchar = udfhostv1.Type_TYPE_VARCHAR
+	tBool    = udfhostv1.Type_TYPE_BOOLEAN
+)
+
+func TestParseSignature(t *testing.T) {
+	tests := []struct {
+		in      string
+		args    []udfhostv1.Type
+		result  udfhostv1.Type
+		wantErr string
+	}{
+		{in: "(BIGINT, BIGINT) -> BIGINT", args: []udfhostv1.Type{tBigint, tBigint}, result: tBigint},
+		{in: "( varchar )->boolean", args: []udfhostv1.Type{tVarchar}, result: tBool},
+		{in: "() -> DOUBLE", result: tDouble},
+		{in: "(INTEGER, STRING) -> INT", args: []udfhostv1.Type{tInt, tVarchar}, result: tInt},
+		{in: "BIGINT -> BIGINT", wantErr: "parentheses"},
+		{in: "(BIGINT, BIGINT)", wantErr: "want \"(ARG"},
+		{in: "(BIGINT, DECIMAL) -> BIGINT", wantErr: "argument 2: unknown type \"DECIMAL\""},
+		{in: "(BIGINT,) -> BIGINT", wantErr: "argument 2: unknown type \"\""},
+		{in: "(BIGINT) -> MAP", wantErr: "result: unknown type"},
+	}
+	for _, tc := range tests {
+		args, result, err := ParseSignature(tc.in)
+		if tc.wantErr != "" {
+			if !errors.Is(err, ErrSignature) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("ParseSignature(%q) error = %v, want one containing %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(args, tc.args) || result != tc.result {
+			t.Errorf("ParseSignature(%q) = %v, %v, %v", tc.in, args, result, err)
+		}
+		if again, _, _ := ParseSignature(FormatSignature(args, result)); !slices.Equal(again, args) {
+			t.Errorf("FormatSignature does not round-trip %q", tc.in)
+		}
+	}
+}
+
+func TestChooseABI(t *testing.T) {
+	direct := &artifacts.Artifact{ID: "art-d", Exports: []artifacts.Export{
+		{Name: "add", Params: []string{"i64", "i64"}, Results: []string{"i64"}},
+		{Name: "pick", Params: []string{"i32", "i32"}, Results: []string{"i64"}},
+	}}
+	sdk := &artifacts.Artifact{ID: "art-b", ABIVersion: 1, Exports: []artifacts.Export{
+		{Name: "upper", Params: []string{"i32", "i32"}, Results: []string{"i64"}},
+	}}
+	tests := []struct {
+		name    string
+		art     *artifacts.Artifact
+		export  string
+		sig     string
+		want    udfhostv1.ABI
+		abi     sandbox.ABI
+		wantErr string
+	}{
+		{"direct by default", direct, "add", "(BIGINT, BIGINT) -> BIGINT", 0, sandbox.ABIDirect, ""},
+		{"batch shape without SDK stays direct", direct, "pick", "(INT, INT) -> BIGINT", 0, sandbox.ABIDirect, ""},
+		{"SDK module is batch", sdk, "upper", "(VARCHAR) -> VARCHAR", 0, sandbox.ABIBatch, ""},
+		{"forced direct on SDK module", sdk, "upper", "(INT, INT) -> BIGINT", udfhostv1.ABI_ABI_DIRECT, sandbox.ABIDirect, ""},
+		{"mismatch names both", direct, "add", "(INT, BIGINT) -> BIGINT", 0, 0, "wasm type (i32, i64) -> i64, but it has (i64, i64) -> i64"},
+		{"varchar in direct", direct, "add", "(VARCHAR, BIGINT) -> BIGINT", udfhostv1.ABI_ABI_DIRECT, 0, "direct ABI cannot pass"},
+		{"batch without SDK", direct, "pick", "(VARCHAR) -> VARCHAR", udfhostv1.ABI_ABI_BATCH, 0, "does not implement the batch ABI"},
+		{"missing export", direct, "sub", "(BIGINT) -> BIGINT", 0, 0, "no export \"sub\" (exports: add, pick)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args, result, err := ParseSignature(tc.sig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			abi, err := ChooseABI(tc.art, tc.export, args, result, tc.want)
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrSignature) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || abi != tc.abi {
+				t.Fatalf("ChooseABI = %v, %v; want %v", abi, err, tc.abi)
+			}
+		})
+	}
+}
+
+func TestRegistryPersists(t *testing.T) {
+	dir := t.TempDir()
+	r, err := OpenRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Function{Name: "add", Env: "default", Pool: "default", ArtifactID: "art-1", Export: "add",
+		Args: []udfhostv1.Type{tBigint, tBigint}, Result: tBigint, ABI: sandbox.ABIDirect}
+	if err := r.Create(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Create(f); !errors.Is(err, ErrExists) {
+		t.Errorf("second create: %v, want ErrExists", err)
+	}
+	if err := r.Create(&Function{Name: "../evil", Env: "default"}); !errors.Is(err, ErrName) {
+		t.Errorf("bad name: %v, want ErrName", err)
+	}
+	r2, err := OpenRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r2.Get("default", "add")
+	if err != nil || got.Signature() != "(BIGINT, BIGINT) -> BIGINT" {
+		t.Fatalf("after reopen: %v, %v", got, err)
+	}
+	if _, err := r2.Delete("default", "add"); err != nil {
+		t.Fatal(err)
+	}
+	r3, _ := OpenRegistry(dir)
+	if _, err := r3.Get("default", "add"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted function still there: %v", err)
+	}
+}
