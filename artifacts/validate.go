@@ -88,7 +88,10 @@ func Validate(ctx context.Context, wasm []byte, kind Kind, cache wazero.Compilat
 		return Info{}, err
 	}
 
-	cfg := wazero.NewRuntimeConfigCompiler().WithDebugInfoEnabled(false)
+	// WithCloseOnContextDone is part of wazero's cache key (it changes the
+	// generated code): it must match the workers' runtime so that this
+	// compile fills the cache a worker then loads from.
+	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
 	if cache != nil {
 		cfg = cfg.WithCompilationCache(cache)
 	}
