@@ -40,6 +40,10 @@ type Pool struct {
 	BatchDeadline time.Duration
 	// InstancesPerWorker is how many batches one worker runs at once.
 	InstancesPerWorker int
+	// QueuePerWorker is how many more batches may wait for a worker; past
+	// that, calls are refused with RESOURCE_EXHAUSTED and a retry hint
+	// instead of queueing without limit.
+	QueuePerWorker int
 	// MaxBatchRows and MaxBatchBytes bound one request.
 	MaxBatchRows  int
 	MaxBatchBytes int
@@ -66,6 +70,7 @@ func Default() *Policy {
 			MemoryLimitPages:   4096, // 256 MiB
 			BatchDeadline:      2 * time.Second,
 			InstancesPerWorker: 2,
+			QueuePerWorker:     62,
 			MaxBatchRows:       1 << 20,
 			MaxBatchBytes:      64 << 20,
 			MaxArtifactBytes:   100 << 20,

@@ -25,6 +25,9 @@ var (
 	ErrGuest      = errors.New("guest failed the batch")
 	ErrBadRequest = errors.New("worker rejected the request")
 	ErrWorkerDied = errors.New("worker process died")
+	// ErrOverloaded means the worker's queue is full; the caller should back
+	// off (see RetryAfter) rather than queue without limit.
+	ErrOverloaded = errors.New("worker is overloaded")
 )
 
 // CallError is a failed call: Class is one of the Err* sentinels, Msg the
@@ -53,8 +56,12 @@ type Config struct {
 	CacheDir         string // wazero compilation cache; "" for none
 	Exe              string // binary to re-execute; default /proc/self/exe
 	Args             []string
-	Stderr           io.Writer     // the worker's stderr; default discarded
-	StartTimeout     time.Duration // default 30 s (a cold compile of a Go guest takes ~1 s)
+	// MaxInFlight bounds the batches sent to the worker and not yet
+	// answered (running or queued in the worker); more are refused with
+	// ErrOverloaded. Default 4 × MaxInstances.
+	MaxInFlight  int
+	Stderr       io.Writer     // the worker's stderr; default discarded
+	StartTimeout time.Duration // default 30 s (a cold compile of a Go guest takes ~1 s)
 }
 
 // Worker is the host's handle on one worker process.
@@ -66,11 +73,15 @@ type Worker struct {
 	info     loadedInfo
 	startDur time.Duration
 
-	nextID  atomic.Uint64
-	mu      sync.Mutex
-	pending map[uint64]chan result
-	done    chan struct{}
-	exitErr error // why the worker is gone; set before done is closed
+	nextID   atomic.Uint64
+	inFlight chan struct{} // one token per unanswered call
+	// svcNanos is a moving average of call durations, for retry hints.
+	svcNanos  atomic.Int64
+	instances int
+	mu        sync.Mutex
+	pending   map[uint64]chan result
+	done      chan struct{}
+	exitErr   error // why the worker is gone; set before done is closed
 }
 
 type result struct {
@@ -111,9 +122,15 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 		conn.Close()
 		return nil, fmt.Errorf("start worker %s: %w", cfg.Identity, err)
 	}
+	instances := max(cfg.MaxInstances, 1)
+	maxInFlight := cfg.MaxInFlight
+	if maxInFlight <= 0 {
+		maxInFlight = 4 * instances
+	}
 	w := &Worker{
 		identity: cfg.Identity, cmd: cmd, conn: conn, w: &frameWriter{w: conn},
 		pending: map[uint64]chan result{}, done: make(chan struct{}),
+		inFlight: make(chan struct{}, maxInFlight), instances: instances,
 	}
 	if err := w.load(ctx, cfg); err != nil {
 		w.kill()
@@ -160,6 +177,13 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// RetryAfter estimates when a refused caller may find room: the time the
+// worker needs to drain its current queue.
+func (w *Worker) RetryAfter() time.Duration {
+	d := time.Duration(w.svcNanos.Load()) * time.Duration(cap(w.inFlight)) / time.Duration(w.instances)
+	return min(max(d, time.Millisecond), time.Second)
+}
+
 // Identity returns the pod identity the worker serves.
 func (w *Worker) Identity() string { return w.identity }
 
@@ -181,6 +205,20 @@ func (w *Worker) Err() error { <-w.done; return w.exitErr }
 // Call runs spec on one batch v1 input region with the given deadline and
 // appends the worker's output region to dst.
 func (w *Worker) Call(ctx context.Context, spec *FuncSpec, deadline time.Duration, input []byte) ([]byte, error) {
+	select {
+	case w.inFlight <- struct{}{}:
+	default:
+		return nil, &CallError{ErrOverloaded, fmt.Sprintf("worker for %s has %d batches in flight; retry after %s",
+			w.identity, cap(w.inFlight), w.RetryAfter())}
+	}
+	defer func() { <-w.inFlight }()
+	start := time.Now()
+	defer func() {
+		// EWMA with weight 1/8: cheap, and smooth enough for a hint.
+		d := time.Since(start).Nanoseconds()
+		old := w.svcNanos.Load()
+		w.svcNanos.Store(old + (d-old)/8)
+	}()
 	id := w.nextID.Add(1)
 	ch := make(chan result, 1)
 	w.mu.Lock()

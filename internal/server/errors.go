@@ -3,6 +3,10 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -26,6 +30,17 @@ func toStatus(err error) error {
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
+	}
+	if errors.Is(err, sandbox.ErrOverloaded) {
+		// Tell the caller when to come back (google.rpc.RetryInfo), so a
+		// task manager backs off instead of hammering a full queue.
+		st := status.New(codes.ResourceExhausted, err.Error())
+		if d, ok := retryAfter(err); ok {
+			if withInfo, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)}); derr == nil {
+				st = withInfo
+			}
+		}
+		return st.Err()
 	}
 	code := codes.Internal
 	switch {
@@ -54,3 +69,20 @@ func toStatus(err error) error {
 }
 
 var errInUse = errors.New("in use")
+
+// overloadError carries the worker's retry estimate to the edge.
+type overloadError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *overloadError) Error() string { return e.err.Error() }
+func (e *overloadError) Unwrap() error { return e.err }
+
+func retryAfter(err error) (time.Duration, bool) {
+	var oe *overloadError
+	if errors.As(err, &oe) {
+		return oe.after, true
+	}
+	return 0, false
+}

@@ -24,30 +24,64 @@ func (is *invokeService) Invoke(ctx context.Context, req *udfhostv1.InvokeReques
 	return is.s.invoke(ctx, req)
 }
 
+// streamWindow bounds the batches of one stream processed at once. A task
+// manager that pipelines (sends before the previous answer arrives) gets its
+// batches run concurrently; answers still go out in request order.
+const streamWindow = 16
+
 // InvokeStream answers each request in order. A failed batch is reported in
 // its response and the stream goes on; only a broken stream ends it.
 func (is *invokeService) InvokeStream(stream udfhostv1.InvokeService_InvokeStreamServer) error {
-	ctx := stream.Context()
-	for {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		resp, err := is.s.invoke(ctx, req)
-		if err != nil {
-			st := status.Convert(toStatus(err))
-			resp = &udfhostv1.InvokeResponse{
-				Seq:   req.Seq,
-				Error: &udfhostv1.BatchError{Code: int32(st.Code()), Message: st.Message()},
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	type slot struct {
+		done chan struct{}
+		resp *udfhostv1.InvokeResponse
+	}
+	order := make(chan *slot, streamWindow)
+	sendErr := make(chan error, 1)
+	go func() {
+		var err error
+		for sl := range order {
+			<-sl.done
+			if err == nil {
+				if err = stream.Send(sl.resp); err != nil {
+					cancel() // stop the receive loop and running batches
+				}
 			}
 		}
-		if err := stream.Send(resp); err != nil {
-			return err
+		sendErr <- err
+	}()
+	var recvErr error
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				recvErr = err
+			}
+			break
 		}
+		sl := &slot{done: make(chan struct{})}
+		order <- sl // blocks when streamWindow batches are in flight
+		go func() {
+			defer close(sl.done)
+			resp, err := is.s.invoke(ctx, req)
+			if err != nil {
+				st := status.Convert(toStatus(err))
+				be := &udfhostv1.BatchError{Code: int32(st.Code()), Message: st.Message()}
+				if d, ok := retryAfter(err); ok {
+					be.RetryAfterMs = d.Milliseconds()
+				}
+				resp = &udfhostv1.InvokeResponse{Seq: req.Seq, Error: be}
+			}
+			sl.resp = resp
+		}()
 	}
+	close(order)
+	if err := <-sendErr; err != nil {
+		return err
+	}
+	return recvErr
 }
 
 var inputPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
@@ -92,6 +126,10 @@ func (s *Server) invoke(ctx context.Context, req *udfhostv1.InvokeRequest) (*udf
 	}
 	spec := f.Spec()
 	out, err := w.Call(ctx, &spec, pool.BatchDeadline, input)
+	if errors.Is(err, sandbox.ErrOverloaded) {
+		stats.refused.Add(1)
+		return nil, &overloadError{err: err, after: w.RetryAfter()}
+	}
 	if err != nil {
 		stats.fails.Add(1)
 		if sandbox.IsViolation(err) {

@@ -20,9 +20,9 @@ type invocationStats struct {
 }
 
 type fnStats struct {
-	fn                              *functions.Function
-	pod                             string
-	batches, rows, rowErrors, fails atomic.Int64
+	fn                                       *functions.Function
+	pod                                      string
+	batches, rows, rowErrors, fails, refused atomic.Int64
 }
 
 func newInvocationStats() *invocationStats {
@@ -77,10 +77,11 @@ func (s *Server) writeSummaries(ctx context.Context) error {
 			Type: audit.TypeInvocation, Actor: "task-managers", Pod: c.pod,
 			Resource: "function/" + c.fn.Env + "/" + c.fn.Name, Decision: audit.Allow,
 			Details: map[string]string{
-				"batches":        strconv.FormatInt(c.batches.Load(), 10),
-				"rows":           strconv.FormatInt(c.rows.Load(), 10),
-				"row_errors":     strconv.FormatInt(c.rowErrors.Load(), 10),
-				"failed_batches": strconv.FormatInt(c.fails.Load(), 10),
+				"batches":         strconv.FormatInt(c.batches.Load(), 10),
+				"rows":            strconv.FormatInt(c.rows.Load(), 10),
+				"row_errors":      strconv.FormatInt(c.rowErrors.Load(), 10),
+				"failed_batches":  strconv.FormatInt(c.fails.Load(), 10),
+				"refused_batches": strconv.FormatInt(c.refused.Load(), 10),
 			},
 		})
 		if err != nil {

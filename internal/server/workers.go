@@ -35,6 +35,7 @@ func (s *Server) startWorker(cacheDir string) pods.StartFunc {
 			Module:           wasm,
 			MemoryLimitPages: pool.MemoryLimitPages,
 			MaxInstances:     pool.InstancesPerWorker,
+			MaxInFlight:      pool.InstancesPerWorker + pool.QueuePerWorker,
 			CacheDir:         cacheDir,
 			Exe:              s.cfg.WorkerExe,
 			Args:             s.cfg.WorkerArgs,

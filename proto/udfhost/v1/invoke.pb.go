@@ -170,9 +170,12 @@ func (x *InvokeResponse) GetError() *BatchError {
 }
 
 type BatchError struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"` // google.golang.org/grpc/codes
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"` // google.golang.org/grpc/codes
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// For RESOURCE_EXHAUSTED: when to try again (unary calls carry the same
+	// hint as a google.rpc.RetryInfo status detail).
+	RetryAfterMs  int64 `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -221,6 +224,13 @@ func (x *BatchError) GetMessage() string {
 	return ""
 }
 
+func (x *BatchError) GetRetryAfterMs() int64 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
+}
+
 var File_udfhost_v1_invoke_proto protoreflect.FileDescriptor
 
 const file_udfhost_v1_invoke_proto_rawDesc = "" +
@@ -237,11 +247,12 @@ const file_udfhost_v1_invoke_proto_rawDesc = "" +
 	"\x04rows\x18\x02 \x01(\rR\x04rows\x12*\n" +
 	"\x06result\x18\x03 \x01(\v2\x12.udfhost.v1.ColumnR\x06result\x12,\n" +
 	"\x06errors\x18\x04 \x03(\v2\x14.udfhost.v1.RowErrorR\x06errors\x12,\n" +
-	"\x05error\x18\x05 \x01(\v2\x16.udfhost.v1.BatchErrorR\x05error\":\n" +
+	"\x05error\x18\x05 \x01(\v2\x16.udfhost.v1.BatchErrorR\x05error\"`\n" +
 	"\n" +
 	"BatchError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\x9b\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs2\x9b\x01\n" +
 	"\rInvokeService\x12?\n" +
 	"\x06Invoke\x12\x19.udfhost.v1.InvokeRequest\x1a\x1a.udfhost.v1.InvokeResponse\x12I\n" +
 	"\fInvokeStream\x12\x19.udfhost.v1.InvokeRequest\x1a\x1a.udfhost.v1.InvokeResponse(\x010\x01B7Z5github.com/udfhost/udfhost/proto/udfhost/v1;udfhostv1b\x06proto3"
