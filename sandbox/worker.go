@@ -71,7 +71,9 @@ type Worker struct {
 	conn     net.Conn
 	w        *frameWriter
 	info     loadedInfo
-	startDur time.Duration
+	spawned  time.Time
+	startDur time.Duration // from exec to a warm instance
+	loadDur  time.Duration // from handing over the module to a warm instance
 
 	nextID   atomic.Uint64
 	inFlight chan struct{} // one token per unanswered call
@@ -92,17 +94,29 @@ type result struct {
 // Start launches a worker for cfg.Identity, hands it the module and waits
 // until it has compiled it, jailed itself and warmed an instance.
 func Start(ctx context.Context, cfg Config) (*Worker, error) {
+	w, err := spawn(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start worker %s: %w", cfg.Identity, err)
+	}
+	if err := w.assign(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("start worker %s: %w", cfg.Identity, err)
+	}
+	return w, nil
+}
+
+// spawn starts a worker process that waits for its module. It belongs to
+// no identity yet, so it can be started ahead of need (see Spares).
+func spawn(cfg Config) (*Worker, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("start worker %s: socketpair: %w", cfg.Identity, err)
+		return nil, fmt.Errorf("socketpair: %w", err)
 	}
 	hostEnd, childEnd := os.NewFile(uintptr(fds[0]), "worker-host"), os.NewFile(uintptr(fds[1]), "worker-child")
 	defer childEnd.Close()
 	conn, err := net.FileConn(hostEnd)
 	hostEnd.Close()
 	if err != nil {
-		childEnd.Close()
-		return nil, fmt.Errorf("start worker %s: %w", cfg.Identity, err)
+		return nil, err
 	}
 	exe, args := cfg.Exe, cfg.Args
 	if exe == "" {
@@ -117,29 +131,35 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	cmd.Dir = "/"
 	cmd.Stderr = cfg.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	started := time.Now()
+	spawned := time.Now()
 	if err := cmd.Start(); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("start worker %s: %w", cfg.Identity, err)
+		return nil, err
 	}
-	instances := max(cfg.MaxInstances, 1)
+	return &Worker{cmd: cmd, conn: conn, w: &frameWriter{w: conn}, spawned: spawned,
+		pending: map[uint64]chan result{}, done: make(chan struct{})}, nil
+}
+
+// assign gives a spawned worker its identity and module; on failure the
+// process is killed and reaped.
+func (w *Worker) assign(ctx context.Context, cfg Config) error {
+	w.identity = cfg.Identity
+	w.instances = max(cfg.MaxInstances, 1)
 	maxInFlight := cfg.MaxInFlight
 	if maxInFlight <= 0 {
-		maxInFlight = 4 * instances
+		maxInFlight = 4 * w.instances
 	}
-	w := &Worker{
-		identity: cfg.Identity, cmd: cmd, conn: conn, w: &frameWriter{w: conn},
-		pending: map[uint64]chan result{}, done: make(chan struct{}),
-		inFlight: make(chan struct{}, maxInFlight), instances: instances,
-	}
+	w.inFlight = make(chan struct{}, maxInFlight)
+	loadStart := time.Now()
 	if err := w.load(ctx, cfg); err != nil {
 		w.kill()
-		cmd.Wait()
-		return nil, fmt.Errorf("start worker %s: %w", cfg.Identity, err)
+		w.cmd.Wait()
+		return err
 	}
-	w.startDur = time.Since(started)
+	w.startDur = time.Since(w.spawned)
+	w.loadDur = time.Since(loadStart)
 	go w.readLoop()
-	return w, nil
+	return nil
 }
 
 func (w *Worker) load(ctx context.Context, cfg Config) error {
@@ -193,8 +213,13 @@ func (w *Worker) PID() int { return w.cmd.Process.Pid }
 // Layers reports the isolation layers the worker says are active.
 func (w *Worker) Layers() []Layer { return w.info.Layers }
 
-// StartDuration is how long Start took, from exec to a warm instance.
+// StartDuration is the time from exec to a warm instance; for a spare
+// worker that includes the time it waited.
 func (w *Worker) StartDuration() time.Duration { return w.startDur }
+
+// LoadDuration is the time from handing over the module to a warm
+// instance: what a new pod waits for when a spare process was ready.
+func (w *Worker) LoadDuration() time.Duration { return w.loadDur }
 
 // Done is closed when the worker process is gone.
 func (w *Worker) Done() <-chan struct{} { return w.done }

@@ -28,6 +28,7 @@ import (
 	"github.com/udfhost/udfhost/policies"
 	"github.com/udfhost/udfhost/presign"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/sandbox"
 )
 
 // Config is everything a Server needs; zero values are the embedded defaults.
@@ -58,6 +59,7 @@ type Server struct {
 	policy *policies.Policy
 	cache  wazero.CompilationCache
 	stats  *invocationStats
+	spares *sandbox.Spares
 
 	grpcLn, httpLn net.Listener
 	grpc           *grpc.Server
@@ -144,6 +146,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("open artifact store: %w", err)
 	}
 	s.stats = newInvocationStats()
+	// One spare worker process: a new pod then waits only for its module.
+	s.spares = sandbox.NewSpares(sandbox.Config{Exe: s.cfg.WorkerExe, Args: s.cfg.WorkerArgs, Stderr: s.cfg.WorkerStderr}, 1)
 	s.pods = pods.NewRegistry(s.startWorker(cacheDir), s.workerExited)
 
 	s.grpc = grpc.NewServer(
@@ -205,6 +209,9 @@ func (s *Server) closeAll(ctx context.Context) error {
 	var errs []error
 	if s.pods != nil {
 		s.pods.Close(ctx)
+	}
+	if s.spares != nil {
+		s.spares.Close()
 	}
 	if s.stats != nil && s.audit != nil {
 		errs = append(errs, s.writeSummaries(ctx))

@@ -30,7 +30,7 @@ func (s *Server) startWorker(cacheDir string) pods.StartFunc {
 		if err != nil {
 			return nil, fmt.Errorf("load module for %s: %w", id, err)
 		}
-		w, err := sandbox.Start(ctx, sandbox.Config{
+		w, err := s.spares.Start(ctx, sandbox.Config{
 			Identity:         id.SPIFFEID(),
 			Module:           wasm,
 			MemoryLimitPages: pool.MemoryLimitPages,
@@ -56,15 +56,15 @@ func (s *Server) startWorker(cacheDir string) pods.StartFunc {
 		if err := s.audit.Record(ctx, audit.Event{
 			Type: audit.TypeWorkerStarted, Actor: "udfhost", Pod: id.SPIFFEID(), Decision: audit.Allow,
 			Details: map[string]string{
-				"pid":      strconv.Itoa(w.PID()),
-				"layers":   strings.Join(active, ","),
-				"start_ms": strconv.FormatFloat(float64(w.StartDuration().Microseconds())/1000, 'f', 1, 64),
+				"pid":     strconv.Itoa(w.PID()),
+				"layers":  strings.Join(active, ","),
+				"load_ms": strconv.FormatFloat(float64(w.LoadDuration().Microseconds())/1000, 'f', 1, 64),
 			},
 		}); err != nil {
 			w.Close(ctx) // fail closed: an unaudited worker does not serve
 			return nil, err
 		}
-		s.log.Info("worker started", "pod", id.SPIFFEID(), "pid", w.PID(), "layers", strings.Join(active, ","), "start", w.StartDuration())
+		s.log.Info("worker started", "pod", id.SPIFFEID(), "pid", w.PID(), "layers", strings.Join(active, ","), "load", w.LoadDuration())
 		return w, nil
 	}
 }
