@@ -2,13 +2,16 @@ package sandbox
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -24,6 +27,8 @@ type engine struct {
 	compiled wazero.CompiledModule
 	idle     chan *instance
 	slots    chan struct{} // one token per instance that may exist
+	mu       sync.Mutex
+	drivers  map[string]wazero.CompiledModule // direct-ABI drivers by export and types
 }
 
 type engineConfig struct {
@@ -58,7 +63,8 @@ func newEngine(ctx context.Context, cfg engineConfig, wasm []byte) (*engine, err
 		return nil, fmt.Errorf("compile module: %w", err)
 	}
 	n := max(cfg.MaxInstances, 1)
-	e := &engine{rt: rt, compiled: compiled, idle: make(chan *instance, n), slots: make(chan struct{}, n)}
+	e := &engine{rt: rt, compiled: compiled, idle: make(chan *instance, n), slots: make(chan struct{}, n),
+		drivers: map[string]wazero.CompiledModule{}}
 	return e, nil
 }
 
@@ -85,7 +91,7 @@ type instance struct {
 	inPtr   uint32
 	inCap   uint32
 	stack   []uint64
-	builder abi.OutputBuilder
+	drivers map[string]*driver
 }
 
 func (e *engine) newInstance(ctx context.Context) (*instance, error) {
@@ -94,7 +100,7 @@ func (e *engine) newInstance(ctx context.Context) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("instantiate module: %w", err)
 	}
-	inst := &instance{mod: mod, mem: mod.Memory(), fns: map[string]api.Function{}, stack: make([]uint64, 8)}
+	inst := &instance{mod: mod, mem: mod.Memory(), fns: map[string]api.Function{}, stack: make([]uint64, 8), drivers: map[string]*driver{}}
 	if v := mod.ExportedFunction("udfhost_abi_version"); v != nil {
 		res, err := v.Call(ctx)
 		if err != nil {
@@ -137,6 +143,9 @@ func (e *engine) release(inst *instance) { e.idle <- inst }
 
 // discard closes an instance whose state can no longer be trusted.
 func (e *engine) discard(ctx context.Context, inst *instance) {
+	for _, d := range inst.drivers {
+		d.mod.Close(ctx)
+	}
 	inst.mod.Close(ctx)
 	<-e.slots
 }
@@ -166,7 +175,7 @@ func (e *engine) call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 	}
 	switch spec.ABI {
 	case ABIDirect:
-		dst, err = inst.callDirect(ctx, spec, &in, dst)
+		dst, err = e.callDirect(ctx, inst, spec, input, in.Rows, dst)
 	case ABIBatch:
 		dst, err = inst.callBatch(ctx, spec, input, in.Rows, dst)
 	default:
@@ -263,63 +272,125 @@ func (inst *instance) callBatch(ctx context.Context, spec *FuncSpec, input []byt
 	return out, nil
 }
 
-func (inst *instance) callDirect(ctx context.Context, spec *FuncSpec, in *abi.Input, dst []byte) ([]byte, error) {
-	f, err := inst.fn(spec.Export)
+// directBase is where the input region starts in a driver's memory; it is
+// not 0 so that 0 can mean "no validity bitmap".
+const directBase = 64
+
+type driver struct {
+	mod   api.Module
+	mem   api.Memory
+	run   api.Function
+	stack []uint64
+}
+
+// driverFor returns inst's driver for spec, compiling (once per engine) and
+// instantiating (once per instance) it on first use.
+func (e *engine) driverFor(ctx context.Context, inst *instance, spec *FuncSpec) (*driver, error) {
+	key := spec.Export + "\x00" + string(typeBytes(spec))
+	if d, ok := inst.drivers[key]; ok {
+		return d, nil
+	}
+	e.mu.Lock()
+	compiled, ok := e.drivers[key]
+	if !ok {
+		wasm, err := driverModule(spec)
+		if err == nil {
+			compiled, err = e.rt.CompileModule(ctx, wasm)
+		}
+		if err != nil {
+			e.mu.Unlock()
+			return nil, &callError{statusBadRequest, fmt.Sprintf("build direct-ABI driver for %q: %v", spec.Export, err)}
+		}
+		e.drivers[key] = compiled
+	}
+	e.mu.Unlock()
+	rctx := experimental.WithImportResolver(ctx, func(name string) api.Module {
+		if name == "udf" {
+			return inst.mod
+		}
+		return nil
+	})
+	mod, err := e.rt.InstantiateModule(rctx, compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	if err != nil {
+		return nil, &callError{statusBadRequest, fmt.Sprintf("link direct-ABI driver for %q: %v", spec.Export, err)}
+	}
+	d := &driver{mod: mod, mem: mod.Memory(), run: mod.ExportedFunction("run"), stack: make([]uint64, 2*len(spec.Args)+3)}
+	inst.drivers[key] = d
+	return d, nil
+}
+
+func typeBytes(spec *FuncSpec) []byte {
+	b := make([]byte, 0, len(spec.Args)+1)
+	for _, t := range spec.Args {
+		b = append(b, byte(t))
+	}
+	return append(b, byte(spec.Result))
+}
+
+// callDirect runs a batch through the driver: the input region is copied
+// into the driver's memory, the output region is laid out after it, and
+// the driver fills values and validity.
+func (e *engine) callDirect(ctx context.Context, inst *instance, spec *FuncSpec, input []byte, rows int, dst []byte) ([]byte, error) {
+	if _, err := inst.fn(spec.Export); err != nil {
+		return dst, err
+	}
+	if err := checkDirect(inst.fns[spec.Export].Definition(), spec); err != nil {
+		return dst, err
+	}
+	d, err := e.driverFor(ctx, inst, spec)
 	if err != nil {
 		return dst, err
 	}
-	if err := checkDirect(f.Definition(), spec); err != nil {
+	outOff := align8(directBase + len(input))
+	valuesOff := outOff + 48
+	valuesLen := rows << widthShift(spec.Result)
+	if spec.Result == udfhostv1.Type_TYPE_BOOLEAN {
+		valuesLen = (rows + 7) / 8
+	}
+	validityOff := align8(valuesOff + valuesLen)
+	end := validityOff + (rows+7)/8
+	if size := int(d.mem.Size()); end > size {
+		if _, ok := d.mem.Grow(uint32((end - size + 65535) / 65536)); !ok {
+			return dst, &callError{statusBadRequest, fmt.Sprintf("batch of %d bytes does not fit the memory limit", end)}
+		}
+	}
+	mem, _ := d.mem.Read(0, d.mem.Size())
+	copy(mem[directBase:], input)
+	clear(mem[valuesOff:end])
+	h := mem[outOff:valuesOff]
+	clear(h)
+	binary.LittleEndian.PutUint32(h[0:], abi.OutputMagic)
+	binary.LittleEndian.PutUint32(h[4:], abi.Version)
+	binary.LittleEndian.PutUint32(h[8:], uint32(rows))
+	binary.LittleEndian.PutUint32(h[12:], uint32(spec.Result))
+	binary.LittleEndian.PutUint32(h[16:], uint32(validityOff-outOff))
+	binary.LittleEndian.PutUint32(h[24:], uint32(valuesOff-outOff))
+	binary.LittleEndian.PutUint32(h[28:], uint32(valuesLen))
+
+	st := d.stack
+	st[0] = uint64(rows)
+	for i := range spec.Args {
+		desc := input[16+32*i:]
+		validity := binary.LittleEndian.Uint32(desc[4:])
+		st[1+2*i] = uint64(directBase + binary.LittleEndian.Uint32(desc[12:]))
+		st[2+2*i] = 0
+		if validity != 0 {
+			st[2+2*i] = uint64(directBase + validity)
+		}
+	}
+	st[2*len(spec.Args)+1] = uint64(valuesOff)
+	st[2*len(spec.Args)+2] = uint64(validityOff)
+	if err := d.run.CallWithStack(ctx, st); err != nil {
 		return dst, err
 	}
-	b := &inst.builder
-	b.Reset(spec.Result, in.Rows)
-	stack := inst.stack
-	if len(stack) < len(spec.Args) {
-		stack = make([]uint64, len(spec.Args))
-		inst.stack = stack
+	out, err := abi.CopyOutput(dst, mem, uint32(outOff), uint32(end-outOff), rows, spec.Result)
+	if err != nil {
+		return dst, &callError{statusInternal, err.Error()}
 	}
-rows:
-	for r := 0; r < in.Rows; r++ {
-		for c := range in.Cols {
-			col := &in.Cols[c]
-			if !col.Valid(r) {
-				b.SetNull(r)
-				continue rows
-			}
-			switch col.Type {
-			case udfhostv1.Type_TYPE_INT:
-				stack[c] = api.EncodeI32(col.Int32(r))
-			case udfhostv1.Type_TYPE_BIGINT:
-				stack[c] = api.EncodeI64(col.Int64(r))
-			case udfhostv1.Type_TYPE_FLOAT:
-				stack[c] = api.EncodeF32(col.Float32(r))
-			case udfhostv1.Type_TYPE_DOUBLE:
-				stack[c] = api.EncodeF64(col.Float64(r))
-			case udfhostv1.Type_TYPE_BOOLEAN:
-				stack[c] = 0
-				if col.Bool(r) {
-					stack[c] = 1
-				}
-			}
-		}
-		if err := f.CallWithStack(ctx, stack); err != nil {
-			return dst, err
-		}
-		switch spec.Result {
-		case udfhostv1.Type_TYPE_INT:
-			b.SetInt32(r, api.DecodeI32(stack[0]))
-		case udfhostv1.Type_TYPE_BIGINT:
-			b.SetInt64(r, int64(stack[0]))
-		case udfhostv1.Type_TYPE_FLOAT:
-			b.SetFloat32(r, api.DecodeF32(stack[0]))
-		case udfhostv1.Type_TYPE_DOUBLE:
-			b.SetFloat64(r, api.DecodeF64(stack[0]))
-		case udfhostv1.Type_TYPE_BOOLEAN:
-			b.SetBool(r, uint32(stack[0]) != 0)
-		}
-	}
-	return b.AppendTo(dst), nil
+	return out, nil
 }
+
+func align8(n int) int { return (n + 7) &^ 7 }
 
 // checkDirect re-checks, in the worker, that the export's wasm signature is
 // the one the SQL signature maps to; the host checked it at CreateFunction.

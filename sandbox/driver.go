@@ -1,0 +1,245 @@
+package sandbox
+
+import (
+	"fmt"
+
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+)
+
+// The direct ABI calls a plain numeric export once per row. Calling it from
+// Go once per row would cost a wazero call each (with WithCloseOnContextDone,
+// a goroutine each: ~800 ns). Instead a tiny driver module, generated here
+// per export and signature, imports the export and loops over the rows
+// inside wasm, so a batch is one call from Go, as with the batch ABI.
+//
+// The driver exports its memory and
+//
+//	run(rows, vals_1, valid_1, …, vals_n, valid_n, out_vals, out_valid)
+//
+// where vals_i/valid_i point at column i's Arrow values and validity bitmap
+// in the driver's memory (valid_i = 0: all rows valid). A row with a NULL
+// argument is skipped (its result stays NULL); otherwise the result is
+// stored at out_vals and its bit set in out_valid, which the host zeroes.
+
+// driverUnroll is how many rows one driver loop iteration handles.
+const driverUnroll = 16
+
+// wasm opcodes and encodings used by the generator.
+const (
+	opBlock, opLoop, opIf, opEnd, opBr, opBrIf, opCall = 0x02, 0x03, 0x04, 0x0b, 0x0c, 0x0d, 0x10
+	opLocalGet, opLocalSet                             = 0x20, 0x21
+	opI32Load, opI64Load, opF32Load, opF64Load         = 0x28, 0x29, 0x2a, 0x2b
+	opI32Load8U                                        = 0x2d
+	opI32Store, opI64Store, opF32Store, opF64Store     = 0x36, 0x37, 0x38, 0x39
+	opI32Store8                                        = 0x3a
+	opI32Const, opI32Eqz, opI32GeU                     = 0x41, 0x45, 0x4f
+	opI32Add, opI32And, opI32Or, opI32Shl, opI32ShrU   = 0x6a, 0x71, 0x72, 0x74, 0x76
+	blockVoid                                          = 0x40
+	valI32, valI64, valF32, valF64                     = 0x7f, 0x7e, 0x7d, 0x7c
+)
+
+// driverModule returns the driver for calling export with spec's types.
+func driverModule(spec *FuncSpec) ([]byte, error) {
+	for _, t := range append(append([]udfhostv1.Type{}, spec.Args...), spec.Result) {
+		if DirectWasmType(t) == 0 {
+			return nil, fmt.Errorf("type %v has no direct-ABI mapping", t)
+		}
+	}
+	n := len(spec.Args)
+	// Types: 0 = the UDF's, 1 = run's.
+	var udfParams []byte
+	for _, t := range spec.Args {
+		udfParams = append(udfParams, DirectWasmType(t))
+	}
+	runParams := make([]byte, 2*n+3)
+	for i := range runParams {
+		runParams[i] = valI32
+	}
+	types := vec(2, concat(
+		funcType(udfParams, []byte{DirectWasmType(spec.Result)}),
+		funcType(runParams, nil),
+	))
+	imports := vec(1, concat(name("udf"), name(spec.Export), []byte{0x00}, uleb(0)))
+	funcs := vec(1, uleb(1))
+	mems := vec(1, []byte{0x00, 0x01}) // min 1 page, no max: the pool limit applies
+	exports := vec(2, concat(name("run"), []byte{0x00}, uleb(1), name("memory"), []byte{0x02}, uleb(0)))
+
+	rows := uint32(0)
+	outVals, outValid := uint32(2*n+1), uint32(2*n+2)
+	r := uint32(2*n + 3) // the row counter, the only declared local
+	boolResult := spec.Result == udfhostv1.Type_TYPE_BOOLEAN
+	var b []byte
+	get := func(l uint32) { b = append(b, opLocalGet); b = append(b, uleb(l)...) }
+	i32 := func(v int32) { b = append(b, opI32Const); b = append(b, sleb(v)...) }
+	// addr(base, shift) pushes base + (r << shift).
+	addr := func(base uint32, shift int32) {
+		get(base)
+		get(r)
+		if shift > 0 {
+			i32(shift)
+			b = append(b, opI32Shl)
+		}
+		b = append(b, opI32Add)
+	}
+	// byteAddr pushes base + (r >> 3), the byte holding r's bit.
+	byteAddr := func(base uint32) {
+		get(base)
+		get(r)
+		i32(3)
+		b = append(b, opI32ShrU, opI32Add)
+	}
+	// bit pushes (mem[base + r>>3] >> (r & 7)) & 1.
+	bit := func(base uint32) {
+		byteAddr(base)
+		b = append(b, opI32Load8U, 0, 0)
+		get(r)
+		i32(7)
+		b = append(b, opI32And, opI32ShrU)
+		i32(1)
+		b = append(b, opI32And)
+	}
+	// setBit does mem[base + r>>3] |= 1 << (r & 7).
+	setBit := func(base uint32) {
+		byteAddr(base)
+		byteAddr(base)
+		b = append(b, opI32Load8U, 0, 0)
+		i32(1)
+		get(r)
+		i32(7)
+		b = append(b, opI32And, opI32Shl, opI32Or, opI32Store8, 0, 0)
+	}
+
+	// The loop body handles driverUnroll rows, each behind its own bounds
+	// check (forward branches are free): wazero's ensureTermination costs
+	// an exit to Go on every loop back-edge, so that cost is paid once per
+	// driverUnroll rows instead of once per row.
+	b = append(b, opBlock, blockVoid, opLoop, blockVoid)
+	for k := 0; k < driverUnroll; k++ {
+		get(r)
+		get(rows)
+		b = append(b, opI32GeU, opBrIf, 1)
+		b = append(b, opBlock, blockVoid) // $row: br 0 here skips to the increment
+		for i := 0; i < n; i++ {
+			valid := uint32(2*i + 2)
+			get(valid)
+			b = append(b, opIf, blockVoid)
+			bit(valid)
+			b = append(b, opI32Eqz, opBrIf, 1, opEnd)
+		}
+		if !boolResult {
+			addr(outVals, int32(widthShift(spec.Result)))
+		}
+		for i, t := range spec.Args {
+			vals := uint32(2*i + 1)
+			switch t {
+			case udfhostv1.Type_TYPE_BOOLEAN:
+				bit(vals)
+			default:
+				addr(vals, int32(widthShift(t)))
+				b = append(b, loadOp(t), byte(widthShift(t)), 0)
+			}
+		}
+		b = append(b, opCall, 0)
+		if boolResult {
+			b = append(b, opIf, blockVoid)
+			setBit(outVals)
+			b = append(b, opEnd)
+		} else {
+			b = append(b, storeOp(spec.Result), byte(widthShift(spec.Result)), 0)
+		}
+		setBit(outValid)
+		b = append(b, opEnd) // $row
+		get(r)
+		i32(1)
+		b = append(b, opI32Add, opLocalSet)
+		b = append(b, uleb(r)...)
+	}
+	b = append(b, opBr, 0, opEnd, opEnd, opEnd) // loop, block, function
+
+	body := concat(vec(1, concat(uleb(1), []byte{valI32})), b)
+	code := vec(1, concat(uleb(uint32(len(body))), body))
+
+	mod := []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
+	for _, s := range []struct {
+		id      byte
+		payload []byte
+	}{{1, types}, {2, imports}, {3, funcs}, {5, mems}, {7, exports}, {10, code}} {
+		mod = append(mod, s.id)
+		mod = append(mod, uleb(uint32(len(s.payload)))...)
+		mod = append(mod, s.payload...)
+	}
+	return mod, nil
+}
+
+func widthShift(t udfhostv1.Type) int {
+	switch t {
+	case udfhostv1.Type_TYPE_BIGINT, udfhostv1.Type_TYPE_DOUBLE:
+		return 3
+	}
+	return 2
+}
+
+func loadOp(t udfhostv1.Type) byte {
+	switch t {
+	case udfhostv1.Type_TYPE_BIGINT:
+		return opI64Load
+	case udfhostv1.Type_TYPE_FLOAT:
+		return opF32Load
+	case udfhostv1.Type_TYPE_DOUBLE:
+		return opF64Load
+	}
+	return opI32Load
+}
+
+func storeOp(t udfhostv1.Type) byte {
+	switch t {
+	case udfhostv1.Type_TYPE_BIGINT:
+		return opI64Store
+	case udfhostv1.Type_TYPE_FLOAT:
+		return opF32Store
+	case udfhostv1.Type_TYPE_DOUBLE:
+		return opF64Store
+	}
+	return opI32Store
+}
+
+func funcType(params, results []byte) []byte {
+	return concat([]byte{0x60}, vec(uint32(len(params)), params), vec(uint32(len(results)), results))
+}
+
+func vec(n uint32, items []byte) []byte { return concat(uleb(n), items) }
+
+func name(s string) []byte { return concat(uleb(uint32(len(s))), []byte(s)) }
+
+func concat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func uleb(v uint32) []byte {
+	var out []byte
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v != 0 {
+			out = append(out, c|0x80)
+			continue
+		}
+		return append(out, c)
+	}
+}
+
+func sleb(v int32) []byte {
+	var out []byte
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(out, c)
+		}
+		out = append(out, c|0x80)
+	}
+}

@@ -1,0 +1,262 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/udfhost/udfhost/internal/abi"
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+)
+
+// The test binary doubles as the worker: Start re-executes it with
+// "worker" as its only argument.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == "worker" {
+		os.Exit(WorkerMain())
+	}
+	os.Exit(m.Run())
+}
+
+const testWAT = `(module
+  (func (export "add") (param i64 i64) (result i64) (i64.add (local.get 0) (local.get 1)))
+  (func (export "spin") (param i64 i64) (result i64)
+    (if (i64.lt_s (local.get 0) (i64.const 0)) (then (loop $l (br $l))))
+    (local.get 0))
+  (func (export "boom") (param i64 i64) (result i64) unreachable))`
+
+func compileWAT(t testing.TB, src string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
+	os.WriteFile(in, []byte(src), 0o644)
+	if b, err := exec.Command("wat2wasm", "-o", out, in).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm (make test installs wabt): %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func testConfig(t testing.TB, wasm []byte) Config {
+	return Config{
+		Identity: "spiffe://udfhost.local/test", Module: wasm, MemoryLimitPages: 16,
+		MaxInstances: 2, Exe: os.Args[0], Args: []string{"worker"}, Stderr: os.Stderr,
+	}
+}
+
+func startWorker(t testing.TB, cfg Config) *Worker {
+	t.Helper()
+	w, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(context.Background()) })
+	return w
+}
+
+var bigint2 = []udfhostv1.Type{udfhostv1.Type_TYPE_BIGINT, udfhostv1.Type_TYPE_BIGINT}
+
+// input lays out a two-BIGINT-column batch.
+func input(a, b []int64) []byte {
+	col := func(v []int64) *udfhostv1.Column {
+		c := &udfhostv1.Column{Type: udfhostv1.Type_TYPE_BIGINT}
+		for _, x := range v {
+			c.Values = binary.LittleEndian.AppendUint64(c.Values, uint64(x))
+		}
+		return c
+	}
+	batch := &udfhostv1.Batch{Rows: uint32(len(a)), Columns: []*udfhostv1.Column{col(a), col(b)}}
+	return abi.AppendInput(nil, batch)
+}
+
+func call(w *Worker, export string, deadline time.Duration, a, b []int64) ([]int64, error) {
+	spec := &FuncSpec{Export: export, ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT}
+	out, err := w.Call(context.Background(), spec, deadline, input(a, b))
+	if err != nil {
+		return nil, err
+	}
+	col, _, err := abi.DecodeOutput(out, len(a), udfhostv1.Type_TYPE_BIGINT)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]int64, len(a))
+	for i := range res {
+		res[i] = int64(binary.LittleEndian.Uint64(col.Values[8*i:]))
+	}
+	return res, nil
+}
+
+func TestConcurrentCallsAreAnsweredCorrectly(t *testing.T) {
+	w := startWorker(t, testConfig(t, compileWAT(t, testWAT)))
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				a, b := []int64{int64(g), int64(i), -3}, []int64{1000, int64(g * i), 3}
+				got, err := call(w, "add", time.Second, a, b)
+				if errors.Is(err, ErrOverloaded) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for r := range a {
+					if got[r] != a[r]+b[r] {
+						t.Errorf("row %d: %d + %d = %d", r, a[r], b[r], got[r])
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestViolationsAreClassifiedAndTheWorkerSurvives(t *testing.T) {
+	w := startWorker(t, testConfig(t, compileWAT(t, testWAT)))
+	start := time.Now()
+	if _, err := call(w, "spin", 200*time.Millisecond, []int64{-1}, []int64{0}); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("spin: %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("deadline of 200ms took %s to fire", d)
+	}
+	if _, err := call(w, "boom", time.Second, []int64{1}, []int64{1}); !errors.Is(err, ErrTrap) {
+		t.Fatalf("boom: %v, want ErrTrap", err)
+	}
+	if _, err := call(w, "nope", time.Second, []int64{1}, []int64{1}); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("missing export: %v, want ErrBadRequest", err)
+	}
+	if got, err := call(w, "spin", time.Second, []int64{4}, []int64{0}); err != nil || got[0] != 4 {
+		t.Fatalf("after violations: %v, %v", got, err)
+	}
+}
+
+func TestOverloadIsRefusedNotQueued(t *testing.T) {
+	cfg := testConfig(t, compileWAT(t, testWAT))
+	cfg.MaxInstances, cfg.MaxInFlight = 1, 1
+	w := startWorker(t, cfg)
+	done := make(chan error)
+	go func() {
+		_, err := call(w, "spin", 500*time.Millisecond, []int64{-1}, []int64{0})
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	_, err := call(w, "add", time.Second, []int64{1}, []int64{2})
+	if !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("second call: %v, want ErrOverloaded", err)
+	}
+	if d := w.RetryAfter(); d < time.Millisecond || d > time.Second {
+		t.Errorf("RetryAfter = %s, want within [1ms, 1s]", d)
+	}
+	<-done
+	if _, err := call(w, "add", time.Second, []int64{1}, []int64{2}); err != nil {
+		t.Fatalf("after the queue drained: %v", err)
+	}
+}
+
+func TestKilledWorkerIsReported(t *testing.T) {
+	w := startWorker(t, testConfig(t, compileWAT(t, testWAT)))
+	syscall.Kill(w.PID(), syscall.SIGKILL)
+	select {
+	case <-w.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Done not closed after the worker was killed")
+	}
+	if err := w.Err(); err == nil {
+		t.Error("Err() = nil after SIGKILL")
+	}
+	if _, err := call(w, "add", time.Second, []int64{1}, []int64{2}); !errors.Is(err, ErrWorkerDied) {
+		t.Errorf("call on a dead worker: %v, want ErrWorkerDied", err)
+	}
+}
+
+func TestLoadFailureNamesTheProblem(t *testing.T) {
+	cfg := testConfig(t, compileWAT(t, `(module (memory 100) (func (export "f") (result i32) i32.const 1))`))
+	cfg.MemoryLimitPages = 10
+	_, err := Start(context.Background(), cfg)
+	if err == nil {
+		t.Fatal("module with 100 pages of memory started under a 10-page limit")
+	}
+	t.Log(err)
+}
+
+func TestSparesAreUsedOnceAndStoppedOnClose(t *testing.T) {
+	wasm := compileWAT(t, testWAT)
+	sp := NewSpares(testConfig(t, nil), 1)
+	var pids []int
+	for i := 0; i < 2; i++ {
+		w, err := sp.Start(context.Background(), testConfig(t, wasm))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := call(w, "add", time.Second, []int64{2}, []int64{3}); err != nil || got[0] != 5 {
+			t.Fatalf("worker from spares: %v, %v", got, err)
+		}
+		pids = append(pids, w.PID())
+		w.Close(context.Background())
+	}
+	if pids[0] == pids[1] {
+		t.Errorf("two pods got the same process %d", pids[0])
+	}
+	time.Sleep(200 * time.Millisecond) // let the refill spawn
+	sp.Close()
+	if len(sp.ch) != 0 {
+		t.Errorf("spares left after Close: %d", len(sp.ch))
+	}
+}
+
+// BenchmarkCallDirectBigint1024 is the cost of one 1024-row batch through
+// the host↔worker hop with the direct ABI (1024 wasm calls).
+func BenchmarkCallDirectBigint1024(b *testing.B) {
+	w := startWorker(b, testConfig(b, compileWAT(b, testWAT)))
+	a := make([]int64, 1024)
+	for i := range a {
+		a[i] = int64(i)
+	}
+	in := input(a, a)
+	spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT}
+	b.SetBytes(int64(len(in)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := w.Call(context.Background(), spec, time.Second, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkEngineDirectBigint1024 is the same batch run by the engine
+// in-process, without the worker hop: the difference to
+// BenchmarkCallDirectBigint1024 is the cost of the process boundary.
+func BenchmarkEngineDirectBigint1024(b *testing.B) {
+	ctx := context.Background()
+	e, err := newEngine(ctx, engineConfig{MemoryLimitPages: 16, MaxInstances: 1}, compileWAT(b, testWAT))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.close(ctx)
+	a := make([]int64, 1024)
+	in := input(a, a)
+	spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT}
+	var dst []byte
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if dst, err = e.call(ctx, spec, time.Second, in, dst[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "rows/s")
+}
