@@ -104,6 +104,9 @@ type Config struct {
 	MaxTTL     time.Duration // longest upload URL lifetime; default 1h
 	Now        func() time.Time
 	Cache      wazero.CompilationCache // optional; used by validation compiles
+	// Runtime is the wazero configuration to validate with (see Validate);
+	// nil for wazero's default.
+	Runtime wazero.RuntimeConfig
 }
 
 // Defaults for Config fields left zero.

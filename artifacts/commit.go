@@ -47,7 +47,7 @@ func (s *Store) Commit(ctx context.Context, uploadID, actor, requestID string) (
 		return nil, fmt.Errorf("commit upload %s: staged bytes do not match the verified upload (sha256 %s, %d bytes)", uploadID, got, len(data))
 	}
 
-	info, verr := Validate(ctx, data, rec.Kind, s.cfg.Cache)
+	info, verr := Validate(ctx, data, rec.Kind, s.cfg.Cache, s.cfg.Runtime)
 	if verr != nil && !errors.Is(verr, ErrInvalidModule) && !errors.Is(verr, ErrDisallowedImport) {
 		// Cancelled, or the host failed: not the module's fault, so the
 		// upload stays received and Commit can be retried.

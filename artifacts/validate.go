@@ -67,7 +67,11 @@ func (i RawImport) KindName() string {
 // ErrInvalidModule (does not parse or compile, exports nothing callable,
 // half a batch ABI) or ErrDisallowedImport (naming the import). cache, if
 // not nil, is used by the validation compile.
-func Validate(ctx context.Context, wasm []byte, kind Kind, cache wazero.CompilationCache) (Info, error) {
+//
+// rc, if not nil, is the runtime configuration to compile with: pass the
+// workers' one (sandbox.RuntimeConfig) so that this compile fills the
+// compilation cache they load from, since wazero keys its cache on it.
+func Validate(ctx context.Context, wasm []byte, kind Kind, cache wazero.CompilationCache, rc wazero.RuntimeConfig) (Info, error) {
 	if kind != KindUDF && kind != KindConnector {
 		return Info{}, fmt.Errorf("%w: unknown artifact kind %q", ErrInvalidArgument, kind)
 	}
@@ -88,10 +92,10 @@ func Validate(ctx context.Context, wasm []byte, kind Kind, cache wazero.Compilat
 		return Info{}, err
 	}
 
-	// WithCloseOnContextDone is part of wazero's cache key (it changes the
-	// generated code): it must match the workers' runtime so that this
-	// compile fills the cache a worker then loads from.
-	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
+	cfg := wazero.NewRuntimeConfigCompiler()
+	if rc != nil {
+		cfg = rc
+	}
 	if cache != nil {
 		cfg = cfg.WithCompilationCache(cache)
 	}

@@ -44,14 +44,14 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Validate(ctx, tc.data, KindUDF, nil)
+			_, err := Validate(ctx, tc.data, KindUDF, nil, nil)
 			wantErr(t, err, tc.sentinel, tc.msg)
-			if _, err := Validate(ctx, tc.data, KindConnector, nil); !errors.Is(err, tc.sentinel) {
+			if _, err := Validate(ctx, tc.data, KindConnector, nil, nil); !errors.Is(err, tc.sentinel) {
 				t.Fatalf("connector: %v", err)
 			}
 		})
 	}
-	if _, err := Validate(ctx, add, "plugin", nil); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := Validate(ctx, add, "plugin", nil, nil); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("unknown kind: %v", err)
 	}
 }
@@ -61,7 +61,7 @@ func TestValidateWithCache(t *testing.T) {
 	cache := wazero.NewCompilationCache()
 	defer cache.Close(ctx)
 	for range 2 {
-		info, err := Validate(ctx, batchModule(), KindUDF, cache)
+		info, err := Validate(ctx, batchModule(), KindUDF, cache, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func FuzzValidate(f *testing.F) {
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		start := time.Now()
-		info, err := Validate(ctx, data, KindUDF, nil)
+		info, err := Validate(ctx, data, KindUDF, nil, nil)
 		if d := time.Since(start); d > 10*time.Second {
 			t.Fatalf("Validate took %s for %d bytes", d, len(data))
 		}
@@ -200,7 +200,7 @@ func TestHostileCounts(t *testing.T) {
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()
-			_, err := Validate(ctx, data, KindUDF, nil)
+			_, err := Validate(ctx, data, KindUDF, nil, nil)
 			if !errors.Is(err, ErrInvalidModule) {
 				t.Fatalf("err = %v, want ErrInvalidModule", err)
 			}
@@ -221,7 +221,7 @@ func TestScanAcceptsValidModules(t *testing.T) {
 		),
 		section(0, str("producers"), []byte{0x00}),
 	)
-	info, err := Validate(context.Background(), m, KindUDF, nil)
+	info, err := Validate(context.Background(), m, KindUDF, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

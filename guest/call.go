@@ -66,8 +66,9 @@ func runFrom(in *Batch, out *Result, row int, fn func(row int) error) (next int)
 			next = row + 1
 		}
 	}()
+	nulls := in.hasNulls()
 	for ; row < in.rows; row++ {
-		if in.anyNull(row) {
+		if nulls && in.anyNull(row) {
 			continue
 		}
 		if err := fn(row); err != nil {
@@ -135,57 +136,81 @@ func MapBytes(ptr, n uint32, fn func(b []byte) ([]byte, error)) uint64 {
 	})
 }
 
-// MapInt64 computes a BIGINT -> BIGINT function row by row (see CallRows).
+// MapInt64 runs fn on every row of a (BIGINT) -> BIGINT function; rows with
+// a NULL argument are NULL without calling fn.
 func MapInt64(ptr, n uint32, fn func(a int64) (int64, error)) uint64 {
 	return Call(ptr, n, BigInt, func(in *Batch, out *Result) error {
 		if err := in.CheckArgs(BigInt); err != nil {
 			return err
 		}
-		a := in.Col(0)
-		forRows(in, out, func(row int) error {
-			v, err := fn(a.Int64(row))
-			if err == nil {
-				out.SetInt64(row, v)
+		a, dst, valid := in.cols[0].int64s(in.rows), out.int64s(), out.validFromArgs(in)
+		var at int
+		guarded(out, in.rows, &at, func(from int) {
+			for i := from; i < len(dst); i++ {
+				if valid[i>>3]&(1<<(uint(i)&7)) == 0 {
+					continue
+				}
+				at = i
+				if v, err := fn(a[i]); err != nil {
+					out.SetError(i, err)
+				} else {
+					dst[i] = v
+				}
 			}
-			return err
 		})
 		return nil
 	})
 }
 
-// MapInt64x2 computes a (BIGINT, BIGINT) -> BIGINT function row by row (see
-// CallRows).
+// MapInt64x2 runs fn on every row of a (BIGINT, BIGINT) -> BIGINT function;
+// rows with a NULL argument are NULL without calling fn.
 func MapInt64x2(ptr, n uint32, fn func(a, b int64) (int64, error)) uint64 {
 	return Call(ptr, n, BigInt, func(in *Batch, out *Result) error {
 		if err := in.CheckArgs(BigInt, BigInt); err != nil {
 			return err
 		}
-		a, b := in.Col(0), in.Col(1)
-		forRows(in, out, func(row int) error {
-			v, err := fn(a.Int64(row), b.Int64(row))
-			if err == nil {
-				out.SetInt64(row, v)
+		a, b := in.cols[0].int64s(in.rows), in.cols[1].int64s(in.rows)
+		dst, valid := out.int64s(), out.validFromArgs(in)
+		var at int
+		guarded(out, in.rows, &at, func(from int) {
+			for i := from; i < len(dst); i++ {
+				if valid[i>>3]&(1<<(uint(i)&7)) == 0 {
+					continue
+				}
+				at = i
+				if v, err := fn(a[i], b[i]); err != nil {
+					out.SetError(i, err)
+				} else {
+					dst[i] = v
+				}
 			}
-			return err
 		})
 		return nil
 	})
 }
 
-// MapInt64x3 computes a (BIGINT, BIGINT, BIGINT) -> BIGINT function row by
-// row (see CallRows).
+// MapInt64x3 runs fn on every row of a (BIGINT, BIGINT, BIGINT) -> BIGINT
+// function; rows with a NULL argument are NULL without calling fn.
 func MapInt64x3(ptr, n uint32, fn func(a, b, c int64) (int64, error)) uint64 {
 	return Call(ptr, n, BigInt, func(in *Batch, out *Result) error {
 		if err := in.CheckArgs(BigInt, BigInt, BigInt); err != nil {
 			return err
 		}
-		a, b, c := in.Col(0), in.Col(1), in.Col(2)
-		forRows(in, out, func(row int) error {
-			v, err := fn(a.Int64(row), b.Int64(row), c.Int64(row))
-			if err == nil {
-				out.SetInt64(row, v)
+		a, b, c := in.cols[0].int64s(in.rows), in.cols[1].int64s(in.rows), in.cols[2].int64s(in.rows)
+		dst, valid := out.int64s(), out.validFromArgs(in)
+		var at int
+		guarded(out, in.rows, &at, func(from int) {
+			for i := from; i < len(dst); i++ {
+				if valid[i>>3]&(1<<(uint(i)&7)) == 0 {
+					continue
+				}
+				at = i
+				if v, err := fn(a[i], b[i], c[i]); err != nil {
+					out.SetError(i, err)
+				} else {
+					dst[i] = v
+				}
 			}
-			return err
 		})
 		return nil
 	})

@@ -69,14 +69,12 @@ func (r *Registry) Get(ctx context.Context, id Identity) (*sandbox.Worker, error
 		if p.err != nil {
 			return nil, p.err
 		}
-		select {
-		case <-p.w.Done():
-			// Died since; the watcher removes it. Try again with a fresh one.
+		if p.w.Dead() {
+			// Died or being killed since; try again with a fresh one.
 			r.forget(id, p)
 			continue
-		default:
-			return p.w, nil
 		}
+		return p.w, nil
 	}
 }
 

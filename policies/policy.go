@@ -20,6 +20,15 @@ const (
 	Private Visibility = "private"
 )
 
+// Interrupt selects how runaway batches are stopped.
+type Interrupt string
+
+// Interrupt modes.
+const (
+	InterruptProcess Interrupt = "process"
+	InterruptWasm    Interrupt = "wasm"
+)
+
 // ErrNotFound is returned for an unknown environment or pool.
 var ErrNotFound = errors.New("not found")
 
@@ -40,6 +49,14 @@ type Pool struct {
 	BatchDeadline time.Duration
 	// InstancesPerWorker is how many batches one worker runs at once.
 	InstancesPerWorker int
+	// Interrupt is how a batch past its deadline is stopped: InterruptProcess
+	// kills the pod's worker at the deadline (no cost until then; the pod's
+	// other in-flight batches are retried once on its replacement), while
+	// InterruptWasm has wazero check for cancellation on every loop
+	// back-edge (WithCloseOnContextDone: only the offending instance is
+	// discarded, but loop-heavy guests run ~3.5x slower; see
+	// docs/BENCHMARKS.md).
+	Interrupt Interrupt
 	// QueuePerWorker is how many more batches may wait for a worker; past
 	// that, calls are refused with RESOURCE_EXHAUSTED and a retry hint
 	// instead of queueing without limit.
@@ -70,6 +87,7 @@ func Default() *Policy {
 			MemoryLimitPages:   4096, // 256 MiB
 			BatchDeadline:      2 * time.Second,
 			InstancesPerWorker: 2,
+			Interrupt:          InterruptProcess,
 			QueuePerWorker:     62,
 			MaxBatchRows:       1 << 20,
 			MaxBatchBytes:      64 << 20,

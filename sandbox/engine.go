@@ -35,12 +35,17 @@ type engineConfig struct {
 	MemoryLimitPages uint32
 	MaxInstances     int
 	CacheDir         string
+	PreciseInterrupt bool
+}
+
+// RuntimeConfig is the wazero configuration workers compile with. Validation
+// must compile with the same one: it is part of the compilation cache key.
+func RuntimeConfig(preciseInterrupt bool) wazero.RuntimeConfig {
+	return wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(preciseInterrupt)
 }
 
 func newEngine(ctx context.Context, cfg engineConfig, wasm []byte) (*engine, error) {
-	rc := wazero.NewRuntimeConfigCompiler().
-		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(cfg.MemoryLimitPages)
+	rc := RuntimeConfig(cfg.PreciseInterrupt).WithMemoryLimitPages(cfg.MemoryLimitPages)
 	if cfg.CacheDir != "" {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
 		if err != nil {

@@ -54,6 +54,10 @@ type Config struct {
 	MemoryLimitPages uint32 // per instance, 64 KiB pages
 	MaxInstances     int    // concurrent batches in the worker
 	CacheDir         string // wazero compilation cache; "" for none
+	// PreciseInterrupt has wazero stop a batch at its deadline inside the
+	// worker (WithCloseOnContextDone). Without it guest code runs without
+	// cancellation checks and the host kills the worker at the deadline.
+	PreciseInterrupt bool
 	Exe              string // binary to re-execute; default /proc/self/exe
 	Args             []string
 	// MaxInFlight bounds the batches sent to the worker and not yet
@@ -80,6 +84,10 @@ type Worker struct {
 	// svcNanos is a moving average of call durations, for retry hints.
 	svcNanos  atomic.Int64
 	instances int
+	precise   bool
+	// killedFor says why the host killed the worker, for the batches that
+	// were in flight with the one that overran.
+	killedFor atomic.Pointer[string]
 	mu        sync.Mutex
 	pending   map[uint64]chan result
 	done      chan struct{}
@@ -144,6 +152,7 @@ func spawn(cfg Config) (*Worker, error) {
 // process is killed and reaped.
 func (w *Worker) assign(ctx context.Context, cfg Config) error {
 	w.identity = cfg.Identity
+	w.precise = cfg.PreciseInterrupt
 	w.instances = max(cfg.MaxInstances, 1)
 	maxInFlight := cfg.MaxInFlight
 	if maxInFlight <= 0 {
@@ -165,7 +174,7 @@ func (w *Worker) assign(ctx context.Context, cfg Config) error {
 func (w *Worker) load(ctx context.Context, cfg Config) error {
 	lc, _ := json.Marshal(loadConfig{
 		Identity: cfg.Identity, MemoryLimitPages: cfg.MemoryLimitPages,
-		MaxInstances: cfg.MaxInstances, CacheDir: cfg.CacheDir,
+		MaxInstances: cfg.MaxInstances, CacheDir: cfg.CacheDir, PreciseInterrupt: cfg.PreciseInterrupt,
 	})
 	timeout := cfg.StartTimeout
 	if timeout == 0 {
@@ -221,6 +230,20 @@ func (w *Worker) StartDuration() time.Duration { return w.startDur }
 // instance: what a new pod waits for when a spare process was ready.
 func (w *Worker) LoadDuration() time.Duration { return w.loadDur }
 
+// Dead reports whether the worker is gone or being killed: the registry
+// must not hand it out any more.
+func (w *Worker) Dead() bool {
+	if w.killedFor.Load() != nil {
+		return true
+	}
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Done is closed when the worker process is gone.
 func (w *Worker) Done() <-chan struct{} { return w.done }
 
@@ -265,9 +288,15 @@ func (w *Worker) Call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 	if err := w.w.write(kindCall, statusOK, id, hdr, input); err != nil {
 		return nil, &CallError{ErrWorkerDied, fmt.Sprintf("send batch to worker: %v", err)}
 	}
-	// The worker enforces the deadline itself; the watchdog only fires if
-	// it does not, and then the process is beyond trust.
-	watchdog := time.NewTimer(deadline + 2*time.Second)
+	// With precise interruption the worker enforces the deadline itself and
+	// the watchdog only fires if it does not; then the process is beyond
+	// trust. Otherwise the watchdog is how the deadline is enforced: guest
+	// code has no cancellation checks, so the process is killed.
+	slack := 2 * time.Second
+	if !w.precise {
+		slack = 20 * time.Millisecond // the answer's trip back
+	}
+	watchdog := time.NewTimer(deadline + slack)
 	defer watchdog.Stop()
 	select {
 	case r := <-ch:
@@ -278,8 +307,13 @@ func (w *Worker) Call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 	case <-w.done:
 		return nil, &CallError{ErrWorkerDied, w.deadMessage()}
 	case <-watchdog.C:
+		why := fmt.Sprintf("a batch exceeded its deadline of %s", deadline)
+		w.killedFor.CompareAndSwap(nil, &why)
 		w.kill()
-		return nil, &CallError{ErrTimeout, fmt.Sprintf("batch exceeded its deadline of %s and the worker did not stop it; worker killed", deadline)}
+		if w.precise {
+			return nil, &CallError{ErrTimeout, fmt.Sprintf("batch exceeded its deadline of %s and the worker did not stop it; worker killed", deadline)}
+		}
+		return nil, &CallError{ErrTimeout, fmt.Sprintf("batch exceeded its deadline of %s; its worker was stopped", deadline)}
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -302,6 +336,9 @@ func statusClass(s uint16) error {
 }
 
 func (w *Worker) deadMessage() string {
+	if why := w.killedFor.Load(); why != nil {
+		return fmt.Sprintf("worker %d for %s was stopped because %s", w.cmd.Process.Pid, w.identity, *why)
+	}
 	select {
 	case <-w.done:
 		if w.exitErr != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -125,7 +126,9 @@ func TestConcurrentCallsAreAnsweredCorrectly(t *testing.T) {
 }
 
 func TestViolationsAreClassifiedAndTheWorkerSurvives(t *testing.T) {
-	w := startWorker(t, testConfig(t, compileWAT(t, testWAT)))
+	cfg := testConfig(t, compileWAT(t, testWAT))
+	cfg.PreciseInterrupt = true // the instance is discarded, the process stays
+	w := startWorker(t, cfg)
 	start := time.Now()
 	if _, err := call(w, "spin", 200*time.Millisecond, []int64{-1}, []int64{0}); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("spin: %v, want ErrTimeout", err)
@@ -144,8 +147,38 @@ func TestViolationsAreClassifiedAndTheWorkerSurvives(t *testing.T) {
 	}
 }
 
+// TestProcessInterruptKillsTheWorkerAtTheDeadline: without cancellation
+// checks in guest code, the deadline is enforced by killing the worker; the
+// overrunning batch gets ErrTimeout, another batch in flight ErrWorkerDied
+// naming why.
+func TestProcessInterruptKillsTheWorkerAtTheDeadline(t *testing.T) {
+	w := startWorker(t, testConfig(t, compileWAT(t, testWAT)))
+	other := make(chan error)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_, err := call(w, "spin", 5*time.Second, []int64{-1}, []int64{0})
+		other <- err
+	}()
+	start := time.Now()
+	_, err := call(w, "spin", 300*time.Millisecond, []int64{-1}, []int64{0})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("overrunning batch: %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > time.Second {
+		t.Errorf("deadline of 300ms enforced after %s", d)
+	}
+	if !w.Dead() {
+		t.Error("worker not marked dead after the kill")
+	}
+	err = <-other
+	if !errors.Is(err, ErrWorkerDied) || !strings.Contains(err.Error(), "exceeded its deadline") {
+		t.Errorf("batch in flight alongside: %v, want ErrWorkerDied naming the deadline", err)
+	}
+}
+
 func TestOverloadIsRefusedNotQueued(t *testing.T) {
 	cfg := testConfig(t, compileWAT(t, testWAT))
+	cfg.PreciseInterrupt = true
 	cfg.MaxInstances, cfg.MaxInFlight = 1, 1
 	w := startWorker(t, cfg)
 	done := make(chan error)
@@ -242,8 +275,18 @@ func BenchmarkCallDirectBigint1024(b *testing.B) {
 // in-process, without the worker hop: the difference to
 // BenchmarkCallDirectBigint1024 is the cost of the process boundary.
 func BenchmarkEngineDirectBigint1024(b *testing.B) {
+	for _, precise := range []bool{false, true} {
+		name := "interrupt=process"
+		if precise {
+			name = "interrupt=wasm"
+		}
+		b.Run(name, func(b *testing.B) { benchEngineDirect(b, precise) })
+	}
+}
+
+func benchEngineDirect(b *testing.B, precise bool) {
 	ctx := context.Background()
-	e, err := newEngine(ctx, engineConfig{MemoryLimitPages: 16, MaxInstances: 1}, compileWAT(b, testWAT))
+	e, err := newEngine(ctx, engineConfig{MemoryLimitPages: 16, MaxInstances: 1, PreciseInterrupt: precise}, compileWAT(b, testWAT))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,6 +24,10 @@ type loadConfig struct {
 	MemoryLimitPages uint32 `json:"memory_limit_pages"`
 	MaxInstances     int    `json:"max_instances"`
 	CacheDir         string `json:"cache_dir,omitempty"`
+	// PreciseInterrupt compiles with WithCloseOnContextDone so a batch past
+	// its deadline is stopped inside wasm; otherwise the host kills the
+	// worker at the deadline.
+	PreciseInterrupt bool `json:"precise_interrupt,omitempty"`
 }
 
 // loadedInfo answers the load frame.
@@ -113,6 +117,7 @@ func load(ctx context.Context, payload []byte) (*engine, loadedInfo, error) {
 		MemoryLimitPages: cfg.MemoryLimitPages,
 		MaxInstances:     cfg.MaxInstances,
 		CacheDir:         cfg.CacheDir,
+		PreciseInterrupt: cfg.PreciseInterrupt,
 	}, wasm)
 	if err != nil {
 		return nil, info, err

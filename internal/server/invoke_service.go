@@ -119,13 +119,22 @@ func (s *Server) invoke(ctx context.Context, req *udfhostv1.InvokeRequest) (*udf
 	input := abi.AppendInput((*bufp)[:0], b)
 	defer func() { *bufp = input; inputPool.Put(bufp) }()
 
-	w, err := s.pods.Get(ctx, id)
-	if err != nil {
-		stats.fails.Add(1)
-		return nil, err
-	}
 	spec := f.Spec()
-	out, err := w.Call(ctx, &spec, pool.BatchDeadline, input)
+	var out []byte
+	var w *sandbox.Worker
+	// A batch that was in flight when its worker died (killed for another
+	// batch's deadline, or crashed) is tried once more on a new worker:
+	// functions are pure, so running a batch again is safe.
+	for attempt := 0; attempt < 2; attempt++ {
+		if w, err = s.pods.Get(ctx, id); err != nil {
+			stats.fails.Add(1)
+			return nil, err
+		}
+		out, err = w.Call(ctx, &spec, pool.BatchDeadline, input)
+		if !errors.Is(err, sandbox.ErrWorkerDied) {
+			break
+		}
+	}
 	if errors.Is(err, sandbox.ErrOverloaded) {
 		stats.refused.Add(1)
 		return nil, &overloadError{err: err, after: w.RetryAfter()}

@@ -141,6 +141,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Audit:   s.audit,
 		MaxSize: maxSize,
 		Cache:   s.cache,
+		// Compile as the default pool's workers will, so they load the
+		// result from the cache instead of compiling again.
+		Runtime: sandbox.RuntimeConfig(pool != nil && pool.Interrupt == policies.InterruptWasm),
 	})
 	if err != nil {
 		return fmt.Errorf("open artifact store: %w", err)

@@ -9,6 +9,7 @@ import (
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
 	"github.com/udfhost/udfhost/pods"
+	"github.com/udfhost/udfhost/policies"
 	"github.com/udfhost/udfhost/sandbox"
 )
 
@@ -36,6 +37,7 @@ func (s *Server) startWorker(cacheDir string) pods.StartFunc {
 			MemoryLimitPages: pool.MemoryLimitPages,
 			MaxInstances:     pool.InstancesPerWorker,
 			MaxInFlight:      pool.InstancesPerWorker + pool.QueuePerWorker,
+			PreciseInterrupt: pool.Interrupt == policies.InterruptWasm,
 			CacheDir:         cacheDir,
 			Exe:              s.cfg.WorkerExe,
 			Args:             s.cfg.WorkerArgs,

@@ -1,0 +1,94 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/udfhost/udfhost/internal/abi"
+	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+)
+
+var (
+	goGuestOnce sync.Once
+	goGuestDir  string
+	goGuestErr  error
+)
+
+// goGuest builds examples/go/<name> for wasip1 once per test binary.
+func goGuest(tb testing.TB, name string) []byte {
+	tb.Helper()
+	goGuestOnce.Do(func() { goGuestDir, goGuestErr = os.MkdirTemp("", "udfhost-guests-") })
+	if goGuestErr != nil {
+		tb.Fatal(goGuestErr)
+	}
+	out := filepath.Join(goGuestDir, name+".wasm")
+	if _, err := os.Stat(out); err != nil {
+		_, file, _, _ := runtime.Caller(0)
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./examples/go/"+name)
+		cmd.Dir = filepath.Join(filepath.Dir(file), "..")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			tb.Fatalf("build %s: %v\n%s", name, err, b)
+		}
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func bigintBatch(cols, rows int) *udfhostv1.Batch {
+	b := &udfhostv1.Batch{Rows: uint32(rows)}
+	for c := 0; c < cols; c++ {
+		col := &udfhostv1.Column{Type: udfhostv1.Type_TYPE_BIGINT}
+		for r := 0; r < rows; r++ {
+			col.Values = binary.LittleEndian.AppendUint64(col.Values, uint64(r+c))
+		}
+		b.Columns = append(b.Columns, col)
+	}
+	return b
+}
+
+// BenchmarkEngineBatchAffine1024 runs the Go guest affine (a*b+c) on a
+// 1024-row batch in-process: the guest's own cost, without the worker hop.
+// Sub-benchmarks compare the two interrupt modes (policies.Interrupt).
+func BenchmarkEngineBatchAffine1024(b *testing.B) {
+	for _, precise := range []bool{false, true} {
+		name := "interrupt=process"
+		if precise {
+			name = "interrupt=wasm"
+		}
+		b.Run(name, func(b *testing.B) { benchEngineAffine(b, precise) })
+	}
+}
+
+func benchEngineAffine(b *testing.B, precise bool) {
+	ctx := context.Background()
+	e, err := newEngine(ctx, engineConfig{MemoryLimitPages: 1024, MaxInstances: 1, PreciseInterrupt: precise}, goGuest(b, "affine"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.close(ctx)
+	if err := e.warm(ctx); err != nil {
+		b.Fatal(err)
+	}
+	in := abi.AppendInput(nil, bigintBatch(3, 1024))
+	big := udfhostv1.Type_TYPE_BIGINT
+	spec := &FuncSpec{Export: "affine", ABI: ABIBatch, Args: []udfhostv1.Type{big, big, big}, Result: big}
+	var dst []byte
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if dst, err = e.call(ctx, spec, time.Second, in, dst[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "rows/s")
+}
