@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -352,9 +353,11 @@ func (w *Worker) deadMessage() string {
 func (w *Worker) readLoop() {
 	var hdr [frameHeaderSize]byte
 	var err error
+	// Buffered: under load one read(2) picks up several answers.
+	r := bufio.NewReaderSize(w.conn, 64<<10)
 	for {
 		var fr frame
-		fr, _, err = readFrame(w.conn, &hdr, nil)
+		fr, _, err = readFrame(r, &hdr, nil)
 		if err != nil {
 			break
 		}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -302,4 +304,30 @@ func benchEngineDirect(b *testing.B, precise bool) {
 		}
 	}
 	b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkCallDirectBigint1024Parallel keeps several batches in flight on
+// one worker, as several task-manager streams do.
+func BenchmarkCallDirectBigint1024Parallel(b *testing.B) {
+	for _, inflight := range []int{4, 16} {
+		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
+			cfg := testConfig(b, compileWAT(b, testWAT))
+			cfg.MaxInFlight = 64
+			w := startWorker(b, cfg)
+			a := make([]int64, 1024)
+			in := input(a, a)
+			spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT}
+			b.SetParallelism(inflight / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := w.Call(context.Background(), spec, time.Second, in); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,9 +79,11 @@ func serveWorker(ctx context.Context, conn io.ReadWriter) error {
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Buffered: under load one read(2) picks up several requests.
+	r := bufio.NewReaderSize(conn, 64<<10)
 	for {
 		buf := getBuf(0)
-		fr, buf, err := readFrame(conn, &hdr, buf)
+		fr, buf, err := readFrame(r, &hdr, buf)
 		if err != nil {
 			putBuf(buf)
 			if errors.Is(err, io.EOF) {
