@@ -83,6 +83,7 @@ func newRoot() *cobra.Command {
 		newArtifactCmd(g),
 		newFunctionCmd(g),
 		newInvokeCmd(g),
+		newBenchCmd(g),
 		newAuditCmd(g),
 	)
 	return root
