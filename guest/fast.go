@@ -75,3 +75,31 @@ func guardedFrom(out *Result, rows int, at *int, from int, loop func(from int)) 
 	loop(from)
 	return rows
 }
+
+// VecInt64x3 runs fn once on whole columns of a (BIGINT, BIGINT, BIGINT) ->
+// BIGINT function: fn writes out[i] from a[i], b[i], c[i] for every i. This
+// is the vectorised form (as pandas UDFs are in PyFlink): one call per batch,
+// so the loop is the author's own and costs what Go's loop costs. Rows with
+// a NULL argument are NULL whatever fn writes there; their inputs hold
+// unspecified values, so fn must not fail on any value. An error from fn
+// fails every row of the batch.
+func VecInt64x3(ptr, n uint32, fn func(a, b, c, out []int64) error) uint64 {
+	return Call(ptr, n, BigInt, func(in *Batch, out *Result) error {
+		if err := in.CheckArgs(BigInt, BigInt, BigInt); err != nil {
+			return err
+		}
+		out.validFromArgs(in)
+		return fn(in.cols[0].int64s(in.rows), in.cols[1].int64s(in.rows), in.cols[2].int64s(in.rows), out.int64s())
+	})
+}
+
+// VecInt64x2 is VecInt64x3 for (BIGINT, BIGINT) -> BIGINT.
+func VecInt64x2(ptr, n uint32, fn func(a, b, out []int64) error) uint64 {
+	return Call(ptr, n, BigInt, func(in *Batch, out *Result) error {
+		if err := in.CheckArgs(BigInt, BigInt); err != nil {
+			return err
+		}
+		out.validFromArgs(in)
+		return fn(in.cols[0].int64s(in.rows), in.cols[1].int64s(in.rows), out.int64s())
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 )
 
 func newServeCmd(g *globals) *cobra.Command {
-	var listen, httpListen string
+	var listen, httpListen, cpuprofile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the service (gRPC API and pre-signed URL endpoint)",
@@ -22,6 +23,17 @@ func newServeCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return server.Run(ctx, server.Config{
 				DataDir:      g.data,
 				Listen:       listen,
@@ -32,6 +44,8 @@ func newServeCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7443", "gRPC listen address (port 0 picks a free one)")
+	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the host process (for performance work)")
+	cmd.Flags().MarkHidden("cpuprofile")
 	cmd.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:7444", "pre-signed URL endpoint listen address")
 	return cmd
 }
