@@ -28,6 +28,7 @@ func main() {
 	// The worker is this binary re-executed; it must not parse flags or
 	// touch anything else first.
 	if len(os.Args) > 1 && os.Args[1] == "worker" {
+		setGCPercent() // the worker's environment is empty, so always
 		os.Exit(sandbox.WorkerMain())
 	}
 	if err := newRoot().Execute(); err != nil {
