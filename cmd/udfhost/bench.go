@@ -91,6 +91,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	f.IntVar(&cfg.BatchRows, "batch", 1024, "rows per batch")
 	f.IntVar(&cfg.Streams, "streams", 1, "concurrent streams (with --unary: concurrent callers)")
 	f.IntVar(&cfg.Conns, "conns", 0, "gRPC connections the streams share round-robin (0: one per core, at most one per stream; measured fastest)")
+	f.Float64Var(&cfg.Rate, "rate", 0, "batches per second, all streams together (0: as fast as answers come back)")
 	f.IntVar(&cfg.Window, "window", 1, "batches in flight per stream (1: send, wait for the answer, send the next)")
 	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to measure when --rows is 0")
 	f.DurationVar(&cfg.Warmup, "warmup", time.Second, "load before measuring, not counted")

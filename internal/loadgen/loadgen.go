@@ -61,6 +61,9 @@ type Config struct {
 	// round-robin; 0 means one per core, at most one per stream (see
 	// defaultConns).
 	Conns int
+	// Rate paces all streams together to this many batches per second
+	// (0: as fast as answers come back), to measure latency at a given load.
+	Rate float64
 	// Window is the number of batches in flight per stream (default 1:
 	// send, wait for the answer, send the next).
 	Window int
@@ -94,6 +97,7 @@ type Result struct {
 	Streams           int     `json:"streams"`
 	Conns             int     `json:"conns"`
 	Window            int     `json:"window"`
+	Rate              float64 `json:"rate,omitempty"` // batches/s asked for; 0: unpaced
 	BatchRows         int     `json:"batch_rows"`
 	ValueSize         int     `json:"value_size"`
 	Nulls             float64 `json:"nulls"`
@@ -210,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res := Result{
 		Mode: "stream", Target: "server", Function: cfg.Function,
 		Signature: functions.FormatSignature(cfg.Args, cfg.Result),
-		Streams:   cfg.Streams, Conns: cfg.Conns, Window: cfg.Window, BatchRows: cfg.BatchRows,
+		Streams:   cfg.Streams, Conns: cfg.Conns, Window: cfg.Window, Rate: cfg.Rate, BatchRows: cfg.BatchRows,
 		ValueSize: cfg.ValueSize, Nulls: cfg.Nulls,
 		RequestBytes: newRequest(r.batches[0], 1<<20).size(),
 	}
@@ -259,6 +263,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	start := time.Now()
 	r.measureStart = start.Add(cfg.Warmup)
+	r.paceStart = start
 	r.measureEnd = r.measureStart.Add(cfg.Duration)
 	var wg sync.WaitGroup
 	var tallies []*tally
@@ -362,6 +367,8 @@ type runner struct {
 	parent, rpcCtx           context.Context
 	measureStart, measureEnd time.Time
 	claimed                  atomic.Int64
+	paced                    atomic.Int64 // sends scheduled by Rate so far
+	paceStart                time.Time
 	stopped                  atomic.Bool
 	stopOnce                 sync.Once
 	stopCh                   chan struct{}
@@ -405,6 +412,19 @@ type job struct {
 func (r *runner) next(rot *int) (job, bool) {
 	if r.stopped.Load() {
 		return job{}, false
+	}
+	if r.cfg.Rate > 0 {
+		// Each send gets the next slot of an even schedule; a sender that
+		// is early sleeps until its slot.
+		slot := r.paced.Add(1) - 1
+		due := r.paceStart.Add(time.Duration(float64(slot) / r.cfg.Rate * float64(time.Second)))
+		if d := time.Until(due); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.stopCh:
+				return job{}, false
+			}
+		}
 	}
 	now := time.Now()
 	*rot++

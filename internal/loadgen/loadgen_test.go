@@ -397,3 +397,19 @@ func TestEncodedRequest(t *testing.T) {
 		t.Error("parse of garbage succeeded")
 	}
 }
+
+// TestRatePacesTheLoad: with Rate, the batches sent follow the schedule, not
+// the speed of the answers.
+func TestRatePacesTheLoad(t *testing.T) {
+	res, err := Run(context.Background(), Config{
+		Echo: true, Function: "f", Args: []udfhostv1.Type{tBigint}, Result: tBigint,
+		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, Streams: 4, Rate: 200,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 200 batches/s for 0.5 s is 100 batches; an unpaced echo does thousands.
+	if res.Batches < 80 || res.Batches > 120 || res.Rate != 200 {
+		t.Errorf("paced at 200/s for 0.5 s: %d batches (rate field %v), want about 100", res.Batches, res.Rate)
+	}
+}
