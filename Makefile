@@ -8,7 +8,7 @@ GOEX := $(notdir $(wildcard examples/go/*))
 EXAMPLES := $(patsubst examples/wat/%.wat,$(EX)/%.wasm,$(WAT)) $(patsubst %,$(EX)/%.wasm,$(GOEX))
 TOOLS := $(CURDIR)/.cache/bin
 
-.PHONY: all deps build examples test demo proto vet clean
+.PHONY: all deps build examples test demo bench proto vet clean
 
 all: build examples
 
@@ -35,9 +35,14 @@ vet:
 
 # Every test, including the end-to-end suite against real servers started by
 # the tests, and one iteration of every benchmark so none can rot.
-test: deps vet
+test: deps vet build examples
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
+	$(GO) run ./internal/benchreport -quick -out bin/BENCHMARKS.quick.md
+
+# The benchmark suite: writes docs/BENCHMARKS.md from one run.
+bench: deps build examples
+	$(GO) run ./internal/benchreport -out docs/BENCHMARKS.md
 
 demo: deps build examples
 	scripts/demo.sh

@@ -92,3 +92,30 @@ func benchEngineAffine(b *testing.B, precise bool) {
 	}
 	b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "rows/s")
 }
+
+// BenchmarkEngineUpper1024 runs the Go guest upper (VARCHAR, row at a time)
+// on 1024 16-byte strings in-process.
+func BenchmarkEngineUpper1024(b *testing.B) {
+	ctx := context.Background()
+	e, err := newEngine(ctx, engineConfig{MemoryLimitPages: 1024, MaxInstances: 1}, goGuest(b, "upper"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.close(ctx)
+	col := &udfhostv1.Column{Type: udfhostv1.Type_TYPE_VARCHAR, Offsets: binary.LittleEndian.AppendUint32(nil, 0)}
+	for r := 0; r < 1024; r++ {
+		col.Values = append(col.Values, "abcdefghijklmnop"...)
+		col.Offsets = binary.LittleEndian.AppendUint32(col.Offsets, uint32(len(col.Values)))
+	}
+	in := abi.AppendInput(nil, &udfhostv1.Batch{Rows: 1024, Columns: []*udfhostv1.Column{col}})
+	vc := udfhostv1.Type_TYPE_VARCHAR
+	spec := &FuncSpec{Export: "upper", ABI: ABIBatch, Args: []udfhostv1.Type{vc}, Result: vc}
+	var dst []byte
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if dst, err = e.call(ctx, spec, time.Second, in, dst[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "rows/s")
+}

@@ -331,3 +331,16 @@ func BenchmarkCallDirectBigint1024Parallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWorkerStart is a pod's start without a spare: exec, Go runtime
+// start, module compiled and an instance warm, for a tiny module.
+func BenchmarkWorkerStart(b *testing.B) {
+	cfg := testConfig(b, compileWAT(b, testWAT))
+	for i := 0; i < b.N; i++ {
+		w, err := Start(context.Background(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.Close(context.Background())
+	}
+}
