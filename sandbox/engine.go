@@ -155,6 +155,35 @@ func (e *engine) discard(ctx context.Context, inst *instance) {
 	<-e.slots
 }
 
+// prepare gets an instance ready to call spec: the export is checked and a
+// direct-ABI driver compiled (and cached on disk), so that the first batch
+// does not pay for it.
+func (e *engine) prepare(ctx context.Context, spec *FuncSpec) error {
+	inst, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.release(inst)
+	f, err := inst.fn(spec.Export)
+	if err != nil {
+		return err
+	}
+	switch spec.ABI {
+	case ABIDirect:
+		if err := checkDirect(f.Definition(), spec); err != nil {
+			return err
+		}
+		_, err = e.driverFor(ctx, inst, spec)
+		return err
+	case ABIBatch:
+		if inst.alloc == nil {
+			return &callError{statusBadRequest, "module does not implement the batch ABI (no udfhost_abi_version/udfhost_alloc)"}
+		}
+		return nil
+	}
+	return &callError{statusBadRequest, fmt.Sprintf("unknown ABI %d", spec.ABI)}
+}
+
 // callError is a failed call with the class the host reports it as.
 type callError struct {
 	status uint16

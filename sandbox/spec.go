@@ -28,15 +28,20 @@ type FuncSpec struct {
 // callHeader layout (then args, export name, zero padding to 8 bytes, input):
 //
 //	[0:4] deadline in milliseconds  [4] abi  [5] result type  [6] nargs
-//	[7] reserved  [8:10] export name length  [10:16] reserved
+//	[7] flags  [8:10] export name length  [10:16] reserved
 const callHeaderSize = 16
 
-func appendCallHeader(dst []byte, spec *FuncSpec, deadlineMS uint32) []byte {
+// flagPrepare asks the worker to get ready to call spec (check the export,
+// compile a direct-ABI driver) without running anything; no input follows.
+const flagPrepare = 1
+
+func appendCallHeader(dst []byte, spec *FuncSpec, deadlineMS uint32, flags byte) []byte {
 	var h [callHeaderSize]byte
 	binary.LittleEndian.PutUint32(h[0:], deadlineMS)
 	h[4] = byte(spec.ABI)
 	h[5] = byte(spec.Result)
 	h[6] = byte(len(spec.Args))
+	h[7] = flags
 	binary.LittleEndian.PutUint16(h[8:], uint16(len(spec.Export)))
 	dst = append(dst, h[:]...)
 	for _, t := range spec.Args {
@@ -49,19 +54,20 @@ func appendCallHeader(dst []byte, spec *FuncSpec, deadlineMS uint32) []byte {
 	return dst
 }
 
-// parseCallHeader returns the spec, the deadline and the input region. args
-// is reused for the argument types.
-func parseCallHeader(p []byte, args []udfhostv1.Type) (FuncSpec, uint32, []byte, error) {
+// parseCallHeader returns the spec, the deadline, the flags and the input
+// region. args is reused for the argument types.
+func parseCallHeader(p []byte, args []udfhostv1.Type) (FuncSpec, uint32, byte, []byte, error) {
 	if len(p) < callHeaderSize {
-		return FuncSpec{}, 0, nil, fmt.Errorf("call frame of %d bytes is shorter than its header", len(p))
+		return FuncSpec{}, 0, 0, nil, fmt.Errorf("call frame of %d bytes is shorter than its header", len(p))
 	}
+	flags := p[7]
 	deadline := binary.LittleEndian.Uint32(p[0:])
 	spec := FuncSpec{ABI: ABI(p[4]), Result: udfhostv1.Type(p[5])}
 	nargs := int(p[6])
 	nameLen := int(binary.LittleEndian.Uint16(p[8:]))
 	end := callHeaderSize + nargs + nameLen
 	if end > len(p) {
-		return FuncSpec{}, 0, nil, fmt.Errorf("call frame header overruns the frame")
+		return FuncSpec{}, 0, 0, nil, fmt.Errorf("call frame header overruns the frame")
 	}
 	args = args[:0]
 	for _, b := range p[callHeaderSize : callHeaderSize+nargs] {
@@ -71,7 +77,7 @@ func parseCallHeader(p []byte, args []udfhostv1.Type) (FuncSpec, uint32, []byte,
 	spec.Export = string(p[callHeaderSize+nargs : end])
 	start := (end + 7) &^ 7
 	if start > len(p) {
-		return FuncSpec{}, 0, nil, fmt.Errorf("call frame has no input region")
+		start = len(p) // a prepare frame may end at the name
 	}
-	return spec, deadline, p[start:], nil
+	return spec, deadline, flags, p[start:], nil
 }

@@ -254,6 +254,18 @@ func (w *Worker) Err() error { <-w.done; return w.exitErr }
 // Call runs spec on one batch v1 input region with the given deadline and
 // appends the worker's output region to dst.
 func (w *Worker) Call(ctx context.Context, spec *FuncSpec, deadline time.Duration, input []byte) ([]byte, error) {
+	return w.call(ctx, spec, deadline, input, 0)
+}
+
+// Prepare has the worker get ready to call spec (check the export, compile
+// what the first call would otherwise compile), so a new function's first
+// batch is as fast as the next ones.
+func (w *Worker) Prepare(ctx context.Context, spec *FuncSpec) error {
+	_, err := w.call(ctx, spec, 30*time.Second, nil, flagPrepare)
+	return err
+}
+
+func (w *Worker) call(ctx context.Context, spec *FuncSpec, deadline time.Duration, input []byte, flags byte) ([]byte, error) {
 	select {
 	case w.inFlight <- struct{}{}:
 	default:
@@ -285,7 +297,7 @@ func (w *Worker) Call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 		w.mu.Unlock()
 	}()
 
-	hdr := appendCallHeader(make([]byte, 0, 64), spec, uint32(deadline/time.Millisecond))
+	hdr := appendCallHeader(make([]byte, 0, 64), spec, uint32(deadline/time.Millisecond), flags)
 	if err := w.w.write(kindCall, statusOK, id, hdr, input); err != nil {
 		return nil, &CallError{ErrWorkerDied, fmt.Sprintf("send batch to worker: %v", err)}
 	}

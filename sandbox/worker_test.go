@@ -344,3 +344,23 @@ func BenchmarkWorkerStart(b *testing.B) {
 		w.Close(context.Background())
 	}
 }
+
+func TestPrepareChecksTheExport(t *testing.T) {
+	w := startWorker(t, testConfig(t, compileWAT(t, testWAT)))
+	good := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT}
+	if err := w.Prepare(context.Background(), good); err != nil {
+		t.Fatalf("prepare add: %v", err)
+	}
+	for _, bad := range []*FuncSpec{
+		{Export: "nope", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT},
+		{Export: "add", ABI: ABIDirect, Args: bigint2[:1], Result: udfhostv1.Type_TYPE_BIGINT},
+		{Export: "add", ABI: ABIBatch, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT},
+	} {
+		if err := w.Prepare(context.Background(), bad); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("prepare %+v: %v, want ErrBadRequest", bad, err)
+		}
+	}
+	if got, err := call(w, "add", time.Second, []int64{2}, []int64{3}); err != nil || got[0] != 5 {
+		t.Fatalf("call after prepare: %v, %v", got, err)
+	}
+}

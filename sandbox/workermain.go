@@ -140,9 +140,17 @@ func load(ctx context.Context, payload []byte) (*engine, loadedInfo, error) {
 
 func handleCall(ctx context.Context, eng *engine, w *frameWriter, fr frame) {
 	var argBuf [16]udfhostv1.Type
-	spec, deadlineMS, input, err := parseCallHeader(fr.payload, argBuf[:0])
+	spec, deadlineMS, flags, input, err := parseCallHeader(fr.payload, argBuf[:0])
 	if err != nil {
 		w.write(kindResult, statusBadRequest, fr.id, []byte(err.Error()))
+		return
+	}
+	if flags&flagPrepare != 0 {
+		if err := eng.prepare(ctx, &spec); err != nil {
+			w.write(kindResult, statusBadRequest, fr.id, []byte(err.Error()))
+			return
+		}
+		w.write(kindResult, statusOK, fr.id)
 		return
 	}
 	dst := getBuf(0)

@@ -44,8 +44,8 @@ type shaFigure struct {
 }
 
 type coldFigure struct {
-	module, cache string
-	firstResult   time.Duration
+	module, cache       string
+	create, firstResult time.Duration
 }
 
 type report struct {
@@ -163,7 +163,7 @@ func run(cfg config) (*report, error) {
 	}
 
 	// Compute-heavy: the service vs the same module in-process vs native.
-	if r.sha.service, r.sha.serviceCmd, err = bench("--function", "sha256hex", "--value-size", "1024", "--streams", "2"); err != nil {
+	if r.sha.service, r.sha.serviceCmd, err = bench("--function", "sha256hex", "--value-size", "1024", "--streams", "1"); err != nil {
 		return nil, err
 	}
 	if err := r.goBenchmarks(cfg); err != nil {
@@ -173,11 +173,11 @@ func run(cfg config) (*report, error) {
 	// Cold start: CreateFunction -> first result.
 	for _, m := range []string{"add", "upper"} {
 		for _, cache := range []string{"warm", "cold"} {
-			d, err := coldStart(s, ex(m), cache == "cold")
+			create, total, err := coldStart(s, ex(m), cache == "cold")
 			if err != nil {
 				return nil, err
 			}
-			r.cold = append(r.cold, coldFigure{module: m, cache: cache, firstResult: d})
+			r.cold = append(r.cold, coldFigure{module: m, cache: cache, create: create, firstResult: total})
 		}
 	}
 
@@ -262,19 +262,19 @@ var coldN int
 
 // coldStart uploads a fresh copy of a module, optionally empties the
 // compilation cache, and times CreateFunction until the first result.
-func coldStart(s *server, path string, cold bool) (time.Duration, error) {
+func coldStart(s *server, path string, cold bool) (create, total time.Duration, err error) {
 	wasm, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	coldN++
 	id, err := s.uploadBytes(fmt.Sprintf("cold%d", coldN), withNonce(wasm, 1000+coldN))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if cold {
 		if err := os.RemoveAll(filepath.Join(s.data, "cache", "wazero")); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		os.MkdirAll(filepath.Join(s.data, "cache", "wazero"), 0o700)
 	}
@@ -285,19 +285,20 @@ func coldStart(s *server, path string, cold bool) (time.Duration, error) {
 	args, _, _ := parseSig(sig)
 	b := jsonrows.NewBuilder(args)
 	if err := b.AddLine([]byte(arg)); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	name := fmt.Sprintf("cold_%d", coldN)
 	ctx, cancel := s.ctx()
 	defer cancel()
 	start := time.Now()
 	if _, err := s.functions().CreateFunction(ctx, &udfhostv1.CreateFunctionRequest{Name: name, ArtifactId: id, Export: export, Signature: sig}); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	create = time.Since(start)
 	if _, err := s.invoker().Invoke(ctx, &udfhostv1.InvokeRequest{Function: name, Batch: b.Batch()}); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return time.Since(start), nil
+	return create, time.Since(start), nil
 }
 
 func parseSig(sig string) ([]udfhostv1.Type, udfhostv1.Type, error) {

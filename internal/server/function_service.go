@@ -63,8 +63,13 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 		return nil, fmt.Errorf("%w: %s in environment %s", functions.ErrExists, req.Name, env)
 	}
 	id := s.identity(f)
-	if _, err := s.pods.Get(ctx, id); err != nil {
+	w, err := s.pods.Get(ctx, id)
+	if err != nil {
 		return nil, fmt.Errorf("start worker for function %s: %w", req.Name, err)
+	}
+	spec := f.Spec()
+	if err := w.Prepare(ctx, &spec); err != nil {
+		return nil, fmt.Errorf("%w: prepare function %s: %v", errInvalid, req.Name, err)
 	}
 	if err := s.audit.Record(ctx, audit.Event{
 		Type: audit.TypeFunctionCreated, Actor: principal(ctx), Pod: id.SPIFFEID(),
