@@ -40,6 +40,16 @@ func (r *report) markdown() string {
 		w("Reproduce one row: start `udfhost serve`, upload and create the function as in `internal/benchreport/run.go`, then `%s` and `%s`.", r.load[len(r.load)-1].serverCmd, r.load[len(r.load)-1].echoCmd)
 		w("")
 	}
+	w("### What limits the end-to-end figures")
+	w("")
+	w("Client, host and worker share the machine's %s cores. CPU used during `%s`, in cores: host %.2f, worker %.2f, client %.2f (sum %.2f).",
+		r.machine["nproc"], r.split.cmd, r.split.host, r.split.worker, r.split.client, r.split.host+r.split.worker+r.split.client)
+	w("The echo ceiling spends one gRPC hop's worth of CPU per batch; udfhost spends that plus the host↔worker hop (a socket write and read with a wake-up on each side, in both directions), the batch copies and the guest. Host CPU profile under the same load (`udfhost serve --cpuprofile`, then `go tool pprof -top`):")
+	w("")
+	w("```")
+	w("%s", strings.TrimSpace(r.profile))
+	w("```")
+	w("")
 	w("## Latency at half the maximum load")
 	w("")
 	w("Maximum: affine_batch at 16 streams, %.0f batches/s. Paced at half of it: p50 %.2f ms, **p99 %.2f ms** (target ≤ 5 ms), %.0f batches/s, %d errors. Command: `%s`.",

@@ -66,6 +66,8 @@ type report struct {
 	halfLoadCmd    string
 	maxLoad        float64
 	interruptLines []string
+	split          cpuSplit
+	profile        string
 }
 
 func run(cfg config) (*report, error) {
@@ -145,6 +147,11 @@ func run(cfg config) (*report, error) {
 		}
 	}
 
+	// Where the CPU goes at full load, per process.
+	if r.split, err = measureSplit(s, affineWorker, "bench", "--function", "affine_batch", "--streams", "16", "--duration", dur); err != nil {
+		return nil, err
+	}
+
 	// Latency at half the maximum load.
 	if r.maxLoad > 0 {
 		rate := strconv.FormatFloat(r.maxLoad/2, 'f', 0, 64)
@@ -179,6 +186,15 @@ func run(cfg config) (*report, error) {
 			}
 			r.cold = append(r.cold, coldFigure{module: m, cache: cache, create: create, firstResult: total})
 		}
+	}
+
+	// A host CPU profile under the same load, from a separate server.
+	affineWasm, err := read("affine")
+	if err != nil {
+		return nil, err
+	}
+	if r.profile, err = hostProfile(cfg, affineWasm, dur); err != nil {
+		return nil, err
 	}
 
 	// Footprint of 50 idle pods.

@@ -32,13 +32,15 @@ type server struct {
 
 var readyRE = regexp.MustCompile(`msg=ready grpc=(\S+) http=(\S+)`)
 
-func startServer(bin string) (*server, error) {
+func startServer(bin string) (*server, error) { return startServerArgs(bin) }
+
+func startServerArgs(bin string, extra ...string) (*server, error) {
 	data, err := os.MkdirTemp("", "udfhost-bench-")
 	if err != nil {
 		return nil, err
 	}
 	s := &server{bin: bin, data: data}
-	s.cmd = exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	s.cmd = exec.Command(bin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, extra...)...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		return nil, err
