@@ -590,6 +590,9 @@ func (r *runner) pingPong(conn *grpc.ClientConn, t *tally, rot int) {
 				break
 			}
 			r.done(t, j, seq, resp, sent, now)
+			if d := resp.retryAfter(); d > 0 {
+				r.pause(d) // the server asked to back off, as a task manager would
+			}
 		}
 		st.CloseSend()
 		for { // until the server's end of the stream (or its error)
@@ -630,6 +633,7 @@ func (r *runner) pipelined(conn *grpc.ClientConn, t *tally, rot int) {
 		recvDone := make(chan struct{})
 		var pending []inflight // the receiver's; the sender's after recvDone
 		var recvErr error
+		var backoffUntil atomic.Int64 // unix nanos; set when the server refuses with a retry hint
 		go func() {
 			defer close(recvDone)
 			resp := r.newResponse()
@@ -676,6 +680,9 @@ func (r *runner) pipelined(conn *grpc.ClientConn, t *tally, rot int) {
 					r.done(t, pending[k].job, pending[k].seq, resp, pending[k].sent, now)
 				}
 				pending = slices.Delete(pending, k, k+1)
+				if d := resp.retryAfter(); d > 0 {
+					backoffUntil.Store(now.Add(d).UnixNano())
+				}
 				<-slots
 			}
 		}()
@@ -685,6 +692,9 @@ func (r *runner) pipelined(conn *grpc.ClientConn, t *tally, rot int) {
 			case slots <- struct{}{}:
 			case <-recvDone:
 				break send
+			}
+			if d := time.Until(time.Unix(0, backoffUntil.Load())); d > 0 {
+				r.pause(d)
 			}
 			j, ok := r.next(&rot)
 			if !ok {

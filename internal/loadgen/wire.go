@@ -3,6 +3,7 @@ package loadgen
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
@@ -142,4 +143,13 @@ func (r *response) parse(b []byte) error {
 		b = b[n:]
 	}
 	return nil
+}
+
+// retryAfter is the back-off the server asked for with a refused batch
+// (BatchError.retry_after_ms), or 0.
+func (r *response) retryAfter() time.Duration {
+	if r.err == nil || r.err.RetryAfterMs <= 0 {
+		return 0
+	}
+	return min(time.Duration(r.err.RetryAfterMs)*time.Millisecond, time.Second)
 }
