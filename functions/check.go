@@ -5,7 +5,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tetratelabs/wazero/api"
+
 	"github.com/udfhost/udfhost/artifacts"
+	"github.com/udfhost/udfhost/internal/abi"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 	"github.com/udfhost/udfhost/sandbox"
 )
@@ -48,15 +51,15 @@ func ChooseABI(art *artifacts.Artifact, export string, args []udfhostv1.Type, re
 		for i, t := range args {
 			wt := sandbox.DirectWasmType(t)
 			if wt == 0 {
-				return 0, fmt.Errorf("%w: argument %d is %s, which the direct ABI cannot pass; use the batch ABI (guest SDK)", ErrSignature, i+1, TypeName(t))
+				return 0, fmt.Errorf("%w: argument %d is %s, which the direct ABI cannot pass; use the batch ABI (guest SDK)", ErrSignature, i+1, abi.TypeName(t))
 			}
-			needParams[i] = valueTypeName(wt)
+			needParams[i] = api.ValueTypeName(wt)
 		}
 		rt := sandbox.DirectWasmType(result)
 		if rt == 0 {
-			return 0, fmt.Errorf("%w: result is %s, which the direct ABI cannot return; use the batch ABI (guest SDK)", ErrSignature, TypeName(result))
+			return 0, fmt.Errorf("%w: result is %s, which the direct ABI cannot return; use the batch ABI (guest SDK)", ErrSignature, abi.TypeName(result))
 		}
-		needResults := []string{valueTypeName(rt)}
+		needResults := []string{api.ValueTypeName(rt)}
 		if !slices.Equal(ex.Params, needParams) || !slices.Equal(ex.Results, needResults) {
 			return 0, fmt.Errorf("%w: signature %s expects export %q to have wasm type %s, but it has %s",
 				ErrSignature, FormatSignature(args, result), export, wasmSig(needParams, needResults), wasmSig(ex.Params, ex.Results))
@@ -64,20 +67,6 @@ func ChooseABI(art *artifacts.Artifact, export string, args []udfhostv1.Type, re
 		return sandbox.ABIDirect, nil
 	}
 	return 0, fmt.Errorf("%w: unknown ABI %v", ErrSignature, want)
-}
-
-func valueTypeName(t byte) string {
-	switch t {
-	case 0x7f:
-		return "i32"
-	case 0x7e:
-		return "i64"
-	case 0x7d:
-		return "f32"
-	case 0x7c:
-		return "f64"
-	}
-	return fmt.Sprintf("0x%x", t)
 }
 
 func wasmSig(params, results []string) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/udfhost/udfhost/internal/abi"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -21,27 +22,6 @@ var typeNames = map[string]udfhostv1.Type{
 	"BOOLEAN": udfhostv1.Type_TYPE_BOOLEAN,
 	"VARCHAR": udfhostv1.Type_TYPE_VARCHAR, "STRING": udfhostv1.Type_TYPE_VARCHAR,
 	"BYTES": udfhostv1.Type_TYPE_BYTES, "VARBINARY": udfhostv1.Type_TYPE_BYTES,
-}
-
-// TypeName is the canonical SQL name of t.
-func TypeName(t udfhostv1.Type) string {
-	switch t {
-	case udfhostv1.Type_TYPE_INT:
-		return "INT"
-	case udfhostv1.Type_TYPE_BIGINT:
-		return "BIGINT"
-	case udfhostv1.Type_TYPE_FLOAT:
-		return "FLOAT"
-	case udfhostv1.Type_TYPE_DOUBLE:
-		return "DOUBLE"
-	case udfhostv1.Type_TYPE_BOOLEAN:
-		return "BOOLEAN"
-	case udfhostv1.Type_TYPE_VARCHAR:
-		return "VARCHAR"
-	case udfhostv1.Type_TYPE_BYTES:
-		return "BYTES"
-	}
-	return fmt.Sprintf("TYPE(%d)", t)
 }
 
 // ParseSignature parses "(T1, T2, …) -> R", case-insensitively.
@@ -86,7 +66,7 @@ func parseType(s string) (udfhostv1.Type, error) {
 func FormatSignature(args []udfhostv1.Type, result udfhostv1.Type) string {
 	names := make([]string, len(args))
 	for i, t := range args {
-		names[i] = TypeName(t)
+		names[i] = abi.TypeName(t)
 	}
-	return "(" + strings.Join(names, ", ") + ") -> " + TypeName(result)
+	return "(" + strings.Join(names, ", ") + ") -> " + abi.TypeName(result)
 }

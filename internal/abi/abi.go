@@ -88,8 +88,8 @@ func valuesLen(t udfhostv1.Type, rows int) int {
 
 func align8(n int) int { return (n + 7) &^ 7 }
 
-// typeName returns the SQL name of t ("BIGINT"), or its number if unknown.
-func typeName(t udfhostv1.Type) string {
+// TypeName returns the SQL name of t ("BIGINT"), or its number if unknown.
+func TypeName(t udfhostv1.Type) string {
 	switch t {
 	case udfhostv1.Type_TYPE_INT:
 		return "INT"

@@ -39,20 +39,20 @@ func validateColumn(c *udfhostv1.Column, want udfhostv1.Type, rows int) error {
 		return fmt.Errorf("missing")
 	}
 	if !validType(want) {
-		return fmt.Errorf("the function declares invalid argument %s", typeName(want))
+		return fmt.Errorf("the function declares invalid argument %s", TypeName(want))
 	}
 	if c.Type != want {
-		return fmt.Errorf("type %s, want %s", typeName(c.Type), typeName(want))
+		return fmt.Errorf("type %s, want %s", TypeName(c.Type), TypeName(want))
 	}
 	if n := len(c.Validity); n != 0 && n != bitmapLen(rows) {
 		return fmt.Errorf("validity is %d bytes, want 0 or %d for %d rows", n, bitmapLen(rows), rows)
 	}
 	if !isVarlen(want) {
 		if len(c.Offsets) != 0 {
-			return fmt.Errorf("%s column has %d bytes of offsets, want none", typeName(want), len(c.Offsets))
+			return fmt.Errorf("%s column has %d bytes of offsets, want none", TypeName(want), len(c.Offsets))
 		}
 		if n, w := len(c.Values), valuesLen(want, rows); n != w {
-			return fmt.Errorf("values are %d bytes, want %d for %d %s rows", n, w, rows, typeName(want))
+			return fmt.Errorf("values are %d bytes, want %d for %d %s rows", n, w, rows, TypeName(want))
 		}
 		return nil
 	}
@@ -234,15 +234,15 @@ func parseInputCol(buf, d []byte, hdr, rows int, c *Col) error {
 	}
 	if !isVarlen(c.Type) {
 		if ooff != 0 {
-			return fmt.Errorf("%s column has offsets_off %d, want 0", typeName(c.Type), ooff)
+			return fmt.Errorf("%s column has offsets_off %d, want 0", TypeName(c.Type), ooff)
 		}
 		if uint64(vallen) != uint64(valuesLen(c.Type, rows)) {
-			return fmt.Errorf("values_len %d does not match %d %s rows", vallen, rows, typeName(c.Type))
+			return fmt.Errorf("values_len %d does not match %d %s rows", vallen, rows, TypeName(c.Type))
 		}
 		return nil
 	}
 	if ooff == 0 {
-		return fmt.Errorf("%s column has no offsets", typeName(c.Type))
+		return fmt.Errorf("%s column has no offsets", TypeName(c.Type))
 	}
 	if c.Offsets, err = inputBuf(buf, hdr, "offsets", ooff, (uint64(rows)+1)*4); err != nil {
 		return err

@@ -30,7 +30,7 @@ func badOutput(format string, args ...any) error {
 // against rows and typ, and the offsets and error entries it points to.
 func parseOutput(r []byte, rows int, typ udfhostv1.Type) (v outView, err error) {
 	if !validType(typ) {
-		return v, badOutput("invalid result %s", typeName(typ))
+		return v, badOutput("invalid result %s", TypeName(typ))
 	}
 	if len(r) < outHeaderSize {
 		return v, badOutput("region is %d bytes, shorter than the %d-byte header", len(r), outHeaderSize)
@@ -45,7 +45,7 @@ func parseOutput(r []byte, rows int, typ udfhostv1.Type) (v outView, err error) 
 		return v, badOutput("%d rows, want %d", got, rows)
 	}
 	if got := udfhostv1.Type(le.Uint32(r[12:])); got != typ {
-		return v, badOutput("result type %s, want %s", typeName(got), typeName(typ))
+		return v, badOutput("result type %s, want %s", TypeName(got), TypeName(typ))
 	}
 	if le.Uint32(r[40:])|le.Uint32(r[44:]) != 0 {
 		return v, badOutput("reserved header fields are not 0")
@@ -72,14 +72,14 @@ func parseOutput(r []byte, rows int, typ udfhostv1.Type) (v outView, err error) 
 			}
 			v.first, v.last = le.Uint32(v.offsets), le.Uint32(v.offsets[rows*4:])
 		case rows != 0:
-			return v, badOutput("%s result has no offsets", typeName(typ))
+			return v, badOutput("%s result has no offsets", TypeName(typ))
 		}
 	} else {
 		if ooff != 0 {
-			return v, badOutput("%s result has offsets_off %d, want 0", typeName(typ), ooff)
+			return v, badOutput("%s result has offsets_off %d, want 0", TypeName(typ), ooff)
 		}
 		if want := valuesLen(typ, rows); uint64(vallen) != uint64(want) {
-			return v, badOutput("values_len %d, want %d for %d %s rows", vallen, want, rows, typeName(typ))
+			return v, badOutput("values_len %d, want %d for %d %s rows", vallen, want, rows, TypeName(typ))
 		}
 	}
 	if nerr == 0 {
@@ -367,7 +367,7 @@ func resize(b []byte, n int) []byte {
 // BOOLEAN).
 func (b *OutputBuilder) Reset(typ udfhostv1.Type, rows int) {
 	if fixedWidth(typ) < 0 {
-		panic("abi: OutputBuilder cannot build " + typeName(typ) + " results")
+		panic("abi: OutputBuilder cannot build " + TypeName(typ) + " results")
 	}
 	b.typ, b.rows = typ, rows
 	b.validity = resize(b.validity, bitmapLen(rows))
@@ -383,7 +383,7 @@ func (b *OutputBuilder) check(t udfhostv1.Type) {
 }
 
 func (b *OutputBuilder) typeMismatch(t udfhostv1.Type) {
-	panic("abi: setting a " + typeName(t) + " in a " + typeName(b.typ) + " result")
+	panic("abi: setting a " + TypeName(t) + " in a " + TypeName(b.typ) + " result")
 }
 
 func (b *OutputBuilder) setValid(i int) { b.validity[i>>3] |= 1 << (uint(i) & 7) }

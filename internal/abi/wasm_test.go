@@ -323,7 +323,7 @@ func TestWasmSDKEcho(t *testing.T) {
 			for _, nulls := range []bool{false, true} {
 				in := sampleColumn(typ, rows, nulls)
 				b := &udfhostv1.Batch{Rows: uint32(rows), Columns: []*udfhostv1.Column{in}}
-				export := "echo_" + strings.ToLower(typeName(typ))
+				export := "echo_" + strings.ToLower(TypeName(typ))
 				col, errs, err := g.call(export, b, []udfhostv1.Type{typ}, typ)
 				if err != nil {
 					t.Fatalf("%s rows=%d: %v", export, rows, err)

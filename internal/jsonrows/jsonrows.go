@@ -11,7 +11,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/udfhost/udfhost/functions"
+	"github.com/udfhost/udfhost/internal/abi"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -127,7 +127,7 @@ func width(t udfhostv1.Type) int {
 }
 
 func encode(t udfhostv1.Type, v any) ([]byte, error) {
-	name := functions.TypeName(t)
+	name := abi.TypeName(t)
 	switch t {
 	case udfhostv1.Type_TYPE_INT, udfhostv1.Type_TYPE_BIGINT:
 		n, ok := v.(json.Number)
