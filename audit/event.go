@@ -38,4 +38,5 @@ const (
 	TypeWorkerStopped     = "worker.stopped"
 	TypeInvocation        = "invocation.summary"
 	TypeSandboxViolation  = "sandbox.violation" // trap, timeout, memory, bad output, crash
+	TypeSandboxLayers     = "sandbox.layers"    // what `doctor` measured at start
 )

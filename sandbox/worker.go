@@ -140,6 +140,11 @@ func spawn(cfg Config) (*Worker, error) {
 	cmd.Dir = "/"
 	cmd.Stderr = cfg.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if os.Geteuid() == 0 {
+		// New namespaces need privilege; without it the worker reports
+		// the layer inactive (see jail.go).
+		cmd.SysProcAttr.Cloneflags = namespaceFlags
+	}
 	spawned := time.Now()
 	if err := cmd.Start(); err != nil {
 		conn.Close()

@@ -364,3 +364,36 @@ func TestPrepareChecksTheExport(t *testing.T) {
 		t.Fatalf("call after prepare: %v, %v", got, err)
 	}
 }
+
+// TestDoctorProbesRunInsideTheJail: the layers that exist must hold
+// against probes run by the worker's own code after the jail is up.
+func TestDoctorProbesRunInsideTheJail(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("namespaces need root; make test runs as root")
+	}
+	rep, err := Doctor(context.Background(), Config{Exe: os.Args[0], Args: []string{"worker"}, Stderr: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := map[string]bool{}
+	for _, l := range rep.Layers {
+		active[l.Name] = l.Active
+	}
+	for _, want := range []string{"wazero", "namespaces", "rlimits", "no_new_privs"} {
+		if !active[want] {
+			t.Errorf("layer %s not active: %+v", want, rep.Layers)
+		}
+	}
+	denied := map[string]bool{}
+	for _, p := range rep.Probes {
+		denied[p.Name] = p.Denied
+	}
+	for _, want := range []string{"connect to the host's loopback", "see a network interface", "see other processes", "ptrace the parent process"} {
+		if !denied[want] {
+			t.Errorf("probe %q was not denied: %+v", want, rep.Probes)
+		}
+	}
+	if hn, _ := os.Hostname(); hn == "udfhost-worker" {
+		t.Error("the worker's hostname leaked into the host's UTS namespace")
+	}
+}

@@ -145,6 +145,13 @@ func handleCall(ctx context.Context, eng *engine, w *frameWriter, fr frame) {
 		w.write(kindResult, statusBadRequest, fr.id, []byte(err.Error()))
 		return
 	}
+	if flags&flagProbe != 0 {
+		var req probeRequest
+		json.Unmarshal(input, &req)
+		out, _ := json.Marshal(runProbes(req))
+		w.write(kindResult, statusOK, fr.id, out)
+		return
+	}
 	if flags&flagPrepare != 0 {
 		if err := eng.prepare(ctx, &spec); err != nil {
 			w.write(kindResult, statusBadRequest, fr.id, []byte(err.Error()))

@@ -85,6 +85,7 @@ func newRoot() *cobra.Command {
 		newFunctionCmd(g),
 		newInvokeCmd(g),
 		newBenchCmd(g),
+		newDoctorCmd(),
 		newAuditCmd(g),
 	)
 	return root

@@ -177,6 +177,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}); err != nil {
 		return fmt.Errorf("audit start: %w", err)
 	}
+	s.checkSandbox(ctx)
 	s.bg.Add(3)
 	go func() { defer s.bg.Done(); s.grpc.Serve(s.grpcLn) }()
 	go func() { defer s.bg.Done(); s.http.Serve(s.httpLn) }()

@@ -82,3 +82,37 @@ func (s *Server) workerExited(id pods.Identity, w *sandbox.Worker, err error) {
 	s.audit.Record(context.Background(), e)
 	s.log.Info("worker stopped", "pod", id.SPIFFEID(), "pid", w.PID(), "err", err)
 }
+
+// checkSandbox runs the doctor's probes in a jailed worker at start, logs
+// which layers are active and what the probes could still do, and audits
+// it: operators see what isolation they have, measured, not assumed.
+func (s *Server) checkSandbox(ctx context.Context) {
+	rep, err := sandbox.Doctor(ctx, sandbox.Config{Exe: s.cfg.WorkerExe, Args: s.cfg.WorkerArgs, Stderr: s.cfg.WorkerStderr})
+	if err != nil {
+		s.log.Error("sandbox check failed", "err", err)
+		s.audit.Record(ctx, audit.Event{Type: audit.TypeSandboxLayers, Actor: "udfhost", Decision: audit.Error, Reason: err.Error()})
+		return
+	}
+	var active, inactive, allowed []string
+	for _, l := range rep.Layers {
+		if l.Active {
+			active = append(active, l.Name)
+		} else {
+			inactive = append(inactive, l.Name)
+		}
+	}
+	for _, p := range rep.Probes {
+		if !p.Denied {
+			allowed = append(allowed, p.Name)
+		}
+	}
+	s.log.Info("sandbox layers", "active", strings.Join(active, ","), "inactive", strings.Join(inactive, ","),
+		"probes_not_denied", strings.Join(allowed, "; "))
+	s.audit.Record(ctx, audit.Event{
+		Type: audit.TypeSandboxLayers, Actor: "udfhost", Decision: audit.Allow,
+		Details: map[string]string{
+			"active": strings.Join(active, ","), "inactive": strings.Join(inactive, ","),
+			"probes_not_denied": strings.Join(allowed, "; "),
+		},
+	})
+}

@@ -67,7 +67,7 @@ func TestAuditVerifyDetectsOneChangedByte(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
-	for _, want := range []string{"server.started", "upload.url_issued", "upload.received", "artifact.committed",
+	for _, want := range []string{"server.started", "sandbox.layers", "upload.url_issued", "upload.received", "artifact.committed",
 		"worker.started", "function.created", "invocation.summary", "worker.stopped", "server.stopped"} {
 		if !s.hasAudit(want) {
 			t.Errorf("no %s record in the audit log", want)

@@ -263,3 +263,29 @@ func bigints(vals []int64) *udfhostv1.Batch {
 	}
 	return b.Batch()
 }
+
+func TestDoctorReportsMeasuredLayers(t *testing.T) {
+	s := startServer(t)
+	out := s.mustCLI("", "doctor")
+	var rep struct {
+		Layers []struct {
+			Name   string `json:"name"`
+			Active bool   `json:"active"`
+		} `json:"layers"`
+		Probes []struct {
+			Name   string `json:"name"`
+			Denied bool   `json:"denied"`
+		} `json:"probes"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Layers) == 0 || len(rep.Probes) == 0 {
+		t.Fatalf("doctor output %q: %v", out, err)
+	}
+	for _, p := range rep.Probes {
+		if p.Name == "connect to the host's loopback" && !p.Denied {
+			t.Error("a jailed worker reached the host's loopback")
+		}
+	}
+	if !strings.Contains(s.logs(), "msg=\"sandbox layers\"") {
+		t.Errorf("serve did not log the sandbox layers at start:\n%s", s.logs())
+	}
+}
