@@ -61,13 +61,7 @@ func bigintBatch(cols, rows int) *udfhostv1.Batch {
 // 1024-row batch in-process: the guest's own cost, without the worker hop.
 // Sub-benchmarks compare the two interrupt modes (policies.Interrupt).
 func BenchmarkEngineBatchAffine1024(b *testing.B) {
-	for _, precise := range []bool{false, true} {
-		name := "interrupt=process"
-		if precise {
-			name = "interrupt=wasm"
-		}
-		b.Run(name, func(b *testing.B) { benchEngineAffine(b, precise) })
-	}
+	forInterruptModes(b, benchEngineAffine)
 }
 
 func benchEngineAffine(b *testing.B, precise bool) {
@@ -83,14 +77,7 @@ func benchEngineAffine(b *testing.B, precise bool) {
 	in := abi.AppendInput(nil, bigintBatch(3, 1024))
 	big := udfhostv1.Type_TYPE_BIGINT
 	spec := &FuncSpec{Export: "affine", ABI: ABIBatch, Args: []udfhostv1.Type{big, big, big}, Result: big}
-	var dst []byte
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if dst, err = e.call(ctx, spec, time.Second, in, dst[:0]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "rows/s")
+	runEngine(b, e, spec, in)
 }
 
 // BenchmarkEngineUpper1024 runs the Go guest upper (VARCHAR, row at a time)
@@ -110,7 +97,15 @@ func BenchmarkEngineUpper1024(b *testing.B) {
 	in := abi.AppendInput(nil, &udfhostv1.Batch{Rows: 1024, Columns: []*udfhostv1.Column{col}})
 	vc := udfhostv1.Type_TYPE_VARCHAR
 	spec := &FuncSpec{Export: "upper", ABI: ABIBatch, Args: []udfhostv1.Type{vc}, Result: vc}
+	runEngine(b, e, spec, in)
+}
+
+// runEngine times e.call on one input region and reports rows/s for the
+// 1024-row batches these benchmarks use.
+func runEngine(b *testing.B, e *engine, spec *FuncSpec, in []byte) {
+	ctx := context.Background()
 	var dst []byte
+	var err error
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if dst, err = e.call(ctx, spec, time.Second, in, dst[:0]); err != nil {
@@ -118,4 +113,16 @@ func BenchmarkEngineUpper1024(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "rows/s")
+}
+
+// forInterruptModes runs bench once per policies.Interrupt mode, as
+// sub-benchmarks named for it.
+func forInterruptModes(b *testing.B, bench func(b *testing.B, precise bool)) {
+	for _, precise := range []bool{false, true} {
+		name := "interrupt=process"
+		if precise {
+			name = "interrupt=wasm"
+		}
+		b.Run(name, func(b *testing.B) { bench(b, precise) })
+	}
 }

@@ -277,13 +277,7 @@ func BenchmarkCallDirectBigint1024(b *testing.B) {
 // in-process, without the worker hop: the difference to
 // BenchmarkCallDirectBigint1024 is the cost of the process boundary.
 func BenchmarkEngineDirectBigint1024(b *testing.B) {
-	for _, precise := range []bool{false, true} {
-		name := "interrupt=process"
-		if precise {
-			name = "interrupt=wasm"
-		}
-		b.Run(name, func(b *testing.B) { benchEngineDirect(b, precise) })
-	}
+	forInterruptModes(b, benchEngineDirect)
 }
 
 func benchEngineDirect(b *testing.B, precise bool) {
@@ -296,14 +290,7 @@ func benchEngineDirect(b *testing.B, precise bool) {
 	a := make([]int64, 1024)
 	in := input(a, a)
 	spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT}
-	var dst []byte
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if dst, err = e.call(ctx, spec, time.Second, in, dst[:0]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "rows/s")
+	runEngine(b, e, spec, in)
 }
 
 // BenchmarkCallDirectBigint1024Parallel keeps several batches in flight on
