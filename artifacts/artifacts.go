@@ -10,7 +10,7 @@
 //	uploads/<up-id>.json    upload record (pending, uploading, received, committed, rejected)
 //	uploads/<up-id>.wasm    received bytes waiting for Commit
 //	objects/sha256/<hex>    module bytes, one file per distinct content
-//	meta/<art-id>.json      artifact metadata; writing it is the commit point
+//	meta/<art-id>.json      artifact metadata (with any quarantine); writing it is the commit point
 //
 // Every file is written atomically (temporary file, fsync, rename, fsync of
 // the directory), so a crash leaves either the old or the new state.
@@ -29,6 +29,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -86,12 +87,20 @@ type Artifact struct {
 	Imports    []string  `json:"imports,omitempty"`     // "module.name", sorted
 	ABIVersion uint32    `json:"abi_version,omitempty"` // 1 for the batch ABI, else 0
 	CreatedAt  time.Time `json:"created_at"`
+	// Quarantine is set while the artifact's code may not run (see
+	// Store.Quarantine); callers must not modify it.
+	Quarantine *Quarantine `json:"quarantine,omitempty"`
 }
 
 // Auditor records security-relevant events; an error means the event was
 // not recorded and the action must be refused.
 type Auditor interface {
 	Record(ctx context.Context, e audit.Event) error
+}
+
+// CacheDirFor is the compilation cache directory of one digest under root.
+func CacheDirFor(root, digest string) string {
+	return filepath.Join(root, strings.Replace(digest, ":", "-", 1))
 }
 
 // Config configures a Store. Dir, Signer and Audit are required.
@@ -103,7 +112,10 @@ type Config struct {
 	DefaultTTL time.Duration // upload URL lifetime when the request gives none; default 15m
 	MaxTTL     time.Duration // longest upload URL lifetime; default 1h
 	Now        func() time.Time
-	Cache      wazero.CompilationCache // optional; used by validation compiles
+	// CacheDir, if set, holds one wazero compilation cache per digest
+	// (CacheDirFor): validation compiles into it, and a jailed worker is
+	// handed a copy of its own artifact's cache and nothing else.
+	CacheDir string
 	// Runtime is the wazero configuration to validate with (see Validate);
 	// nil for wazero's default.
 	Runtime wazero.RuntimeConfig
@@ -135,6 +147,9 @@ type Store struct {
 
 	mu         sync.Mutex          // guards records, meta and objects on disk
 	committing map[string]struct{} // uploads whose Commit is validating
+	// quarantined maps digest to quarantine. The map is replaced under mu,
+	// never modified, so Quarantined reads it without a lock.
+	quarantined atomic.Pointer[map[string]*Quarantine]
 }
 
 // New opens (creating if needed) the store under cfg.Dir. It also finishes
@@ -202,6 +217,9 @@ func (s *Store) recover() error {
 	}
 	metas, err := s.loadAllMeta()
 	if err != nil {
+		return err
+	}
+	if err := s.recoverQuarantine(metas); err != nil {
 		return err
 	}
 	committed := map[string]string{} // upload id -> artifact id

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/tetratelabs/wazero"
 
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/internal/atomicfile"
@@ -47,7 +48,14 @@ func (s *Store) Commit(ctx context.Context, uploadID, actor, requestID string) (
 		return nil, fmt.Errorf("commit upload %s: staged bytes do not match the verified upload (sha256 %s, %d bytes)", uploadID, got, len(data))
 	}
 
-	info, verr := Validate(ctx, data, rec.Kind, s.cfg.Cache, s.cfg.Runtime)
+	var cache wazero.CompilationCache
+	if s.cfg.CacheDir != "" {
+		if cache, err = wazero.NewCompilationCacheWithDir(CacheDirFor(s.cfg.CacheDir, digestPrefix+rec.SHA256)); err != nil {
+			return nil, fmt.Errorf("commit upload %s: open compilation cache: %w", uploadID, err)
+		}
+		defer cache.Close(ctx)
+	}
+	info, verr := Validate(ctx, data, rec.Kind, cache, s.cfg.Runtime)
 	if verr != nil && !errors.Is(verr, ErrInvalidModule) && !errors.Is(verr, ErrDisallowedImport) {
 		// Cancelled, or the host failed: not the module's fault, so the
 		// upload stays received and Commit can be retried.
@@ -67,6 +75,8 @@ func (s *Store) Commit(ctx context.Context, uploadID, actor, requestID string) (
 		ID: id, Digest: digestPrefix + rec.SHA256, Size: rec.Size, Kind: rec.Kind,
 		Env: rec.Env, Name: rec.Name, Exports: info.Exports, Imports: info.Imports,
 		ABIVersion: info.ABIVersion, CreatedAt: s.now().UTC(),
+		// The same bytes uploaded again are the same code: still quarantined.
+		Quarantine: s.Quarantined(digestPrefix + rec.SHA256),
 	}
 	if art.Exports == nil {
 		art.Exports = []Export{}
@@ -173,11 +183,7 @@ func (s *Store) storeArtifact(ctx context.Context, rec *uploadRecord, art *Artif
 	} else if err != nil {
 		return fail(fmt.Errorf("stat object: %w", err), false)
 	}
-	b, err := json.MarshalIndent(metaRecord{Artifact: *art, UploadID: rec.ID}, "", "  ")
-	if err != nil {
-		return fail(err, created)
-	}
-	if err := atomicfile.WriteFile(s.metaPath(art.ID), append(b, '\n'), filePerm); err != nil {
+	if err := s.saveMeta(&metaRecord{Artifact: *art, UploadID: rec.ID}); err != nil {
 		return fail(err, created)
 	}
 	// Committed. What follows is bookkeeping that New repairs after a crash
@@ -201,6 +207,9 @@ func (s *Store) Get(ctx context.Context, id string) (*Artifact, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get artifact: %w", err)
 	}
+	// The index is what calls are checked against, even if writing a
+	// quarantine to the metadata failed.
+	m.Quarantine = s.Quarantined(m.Digest)
 	return &m.Artifact, nil
 }
 
@@ -214,6 +223,7 @@ func (s *Store) List(ctx context.Context, env string) ([]*Artifact, error) {
 	out := []*Artifact{}
 	for _, m := range metas {
 		if env == "" || m.Env == env {
+			m.Quarantine = s.Quarantined(m.Digest)
 			out = append(out, &m.Artifact)
 		}
 	}
@@ -265,6 +275,7 @@ func (s *Store) Delete(ctx context.Context, id, actor, requestID string) error {
 			return nil
 		}
 	}
+	s.setQuarantined(m.Digest, nil) // no artifact left to be quarantined
 	hexDigest, err := parseDigest(m.Digest)
 	if err != nil {
 		return fmt.Errorf("delete artifact %s: metadata removed, object kept: %w", id, err)

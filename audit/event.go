@@ -39,4 +39,9 @@ const (
 	TypeInvocation        = "invocation.summary"
 	TypeSandboxViolation  = "sandbox.violation" // trap, timeout, memory, bad output, crash
 	TypeSandboxLayers     = "sandbox.layers"    // what `doctor` measured at start
+
+	// An artifact's functions are refused after repeated sandbox
+	// violations (quarantined) until an admin releases it.
+	TypeArtifactQuarantined = "artifact.quarantined"
+	TypeArtifactReleased    = "artifact.released"
 )

@@ -66,6 +66,13 @@ type Pool struct {
 	MaxBatchBytes int
 	// MaxArtifactBytes bounds an upload.
 	MaxArtifactBytes int64
+	// QuarantineAfter sandbox violations (deadline exceeded, worker
+	// killed, bad output; not traps or row errors, which user data can
+	// cause) by one artifact within QuarantineWindow (0: no time limit)
+	// quarantine it: its functions are refused until an admin releases
+	// it. QuarantineAfter 0 disables quarantine.
+	QuarantineAfter  int
+	QuarantineWindow time.Duration
 }
 
 // Policy is the whole configuration of one organisation.
@@ -92,6 +99,8 @@ func Default() *Policy {
 			MaxBatchRows:       1 << 20,
 			MaxBatchBytes:      64 << 20,
 			MaxArtifactBytes:   100 << 20,
+			QuarantineAfter:    3,
+			QuarantineWindow:   10 * time.Minute,
 		}},
 	}
 }

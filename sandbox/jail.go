@@ -3,7 +3,9 @@ package sandbox
 import (
 	"fmt"
 	"os"
+	"strings"
 
+	"github.com/landlock-lsm/go-landlock/landlock"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,63 +16,129 @@ type Layer struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// namespaceFlags are the namespaces a worker is started in (spawn). The
-// network namespace has only a loopback interface, down.
+// Layer names, in the order they are installed.
+const (
+	LayerWazero     = "wazero"
+	LayerUserNS     = "user_namespace"
+	LayerNamespaces = "namespaces"
+	LayerLandlock   = "landlock"
+	LayerRlimits    = "rlimits"
+	LayerNoNewPrivs = "no_new_privs"
+	LayerSeccomp    = "seccomp"
+	LayerCgroups    = "cgroups"
+)
+
+// namespaceFlags are the namespaces a worker is started in, besides its
+// user namespace. The network namespace has only a loopback, down.
 const namespaceFlags = unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWPID | unix.CLONE_NEWNS
 
-// applyJail installs the native layers behind wazero, after compilation and
-// before any guest code runs. The order matters: namespaces are entered at
-// spawn; the mount namespace is made private and /proc remounted (so the
-// worker sees only its own pid namespace); then rlimits and
-// PR_SET_NO_NEW_PRIVS.
-//
-// Not yet here (issue "Defense in depth"): a user namespace with an
-// unprivileged per-pod uid, Landlock, the seccomp allowlist and cgroup
-// limits. They are reported as inactive, never assumed.
-func applyJail(cfg loadConfig) ([]Layer, error) {
-	layers := []Layer{{Name: "wazero", Active: true, Detail: "no WASI fs/net/env, fake clock, memory limit, deadline"}}
-	layers = append(layers, namespaces())
-	l, err := rlimits()
-	layers = append(layers, l)
-	if err != nil {
-		return layers, err
-	}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return layers, fmt.Errorf("PR_SET_NO_NEW_PRIVS: %w", err)
-	}
-	layers = append(layers,
-		Layer{Name: "no_new_privs", Active: true},
-		Layer{Name: "user_namespace", Active: false, Detail: "not yet: the worker runs as root inside its namespaces"},
-		Layer{Name: "landlock", Active: false, Detail: "not yet"},
-		Layer{Name: "seccomp", Active: false, Detail: "not yet"},
-		Layer{Name: "cgroups", Active: false, Detail: "not yet"},
-	)
-	return layers, nil
+// jailEnv tells a worker the host started it in its own namespaces; the
+// worker cannot tell reliably (under strace it is not pid 1).
+const jailEnv = "UDFHOST_WORKER_JAIL=1"
+
+// scratchDir is the worker's private tmpfs: its copy of the compilation
+// cache, and the only path it may write. It is mounted over /tmp, so the
+// host's /tmp is out of sight too.
+const (
+	scratchDir  = "/tmp"
+	scratchSize = "size=512m,nr_inodes=4096"
+	cacheSubdir = "/tmp/wazero"
+)
+
+// jail is what a worker has installed so far.
+type jail struct {
+	layers     []Layer
+	namespaced bool // in its own user, mount, pid, ... namespaces
+	err        error
 }
 
-// namespaces reports the namespaces the worker was started in and, when it
-// is the init of its own pid and mount namespaces, makes its mounts private
-// and mounts a /proc of its own pid namespace.
-func namespaces() Layer {
-	if os.Getpid() != 1 {
-		return Layer{Name: "namespaces", Active: false, Detail: "worker not started in its own namespaces (host not root?)"}
+func (j *jail) add(name string, err error, detail string) {
+	l := Layer{Name: name, Active: err == nil, Detail: detail}
+	if err != nil {
+		l.Detail = err.Error()
+		if j.err == nil {
+			j.err = fmt.Errorf("%s: %w", name, err)
+		}
 	}
-	// Without MS_PRIVATE a mount here would propagate to the host's
-	// namespace, since / is usually a shared mount.
+	j.layers = append(j.layers, l)
+}
+
+// setUp installs every layer that does not depend on the module, as soon
+// as the worker starts, so a spare process is jailed before it is handed
+// any untrusted bytes: private mounts and /proc, a private tmpfs, the drop
+// to an unprivileged id, rlimits, no_new_privs and Landlock. The seccomp
+// filter follows once the module is compiled (installSeccomp).
+func setUp() *jail {
+	j := &jail{namespaced: os.Getenv("UDFHOST_WORKER_JAIL") == "1"}
+	j.add(LayerWazero, nil, "no WASI fs/net/env, fake clock, memory limit, deadline")
+	if j.namespaced {
+		err := mountPrivate()
+		j.add(LayerUserNS, dropIDs(), fmt.Sprintf("runs as uid/gid %d inside, an unprivileged per-worker id outside, no capabilities", innerRunID))
+		j.add(LayerNamespaces, err, "user, net (loopback down), ipc, uts, pid, mount; private /proc and /tmp")
+	} else {
+		j.add(LayerUserNS, fmt.Errorf("not started in its own namespaces (host not root)"), "")
+		j.add(LayerNamespaces, fmt.Errorf("not started in its own namespaces (host not root)"), "")
+	}
+	j.add(LayerRlimits, rlimits(), "core 0, nofile 64, nproc 512, msgqueue 0, memlock 0, sigpending 64, fsize 256 MiB")
+	j.add(LayerNoNewPrivs, unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "")
+	if j.namespaced {
+		j.add(LayerLandlock, restrictFS(), "filesystem: read/write only the private /tmp; TCP bind/connect denied; abstract sockets and signals scoped")
+	} else {
+		j.add(LayerLandlock, fmt.Errorf("needs the private /tmp of a namespaced worker"), "")
+	}
+	return j
+}
+
+// mountPrivate makes the worker's mounts private (so nothing it mounts
+// propagates to the host), mounts a /proc of its own pid namespace and a
+// size-capped tmpfs over /tmp.
+func mountPrivate() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return Layer{Name: "namespaces", Active: false, Detail: fmt.Sprintf("make mounts private: %v", err)}
+		return fmt.Errorf("make mounts private: %w", err)
 	}
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return Layer{Name: "namespaces", Active: false, Detail: fmt.Sprintf("mount /proc: %v", err)}
+		return fmt.Errorf("mount /proc: %w", err)
 	}
-	unix.Sethostname([]byte("udfhost-worker"))
-	return Layer{Name: "namespaces", Active: true, Detail: "net (loopback down), ipc, uts, pid, mount"}
+	opts := fmt.Sprintf("%s,mode=0700,uid=%d,gid=%d", scratchSize, innerRunID, innerRunID)
+	if err := unix.Mount("tmpfs", scratchDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", scratchDir, err)
+	}
+	if err := unix.Sethostname([]byte("udfhost-worker")); err != nil {
+		return fmt.Errorf("set hostname: %w", err)
+	}
+	return nil
+}
+
+// dropIDs switches every thread to the unprivileged inner id. A non-zero
+// uid without SECBIT_KEEP_CAPS loses all capabilities, and the bounding
+// set is emptied so no exec could bring them back.
+func dropIDs() error {
+	for c := 0; c <= 63; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+		}
+	}
+	if err := unix.Setresgid(innerRunID, innerRunID, innerRunID); err != nil {
+		return fmt.Errorf("setresgid: %w", err)
+	}
+	if err := unix.Setresuid(innerRunID, innerRunID, innerRunID); err != nil {
+		return fmt.Errorf("setresuid: %w", err)
+	}
+	var hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	if data[0].Effective|data[0].Permitted|data[1].Effective|data[1].Permitted != 0 {
+		return fmt.Errorf("capabilities left after dropping ids: %#x", data[0].Effective)
+	}
+	return nil
 }
 
 // rlimits caps what the worker process may hold. Address space is not
-// capped: wazero reserves linear memory (plus guard regions) virtually, and
-// the memory limit is enforced in pages by wazero and, later, by cgroups.
-func rlimits() (Layer, error) {
+// capped: wazero reserves linear memory (plus guard regions) virtually;
+// memory is bounded in pages by wazero and in bytes by the cgroup.
+func rlimits() error {
 	set := []struct {
 		name     string
 		resource int
@@ -81,12 +149,23 @@ func rlimits() (Layer, error) {
 		{"msgqueue", unix.RLIMIT_MSGQUEUE, 0}, // no POSIX message queues
 		{"memlock", unix.RLIMIT_MEMLOCK, 0},   // no locked memory
 		{"sigpending", unix.RLIMIT_SIGPENDING, 64},
+		{"nproc", unix.RLIMIT_NPROC, 512},       // threads of this worker's own host uid
+		{"fsize", unix.RLIMIT_FSIZE, 256 << 20}, // no file larger than a compiled module
 	}
 	for _, s := range set {
 		lim := unix.Rlimit{Cur: s.max, Max: s.max}
 		if err := unix.Setrlimit(s.resource, &lim); err != nil {
-			return Layer{Name: "rlimits", Active: false, Detail: fmt.Sprintf("RLIMIT_%s: %v", s.name, err)}, fmt.Errorf("set RLIMIT_%s: %w", s.name, err)
+			return fmt.Errorf("set RLIMIT_%s: %w", strings.ToUpper(s.name), err)
 		}
 	}
-	return Layer{Name: "rlimits", Active: true, Detail: "core 0, nofile 64, msgqueue 0, memlock 0, sigpending 64"}, nil
+	return nil
+}
+
+// restrictFS confines every thread with Landlock: the private /tmp is the
+// only path it may read or write, TCP bind and connect are denied, and it
+// may neither reach abstract unix sockets nor signal processes outside
+// its domain. ABI 6 is required: an older kernel fails the layer rather
+// than silently dropping rights.
+func restrictFS() error {
+	return landlock.V6.Restrict(landlock.RWDirs(scratchDir))
 }

@@ -3,14 +3,18 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/udfhost/udfhost/internal/cgroup"
 )
 
 // Probe is one canary the worker tries after its jail is up: Denied says
@@ -28,86 +32,125 @@ const flagProbe = 2
 type probeRequest struct {
 	// HostPort is a TCP port listening on the host's loopback: the worker
 	// must not reach it.
-	HostPort int `json:"host_port"`
+	HostPort int    `json:"host_port"`
+	Name     string `json:"name"` // the probe to run
 }
 
-// runProbes runs, inside the jailed worker, what untrusted code that
-// escaped wasm would try first. They run as the worker's own Go code, so
-// they test the native layers, not wazero.
-func runProbes(req probeRequest) []Probe {
-	var out []Probe
-	add := func(name string, err error, detail string) {
-		p := Probe{Name: name, Denied: err != nil, Detail: detail}
+// probe is what untrusted code that escaped wasm would try first. Probes
+// run as the worker's own Go code, so they test the native layers, not
+// wazero. run returns nil if the attempt succeeded (the jail did not stop
+// it) and what it could do.
+type probe struct {
+	name string
+	run  func(req probeRequest) (error, string)
+}
+
+var probes = []probe{
+	{"read /etc/passwd", func(probeRequest) (error, string) {
+		f, err := os.Open("/etc/passwd")
+		if err == nil {
+			f.Close()
+		}
+		return err, "readable"
+	}},
+	{"write outside the private /tmp", func(probeRequest) (error, string) {
+		f, err := os.CreateTemp("/var/tmp", "udfhost-probe-")
+		if err == nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+		return err, "created a file in /var/tmp"
+	}},
+	{"create a socket", func(probeRequest) (error, string) {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return err, "created"
+	}},
+	{"connect to the host's loopback", func(req probeRequest) (error, string) {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(req.HostPort)), 500*time.Millisecond)
+		if err == nil {
+			conn.Close()
+		}
+		return err, "connected"
+	}},
+	{"see a network interface", func(probeRequest) (error, string) {
+		ifs, err := net.Interfaces()
 		if err != nil {
-			p.Detail = err.Error()
+			return err, ""
 		}
-		out = append(out, p)
-	}
-	f, err := os.Open("/etc/passwd")
-	if err == nil {
-		f.Close()
-	}
-	add("read /etc/passwd", err, "readable")
+		var up []string
+		for _, i := range ifs {
+			if i.Flags&net.FlagUp != 0 {
+				up = append(up, i.Name)
+			}
+		}
+		if len(up) == 0 {
+			return fmt.Errorf("no network interface is up"), ""
+		}
+		return nil, fmt.Sprintf("up: %v", up)
+	}},
+	{"execve /bin/true", func(probeRequest) (error, string) {
+		c := exec.Command("/bin/true")
+		// Not /dev/null: Landlock would refuse it before execve is tried.
+		c.Stdin, c.Stdout, c.Stderr = os.Stderr, os.Stderr, os.Stderr
+		return c.Run(), "ran"
+	}},
+	{"ptrace another process", func(probeRequest) (error, string) {
+		return unix.PtraceAttach(1), "attached to pid 1"
+	}},
+	{"see other processes", func(probeRequest) (error, string) {
+		entries, err := os.ReadDir("/proc")
+		if err != nil {
+			return err, ""
+		}
+		others := 0
+		for _, e := range entries {
+			if pid, err := strconv.Atoi(e.Name()); err == nil && pid != os.Getpid() {
+				others++
+			}
+		}
+		if others == 0 {
+			return fmt.Errorf("no other process visible in /proc"), ""
+		}
+		return nil, fmt.Sprintf("%d other processes visible", others)
+	}},
+	{"raise an rlimit", func(probeRequest) (error, string) {
+		lim := unix.Rlimit{Cur: 4096, Max: 4096}
+		err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+		return err, "raised RLIMIT_NOFILE to 4096"
+	}},
+	{"become root", func(probeRequest) (error, string) {
+		return unix.Setresuid(0, 0, 0), "setresuid(0) succeeded"
+	}},
+	{"mount a filesystem", func(probeRequest) (error, string) {
+		return unix.Mount("tmpfs", "/tmp", "tmpfs", 0, ""), "mounted a tmpfs"
+	}},
+	{"start a process (fork)", func(probeRequest) (error, string) {
+		pid, _, errno := unix.RawSyscall(unix.SYS_FORK, 0, 0, 0)
+		if errno != 0 {
+			return errno, ""
+		}
+		if pid == 0 {
+			unix.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
+		}
+		return nil, "forked"
+	}},
+}
 
-	tf, err := os.CreateTemp("/tmp", "udfhost-probe-")
-	if err == nil {
-		tf.Close()
-		os.Remove(tf.Name())
-	}
-	add("write to /tmp", err, "writable")
-
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-	if err == nil {
-		unix.Close(fd)
-	}
-	add("create a socket", err, "created (the network namespace still bounds where it can go)")
-
-	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(req.HostPort)), 500*time.Millisecond)
-	if err == nil {
-		conn.Close()
-	}
-	add("connect to the host's loopback", err, "connected")
-
-	ifs, _ := net.Interfaces()
-	var up []string
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp != 0 {
-			up = append(up, i.Name)
+func runProbe(req probeRequest) (Probe, error) {
+	for _, p := range probes {
+		if p.name == req.Name {
+			err, detail := p.run(req)
+			pr := Probe{Name: p.name, Denied: err != nil, Detail: detail}
+			if err != nil {
+				pr.Detail = err.Error()
+			}
+			return pr, nil
 		}
 	}
-	var ifErr error
-	if len(up) == 0 {
-		ifErr = fmt.Errorf("no network interface is up")
-	}
-	add("see a network interface", ifErr, fmt.Sprintf("up: %v", up))
-
-	err = exec.Command("/bin/true").Run()
-	add("execve /bin/true", err, "ran")
-
-	err = unix.PtraceAttach(os.Getppid())
-	add("ptrace the parent process", err, "attached")
-
-	entries, _ := os.ReadDir("/proc")
-	others := 0
-	for _, e := range entries {
-		if pid, err := strconv.Atoi(e.Name()); err == nil && pid != os.Getpid() {
-			others++
-		}
-	}
-	var psErr error
-	if others == 0 {
-		psErr = fmt.Errorf("no other process visible in /proc")
-	}
-	add("see other processes", psErr, fmt.Sprintf("%d other processes visible", others))
-
-	lim := unix.Rlimit{Cur: 4096, Max: 4096}
-	err = unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
-	if err == nil { // put it back: the probe must not loosen the jail
-		restore := unix.Rlimit{Cur: 64, Max: 64}
-		unix.Setrlimit(unix.RLIMIT_NOFILE, &restore)
-	}
-	add("raise an rlimit", err, "raised")
-	return out
+	return Probe{}, fmt.Errorf("no probe named %q", req.Name)
 }
 
 // Report is what Doctor found: the layers a jailed worker reports and what
@@ -127,8 +170,10 @@ var tinyModule = []byte{
 	0x0a, 0x06, 0x01, 0x04, 0x00, 0x41, 0x00, 0x0b, // body: i32.const 0
 }
 
-// Doctor starts a jailed worker (as serve would, with cfg's executable),
-// and runs the canary probes inside it.
+// Doctor starts jailed workers (as serve would, with cfg's executable,
+// ids and strictness) and runs each canary probe inside one of its own: a
+// probe the seccomp filter traps ends its worker, which is how it is
+// denied.
 func Doctor(ctx context.Context, cfg Config) (Report, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -137,19 +182,41 @@ func Doctor(ctx context.Context, cfg Config) (Report, error) {
 	defer ln.Close()
 	cfg.Identity, cfg.Module = "spiffe://udfhost.local/doctor", tinyModule
 	cfg.MemoryLimitPages, cfg.MaxInstances = max(cfg.MemoryLimitPages, 16), 1
-	w, err := Start(ctx, cfg)
-	if err != nil {
-		return Report{}, fmt.Errorf("doctor: %w", err)
+	if cfg.Limits == (cgroup.Limits{}) {
+		cfg.Limits = PodLimits(cfg.MemoryLimitPages, 1)
 	}
-	defer w.Close(ctx)
-	req, _ := json.Marshal(probeRequest{HostPort: ln.Addr().(*net.TCPAddr).Port})
-	out, err := w.call(ctx, &FuncSpec{Export: "f", ABI: ABIBatch}, 30*time.Second, req, flagProbe)
-	if err != nil {
-		return Report{}, fmt.Errorf("doctor: run probes: %w", err)
+	rep := Report{Probes: make([]Probe, len(probes))}
+	errs := make([]error, len(probes))
+	var wg sync.WaitGroup
+	for i, p := range probes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w, err := Start(ctx, cfg)
+			if err != nil {
+				errs[i] = fmt.Errorf("doctor: %w", err)
+				return
+			}
+			defer w.Close(ctx)
+			if i == 0 {
+				rep.Layers, rep.StartMS = w.Layers(), float64(w.StartDuration().Microseconds())/1000
+			}
+			req, _ := json.Marshal(probeRequest{HostPort: ln.Addr().(*net.TCPAddr).Port, Name: p.name})
+			out, err := w.call(ctx, &FuncSpec{Export: "f", ABI: ABIBatch}, 30*time.Second, req, flagProbe)
+			var ce *CallError
+			switch {
+			case errors.As(err, &ce) && ce.Violation != nil:
+				rep.Probes[i] = Probe{Name: p.name, Denied: true, Detail: "worker killed: " + ce.Violation.Detail}
+			case err != nil:
+				errs[i] = fmt.Errorf("doctor: probe %q: %w", p.name, err)
+			default:
+				errs[i] = json.Unmarshal(out, &rep.Probes[i])
+			}
+		}()
 	}
-	var probes []Probe
-	if err := json.Unmarshal(out, &probes); err != nil {
-		return Report{}, fmt.Errorf("doctor: decode probes: %w", err)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return Report{}, err
 	}
-	return Report{Layers: w.Layers(), Probes: probes, StartMS: float64(w.StartDuration().Microseconds()) / 1000}, nil
+	return rep, nil
 }

@@ -50,7 +50,7 @@ func (s *Spares) refill() {
 		default:
 		}
 		w.kill()
-		w.cmd.Wait()
+		w.reap()
 	}()
 }
 
@@ -82,7 +82,7 @@ func (s *Spares) Close() {
 		select {
 		case w := <-s.ch:
 			w.kill()
-			w.cmd.Wait()
+			w.reap()
 		default:
 			return
 		}

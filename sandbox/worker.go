@@ -10,12 +10,15 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/udfhost/udfhost/internal/cgroup"
 )
 
 // Errors a call can fail with; a *CallError unwraps to one of them.
@@ -36,6 +39,17 @@ var (
 type CallError struct {
 	Class error
 	Msg   string
+	// Violation is set when the worker was killed by a native layer
+	// (seccomp, a cgroup or rlimit limit) rather than stopped by wazero.
+	Violation *Violation
+}
+
+// Violation says which native layer killed a worker and why.
+type Violation struct {
+	Layer   string `json:"layer"`             // "seccomp", "cgroup", "rlimit"
+	Syscall string `json:"syscall,omitempty"` // for seccomp: the syscall's name, from SIGSYS info
+	Limit   string `json:"limit,omitempty"`   // for limits: "memory", "pids", ...
+	Detail  string `json:"detail,omitempty"`
 }
 
 func (e *CallError) Error() string { return e.Msg }
@@ -67,7 +81,23 @@ type Config struct {
 	MaxInFlight  int
 	Stderr       io.Writer     // the worker's stderr; default discarded
 	StartTimeout time.Duration // default 30 s (a cold compile of a Go guest takes ~1 s)
+	// IDs hands out the per-worker host uid/gid blocks of the user
+	// namespace. Nil: the worker gets no namespaces (as when not root).
+	IDs *IDPool
+	// Strict refuses a worker that reports any layer inactive, naming it.
+	Strict bool
+	// Cgroups, if set, gives each worker a cgroup with Limits; nil
+	// reports the layer inactive.
+	Cgroups *cgroup.Manager
+	Limits  cgroup.Limits
+	// MeasureSyscalls runs the worker without its seccomp filter, marking
+	// where it would go (scripts/measure-syscalls.sh). Never with Strict.
+	MeasureSyscalls bool
 }
+
+// ErrLayerMissing means strict mode refused a worker because one of its
+// isolation layers could not be installed.
+var ErrLayerMissing = errors.New("sandbox layer missing")
 
 // Worker is the host's handle on one worker process.
 type Worker struct {
@@ -93,6 +123,12 @@ type Worker struct {
 	pending   map[uint64]chan result
 	done      chan struct{}
 	exitErr   error // why the worker is gone; set before done is closed
+	violation *Violation
+	stderr    *stderrWatch
+	ids       *IDPool
+	hostID    uint32 // first host id of the worker's block; 0 without a user namespace
+	group     *cgroup.Group
+	events    cgroup.Events // what hit a limit, read when the worker is reaped
 }
 
 type result struct {
@@ -138,20 +174,31 @@ func spawn(cfg Config) (*Worker, error) {
 	cmd.ExtraFiles = []*os.File{childEnd}
 	cmd.Env = []string{} // nothing of the host's environment (tokens, paths) leaks in
 	cmd.Dir = "/"
-	cmd.Stderr = cfg.Stderr
+	watch := newStderrWatch(cfg.Stderr)
+	cmd.Stderr = watch
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if os.Geteuid() == 0 {
-		// New namespaces need privilege; without it the worker reports
-		// the layer inactive (see jail.go).
-		cmd.SysProcAttr.Cloneflags = namespaceFlags
+	var hostID uint32
+	if cfg.IDs != nil && canJail() {
+		// New namespaces need privilege; without them the worker reports
+		// those layers inactive (see jail.go) and strict mode refuses it.
+		if hostID, err = cfg.IDs.get(); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		userNamespaceAttr(cmd.SysProcAttr, hostID)
+		cmd.SysProcAttr.Cloneflags |= namespaceFlags
+		cmd.Env = []string{jailEnv}
 	}
 	spawned := time.Now()
 	if err := cmd.Start(); err != nil {
 		conn.Close()
+		if hostID != 0 {
+			cfg.IDs.put(hostID)
+		}
 		return nil, err
 	}
-	return &Worker{cmd: cmd, conn: conn, w: &frameWriter{w: conn}, spawned: spawned,
-		pending: map[uint64]chan result{}, done: make(chan struct{})}, nil
+	return &Worker{cmd: cmd, conn: conn, w: &frameWriter{w: conn}, spawned: spawned, stderr: watch,
+		ids: cfg.IDs, hostID: hostID, pending: map[uint64]chan result{}, done: make(chan struct{})}, nil
 }
 
 // assign gives a spawned worker its identity and module; on failure the
@@ -166,9 +213,16 @@ func (w *Worker) assign(ctx context.Context, cfg Config) error {
 	}
 	w.inFlight = make(chan struct{}, maxInFlight)
 	loadStart := time.Now()
-	if err := w.load(ctx, cfg); err != nil {
+	// Limits first: the compile and the cache copy are charged to them.
+	cg := w.limit(cfg)
+	err := w.load(ctx, cfg)
+	w.info.Layers = append(w.info.Layers, cg)
+	if err == nil && cfg.Strict {
+		err = strictCheck(w.info.Layers)
+	}
+	if err != nil {
 		w.kill()
-		w.cmd.Wait()
+		w.reap()
 		return err
 	}
 	w.startDur = time.Since(w.spawned)
@@ -177,11 +231,62 @@ func (w *Worker) assign(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// limit puts the worker in a cgroup of its own with cfg.Limits.
+func (w *Worker) limit(cfg Config) Layer {
+	if cfg.Cgroups == nil {
+		return Layer{Name: LayerCgroups, Detail: "cgroups not available to the host"}
+	}
+	g, err := cfg.Cgroups.Create(fmt.Sprintf("worker-%d", w.cmd.Process.Pid), cfg.Limits)
+	if err == nil {
+		if err = g.Add(w.cmd.Process.Pid); err != nil {
+			g.Delete()
+		}
+	}
+	if err != nil {
+		return Layer{Name: LayerCgroups, Detail: err.Error()}
+	}
+	w.group = g
+	return Layer{Name: LayerCgroups, Active: true, Detail: fmt.Sprintf("%s %s: memory %d MiB, pids %d, cpu %.1f",
+		cfg.Cgroups.Mode(), strings.Join(cfg.Cgroups.Controllers(), ","), cfg.Limits.MemoryBytes>>20, cfg.Limits.Pids, cfg.Limits.CPUQuota)}
+}
+
+// strictCheck names the first layer a worker could not install.
+func strictCheck(layers []Layer) error {
+	want := []string{LayerWazero, LayerUserNS, LayerNamespaces, LayerLandlock, LayerRlimits, LayerNoNewPrivs, LayerSeccomp, LayerCgroups}
+	for _, name := range want {
+		found := false
+		for _, l := range layers {
+			if l.Name == name {
+				found = true
+				if !l.Active {
+					return fmt.Errorf("%w: %s is not active (%s); strict mode refuses workers without it (serve --strict=false relaxes this on a development machine)", ErrLayerMissing, name, l.Detail)
+				}
+			}
+		}
+		if !found {
+			return fmt.Errorf("%w: the worker did not report %s", ErrLayerMissing, name)
+		}
+	}
+	return nil
+}
+
 func (w *Worker) load(ctx context.Context, cfg Config) error {
-	lc, _ := json.Marshal(loadConfig{
-		Identity: cfg.Identity, MemoryLimitPages: cfg.MemoryLimitPages,
+	lcfg := loadConfig{
+		Identity: cfg.Identity, MemoryLimitPages: cfg.MemoryLimitPages, ModuleSize: len(cfg.Module),
 		MaxInstances: cfg.MaxInstances, CacheDir: cfg.CacheDir, PreciseInterrupt: cfg.PreciseInterrupt,
-	})
+		MeasureSyscalls: cfg.MeasureSyscalls,
+	}
+	parts := [][]byte{nil, {0}, cfg.Module}
+	if w.hostID != 0 && cfg.CacheDir != "" {
+		files, data, err := readCacheFiles(cfg.CacheDir)
+		if err != nil {
+			return err
+		}
+		lcfg.CacheDir, lcfg.CacheFiles = "", files
+		parts = append(parts, data...)
+	}
+	lc, _ := json.Marshal(lcfg)
+	parts[0] = lc
 	timeout := cfg.StartTimeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
@@ -192,7 +297,7 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 	}
 	w.conn.SetDeadline(deadline)
 	defer w.conn.SetDeadline(time.Time{})
-	if err := w.w.write(kindLoad, statusOK, 0, lc, []byte{0}, cfg.Module); err != nil {
+	if err := w.w.write(kindLoad, statusOK, 0, parts...); err != nil {
 		return fmt.Errorf("send module: %w", err)
 	}
 	var hdr [frameHeaderSize]byte
@@ -274,7 +379,7 @@ func (w *Worker) call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 	select {
 	case w.inFlight <- struct{}{}:
 	default:
-		return nil, &CallError{ErrOverloaded, fmt.Sprintf("worker for %s has %d batches in flight; retry after %s",
+		return nil, &CallError{Class: ErrOverloaded, Msg: fmt.Sprintf("worker for %s has %d batches in flight; retry after %s",
 			w.identity, cap(w.inFlight), w.RetryAfter())}
 	}
 	defer func() { <-w.inFlight }()
@@ -290,7 +395,7 @@ func (w *Worker) call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 	w.mu.Lock()
 	if w.pending == nil {
 		w.mu.Unlock()
-		return nil, &CallError{ErrWorkerDied, w.deadMessage()}
+		return nil, &CallError{Class: ErrWorkerDied, Msg: w.deadMessage()}
 	}
 	w.pending[id] = ch
 	w.mu.Unlock()
@@ -304,7 +409,7 @@ func (w *Worker) call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 
 	hdr := appendCallHeader(make([]byte, 0, 64), spec, uint32(deadline/time.Millisecond), flags)
 	if err := w.w.write(kindCall, statusOK, id, hdr, input); err != nil {
-		return nil, &CallError{ErrWorkerDied, fmt.Sprintf("send batch to worker: %v", err)}
+		return nil, &CallError{Class: ErrWorkerDied, Msg: fmt.Sprintf("send batch to worker: %v", err)}
 	}
 	// With precise interruption the worker enforces the deadline itself and
 	// the watchdog only fires if it does not; then the process is beyond
@@ -321,17 +426,17 @@ func (w *Worker) call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 		if r.status == statusOK {
 			return r.payload, nil
 		}
-		return nil, &CallError{statusClass(r.status), string(r.payload)}
+		return nil, &CallError{Class: statusClass(r.status), Msg: string(r.payload)}
 	case <-w.done:
-		return nil, &CallError{ErrWorkerDied, w.deadMessage()}
+		return nil, &CallError{Class: ErrWorkerDied, Msg: w.deadMessage(), Violation: w.violation}
 	case <-watchdog.C:
 		why := fmt.Sprintf("a batch exceeded its deadline of %s", deadline)
 		w.killedFor.CompareAndSwap(nil, &why)
 		w.kill()
 		if w.precise {
-			return nil, &CallError{ErrTimeout, fmt.Sprintf("batch exceeded its deadline of %s and the worker did not stop it; worker killed", deadline)}
+			return nil, &CallError{Class: ErrTimeout, Msg: fmt.Sprintf("batch exceeded its deadline of %s and the worker did not stop it; worker killed", deadline)}
 		}
-		return nil, &CallError{ErrTimeout, fmt.Sprintf("batch exceeded its deadline of %s; its worker was stopped", deadline)}
+		return nil, &CallError{Class: ErrTimeout, Msg: fmt.Sprintf("batch exceeded its deadline of %s; its worker was stopped", deadline)}
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -359,6 +464,9 @@ func (w *Worker) deadMessage() string {
 	}
 	select {
 	case <-w.done:
+		if w.violation != nil {
+			return fmt.Sprintf("worker %d for %s was killed by the sandbox: %s", w.cmd.Process.Pid, w.identity, w.violation.Detail)
+		}
 		if w.exitErr != nil {
 			return fmt.Sprintf("worker %d for %s died: %v", w.cmd.Process.Pid, w.identity, w.exitErr)
 		}
@@ -386,17 +494,68 @@ func (w *Worker) readLoop() {
 		}
 	}
 	w.conn.Close()
-	waitErr := w.cmd.Wait()
+	waitErr := w.reap()
 	w.mu.Lock()
 	w.pending = nil
 	w.mu.Unlock()
 	switch {
 	case waitErr != nil:
 		w.exitErr = waitErr
+		w.violation = w.classifyExit()
 	case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
 		w.exitErr = err
 	}
 	close(w.done)
+}
+
+// reap waits for the process and gives its id block back: the ids are
+// free only once no process holds them.
+func (w *Worker) reap() error {
+	err := w.cmd.Wait()
+	if w.group != nil {
+		w.events = w.group.Events()
+		w.group.Delete()
+		w.group = nil
+	}
+	if w.hostID != 0 {
+		w.ids.put(w.hostID)
+		w.hostID = 0
+	}
+	return err
+}
+
+// classifyExit says which native layer ended the worker, if one did: a
+// seccomp trap (reported by the worker's SIGSYS handler, or a raw SIGSYS
+// when the handler could not run), or a kill the host did not order.
+func (w *Worker) classifyExit() *Violation {
+	if w.killedFor.Load() != nil {
+		return nil // the host killed it (deadline, shutdown)
+	}
+	st := w.cmd.ProcessState
+	if st == nil {
+		return nil
+	}
+	ws, _ := st.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Exited() && ws.ExitStatus() == sigsysExitCode:
+		v := &Violation{Layer: LayerSeccomp, Detail: "the seccomp filter trapped a forbidden syscall"}
+		if nr := w.stderr.trappedSyscall(); nr >= 0 {
+			v.Syscall = syscallName(nr)
+			v.Detail = fmt.Sprintf("the seccomp filter trapped %s (syscall %d)", v.Syscall, nr)
+		}
+		return v
+	case ws.Signaled() && ws.Signal() == syscall.SIGSYS:
+		return &Violation{Layer: LayerSeccomp, Detail: "killed by SIGSYS"}
+	case ws.Signaled() && ws.Signal() == syscall.SIGKILL && w.events.OOMKills > 0:
+		return &Violation{Layer: LayerCgroups, Limit: "memory", Detail: "killed for exceeding its cgroup memory limit"}
+	case ws.Signaled() && ws.Signal() == syscall.SIGKILL:
+		return &Violation{Layer: "kill", Detail: "killed by SIGKILL from outside the host (the kernel's OOM killer or an operator)"}
+	case ws.Exited() && ws.ExitStatus() != 0 && w.events.PidsMax > 0:
+		return &Violation{Layer: LayerCgroups, Limit: "pids", Detail: "stopped at its cgroup's pids limit"}
+	case ws.Signaled() && (ws.Signal() == syscall.SIGXFSZ || ws.Signal() == syscall.SIGXCPU):
+		return &Violation{Layer: LayerRlimits, Limit: ws.Signal().String(), Detail: "killed by " + ws.Signal().String()}
+	}
+	return nil
 }
 
 func (w *Worker) kill() {
@@ -414,12 +573,15 @@ func (w *Worker) Close(ctx context.Context) error {
 	}
 	grace := time.NewTimer(5 * time.Second)
 	defer grace.Stop()
+	why := "the host stopped it"
 	select {
 	case <-w.done:
 	case <-grace.C:
+		w.killedFor.CompareAndSwap(nil, &why)
 		w.kill()
 		<-w.done
 	case <-ctx.Done():
+		w.killedFor.CompareAndSwap(nil, &why)
 		w.kill()
 		<-w.done
 	}

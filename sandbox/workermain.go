@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -19,17 +21,29 @@ import (
 const workerFD = 3
 
 // loadConfig is the first frame's JSON: what the worker runs and under
-// which limits. The module bytes follow it in the same frame.
+// which limits. The module bytes follow it in the same frame, then the
+// compilation cache files, in order.
 type loadConfig struct {
 	Identity         string `json:"identity"`
 	MemoryLimitPages uint32 `json:"memory_limit_pages"`
 	MaxInstances     int    `json:"max_instances"`
-	CacheDir         string `json:"cache_dir,omitempty"`
+	ModuleSize       int    `json:"module_size"`
+	// CacheDir is the host's compilation cache, used directly only by a
+	// worker without namespaces; a jailed worker gets CacheFiles instead.
+	CacheDir   string      `json:"cache_dir,omitempty"`
+	CacheFiles []cacheFile `json:"cache_files,omitempty"`
 	// PreciseInterrupt compiles with WithCloseOnContextDone so a batch past
 	// its deadline is stopped inside wasm; otherwise the host kills the
 	// worker at the deadline.
 	PreciseInterrupt bool `json:"precise_interrupt,omitempty"`
+	// MeasureSyscalls skips the seccomp filter and marks the moment it
+	// would be installed, for scripts/measure-syscalls.sh.
+	MeasureSyscalls bool `json:"measure_syscalls,omitempty"`
 }
+
+// measureMarker is the path a measuring worker probes where the filter
+// would be installed: syscalls traced after it are what the filter must allow.
+const measureMarker = "/udfhost-seccomp-installed-here"
 
 // loadedInfo answers the load frame.
 type loadedInfo struct {
@@ -37,6 +51,14 @@ type loadedInfo struct {
 	Layers []Layer `json:"layers"`
 	Error  string  `json:"error,omitempty"`
 }
+
+// testHook, when set (only by this package's tests: it is assigned in a
+// _test.go file, so release builds never carry one), runs a call with
+// flagTestHook inside the jailed worker: the native layers are tested
+// with real forbidden syscalls, not only with guest code wazero stops.
+var testHook func(input []byte) ([]byte, error)
+
+const flagTestHook = 4
 
 // WorkerMain is the body of the hidden `udfhost worker` command: it serves
 // one module for one pod identity over the inherited socket until the host
@@ -50,14 +72,16 @@ func WorkerMain() int {
 		return 2
 	}
 	defer conn.Close()
-	if err := serveWorker(context.Background(), conn); err != nil {
+	// Jail first: a spare worker waits for its module already confined.
+	j := setUp()
+	if err := serveWorker(context.Background(), conn, j); err != nil {
 		fmt.Fprintf(os.Stderr, "worker: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func serveWorker(ctx context.Context, conn io.ReadWriter) error {
+func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail) error {
 	w := &frameWriter{w: conn}
 	var hdr [frameHeaderSize]byte
 	fr, _, err := readFrame(conn, &hdr, nil)
@@ -67,7 +91,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriter) error {
 	if fr.kind != kindLoad {
 		return fmt.Errorf("first frame has kind %d, want load", fr.kind)
 	}
-	eng, info, err := load(ctx, fr.payload)
+	eng, info, err := load(ctx, fr.payload, j)
 	if err != nil {
 		info.Error = err.Error()
 	}
@@ -104,9 +128,9 @@ func serveWorker(ctx context.Context, conn io.ReadWriter) error {
 	}
 }
 
-func load(ctx context.Context, payload []byte) (*engine, loadedInfo, error) {
-	info := loadedInfo{PID: os.Getpid()}
-	cfgJSON, wasm, ok := cutByte(payload, 0)
+func load(ctx context.Context, payload []byte, j *jail) (*engine, loadedInfo, error) {
+	info := loadedInfo{PID: os.Getpid(), Layers: j.layers}
+	cfgJSON, rest, ok := cutByte(payload, 0)
 	if !ok {
 		return nil, info, errors.New("load frame has no module")
 	}
@@ -114,23 +138,37 @@ func load(ctx context.Context, payload []byte) (*engine, loadedInfo, error) {
 	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
 		return nil, info, fmt.Errorf("decode load config: %w", err)
 	}
-	// Compile before the jail goes up (compilation needs mmap with exec and
-	// the cache directory); run no guest code until after it.
+	if cfg.ModuleSize < 0 || cfg.ModuleSize > len(rest) {
+		return nil, info, fmt.Errorf("load frame: module size %d, frame holds %d bytes", cfg.ModuleSize, len(rest))
+	}
+	wasm, rest := rest[:cfg.ModuleSize], rest[cfg.ModuleSize:]
+	cacheDir := cfg.CacheDir
+	if j.namespaced {
+		// The host's cache is out of reach; the worker compiles from its
+		// own copy, in its private tmpfs, and nothing it writes there is
+		// seen by the host or another worker.
+		if err := writeCacheFiles(cacheSubdir, cfg.CacheFiles, rest); err != nil {
+			return nil, info, err
+		}
+		cacheDir = cacheSubdir
+	}
+	// Compile before the filter goes up; run no guest code until after it.
 	eng, err := newEngine(ctx, engineConfig{
 		MemoryLimitPages: cfg.MemoryLimitPages,
 		MaxInstances:     cfg.MaxInstances,
-		CacheDir:         cfg.CacheDir,
+		CacheDir:         cacheDir,
 		PreciseInterrupt: cfg.PreciseInterrupt,
 	}, wasm)
 	if err != nil {
 		return nil, info, err
 	}
-	layers, err := applyJail(cfg)
-	info.Layers = layers
-	if err != nil {
-		eng.close(ctx)
-		return nil, info, fmt.Errorf("jail worker: %w", err)
+	if cfg.MeasureSyscalls {
+		unix.Access(measureMarker, unix.F_OK)
+		j.add(LayerSeccomp, errors.New("skipped: measuring syscalls"), "")
+	} else {
+		j.add(LayerSeccomp, installSeccomp(), "allowlist "+SeccompProfileHash()+"; anything else traps and ends the worker")
 	}
+	info.Layers = j.layers
 	if err := eng.warm(ctx); err != nil {
 		eng.close(ctx)
 		return nil, info, err
@@ -148,7 +186,21 @@ func handleCall(ctx context.Context, eng *engine, w *frameWriter, fr frame) {
 	if flags&flagProbe != 0 {
 		var req probeRequest
 		json.Unmarshal(input, &req)
-		out, _ := json.Marshal(runProbes(req))
+		p, err := runProbe(req)
+		if err != nil {
+			w.write(kindResult, statusBadRequest, fr.id, []byte(err.Error()))
+			return
+		}
+		out, _ := json.Marshal(p)
+		w.write(kindResult, statusOK, fr.id, out)
+		return
+	}
+	if flags&flagTestHook != 0 && testHook != nil {
+		out, err := testHook(input)
+		if err != nil {
+			w.write(kindResult, statusBadRequest, fr.id, []byte(err.Error()))
+			return
+		}
 		w.write(kindResult, statusOK, fr.id, out)
 		return
 	}

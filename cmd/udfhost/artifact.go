@@ -30,6 +30,10 @@ type artifactJSON struct {
 	Exports    []exportJSON `json:"exports"`
 	Imports    []string     `json:"imports"`
 	CreatedAt  time.Time    `json:"created_at"`
+	// Quarantined artifacts' functions are refused until `artifact release`.
+	Quarantined      bool       `json:"quarantined"`
+	QuarantineReason string     `json:"quarantine_reason,omitempty"`
+	QuarantinedAt    *time.Time `json:"quarantined_at,omitempty"`
 }
 
 type exportJSON struct {
@@ -47,6 +51,13 @@ func artifactView(a *udfhostv1.Artifact) artifactJSON {
 	}
 	if v.Imports == nil {
 		v.Imports = []string{}
+	}
+	if a.Quarantined {
+		v.Quarantined, v.QuarantineReason = true, a.QuarantineReason
+		if a.QuarantinedAt != nil {
+			t := a.QuarantinedAt.AsTime()
+			v.QuarantinedAt = &t
+		}
 	}
 	for _, e := range a.Exports {
 		v.Exports = append(v.Exports, exportJSON{Name: e.Name, Type: "(" + strings.Join(e.Params, ", ") + ") -> " + strings.Join(e.Results, ", ")})
@@ -146,7 +157,19 @@ func newArtifactCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(upload, list, get, del)
+	release := &cobra.Command{
+		Use: "release ID", Short: "Re-enable a quarantined artifact's functions", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withArtifacts(g, func(c udfhostv1.ArtifactServiceClient) error {
+				a, err := c.ReleaseArtifact(cmd.Context(), &udfhostv1.ReleaseArtifactRequest{Id: args[0]})
+				if err != nil {
+					return err
+				}
+				return printJSON(artifactView(a))
+			})
+		},
+	}
+	cmd.AddCommand(upload, list, get, del, release)
 	return cmd
 }
 

@@ -16,6 +16,7 @@ import (
 )
 
 func newServeCmd(g *globals) *cobra.Command {
+	var strict bool
 	var listen, httpListen, cpuprofile string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -42,6 +43,7 @@ func newServeCmd(g *globals) *cobra.Command {
 				HTTPListen:   httpListen,
 				Logger:       slog.New(slog.NewTextHandler(os.Stderr, nil)),
 				WorkerStderr: os.Stderr,
+				RelaxSandbox: !strict,
 			}, 30*time.Second)
 		},
 	}
@@ -49,6 +51,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the host process (for performance work)")
 	cmd.Flags().MarkHidden("cpuprofile")
 	cmd.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:7444", "pre-signed URL endpoint listen address")
+	cmd.Flags().BoolVar(&strict, "strict", true, "refuse to serve, and refuse workers, when an isolation layer (namespaces, Landlock, seccomp, cgroups, ...) cannot be installed; --strict=false is for development machines")
 	return cmd
 }
 

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
+
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -149,6 +151,81 @@ func FuzzDecodeOutput(f *testing.F) {
 		for _, e := range errs {
 			if int(e.Row) >= int(rows) || c.Valid(int(e.Row)) {
 				t.Fatalf("bad row error %v", e)
+			}
+		}
+	})
+}
+
+// seedBatches returns valid batches of every type plus broken ones: wrong
+// lengths, bad offsets, a nil column, absurd row counts.
+func seedBatches() []*udfhostv1.Batch {
+	var seeds []*udfhostv1.Batch
+	for _, rows := range []int{0, 1, 9} {
+		b := &udfhostv1.Batch{Rows: uint32(rows)}
+		for _, typ := range allTypes {
+			b.Columns = append(b.Columns, sampleColumn(typ, rows, true))
+		}
+		seeds = append(seeds, b)
+	}
+	v := sampleColumn(tVarchar, 3, true)
+	seeds = append(seeds,
+		&udfhostv1.Batch{Rows: 3, Columns: []*udfhostv1.Column{{Type: tVarchar, Offsets: v.Offsets[:8], Values: v.Values}}},
+		&udfhostv1.Batch{Rows: 3, Columns: []*udfhostv1.Column{{Type: tBytes, Offsets: []byte{0, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0}, Values: []byte("ab")}}},
+		&udfhostv1.Batch{Rows: 2, Columns: []*udfhostv1.Column{{Type: tBigint, Values: make([]byte, 15)}}},
+		&udfhostv1.Batch{Rows: 9, Columns: []*udfhostv1.Column{{Type: tBool, Values: make([]byte, 2), Validity: []byte{1}}}},
+		&udfhostv1.Batch{Rows: 1, Columns: []*udfhostv1.Column{nil, {Type: 99, Values: []byte{1}}}},
+		&udfhostv1.Batch{Rows: 0xffffffff},
+		&udfhostv1.Batch{Rows: 0xffffffff, Columns: []*udfhostv1.Column{{Type: tVarchar}}},
+	)
+	return seeds
+}
+
+// FuzzValidateBatch feeds ValidateBatch what a task manager could send:
+// whatever it accepts must lay out and parse back to the same rows.
+func FuzzValidateBatch(f *testing.F) {
+	for _, b := range seedBatches() {
+		data, err := proto.Marshal(b)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b udfhostv1.Batch
+		if proto.Unmarshal(data, &b) != nil {
+			return
+		}
+		// The batch's own types (so valid batches get through), a fixed
+		// list, and nothing.
+		own := make([]udfhostv1.Type, len(b.Columns))
+		for i, c := range b.Columns {
+			if c != nil {
+				own[i] = c.Type
+			}
+		}
+		for _, types := range [][]udfhostv1.Type{own, {tBigint, tBigint}, allTypes, nil} {
+			if ValidateBatch(&b, types) != nil {
+				continue
+			}
+			if InputSize(&b) > 1<<20 {
+				continue // valid, but too big to lay out on every iteration
+			}
+			region := AppendInput(nil, &b)
+			if len(region) != InputSize(&b) {
+				t.Fatalf("AppendInput wrote %d bytes, InputSize says %d", len(region), InputSize(&b))
+			}
+			in, err := ParseInput(region)
+			if err != nil {
+				t.Fatalf("valid batch does not parse back: %v", err)
+			}
+			if in.Rows != int(b.Rows) || len(in.Cols) != len(b.Columns) {
+				t.Fatalf("parsed %d rows, %d columns; sent %d, %d", in.Rows, len(in.Cols), b.Rows, len(b.Columns))
+			}
+			for i, c := range b.Columns {
+				if in.Cols[i].Type != c.Type {
+					t.Fatalf("column %d: parsed type %s, sent %s", i+1, TypeName(in.Cols[i].Type), TypeName(c.Type))
+				}
+				checkColumn(t, "parsed", &in.Cols[i], protoCol(c), in.Rows)
 			}
 		}
 	})

@@ -3,12 +3,14 @@ package server
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/udfhost/udfhost/artifacts"
+	"github.com/udfhost/udfhost/audit"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -90,6 +92,39 @@ func (a *artifactService) DeleteArtifact(ctx context.Context, req *udfhostv1.Del
 	return &udfhostv1.DeleteArtifactResponse{}, nil
 }
 
+// ReleaseArtifact lifts the quarantine of an artifact and of every artifact
+// with its digest; its violation count starts again from zero. The release
+// is audited first: if the log refuses, the artifact stays quarantined.
+func (a *artifactService) ReleaseArtifact(ctx context.Context, req *udfhostv1.ReleaseArtifactRequest) (*udfhostv1.Artifact, error) {
+	art, err := a.s.store.Get(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	q := a.s.store.Quarantined(art.Digest)
+	if q == nil {
+		return artifactProto(art), nil // nothing to release
+	}
+	e := audit.Event{
+		Type: audit.TypeArtifactReleased, Actor: principal(ctx), Resource: "artifact/" + art.ID,
+		Decision: audit.Allow, Reason: "quarantine lifted by an admin",
+		Details: map[string]string{
+			"digest": art.Digest, "quarantined_at": q.Since.Format(time.RFC3339),
+			"violations": strconv.Itoa(q.Violations), "quarantine_reason": q.Reason,
+		},
+	}
+	if err := a.s.audit.Record(ctx, e); err != nil {
+		return nil, fmt.Errorf("release artifact %s: %w", art.ID, err)
+	}
+	rel, _, err := a.s.store.Release(ctx, art.ID)
+	if err != nil {
+		e.Decision, e.Reason = audit.Error, "release failed after it was recorded; still quarantined: "+err.Error()
+		a.s.audit.Record(ctx, e)
+		return nil, err
+	}
+	a.s.log.Info("artifact released", "artifact", art.ID, "digest", art.Digest, "by", principal(ctx))
+	return artifactProto(rel), nil
+}
+
 func artifactProto(a *artifacts.Artifact) *udfhostv1.Artifact {
 	p := &udfhostv1.Artifact{
 		Id: a.ID, Digest: a.Digest, Size: a.Size, Env: a.Env, Name: a.Name,
@@ -98,6 +133,9 @@ func artifactProto(a *artifacts.Artifact) *udfhostv1.Artifact {
 	}
 	if a.Kind == artifacts.KindConnector {
 		p.Kind = udfhostv1.ArtifactKind_ARTIFACT_KIND_CONNECTOR
+	}
+	if q := a.Quarantine; q != nil {
+		p.Quarantined, p.QuarantineReason, p.QuarantinedAt = true, q.Reason, timestamppb.New(q.Since)
 	}
 	for _, e := range a.Exports {
 		p.Exports = append(p.Exports, &udfhostv1.Export{Name: e.Name, Params: e.Params, Results: e.Results})

@@ -57,7 +57,7 @@ func toStatus(err error) error {
 		errors.Is(err, functions.ErrSignature), errors.Is(err, functions.ErrName),
 		errors.Is(err, errInvalid):
 		code = codes.InvalidArgument
-	case errors.Is(err, artifacts.ErrUploadState), errors.Is(err, errInUse):
+	case errors.Is(err, artifacts.ErrUploadState), errors.Is(err, errInUse), errors.Is(err, errQuarantined):
 		code = codes.FailedPrecondition
 	case errors.Is(err, sandbox.ErrTrap), errors.Is(err, sandbox.ErrGuest), errors.Is(err, sandbox.ErrBadOutput):
 		code = codes.Aborted

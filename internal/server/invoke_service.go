@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/grpc/status"
 
-	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/internal/abi"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 	"github.com/udfhost/udfhost/sandbox"
@@ -18,10 +17,13 @@ import (
 type invokeService struct {
 	udfhostv1.UnimplementedInvokeServiceServer
 	s *Server
+	// quarantine counts violations; quarantines themselves live in the
+	// artifact store, which persists them and answers for every batch.
+	quarantine quarantiner
 }
 
 func (is *invokeService) Invoke(ctx context.Context, req *udfhostv1.InvokeRequest) (*udfhostv1.InvokeResponse, error) {
-	return is.s.invoke(ctx, req)
+	return is.invoke(ctx, req)
 }
 
 // streamWindow bounds the batches of one stream processed at once. A task
@@ -65,7 +67,7 @@ func (is *invokeService) InvokeStream(stream udfhostv1.InvokeService_InvokeStrea
 		order <- sl // blocks when streamWindow batches are in flight
 		go func() {
 			defer close(sl.done)
-			resp, err := is.s.invoke(ctx, req)
+			resp, err := is.invoke(ctx, req)
 			if err != nil {
 				st := status.Convert(toStatus(err))
 				be := &udfhostv1.BatchError{Code: int32(st.Code()), Message: st.Message()}
@@ -86,10 +88,14 @@ func (is *invokeService) InvokeStream(stream udfhostv1.InvokeService_InvokeStrea
 
 var inputPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-func (s *Server) invoke(ctx context.Context, req *udfhostv1.InvokeRequest) (*udfhostv1.InvokeResponse, error) {
+func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeRequest) (*udfhostv1.InvokeResponse, error) {
+	s := is.s
 	f, err := s.fns.Get(envOrDefault(req.Env), req.Function)
 	if err != nil {
 		return nil, err
+	}
+	if q := s.store.Quarantined(f.Digest); q != nil {
+		return nil, &quarantinedError{digest: f.Digest, artifactID: f.ArtifactID, q: q}
 	}
 	pool, err := s.policy.Pool(f.Env, f.Pool)
 	if err != nil {
@@ -124,7 +130,8 @@ func (s *Server) invoke(ctx context.Context, req *udfhostv1.InvokeRequest) (*udf
 	var w *sandbox.Worker
 	// A batch that was in flight when its worker died (killed for another
 	// batch's deadline, or crashed) is tried once more on a new worker:
-	// functions are pure, so running a batch again is safe.
+	// functions are pure, so running a batch again is safe. Only the final
+	// failure is a violation.
 	for attempt := 0; attempt < 2; attempt++ {
 		if w, err = s.pods.Get(ctx, id); err != nil {
 			stats.fails.Add(1)
@@ -139,28 +146,22 @@ func (s *Server) invoke(ctx context.Context, req *udfhostv1.InvokeRequest) (*udf
 		stats.refused.Add(1)
 		return nil, &overloadError{err: err, after: w.RetryAfter()}
 	}
-	if err != nil {
-		stats.fails.Add(1)
-		if sandbox.IsViolation(err) {
-			s.log.Warn("sandbox violation", "pod", id.SPIFFEID(), "function", f.Name, "err", err)
-			if aerr := s.audit.Record(ctx, audit.Event{
-				Type: audit.TypeSandboxViolation, Actor: "udfhost", Pod: id.SPIFFEID(),
-				Resource: "function/" + f.Env + "/" + f.Name, Decision: audit.Deny, Reason: err.Error(),
-				Details: map[string]string{"class": violationClass(err), "rows": fmt.Sprint(b.Rows)},
-			}); aerr != nil {
-				return nil, aerr
-			}
+	if err == nil {
+		col, rowErrs, derr := abi.DecodeOutput(out, int(b.Rows), f.Result)
+		if derr == nil {
+			stats.rowErrors.Add(int64(len(rowErrs)))
+			resp.Result, resp.Errors = col, rowErrs
+			return resp, nil
 		}
-		return nil, fmt.Errorf("function %s: %w", f.Name, err)
+		err = fmt.Errorf("%w: %v", sandbox.ErrBadOutput, derr)
 	}
-	col, rowErrs, err := abi.DecodeOutput(out, int(b.Rows), f.Result)
-	if err != nil {
-		stats.fails.Add(1)
-		return nil, fmt.Errorf("function %s: %w: %v", f.Name, sandbox.ErrBadOutput, err)
+	stats.fails.Add(1)
+	if sandbox.IsViolation(err) {
+		if aerr := is.violation(ctx, f, id, pool, b.Rows, err); aerr != nil {
+			return nil, aerr
+		}
 	}
-	stats.rowErrors.Add(int64(len(rowErrs)))
-	resp.Result, resp.Errors = col, rowErrs
-	return resp, nil
+	return nil, fmt.Errorf("function %s: %w", f.Name, err)
 }
 
 func violationClass(err error) string {

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tetratelabs/wazero"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -45,6 +44,11 @@ type Config struct {
 	WorkerStderr io.Writer
 	// SummaryInterval is how often invocation summaries go to the audit log.
 	SummaryInterval time.Duration
+	// RelaxSandbox lets workers run with isolation layers missing (a
+	// development machine without root or cgroups). By default (strict
+	// mode) the server refuses to start, and refuses a worker, when one
+	// cannot be installed.
+	RelaxSandbox bool
 }
 
 // Server is one running udfhost. Start it, then Shutdown it.
@@ -57,9 +61,11 @@ type Server struct {
 	fns    *functions.Registry
 	pods   *pods.Registry
 	policy *policies.Policy
-	cache  wazero.CompilationCache
 	stats  *invocationStats
 	spares *sandbox.Spares
+	host   *sandbox.Host
+	// workerBase is the sandbox configuration every worker starts from.
+	workerBase sandbox.Config
 
 	grpcLn, httpLn net.Listener
 	grpc           *grpc.Server
@@ -118,9 +124,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("load URL signing key: %w", err)
 	}
 	cacheDir := filepath.Join(data, "cache", "wazero")
-	if s.cache, err = wazero.NewCompilationCacheWithDir(cacheDir); err != nil {
-		return fmt.Errorf("open compilation cache: %w", err)
+	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+		return fmt.Errorf("create compilation cache: %w", err)
 	}
+	if s.host, err = sandbox.NewHost(); err != nil {
+		return err
+	}
+	if s.host.CgroupErr != nil && !s.cfg.RelaxSandbox {
+		return fmt.Errorf("%w: cgroups: %v (strict mode; serve --strict=false relaxes it on a development machine)", sandbox.ErrLayerMissing, s.host.CgroupErr)
+	}
+	s.workerBase = s.host.Config(sandbox.Config{Exe: s.cfg.WorkerExe, Args: s.cfg.WorkerArgs, Stderr: s.cfg.WorkerStderr, Strict: !s.cfg.RelaxSandbox})
 	if s.fns, err = functions.OpenRegistry(filepath.Join(data, "functions")); err != nil {
 		return err
 	}
@@ -136,11 +149,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		maxSize = pool.MaxArtifactBytes
 	}
 	s.store, err = artifacts.New(ctx, artifacts.Config{
-		Dir:     filepath.Join(data, "artifacts"),
-		Signer:  presign.NewSigner(key, "http://"+s.httpLn.Addr().String()),
-		Audit:   s.audit,
-		MaxSize: maxSize,
-		Cache:   s.cache,
+		Dir:      filepath.Join(data, "artifacts"),
+		Signer:   presign.NewSigner(key, "http://"+s.httpLn.Addr().String()),
+		Audit:    s.audit,
+		MaxSize:  maxSize,
+		CacheDir: cacheDir,
 		// Compile as the default pool's workers will, so they load the
 		// result from the cache instead of compiling again.
 		Runtime: sandbox.RuntimeConfig(pool != nil && pool.Interrupt == policies.InterruptWasm),
@@ -150,7 +163,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.stats = newInvocationStats()
 	// One spare worker process: a new pod then waits only for its module.
-	s.spares = sandbox.NewSpares(sandbox.Config{Exe: s.cfg.WorkerExe, Args: s.cfg.WorkerArgs, Stderr: s.cfg.WorkerStderr}, 1)
+	s.spares = sandbox.NewSpares(s.workerBase, 1)
 	s.pods = pods.NewRegistry(s.startWorker(cacheDir), s.workerExited)
 
 	s.grpc = grpc.NewServer(
@@ -177,7 +190,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}); err != nil {
 		return fmt.Errorf("audit start: %w", err)
 	}
-	s.checkSandbox(ctx)
+	if err := s.checkSandbox(ctx); err != nil {
+		return err
+	}
 	s.bg.Add(3)
 	go func() { defer s.bg.Done(); s.grpc.Serve(s.grpcLn) }()
 	go func() { defer s.bg.Done(); s.http.Serve(s.httpLn) }()
@@ -232,8 +247,8 @@ func (s *Server) closeAll(ctx context.Context) error {
 		}
 		errs = append(errs, s.audit.Close())
 	}
-	if s.cache != nil {
-		s.cache.Close(ctx)
+	if s.host != nil {
+		errs = append(errs, s.host.Close())
 	}
 	return errors.Join(errs...)
 }

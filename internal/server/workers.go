@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/udfhost/udfhost/artifacts"
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
 	"github.com/udfhost/udfhost/pods"
@@ -31,18 +32,15 @@ func (s *Server) startWorker(cacheDir string) pods.StartFunc {
 		if err != nil {
 			return nil, fmt.Errorf("load module for %s: %w", id, err)
 		}
-		w, err := s.spares.Start(ctx, sandbox.Config{
-			Identity:         id.SPIFFEID(),
-			Module:           wasm,
-			MemoryLimitPages: pool.MemoryLimitPages,
-			MaxInstances:     pool.InstancesPerWorker,
-			MaxInFlight:      pool.InstancesPerWorker + pool.QueuePerWorker,
-			PreciseInterrupt: pool.Interrupt == policies.InterruptWasm,
-			CacheDir:         cacheDir,
-			Exe:              s.cfg.WorkerExe,
-			Args:             s.cfg.WorkerArgs,
-			Stderr:           s.cfg.WorkerStderr,
-		})
+		cfg := s.workerBase
+		cfg.Identity, cfg.Module = id.SPIFFEID(), wasm
+		cfg.MemoryLimitPages, cfg.MaxInstances = pool.MemoryLimitPages, pool.InstancesPerWorker
+		cfg.MaxInFlight = pool.InstancesPerWorker + pool.QueuePerWorker
+		cfg.PreciseInterrupt = pool.Interrupt == policies.InterruptWasm
+		cfg.Limits = sandbox.PodLimits(pool.MemoryLimitPages, pool.InstancesPerWorker)
+		// This artifact's own cache: a jailed worker is given a copy of it.
+		cfg.CacheDir = artifacts.CacheDirFor(cacheDir, id.Digest)
+		w, err := s.spares.Start(ctx, cfg)
 		if err != nil {
 			s.audit.Record(ctx, audit.Event{
 				Type: audit.TypeWorkerStarted, Actor: "udfhost", Pod: id.SPIFFEID(), Decision: audit.Error, Reason: err.Error(),
@@ -83,15 +81,21 @@ func (s *Server) workerExited(id pods.Identity, w *sandbox.Worker, err error) {
 	s.log.Info("worker stopped", "pod", id.SPIFFEID(), "pid", w.PID(), "err", err)
 }
 
-// checkSandbox runs the doctor's probes in a jailed worker at start, logs
+// checkSandbox runs the doctor's probes in jailed workers at start, logs
 // which layers are active and what the probes could still do, and audits
-// it: operators see what isolation they have, measured, not assumed.
-func (s *Server) checkSandbox(ctx context.Context) {
-	rep, err := sandbox.Doctor(ctx, sandbox.Config{Exe: s.cfg.WorkerExe, Args: s.cfg.WorkerArgs, Stderr: s.cfg.WorkerStderr})
+// it with the seccomp profile's hash: operators see what isolation they
+// have, measured, not assumed. In strict mode a missing layer or a probe
+// that was not denied stops the server from starting.
+func (s *Server) checkSandbox(ctx context.Context) error {
+	rep, err := sandbox.Doctor(ctx, s.workerBase)
 	if err != nil {
 		s.log.Error("sandbox check failed", "err", err)
-		s.audit.Record(ctx, audit.Event{Type: audit.TypeSandboxLayers, Actor: "udfhost", Decision: audit.Error, Reason: err.Error()})
-		return
+		s.audit.Record(ctx, audit.Event{Type: audit.TypeSandboxLayers, Actor: "udfhost", Decision: audit.Error, Reason: err.Error(),
+			Details: map[string]string{"seccomp_profile": sandbox.SeccompProfileHash()}})
+		if s.workerBase.Strict {
+			return fmt.Errorf("sandbox check: %w", err)
+		}
+		return nil
 	}
 	var active, inactive, allowed []string
 	for _, l := range rep.Layers {
@@ -108,11 +112,23 @@ func (s *Server) checkSandbox(ctx context.Context) {
 	}
 	s.log.Info("sandbox layers", "active", strings.Join(active, ","), "inactive", strings.Join(inactive, ","),
 		"probes_not_denied", strings.Join(allowed, "; "))
-	s.audit.Record(ctx, audit.Event{
-		Type: audit.TypeSandboxLayers, Actor: "udfhost", Decision: audit.Allow,
+	decision := audit.Allow
+	if len(inactive)+len(allowed) > 0 {
+		decision = audit.Error
+	}
+	if err := s.audit.Record(ctx, audit.Event{
+		Type: audit.TypeSandboxLayers, Actor: "udfhost", Decision: decision,
 		Details: map[string]string{
 			"active": strings.Join(active, ","), "inactive": strings.Join(inactive, ","),
 			"probes_not_denied": strings.Join(allowed, "; "),
+			"seccomp_profile":   sandbox.SeccompProfileHash(),
+			"worker_start_ms":   strconv.FormatFloat(rep.StartMS, 'f', 1, 64),
 		},
-	})
+	}); err != nil {
+		return err
+	}
+	if s.workerBase.Strict && len(allowed) > 0 {
+		return fmt.Errorf("%w: strict mode: probes not denied inside a jailed worker: %s", sandbox.ErrLayerMissing, strings.Join(allowed, "; "))
+	}
+	return nil
 }

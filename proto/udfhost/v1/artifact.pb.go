@@ -350,11 +350,17 @@ type Artifact struct {
 	Name    string                 `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
 	Exports []*Export              `protobuf:"bytes,7,rep,name=exports,proto3" json:"exports,omitempty"`
 	// Batch ABI version the module declares (udfhost_abi_version), 0 if none.
-	AbiVersion    uint32                 `protobuf:"varint,8,opt,name=abi_version,json=abiVersion,proto3" json:"abi_version,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	Imports       []string               `protobuf:"bytes,10,rep,name=imports,proto3" json:"imports,omitempty"` // module.name
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AbiVersion uint32                 `protobuf:"varint,8,opt,name=abi_version,json=abiVersion,proto3" json:"abi_version,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Imports    []string               `protobuf:"bytes,10,rep,name=imports,proto3" json:"imports,omitempty"` // module.name
+	// Quarantined artifacts had repeated sandbox violations (deadline
+	// exceeded, worker killed, bad output); calls to their functions fail
+	// with FAILED_PRECONDITION until ReleaseArtifact.
+	Quarantined      bool                   `protobuf:"varint,11,opt,name=quarantined,proto3" json:"quarantined,omitempty"`
+	QuarantineReason string                 `protobuf:"bytes,12,opt,name=quarantine_reason,json=quarantineReason,proto3" json:"quarantine_reason,omitempty"`
+	QuarantinedAt    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=quarantined_at,json=quarantinedAt,proto3" json:"quarantined_at,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Artifact) Reset() {
@@ -453,6 +459,27 @@ func (x *Artifact) GetCreatedAt() *timestamppb.Timestamp {
 func (x *Artifact) GetImports() []string {
 	if x != nil {
 		return x.Imports
+	}
+	return nil
+}
+
+func (x *Artifact) GetQuarantined() bool {
+	if x != nil {
+		return x.Quarantined
+	}
+	return false
+}
+
+func (x *Artifact) GetQuarantineReason() string {
+	if x != nil {
+		return x.QuarantineReason
+	}
+	return ""
+}
+
+func (x *Artifact) GetQuarantinedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.QuarantinedAt
 	}
 	return nil
 }
@@ -669,6 +696,50 @@ func (*DeleteArtifactResponse) Descriptor() ([]byte, []int) {
 	return file_udfhost_v1_artifact_proto_rawDescGZIP(), []int{9}
 }
 
+type ReleaseArtifactRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseArtifactRequest) Reset() {
+	*x = ReleaseArtifactRequest{}
+	mi := &file_udfhost_v1_artifact_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseArtifactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseArtifactRequest) ProtoMessage() {}
+
+func (x *ReleaseArtifactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_udfhost_v1_artifact_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseArtifactRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseArtifactRequest) Descriptor() ([]byte, []int) {
+	return file_udfhost_v1_artifact_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReleaseArtifactRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 var File_udfhost_v1_artifact_proto protoreflect.FileDescriptor
 
 const file_udfhost_v1_artifact_proto_rawDesc = "" +
@@ -698,7 +769,7 @@ const file_udfhost_v1_artifact_proto_rawDesc = "" +
 	"\x06Export\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06params\x18\x02 \x03(\tR\x06params\x12\x18\n" +
-	"\aresults\x18\x03 \x03(\tR\aresults\"\xbe\x02\n" +
+	"\aresults\x18\x03 \x03(\tR\aresults\"\xd0\x03\n" +
 	"\bArtifact\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x12\n" +
@@ -712,7 +783,10 @@ const file_udfhost_v1_artifact_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x18\n" +
 	"\aimports\x18\n" +
-	" \x03(\tR\aimports\"$\n" +
+	" \x03(\tR\aimports\x12 \n" +
+	"\vquarantined\x18\v \x01(\bR\vquarantined\x12+\n" +
+	"\x11quarantine_reason\x18\f \x01(\tR\x10quarantineReason\x12A\n" +
+	"\x0equarantined_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\rquarantinedAt\"$\n" +
 	"\x12GetArtifactRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"(\n" +
 	"\x14ListArtifactsRequest\x12\x10\n" +
@@ -721,17 +795,20 @@ const file_udfhost_v1_artifact_proto_rawDesc = "" +
 	"\tartifacts\x18\x01 \x03(\v2\x14.udfhost.v1.ArtifactR\tartifacts\"'\n" +
 	"\x15DeleteArtifactRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x18\n" +
-	"\x16DeleteArtifactResponse*a\n" +
+	"\x16DeleteArtifactResponse\"(\n" +
+	"\x16ReleaseArtifactRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id*a\n" +
 	"\fArtifactKind\x12\x1d\n" +
 	"\x19ARTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ARTIFACT_KIND_UDF\x10\x01\x12\x1b\n" +
-	"\x17ARTIFACT_KIND_CONNECTOR\x10\x022\xa8\x03\n" +
+	"\x17ARTIFACT_KIND_CONNECTOR\x10\x022\xf5\x03\n" +
 	"\x0fArtifactService\x12Z\n" +
 	"\x0fCreateUploadURL\x12\".udfhost.v1.CreateUploadURLRequest\x1a#.udfhost.v1.CreateUploadURLResponse\x12E\n" +
 	"\fCommitUpload\x12\x1f.udfhost.v1.CommitUploadRequest\x1a\x14.udfhost.v1.Artifact\x12C\n" +
 	"\vGetArtifact\x12\x1e.udfhost.v1.GetArtifactRequest\x1a\x14.udfhost.v1.Artifact\x12T\n" +
 	"\rListArtifacts\x12 .udfhost.v1.ListArtifactsRequest\x1a!.udfhost.v1.ListArtifactsResponse\x12W\n" +
-	"\x0eDeleteArtifact\x12!.udfhost.v1.DeleteArtifactRequest\x1a\".udfhost.v1.DeleteArtifactResponseB7Z5github.com/udfhost/udfhost/proto/udfhost/v1;udfhostv1b\x06proto3"
+	"\x0eDeleteArtifact\x12!.udfhost.v1.DeleteArtifactRequest\x1a\".udfhost.v1.DeleteArtifactResponse\x12K\n" +
+	"\x0fReleaseArtifact\x12\".udfhost.v1.ReleaseArtifactRequest\x1a\x14.udfhost.v1.ArtifactB7Z5github.com/udfhost/udfhost/proto/udfhost/v1;udfhostv1b\x06proto3"
 
 var (
 	file_udfhost_v1_artifact_proto_rawDescOnce sync.Once
@@ -746,7 +823,7 @@ func file_udfhost_v1_artifact_proto_rawDescGZIP() []byte {
 }
 
 var file_udfhost_v1_artifact_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_udfhost_v1_artifact_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_udfhost_v1_artifact_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_udfhost_v1_artifact_proto_goTypes = []any{
 	(ArtifactKind)(0),               // 0: udfhost.v1.ArtifactKind
 	(*CreateUploadURLRequest)(nil),  // 1: udfhost.v1.CreateUploadURLRequest
@@ -759,32 +836,36 @@ var file_udfhost_v1_artifact_proto_goTypes = []any{
 	(*ListArtifactsResponse)(nil),   // 8: udfhost.v1.ListArtifactsResponse
 	(*DeleteArtifactRequest)(nil),   // 9: udfhost.v1.DeleteArtifactRequest
 	(*DeleteArtifactResponse)(nil),  // 10: udfhost.v1.DeleteArtifactResponse
-	nil,                             // 11: udfhost.v1.CreateUploadURLResponse.HeadersEntry
-	(*timestamppb.Timestamp)(nil),   // 12: google.protobuf.Timestamp
+	(*ReleaseArtifactRequest)(nil),  // 11: udfhost.v1.ReleaseArtifactRequest
+	nil,                             // 12: udfhost.v1.CreateUploadURLResponse.HeadersEntry
+	(*timestamppb.Timestamp)(nil),   // 13: google.protobuf.Timestamp
 }
 var file_udfhost_v1_artifact_proto_depIdxs = []int32{
 	0,  // 0: udfhost.v1.CreateUploadURLRequest.kind:type_name -> udfhost.v1.ArtifactKind
-	11, // 1: udfhost.v1.CreateUploadURLResponse.headers:type_name -> udfhost.v1.CreateUploadURLResponse.HeadersEntry
-	12, // 2: udfhost.v1.CreateUploadURLResponse.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 1: udfhost.v1.CreateUploadURLResponse.headers:type_name -> udfhost.v1.CreateUploadURLResponse.HeadersEntry
+	13, // 2: udfhost.v1.CreateUploadURLResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: udfhost.v1.Artifact.kind:type_name -> udfhost.v1.ArtifactKind
 	4,  // 4: udfhost.v1.Artifact.exports:type_name -> udfhost.v1.Export
-	12, // 5: udfhost.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
-	5,  // 6: udfhost.v1.ListArtifactsResponse.artifacts:type_name -> udfhost.v1.Artifact
-	1,  // 7: udfhost.v1.ArtifactService.CreateUploadURL:input_type -> udfhost.v1.CreateUploadURLRequest
-	3,  // 8: udfhost.v1.ArtifactService.CommitUpload:input_type -> udfhost.v1.CommitUploadRequest
-	6,  // 9: udfhost.v1.ArtifactService.GetArtifact:input_type -> udfhost.v1.GetArtifactRequest
-	7,  // 10: udfhost.v1.ArtifactService.ListArtifacts:input_type -> udfhost.v1.ListArtifactsRequest
-	9,  // 11: udfhost.v1.ArtifactService.DeleteArtifact:input_type -> udfhost.v1.DeleteArtifactRequest
-	2,  // 12: udfhost.v1.ArtifactService.CreateUploadURL:output_type -> udfhost.v1.CreateUploadURLResponse
-	5,  // 13: udfhost.v1.ArtifactService.CommitUpload:output_type -> udfhost.v1.Artifact
-	5,  // 14: udfhost.v1.ArtifactService.GetArtifact:output_type -> udfhost.v1.Artifact
-	8,  // 15: udfhost.v1.ArtifactService.ListArtifacts:output_type -> udfhost.v1.ListArtifactsResponse
-	10, // 16: udfhost.v1.ArtifactService.DeleteArtifact:output_type -> udfhost.v1.DeleteArtifactResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	13, // 5: udfhost.v1.Artifact.created_at:type_name -> google.protobuf.Timestamp
+	13, // 6: udfhost.v1.Artifact.quarantined_at:type_name -> google.protobuf.Timestamp
+	5,  // 7: udfhost.v1.ListArtifactsResponse.artifacts:type_name -> udfhost.v1.Artifact
+	1,  // 8: udfhost.v1.ArtifactService.CreateUploadURL:input_type -> udfhost.v1.CreateUploadURLRequest
+	3,  // 9: udfhost.v1.ArtifactService.CommitUpload:input_type -> udfhost.v1.CommitUploadRequest
+	6,  // 10: udfhost.v1.ArtifactService.GetArtifact:input_type -> udfhost.v1.GetArtifactRequest
+	7,  // 11: udfhost.v1.ArtifactService.ListArtifacts:input_type -> udfhost.v1.ListArtifactsRequest
+	9,  // 12: udfhost.v1.ArtifactService.DeleteArtifact:input_type -> udfhost.v1.DeleteArtifactRequest
+	11, // 13: udfhost.v1.ArtifactService.ReleaseArtifact:input_type -> udfhost.v1.ReleaseArtifactRequest
+	2,  // 14: udfhost.v1.ArtifactService.CreateUploadURL:output_type -> udfhost.v1.CreateUploadURLResponse
+	5,  // 15: udfhost.v1.ArtifactService.CommitUpload:output_type -> udfhost.v1.Artifact
+	5,  // 16: udfhost.v1.ArtifactService.GetArtifact:output_type -> udfhost.v1.Artifact
+	8,  // 17: udfhost.v1.ArtifactService.ListArtifacts:output_type -> udfhost.v1.ListArtifactsResponse
+	10, // 18: udfhost.v1.ArtifactService.DeleteArtifact:output_type -> udfhost.v1.DeleteArtifactResponse
+	5,  // 19: udfhost.v1.ArtifactService.ReleaseArtifact:output_type -> udfhost.v1.Artifact
+	14, // [14:20] is the sub-list for method output_type
+	8,  // [8:14] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_udfhost_v1_artifact_proto_init() }
@@ -798,7 +879,7 @@ func file_udfhost_v1_artifact_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_udfhost_v1_artifact_proto_rawDesc), len(file_udfhost_v1_artifact_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	ArtifactService_GetArtifact_FullMethodName     = "/udfhost.v1.ArtifactService/GetArtifact"
 	ArtifactService_ListArtifacts_FullMethodName   = "/udfhost.v1.ArtifactService/ListArtifacts"
 	ArtifactService_DeleteArtifact_FullMethodName  = "/udfhost.v1.ArtifactService/DeleteArtifact"
+	ArtifactService_ReleaseArtifact_FullMethodName = "/udfhost.v1.ArtifactService/ReleaseArtifact"
 )
 
 // ArtifactServiceClient is the client API for ArtifactService service.
@@ -39,6 +40,9 @@ type ArtifactServiceClient interface {
 	GetArtifact(ctx context.Context, in *GetArtifactRequest, opts ...grpc.CallOption) (*Artifact, error)
 	ListArtifacts(ctx context.Context, in *ListArtifactsRequest, opts ...grpc.CallOption) (*ListArtifactsResponse, error)
 	DeleteArtifact(ctx context.Context, in *DeleteArtifactRequest, opts ...grpc.CallOption) (*DeleteArtifactResponse, error)
+	// ReleaseArtifact lifts the quarantine of an artifact (and of every
+	// artifact with the same digest) so its functions run again. Admin only.
+	ReleaseArtifact(ctx context.Context, in *ReleaseArtifactRequest, opts ...grpc.CallOption) (*Artifact, error)
 }
 
 type artifactServiceClient struct {
@@ -99,6 +103,16 @@ func (c *artifactServiceClient) DeleteArtifact(ctx context.Context, in *DeleteAr
 	return out, nil
 }
 
+func (c *artifactServiceClient) ReleaseArtifact(ctx context.Context, in *ReleaseArtifactRequest, opts ...grpc.CallOption) (*Artifact, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Artifact)
+	err := c.cc.Invoke(ctx, ArtifactService_ReleaseArtifact_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ArtifactServiceServer is the server API for ArtifactService service.
 // All implementations must embed UnimplementedArtifactServiceServer
 // for forward compatibility.
@@ -112,6 +126,9 @@ type ArtifactServiceServer interface {
 	GetArtifact(context.Context, *GetArtifactRequest) (*Artifact, error)
 	ListArtifacts(context.Context, *ListArtifactsRequest) (*ListArtifactsResponse, error)
 	DeleteArtifact(context.Context, *DeleteArtifactRequest) (*DeleteArtifactResponse, error)
+	// ReleaseArtifact lifts the quarantine of an artifact (and of every
+	// artifact with the same digest) so its functions run again. Admin only.
+	ReleaseArtifact(context.Context, *ReleaseArtifactRequest) (*Artifact, error)
 	mustEmbedUnimplementedArtifactServiceServer()
 }
 
@@ -136,6 +153,9 @@ func (UnimplementedArtifactServiceServer) ListArtifacts(context.Context, *ListAr
 }
 func (UnimplementedArtifactServiceServer) DeleteArtifact(context.Context, *DeleteArtifactRequest) (*DeleteArtifactResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteArtifact not implemented")
+}
+func (UnimplementedArtifactServiceServer) ReleaseArtifact(context.Context, *ReleaseArtifactRequest) (*Artifact, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseArtifact not implemented")
 }
 func (UnimplementedArtifactServiceServer) mustEmbedUnimplementedArtifactServiceServer() {}
 func (UnimplementedArtifactServiceServer) testEmbeddedByValue()                         {}
@@ -248,6 +268,24 @@ func _ArtifactService_DeleteArtifact_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ArtifactService_ReleaseArtifact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseArtifactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArtifactServiceServer).ReleaseArtifact(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ArtifactService_ReleaseArtifact_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArtifactServiceServer).ReleaseArtifact(ctx, req.(*ReleaseArtifactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ArtifactService_ServiceDesc is the grpc.ServiceDesc for ArtifactService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -274,6 +312,10 @@ var ArtifactService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteArtifact",
 			Handler:    _ArtifactService_DeleteArtifact_Handler,
+		},
+		{
+			MethodName: "ReleaseArtifact",
+			Handler:    _ArtifactService_ReleaseArtifact_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,143 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	seccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
+)
+
+// The worker-side test hook: compiled only into this package's test
+// binary (a _test.go file), never into a release build. It issues the
+// named syscall directly, with zero arguments, after the jail is up.
+func init() {
+	testHook = func(input []byte) ([]byte, error) {
+		nr, err := seccomp.GetSyscallFromName(string(input))
+		if err != nil {
+			return nil, err
+		}
+		_, _, errno := unix.RawSyscall6(uintptr(nr), 0, 0, 0, 0, 0, 0)
+		return []byte(fmt.Sprintf("returned errno %d (%v)", errno, errno)), nil
+	}
+}
+
+// TestForbiddenSyscallsKillTheWorker proves the seccomp layer on its own:
+// wazero would stop guest code long before any of these, so the worker
+// issues them itself. Each must end the worker with a violation naming
+// the syscall, and the next worker must serve normally.
+func TestForbiddenSyscallsKillTheWorker(t *testing.T) {
+	if !canJail() {
+		t.Skip("the jail needs root; make test runs as root")
+	}
+	ctx := context.Background()
+	wasm := compileWAT(t, testWAT)
+	add := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}
+	for _, name := range []string{
+		"socket", "connect", "bind", "execve", "execveat", "ptrace", "mount", "umount2", "bpf", "keyctl",
+		"add_key", "userfaultfd", "perf_event_open", "unshare", "setns", "chroot", "pivot_root",
+		"setuid", "setgroups", "rt_sigaction", "kill", "fork", "vfork", "clone", "process_vm_readv",
+		"open_by_handle_at", "init_module", "kexec_load", "prctl", "seccomp", "memfd_create", "io_uring_setup",
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := startWorker(t, testConfig(t, wasm))
+			_, err := w.call(ctx, add, time.Second, []byte(name), flagTestHook)
+			var ce *CallError
+			if !errors.As(err, &ce) || ce.Violation == nil {
+				t.Fatalf("%s: worker not killed by the sandbox: %v", name, err)
+			}
+			if ce.Violation.Layer != LayerSeccomp || ce.Violation.Syscall != name {
+				t.Fatalf("%s: violation %+v", name, ce.Violation)
+			}
+			if !errors.Is(err, ErrWorkerDied) {
+				t.Fatalf("%s: class %v", name, ce.Class)
+			}
+		})
+	}
+	// clone3 is refused gracefully (ENOSYS) so glibc falls back to clone.
+	w := startWorker(t, testConfig(t, wasm))
+	out, err := w.call(ctx, add, time.Second, []byte("clone3"), flagTestHook)
+	if err != nil || string(out) != fmt.Sprintf("returned errno %d (%v)", unix.ENOSYS, unix.ENOSYS) {
+		t.Fatalf("clone3: %q, %v", out, err)
+	}
+	if got, err := call(w, "add", time.Second, []int64{20}, []int64{22}); err != nil || got[0] != 42 {
+		t.Fatalf("worker after clone3: %v, %v", got, err)
+	}
+}
+
+// TestJailLayersHold checks from the host what the worker reports: its
+// uid is the unprivileged per-worker id, distinct per worker, and it is
+// in namespaces other than the host's.
+func TestJailLayersHold(t *testing.T) {
+	if !canJail() {
+		t.Skip("the jail needs root; make test runs as root")
+	}
+	wasm := compileWAT(t, testWAT)
+	a := startWorker(t, testConfig(t, wasm))
+	b := startWorker(t, testConfig(t, wasm))
+	uid := func(w *Worker) int {
+		st, err := os.Stat(fmt.Sprintf("/proc/%d", w.PID()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(st.Sys().(*syscall.Stat_t).Uid)
+	}
+	ua, ub := uid(a), uid(b)
+	if ua < DefaultIDBase || ub < DefaultIDBase || ua == ub {
+		t.Fatalf("worker uids %d and %d: want distinct ids from the pool", ua, ub)
+	}
+	for _, ns := range []string{"user", "net", "mnt", "pid", "ipc", "uts"} {
+		host, _ := os.Readlink("/proc/self/ns/" + ns)
+		worker, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", a.PID(), ns))
+		if err != nil || host == worker {
+			t.Errorf("namespace %s: host %s, worker %s (%v)", ns, host, worker, err)
+		}
+	}
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.PID()))
+	for _, want := range []string{"CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+		if !containsLine(string(status), want) {
+			t.Errorf("worker status lacks %q", want)
+		}
+	}
+}
+
+func containsLine(s, line string) bool {
+	for _, l := range strings.Split(s, "\n") {
+		if l == line {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCgroupMemoryLimitKillsTheWorker: a guest within its wasm memory
+// limit but beyond its worker's cgroup memory limit is killed by the
+// kernel, and the host names the limit.
+func TestCgroupMemoryLimitKillsTheWorker(t *testing.T) {
+	if !canJail() || testCgroups == nil {
+		t.Skip("the jail needs root and cgroups; make test runs as root")
+	}
+	touch := compileWAT(t, `(module (memory 1)
+  (func (export "touch") (param i64 i64) (result i64) (local $p i32)
+    (drop (memory.grow (i32.const 4000)))
+    (loop $l
+      (i32.store (local.get $p) (i32.const 1))
+      (local.set $p (i32.add (local.get $p) (i32.const 4096)))
+      (br_if $l (i32.lt_u (local.get $p) (i32.const 262000000))))
+    (i64.const 0)))`)
+	cfg := testConfig(t, touch)
+	cfg.MemoryLimitPages = 4096
+	cfg.Limits.MemoryBytes = 96 << 20
+	w := startWorker(t, cfg)
+	_, err := call(w, "touch", 10*time.Second, []int64{1}, []int64{1})
+	var ce *CallError
+	if !errors.As(err, &ce) || ce.Violation == nil || ce.Violation.Layer != LayerCgroups || ce.Violation.Limit != "memory" {
+		t.Fatalf("want a cgroup memory violation, got %v (%+v)", err, ce)
+	}
+}
