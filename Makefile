@@ -29,13 +29,45 @@ $(EX)/%.wasm: $$(wildcard examples/go/$$*/*.go) $$(wildcard guest/*.go)
 	@mkdir -p $(EX)
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./examples/go/$*
 
+# The hostile-artifact corpus (test/hostile) for `udfhost security-test`:
+# WAT and Go guests built like the examples, fuzz-found modules and the
+# manifest copied, so that bin/hostile is self-contained.
+.PHONY: hostile security-test
+HOSTILE := bin/hostile
+HOSTILE_FILES := $(patsubst test/hostile/%.wat,$(HOSTILE)/%.wasm,$(wildcard test/hostile/*.wat)) \
+  $(patsubst %,$(HOSTILE)/%.wasm,$(notdir $(wildcard test/hostile/go/*))) \
+  $(patsubst test/hostile/fuzz/%,$(HOSTILE)/%,$(wildcard test/hostile/fuzz/*.bin)) $(HOSTILE)/manifest.json
+
+hostile: deps $(HOSTILE_FILES)
+
+$(HOSTILE)/%.wasm: test/hostile/%.wat
+	@mkdir -p $(HOSTILE)
+	wat2wasm -o $@ $<
+
+$(HOSTILE)/%.wasm: $$(wildcard test/hostile/go/$$*/*.go) $$(wildcard guest/*.go)
+	@mkdir -p $(HOSTILE)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./test/hostile/go/$*
+
+$(HOSTILE)/%: test/hostile/fuzz/%
+	@mkdir -p $(HOSTILE)
+	cp $< $@
+
+$(HOSTILE)/manifest.json: test/hostile/manifest.json
+	@mkdir -p $(HOSTILE)
+	cp $< $@
+
+# Starts a server on a temporary data directory and attacks it with the
+# corpus; exits with the suite's status.
+security-test: deps build examples hostile
+	scripts/security-test.sh
+
 vet:
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./guest/ ./examples/go/...
 
 # Every test, including the end-to-end suite against real servers started by
 # the tests, and one iteration of every benchmark so none can rot.
-test: deps vet build examples
+test: deps vet build examples hostile
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
 	$(GO) run ./internal/benchreport -quick -out bin/BENCHMARKS.quick.md

@@ -87,6 +87,7 @@ func newRoot() *cobra.Command {
 		newBenchCmd(g),
 		newDoctorCmd(),
 		newAuditCmd(g),
+		newSecurityTestCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,27 @@
+;; flaky: a batch-ABI (BIGINT) -> BIGINT echo that answers with an output
+;; region outside its memory whenever the first value is negative: each
+;; such batch is a sandbox violation, and repeated ones must quarantine it.
+(module
+  (memory 2)
+  (func (export "udfhost_abi_version") (result i32) (i32.const 1))
+  (func (export "udfhost_alloc") (param $size i32) (result i32)
+    (if (i32.gt_u (local.get $size) (i32.const 32768)) (then (return (i32.const 0))))
+    (i32.const 65536))
+  (func (export "echo") (param $ptr i32) (param $n i32) (result i64)
+    (local $rows i32) (local $vals i32) (local $vlen i32)
+    (local.set $rows (i32.load offset=8 (local.get $ptr)))
+    (local.set $vals (i32.add (local.get $ptr) (i32.load offset=28 (local.get $ptr))))
+    (local.set $vlen (i32.shl (local.get $rows) (i32.const 3)))
+    (if (i64.lt_s (i64.load (local.get $vals)) (i64.const 0))
+      (then (return (i64.const 0x30ffffff00))))
+    (i32.store offset=0 (i32.const 0) (i32.const 0x52464455))
+    (i32.store offset=4 (i32.const 0) (i32.const 1))
+    (i32.store offset=8 (i32.const 0) (local.get $rows))
+    (i32.store offset=12 (i32.const 0) (i32.const 2))
+    (i32.store offset=16 (i32.const 0) (i32.const 0))
+    (i32.store offset=20 (i32.const 0) (i32.const 0))
+    (i32.store offset=24 (i32.const 0) (i32.const 48))
+    (i32.store offset=28 (i32.const 0) (local.get $vlen))
+    (memory.copy (i32.const 48) (local.get $vals) (local.get $vlen))
+    (i64.or (i64.shl (i64.extend_i32_u (i32.add (i32.const 48) (local.get $vlen))) (i64.const 32))
+      (i64.const 0))))
