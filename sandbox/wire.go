@@ -30,6 +30,10 @@ const (
 	kindLoaded uint16 = 2 // worker -> host: loadedInfo JSON
 	kindCall   uint16 = 3 // host -> worker: call header + input region
 	kindResult uint16 = 4 // worker -> host: output region, or error text if status != 0
+	// kindCompiled tells the host the module is compiled and the jail is
+	// complete: from here on guest code (its start function) runs, under
+	// Config.InitDeadline rather than the compile's StartTimeout.
+	kindCompiled uint16 = 5
 )
 
 // Error classes carried in the status field of a result frame.

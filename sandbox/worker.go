@@ -81,6 +81,10 @@ type Config struct {
 	MaxInFlight  int
 	Stderr       io.Writer     // the worker's stderr; default discarded
 	StartTimeout time.Duration // default 30 s (a cold compile of a Go guest takes ~1 s)
+	// InitDeadline bounds the guest's own start (its start function and
+	// runtime init in the first instance), once compilation is done;
+	// default 5 s. A module that overruns it is refused.
+	InitDeadline time.Duration
 	// IDs hands out the per-worker host uid/gid blocks of the user
 	// namespace. Nil: the worker gets no namespaces (as when not root).
 	IDs *IDPool
@@ -302,6 +306,19 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 	}
 	var hdr [frameHeaderSize]byte
 	fr, _, err := readFrame(w.conn, &hdr, nil)
+	if err == nil && fr.kind == kindCompiled {
+		initDeadline := cfg.InitDeadline
+		if initDeadline == 0 {
+			initDeadline = 5 * time.Second
+		}
+		if d := time.Now().Add(initDeadline); d.Before(deadline) {
+			w.conn.SetDeadline(d)
+		}
+		fr, _, err = readFrame(w.conn, &hdr, nil)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("%w: the module's start function did not return within %s", ErrTimeout, initDeadline)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("wait for worker to load: %w", err)
 	}

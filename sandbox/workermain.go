@@ -91,7 +91,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail) error {
 	if fr.kind != kindLoad {
 		return fmt.Errorf("first frame has kind %d, want load", fr.kind)
 	}
-	eng, info, err := load(ctx, fr.payload, j)
+	eng, info, err := load(ctx, fr.payload, j, func() error { return w.write(kindCompiled, statusOK, fr.id) })
 	if err != nil {
 		info.Error = err.Error()
 	}
@@ -128,7 +128,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail) error {
 	}
 }
 
-func load(ctx context.Context, payload []byte, j *jail) (*engine, loadedInfo, error) {
+func load(ctx context.Context, payload []byte, j *jail, compiled func() error) (*engine, loadedInfo, error) {
 	info := loadedInfo{PID: os.Getpid(), Layers: j.layers}
 	cfgJSON, rest, ok := cutByte(payload, 0)
 	if !ok {
@@ -169,6 +169,10 @@ func load(ctx context.Context, payload []byte, j *jail) (*engine, loadedInfo, er
 		j.add(LayerSeccomp, installSeccomp(), "allowlist "+SeccompProfileHash()+"; anything else traps and ends the worker")
 	}
 	info.Layers = j.layers
+	if err := compiled(); err != nil {
+		eng.close(ctx)
+		return nil, info, err
+	}
 	if err := eng.warm(ctx); err != nil {
 		eng.close(ctx)
 		return nil, info, err

@@ -77,8 +77,11 @@ func (a *artifactService) ListArtifacts(ctx context.Context, req *udfhostv1.List
 }
 
 func (a *artifactService) DeleteArtifact(ctx context.Context, req *udfhostv1.DeleteArtifactRequest) (*udfhostv1.DeleteArtifactResponse, error) {
-	a.s.createMu.Lock()
-	defer a.s.createMu.Unlock()
+	art, err := a.s.store.Get(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	defer a.s.digestLocks.lock(art.Digest)()
 	if users := a.s.fns.UsingArtifact(req.Id); len(users) > 0 {
 		names := make([]string, len(users))
 		for i, f := range users {

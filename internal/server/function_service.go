@@ -57,8 +57,7 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 		Name: req.Name, Org: s.policy.Org, Env: env, Pool: poolName, ArtifactID: art.ID, Digest: art.Digest,
 		Export: req.Export, Args: args, Result: result, ABI: abi, CreatedAt: time.Now().UTC(),
 	}
-	s.createMu.Lock()
-	defer s.createMu.Unlock()
+	defer s.digestLocks.lock(art.Digest)()
 	if _, err := s.fns.Get(env, req.Name); err == nil {
 		return nil, fmt.Errorf("%w: %s in environment %s", functions.ErrExists, req.Name, env)
 	}
@@ -105,11 +104,13 @@ func (fs *functionService) ListFunctions(ctx context.Context, req *udfhostv1.Lis
 func (fs *functionService) DeleteFunction(ctx context.Context, req *udfhostv1.DeleteFunctionRequest) (*udfhostv1.DeleteFunctionResponse, error) {
 	s := fs.s
 	env := envOrDefault(req.Env)
-	s.createMu.Lock()
-	defer s.createMu.Unlock()
 	f, err := s.fns.Get(env, req.Name)
 	if err != nil {
 		return nil, err
+	}
+	defer s.digestLocks.lock(f.Digest)()
+	if f, err = s.fns.Get(env, req.Name); err != nil {
+		return nil, err // deleted while we waited
 	}
 	id := s.identity(f)
 	if err := s.audit.Record(ctx, audit.Event{

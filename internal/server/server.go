@@ -71,9 +71,10 @@ type Server struct {
 	grpc           *grpc.Server
 	http           *http.Server
 	health         *health.Server
-	// createMu serialises function creation and deletion against each
-	// other so a pod is never stopped while a new function needs it.
-	createMu sync.Mutex
+	// digestLocks serialise function creation and deletion, and artifact
+	// deletion, per digest: a pod is never stopped while a new function
+	// needs it, and a slow pod start holds up no other tenant.
+	digestLocks keyLocks
 	stop     chan struct{}
 	bg       sync.WaitGroup
 }
