@@ -277,8 +277,13 @@ func TestSparesAreUsedOnceAndStoppedOnClose(t *testing.T) {
 
 // BenchmarkCallDirectBigint1024 is the cost of one 1024-row batch through
 // the host↔worker hop with the direct ABI (1024 wasm calls).
+// Sub-benchmarks compare a fully jailed worker with one without the jail.
 func BenchmarkCallDirectBigint1024(b *testing.B) {
-	w := startWorker(b, testConfig(b, compileWAT(b, testWAT)))
+	forJail(b, benchCallDirect)
+}
+
+func benchCallDirect(b *testing.B, cfg Config) {
+	w := startWorker(b, cfg)
 	a := make([]int64, 1024)
 	for i := range a {
 		a[i] = int64(i)
@@ -344,7 +349,10 @@ func BenchmarkCallDirectBigint1024Parallel(b *testing.B) {
 // BenchmarkWorkerStart is a pod's start without a spare: exec, Go runtime
 // start, module compiled and an instance warm, for a tiny module.
 func BenchmarkWorkerStart(b *testing.B) {
-	cfg := testConfig(b, compileWAT(b, testWAT))
+	forJail(b, benchWorkerStart)
+}
+
+func benchWorkerStart(b *testing.B, cfg Config) {
 	for i := 0; i < b.N; i++ {
 		w, err := Start(context.Background(), cfg)
 		if err != nil {
@@ -398,4 +406,23 @@ func TestDoctorProbesRunInsideTheJail(t *testing.T) {
 	if hn, _ := os.Hostname(); hn == "udfhost-worker" {
 		t.Error("the worker's hostname leaked into the host's UTS namespace")
 	}
+}
+
+// forJail runs bench with a worker configured as serve starts it (every
+// layer, strict) and, for comparison, without the jail: no namespaces, ids,
+// cgroups, Landlock or seccomp (only rlimits and no_new_privs remain, which
+// cost nothing). The server never starts a worker the second way.
+func forJail(b *testing.B, bench func(*testing.B, Config)) {
+	wasm := compileWAT(b, testWAT)
+	b.Run("jailed", func(b *testing.B) {
+		if !canJail() {
+			b.Skip("the jail needs root")
+		}
+		bench(b, testConfig(b, wasm))
+	})
+	b.Run("unjailed", func(b *testing.B) {
+		cfg := testConfig(b, wasm)
+		cfg.IDs, cfg.Cgroups, cfg.Strict, cfg.MeasureSyscalls = nil, nil, false, true
+		bench(b, cfg)
+	})
 }

@@ -92,7 +92,9 @@ func (r *report) markdown() string {
 		w("| %s | %s | %s | **%s** |", c.module, c.cache, c.create.Round(100_000), c.firstResult.Round(100_000))
 	}
 	w("")
-	w("Targets: ≤ 5 ms for a small module; ≤ 50 ms for a 2 MB Go guest with a warm cache. Worker process start without a spare (exec → module loaded → instance warm, tiny module): %s (`BenchmarkWorkerStart`).", r.workerStart)
+	w("Targets: ≤ 5 ms for a small module; ≤ 50 ms for a 2 MB Go guest with a warm cache. Worker process start without a spare (exec → module loaded → instance warm, tiny module), with every jail layer: %s (`BenchmarkWorkerStart`).", r.workerStart)
+	w("")
+	w("The jail's cost (same run, `BenchmarkWorkerStart` and `BenchmarkCallDirectBigint1024`, sub-benchmarks `jailed` vs `unjailed`: user namespace, private mounts, Landlock, seccomp and a cgroup vs none of them): worker start %s vs %s; one 1024-row batch through the worker %s vs %s. A spare worker is started and jailed before it is needed, so a new pod pays only the module load.", r.workerStart, r.workerStartUnjailed, r.batchJailed, r.batchUnjailed)
 	w("")
 	w("## Footprint")
 	w("")

@@ -49,25 +49,28 @@ type coldFigure struct {
 }
 
 type report struct {
-	machine        map[string]string
-	duration       time.Duration
-	load           []loadFigure
-	sha            shaFigure
-	cold           []coldFigure
-	workerStart    string
-	engineLines    []string
-	hostIdle       int
-	hostLoad       int
-	workerIdle     int
-	workerLoad     int
-	fifty          []int
-	overload       []loadFigure
-	halfLoad       benchResult
-	halfLoadCmd    string
-	maxLoad        float64
-	interruptLines []string
-	split          cpuSplit
-	profile        string
+	machine     map[string]string
+	duration    time.Duration
+	load        []loadFigure
+	sha         shaFigure
+	cold        []coldFigure
+	workerStart string
+	// The jail's cost, measured in the same run: worker start and one
+	// 1024-row batch with every layer and without the jail.
+	workerStartUnjailed, batchJailed, batchUnjailed string
+	engineLines                                     []string
+	hostIdle                                        int
+	hostLoad                                        int
+	workerIdle                                      int
+	workerLoad                                      int
+	fifty                                           []int
+	overload                                        []loadFigure
+	halfLoad                                        benchResult
+	halfLoadCmd                                     string
+	maxLoad                                         float64
+	interruptLines                                  []string
+	split                                           cpuSplit
+	profile                                         string
 }
 
 func run(cfg config) (*report, error) {
@@ -368,9 +371,16 @@ func (r *report) goBenchmarks(cfg config) error {
 		return err
 	}
 	r.interruptLines = append(r.interruptLines, engLines)
-	if ws, ok := eng["BenchmarkWorkerStart"]; ok {
-		r.workerStart = time.Duration(ws[0]).Round(10 * time.Microsecond).String()
+	dur := func(name string) string {
+		if v, ok := eng[name]; ok {
+			return time.Duration(v[0]).Round(10 * time.Microsecond).String()
+		}
+		return "n/a"
 	}
+	r.workerStart = dur("BenchmarkWorkerStart/jailed")
+	r.workerStartUnjailed = dur("BenchmarkWorkerStart/unjailed")
+	r.batchJailed = dur("BenchmarkCallDirectBigint1024/jailed")
+	r.batchUnjailed = dur("BenchmarkCallDirectBigint1024/unjailed")
 	return nil
 }
 
