@@ -29,6 +29,8 @@ type engine struct {
 	slots    chan struct{} // one token per instance that may exist
 	mu       sync.Mutex
 	drivers  map[string]wazero.CompiledModule // direct-ABI drivers by export and types
+	// maxOutput bounds a batch's result region; 0 for no bound.
+	maxOutput int64
 }
 
 type engineConfig struct {
@@ -36,6 +38,7 @@ type engineConfig struct {
 	MaxInstances     int
 	CacheDir         string
 	PreciseInterrupt bool
+	MaxOutputBytes   int64
 }
 
 // RuntimeConfig is the wazero configuration workers compile with. Validation
@@ -69,7 +72,7 @@ func newEngine(ctx context.Context, cfg engineConfig, wasm []byte) (*engine, err
 	}
 	n := max(cfg.MaxInstances, 1)
 	e := &engine{rt: rt, compiled: compiled, idle: make(chan *instance, n), slots: make(chan struct{}, n),
-		drivers: map[string]wazero.CompiledModule{}}
+		drivers: map[string]wazero.CompiledModule{}, maxOutput: cfg.MaxOutputBytes}
 	return e, nil
 }
 
@@ -211,7 +214,7 @@ func (e *engine) call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 	case ABIDirect:
 		dst, err = e.callDirect(ctx, inst, spec, input, in.Rows, dst)
 	case ABIBatch:
-		dst, err = inst.callBatch(ctx, spec, input, in.Rows, dst)
+		dst, err = inst.callBatch(ctx, spec, input, in.Rows, dst, e.maxOutput)
 	default:
 		err = &callError{statusBadRequest, fmt.Sprintf("unknown ABI %d", spec.ABI)}
 	}
@@ -266,7 +269,7 @@ func (inst *instance) fn(name string) (api.Function, error) {
 	return f, nil
 }
 
-func (inst *instance) callBatch(ctx context.Context, spec *FuncSpec, input []byte, rows int, dst []byte) ([]byte, error) {
+func (inst *instance) callBatch(ctx context.Context, spec *FuncSpec, input []byte, rows int, dst []byte, maxOutput int64) ([]byte, error) {
 	if inst.alloc == nil {
 		return dst, &callError{statusBadRequest, "module does not implement the batch ABI (no udfhost_abi_version/udfhost_alloc)"}
 	}
@@ -298,6 +301,10 @@ func (inst *instance) callBatch(ctx context.Context, spec *FuncSpec, input []byt
 		return dst, &callError{statusGuestError, "guest could not process the batch (returned 0)"}
 	}
 	outPtr, outLen := uint32(packed), uint32(packed>>32)
+	if maxOutput > 0 && int64(outLen) > maxOutput {
+		// Refused before a byte is copied: the host never holds it.
+		return dst, &callError{statusBadOutput, fmt.Sprintf("result region of %d bytes exceeds the batch limit of %d bytes", outLen, maxOutput)}
+	}
 	mem, _ := inst.mem.Read(0, inst.mem.Size())
 	out, err := abi.CopyOutput(dst, mem, outPtr, outLen, rows, spec.Result)
 	if err != nil {

@@ -141,3 +141,21 @@ func TestCgroupMemoryLimitKillsTheWorker(t *testing.T) {
 		t.Fatalf("want a cgroup memory violation, got %v (%+v)", err, ce)
 	}
 }
+
+// TestOutputOverBatchLimitIsRefused: a guest claiming a result region
+// larger than the batch limit fails the batch before anything is copied.
+func TestOutputOverBatchLimitIsRefused(t *testing.T) {
+	big := compileWAT(t, `(module (memory (export "memory") 40)
+  (func (export "udfhost_abi_version") (result i32) (i32.const 1))
+  (func (export "udfhost_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "f") (param i32 i32) (result i64)
+    (i64.or (i64.const 4096) (i64.shl (i64.const 2000000) (i64.const 32)))))`)
+	cfg := testConfig(t, big)
+	cfg.MaxOutputBytes, cfg.MemoryLimitPages = 1<<20, 64
+	w := startWorker(t, cfg)
+	spec := &FuncSpec{Export: "f", ABI: ABIBatch, Args: bigint2, Result: bigint2[0]}
+	_, err := w.Call(context.Background(), spec, time.Second, input([]int64{1}, []int64{2}))
+	if !errors.Is(err, ErrBadOutput) || !strings.Contains(err.Error(), "exceeds the batch limit of 1048576 bytes") {
+		t.Fatalf("got %v", err)
+	}
+}

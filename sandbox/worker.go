@@ -85,6 +85,9 @@ type Config struct {
 	// runtime init in the first instance), once compilation is done;
 	// default 5 s. A module that overruns it is refused.
 	InitDeadline time.Duration
+	// MaxOutputBytes bounds one batch's result region; a guest returning
+	// more fails the batch (ErrBadOutput) before anything is copied.
+	MaxOutputBytes int64
 	// IDs hands out the per-worker host uid/gid blocks of the user
 	// namespace. Nil: the worker gets no namespaces (as when not root).
 	IDs *IDPool
@@ -278,7 +281,7 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 	lcfg := loadConfig{
 		Identity: cfg.Identity, MemoryLimitPages: cfg.MemoryLimitPages, ModuleSize: len(cfg.Module),
 		MaxInstances: cfg.MaxInstances, CacheDir: cfg.CacheDir, PreciseInterrupt: cfg.PreciseInterrupt,
-		MeasureSyscalls: cfg.MeasureSyscalls,
+		MeasureSyscalls: cfg.MeasureSyscalls, MaxOutputBytes: cfg.MaxOutputBytes,
 	}
 	parts := [][]byte{nil, {0}, cfg.Module}
 	if w.hostID != 0 && cfg.CacheDir != "" {

@@ -39,6 +39,8 @@ type loadConfig struct {
 	// MeasureSyscalls skips the seccomp filter and marks the moment it
 	// would be installed, for scripts/measure-syscalls.sh.
 	MeasureSyscalls bool `json:"measure_syscalls,omitempty"`
+	// MaxOutputBytes bounds one batch's result region.
+	MaxOutputBytes int64 `json:"max_output_bytes,omitempty"`
 }
 
 // measureMarker is the path a measuring worker probes where the filter
@@ -158,6 +160,7 @@ func load(ctx context.Context, payload []byte, j *jail, compiled func() error) (
 		MaxInstances:     cfg.MaxInstances,
 		CacheDir:         cacheDir,
 		PreciseInterrupt: cfg.PreciseInterrupt,
+		MaxOutputBytes:   cfg.MaxOutputBytes,
 	}, wasm)
 	if err != nil {
 		return nil, info, err

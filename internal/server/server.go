@@ -75,8 +75,8 @@ type Server struct {
 	// deletion, per digest: a pod is never stopped while a new function
 	// needs it, and a slow pod start holds up no other tenant.
 	digestLocks keyLocks
-	stop     chan struct{}
-	bg       sync.WaitGroup
+	stop        chan struct{}
+	bg          sync.WaitGroup
 }
 
 // New returns an unstarted server.

@@ -39,6 +39,7 @@ func (s *Server) startWorker(cacheDir string) pods.StartFunc {
 		cfg.PreciseInterrupt = pool.Interrupt == policies.InterruptWasm
 		cfg.Limits = sandbox.PodLimits(pool.MemoryLimitPages, pool.InstancesPerWorker)
 		cfg.InitDeadline = pool.BatchDeadline
+		cfg.MaxOutputBytes = int64(pool.MaxBatchBytes)
 		// This artifact's own cache: a jailed worker is given a copy of it.
 		cfg.CacheDir = artifacts.CacheDirFor(cacheDir, id.Digest)
 		w, err := s.spares.Start(ctx, cfg)
