@@ -159,3 +159,26 @@ func TestOutputOverBatchLimitIsRefused(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestStrictRefusesAMissingLayer: a worker that cannot install a layer is
+// refused in strict mode with an error naming it, and allowed (reporting
+// the layer inactive) when strict mode is relaxed.
+func TestStrictRefusesAMissingLayer(t *testing.T) {
+	wasm := compileWAT(t, testWAT)
+	cfg := testConfig(t, wasm)
+	cfg.IDs, cfg.Strict = nil, true // no user namespace: as on a host without root
+	_, err := Start(context.Background(), cfg)
+	if !errors.Is(err, ErrLayerMissing) || !strings.Contains(err.Error(), LayerUserNS) {
+		t.Fatalf("strict start without namespaces: %v", err)
+	}
+	cfg.Strict = false
+	w := startWorker(t, cfg)
+	for _, l := range w.Layers() {
+		if l.Name == LayerUserNS && l.Active {
+			t.Fatalf("layer %s reported active without a user namespace", l.Name)
+		}
+	}
+	if got, err := call(w, "add", time.Second, []int64{1}, []int64{2}); err != nil || got[0] != 3 {
+		t.Fatalf("relaxed worker: %v %v", got, err)
+	}
+}
