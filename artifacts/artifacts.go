@@ -111,6 +111,9 @@ type Config struct {
 	MaxSize    int64         // largest accepted module; default 100 MiB
 	DefaultTTL time.Duration // upload URL lifetime when the request gives none; default 15m
 	MaxTTL     time.Duration // longest upload URL lifetime; default 1h
+	// UploadIdle is how long an upload body may make no progress before
+	// the upload is rejected; default DefaultUploadIdle.
+	UploadIdle time.Duration
 	Now        func() time.Time
 	// CacheDir, if set, holds one wazero compilation cache per digest
 	// (CacheDirFor): validation compiles into it, and a jailed worker is

@@ -192,12 +192,24 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rec, herr := s.claimUpload(p)
 	if herr != nil {
+		if herr.status < 500 {
+			// A verified URL refused for its state, most often a replay of
+			// a used one: a credential misuse like a forged or expired
+			// URL. The upload itself is untouched; the record names it
+			// because a verified id is the host's, not the client's word.
+			_ = s.record(ctx, audit.Event{
+				Type: audit.TypeAuthFailed, Resource: "upload/" + p.ID, Decision: audit.Deny,
+				Reason: herr.msg, Details: map[string]string{"remote": r.RemoteAddr},
+			})
+		}
 		http.Error(w, herr.msg, herr.status)
 		return
 	}
 	if herr := s.receive(w, r, rec); herr != nil {
-		s.rejectUpload(ctx, rec, herr.msg, r.RemoteAddr)
-		if herr.status == http.StatusRequestEntityTooLarge {
+		// A failed body read (client gone, stalled) cancels the request's
+		// context; the rejection must be recorded all the same.
+		s.rejectUpload(context.WithoutCancel(ctx), rec, herr.msg, r.RemoteAddr)
+		if herr.status == http.StatusRequestEntityTooLarge || herr.status == http.StatusRequestTimeout {
 			w.Header().Set("Connection", "close")
 		}
 		http.Error(w, herr.msg, herr.status)
@@ -277,12 +289,19 @@ func (s *Store) receive(w http.ResponseWriter, r *http.Request, rec *uploadRecor
 	}()
 
 	h := sha256.New()
-	body := http.MaxBytesReader(w, r.Body, rec.Size+1)
+	idle := s.uploadIdle()
+	body := http.MaxBytesReader(w, newIdleReader(w, r.Body, idle), rec.Size+1)
 	n, err := io.Copy(io.MultiWriter(f, h), body)
+	// What follows may take a while (fsync, audit); the server's own
+	// read of the connection must not time out meanwhile.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr) || n > rec.Size:
 		return &httpError{http.StatusBadRequest, fmt.Sprintf("upload size exceeds declared size %d", rec.Size)}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &httpError{http.StatusRequestTimeout, fmt.Sprintf(
+			"upload stalled: no data for %s after %d of %d bytes", idle, n, rec.Size)}
 	case err != nil:
 		return &httpError{http.StatusBadRequest, "upload body could not be read: " + err.Error()}
 	case n != rec.Size:
@@ -326,6 +345,45 @@ func (s *Store) receive(w http.ResponseWriter, r *http.Request, rec *uploadRecor
 		return &httpError{http.StatusInternalServerError, "could not record the upload"}
 	}
 	return nil
+}
+
+// DefaultUploadIdle is how long an upload body may make no progress
+// before it is rejected, when Config.UploadIdle is zero. A stall that long
+// is a broken or hostile client: without a bound, a half-sent body would
+// hold a connection, a staged file and its one-use URL forever.
+const DefaultUploadIdle = 10 * time.Second
+
+func (s *Store) uploadIdle() time.Duration {
+	if s.cfg.UploadIdle > 0 {
+		return s.cfg.UploadIdle
+	}
+	return DefaultUploadIdle
+}
+
+// idleReader moves the connection's read deadline idle into the future
+// each time the body makes progress: a slow upload that keeps moving goes
+// on, a stalled one fails with os.ErrDeadlineExceeded.
+type idleReader struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+	// ok is false when the connection has no deadlines (a ResponseWriter
+	// that does not expose them); the upload is then unbounded in time.
+	ok bool
+}
+
+func newIdleReader(w http.ResponseWriter, r io.ReadCloser, idle time.Duration) *idleReader {
+	ir := &idleReader{ReadCloser: r, rc: http.NewResponseController(w), idle: idle}
+	ir.ok = ir.rc.SetReadDeadline(time.Now().Add(idle)) == nil
+	return ir
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	n, err := ir.ReadCloser.Read(p)
+	if n > 0 && ir.ok {
+		ir.rc.SetReadDeadline(time.Now().Add(ir.idle))
+	}
+	return n, err
 }
 
 // rejectUpload marks rec rejected with reason, removes anything staged and

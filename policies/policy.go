@@ -75,11 +75,68 @@ type Pool struct {
 	QuarantineWindow time.Duration
 }
 
+// Edge bounds what the server's gRPC edge holds for its callers, whichever
+// pool they call. Zero fields take the defaults of DefaultEdge.
+type Edge struct {
+	// RequestTimeout is how long an Invoke call, or a new InvokeStream,
+	// may take to deliver its (first) request once opened, and
+	// StreamIdleTimeout how long an InvokeStream with no batch in flight
+	// may take to deliver its next one. Past either the call ends
+	// (streams with UNAVAILABLE: open a new one), because a caller that
+	// announces a message and stalls would otherwise hold its stream,
+	// buffers and admission budget forever.
+	RequestTimeout    time.Duration
+	StreamIdleTimeout time.Duration
+	// MaxStreamsPerConn caps concurrent calls on one HTTP/2 connection;
+	// the client queues the rest, so their messages are not sent.
+	MaxStreamsPerConn uint32
+	// MaxStreams caps InvokeStream calls open at once, server-wide.
+	MaxStreams int
+	// MaxInflightBytes bounds the request bytes of invocations being read
+	// or run, server-wide. An Invoke call that would exceed it is refused
+	// with RESOURCE_EXHAUSTED before its message is read (its size is
+	// estimated from recent ones); a stream's batch, after.
+	MaxInflightBytes int64
+}
+
+// DefaultEdge is the Edge a zero field falls back to.
+func DefaultEdge() Edge {
+	return Edge{
+		RequestTimeout:    5 * time.Second,
+		StreamIdleTimeout: time.Minute,
+		MaxStreamsPerConn: 256,
+		MaxStreams:        1024,
+		MaxInflightBytes:  64 << 20,
+	}
+}
+
+// WithDefaults returns e with every zero field taken from DefaultEdge.
+func (e Edge) WithDefaults() Edge {
+	d := DefaultEdge()
+	if e.RequestTimeout <= 0 {
+		e.RequestTimeout = d.RequestTimeout
+	}
+	if e.StreamIdleTimeout <= 0 {
+		e.StreamIdleTimeout = d.StreamIdleTimeout
+	}
+	if e.MaxStreamsPerConn == 0 {
+		e.MaxStreamsPerConn = d.MaxStreamsPerConn
+	}
+	if e.MaxStreams <= 0 {
+		e.MaxStreams = d.MaxStreams
+	}
+	if e.MaxInflightBytes <= 0 {
+		e.MaxInflightBytes = d.MaxInflightBytes
+	}
+	return e
+}
+
 // Policy is the whole configuration of one organisation.
 type Policy struct {
 	Org          string
 	Environments map[string]*Environment
 	Pools        map[string]*Pool // keyed by Env + "/" + Name
+	Edge         Edge
 }
 
 // Default is the embedded policy: org "default", public environment
@@ -102,6 +159,7 @@ func Default() *Policy {
 			QuarantineAfter:    3,
 			QuarantineWindow:   10 * time.Minute,
 		}},
+		Edge: DefaultEdge(),
 	}
 }
 

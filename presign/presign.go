@@ -157,7 +157,7 @@ func (s *Signer) Verify(method string, u *url.URL, now time.Time) (Params, error
 	}
 	sig, err := hex.DecodeString(sigHex)
 	if err != nil {
-		return Params{}, fmt.Errorf("%w: %s is not hex", ErrMalformed, ParamSignature)
+		return Params{}, fmt.Errorf("%w: the signature (%s) is not hex", ErrMalformed, ParamSignature)
 	}
 
 	want := s.mac(p.Method, p.Key, exp, p.Size, p.SHA256, p.ID)

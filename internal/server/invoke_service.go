@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/udfhost/udfhost/internal/abi"
+	"github.com/udfhost/udfhost/policies"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 	"github.com/udfhost/udfhost/sandbox"
 )
@@ -20,70 +21,45 @@ type invokeService struct {
 	// quarantine counts violations; quarantines themselves live in the
 	// artifact store, which persists them and answers for every batch.
 	quarantine quarantiner
+	// admit is the server's admission control; nil admits everything.
+	admit *admission
 }
 
+// Invoke runs one batch. Its request was read before this runs; the
+// admission tap (admission.go) decided whether it would be.
 func (is *invokeService) Invoke(ctx context.Context, req *udfhostv1.InvokeRequest) (*udfhostv1.InvokeResponse, error) {
+	is.admit.settle(ctx, proto.Size(req))
 	return is.invoke(ctx, req)
 }
 
-// streamWindow bounds the batches of one stream processed at once. A task
-// manager that pipelines (sends before the previous answer arrives) gets its
-// batches run concurrently; answers still go out in request order.
-const streamWindow = 16
-
-// InvokeStream answers each request in order. A failed batch is reported in
-// its response and the stream goes on; only a broken stream ends it.
+// InvokeStream answers each request in order (serveStream). A failed batch
+// is reported in its response and the stream goes on; only a broken or
+// stalled stream ends it.
 func (is *invokeService) InvokeStream(stream udfhostv1.InvokeService_InvokeStreamServer) error {
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	type slot struct {
-		done chan struct{}
-		resp *udfhostv1.InvokeResponse
+	e := is.s.policy.Edge.WithDefaults()
+	return serveStream(stream, streamLimits{first: e.RequestTimeout, idle: e.StreamIdleTimeout}, is.streamBatch)
+}
+
+// streamBatch runs one batch of a stream within the server's request-bytes
+// budget and turns a failure into the response's BatchError.
+func (is *invokeService) streamBatch(ctx context.Context, req *udfhostv1.InvokeRequest) *udfhostv1.InvokeResponse {
+	var resp *udfhostv1.InvokeResponse
+	var err error
+	if release, ok := is.admit.hold(ctx, proto.Size(req)); ok {
+		resp, err = is.invoke(ctx, req)
+		release()
+	} else {
+		err = is.admit.overloadErr(fmt.Sprintf("%d MiB of requests in flight", is.admit.inflight()>>20))
 	}
-	order := make(chan *slot, streamWindow)
-	sendErr := make(chan error, 1)
-	go func() {
-		var err error
-		for sl := range order {
-			<-sl.done
-			if err == nil {
-				if err = stream.Send(sl.resp); err != nil {
-					cancel() // stop the receive loop and running batches
-				}
-			}
-		}
-		sendErr <- err
-	}()
-	var recvErr error
-	for {
-		req, err := stream.Recv()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				recvErr = err
-			}
-			break
-		}
-		sl := &slot{done: make(chan struct{})}
-		order <- sl // blocks when streamWindow batches are in flight
-		go func() {
-			defer close(sl.done)
-			resp, err := is.invoke(ctx, req)
-			if err != nil {
-				st := status.Convert(toStatus(err))
-				be := &udfhostv1.BatchError{Code: int32(st.Code()), Message: st.Message()}
-				if d, ok := retryAfter(err); ok {
-					be.RetryAfterMs = d.Milliseconds()
-				}
-				resp = &udfhostv1.InvokeResponse{Seq: req.Seq, Error: be}
-			}
-			sl.resp = resp
-		}()
+	if err == nil {
+		return resp
 	}
-	close(order)
-	if err := <-sendErr; err != nil {
-		return err
+	st := status.Convert(toStatus(err))
+	be := &udfhostv1.BatchError{Code: int32(st.Code()), Message: st.Message()}
+	if d, ok := retryAfter(err); ok {
+		be.RetryAfterMs = d.Milliseconds()
 	}
-	return recvErr
+	return &udfhostv1.InvokeResponse{Seq: req.Seq, Error: be}
 }
 
 var inputPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
@@ -107,6 +83,9 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 	}
 	if int(b.Rows) > pool.MaxBatchRows {
 		return nil, fmt.Errorf("%w: batch of %d rows exceeds the pool's limit of %d", errInvalid, b.Rows, pool.MaxBatchRows)
+	}
+	if err := checkBatchSize(batchBytes(b), pool); err != nil {
+		return nil, err
 	}
 	if err := abi.ValidateBatch(b, f.Args); err != nil {
 		return nil, fmt.Errorf("%w: function %s %s: %v", errInvalid, f.Name, f.Signature(), err)
@@ -147,6 +126,9 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 		return nil, &overloadError{err: err, after: w.RetryAfter()}
 	}
 	if err == nil {
+		err = checkResultSize(len(out), pool)
+	}
+	if err == nil {
 		col, rowErrs, derr := abi.DecodeOutput(out, int(b.Rows), f.Result)
 		if derr == nil {
 			stats.rowErrors.Add(int64(len(rowErrs)))
@@ -178,4 +160,33 @@ func violationClass(err error) string {
 		return "worker_died"
 	}
 	return "other"
+}
+
+// checkBatchSize refuses a batch of n bytes over the pool's limit.
+func checkBatchSize(n int, pool *policies.Pool) error {
+	if pool.MaxBatchBytes > 0 && n > pool.MaxBatchBytes {
+		return fmt.Errorf("%w: batch of %d bytes exceeds the pool's limit of %d bytes", errInvalid, n, pool.MaxBatchBytes)
+	}
+	return nil
+}
+
+// checkResultSize fails a result of n bytes over the pool's batch limit:
+// the worker checks it before copying it out of guest memory, and the host
+// again, since a worker is not trusted. Such a response could not be sent
+// and would hold that much memory per caller; it is the guest's fault,
+// like any other bad output.
+func checkResultSize(n int, pool *policies.Pool) error {
+	if pool.MaxBatchBytes > 0 && n > pool.MaxBatchBytes {
+		return fmt.Errorf("%w: result of %d bytes exceeds the pool's batch limit of %d bytes", sandbox.ErrBadOutput, n, pool.MaxBatchBytes)
+	}
+	return nil
+}
+
+// batchBytes is the size of b's column buffers.
+func batchBytes(b *udfhostv1.Batch) int {
+	n := 0
+	for _, c := range b.Columns {
+		n += len(c.Validity) + len(c.Offsets) + len(c.Values)
+	}
+	return n
 }

@@ -167,15 +167,18 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.spares = sandbox.NewSpares(s.workerBase, 1)
 	s.pods = pods.NewRegistry(s.startWorker(cacheDir), s.workerExited)
 
-	s.grpc = grpc.NewServer(
+	// Admission runs before a message is read: a flood of big batches is
+	// refused while it is still in the client, not after it is in memory.
+	admit := newAdmission(s.policy.Edge)
+	s.grpc = grpc.NewServer(append(admit.serverOptions(),
 		grpc.ChainUnaryInterceptor(s.unaryAuth),
 		grpc.ChainStreamInterceptor(s.streamAuth),
 		grpc.MaxRecvMsgSize(80<<20),
 		grpc.MaxSendMsgSize(80<<20),
-	)
+	)...)
 	udfhostv1.RegisterArtifactServiceServer(s.grpc, &artifactService{s: s})
 	udfhostv1.RegisterFunctionServiceServer(s.grpc, &functionService{s: s})
-	udfhostv1.RegisterInvokeServiceServer(s.grpc, &invokeService{s: s})
+	udfhostv1.RegisterInvokeServiceServer(s.grpc, &invokeService{s: s, admit: admit})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -183,7 +186,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/objects/", s.store)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 
 	if err := s.audit.Record(ctx, audit.Event{
 		Type: audit.TypeServerStarted, Actor: "udfhost", Decision: audit.Allow,
