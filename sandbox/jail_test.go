@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +20,10 @@ import (
 // named syscall directly, with zero arguments, after the jail is up.
 func init() {
 	testHook = func(input []byte) ([]byte, error) {
+		if n, ok := strings.CutPrefix(string(input), "answer-bytes:"); ok {
+			size, _ := strconv.Atoi(n)
+			return make([]byte, size), nil // as a worker lying about its output
+		}
 		nr, err := seccomp.GetSyscallFromName(string(input))
 		if err != nil {
 			return nil, err
@@ -180,5 +185,20 @@ func TestStrictRefusesAMissingLayer(t *testing.T) {
 	}
 	if got, err := call(w, "add", time.Second, []int64{1}, []int64{2}); err != nil || got[0] != 3 {
 		t.Fatalf("relaxed worker: %v %v", got, err)
+	}
+}
+
+// TestHostRefusesAnOversizedAnswer: a compromised worker that sends an
+// answer over the batch limit (whatever its engine would have checked) is
+// killed before the host allocates it.
+func TestHostRefusesAnOversizedAnswer(t *testing.T) {
+	cfg := testConfig(t, compileWAT(t, testWAT))
+	cfg.MaxOutputBytes = 1 << 20
+	w := startWorker(t, cfg)
+	add := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}
+	_, err := w.call(context.Background(), add, time.Second, []byte("answer-bytes:4000000"), flagTestHook)
+	var ce *CallError
+	if !errors.As(err, &ce) || ce.Violation == nil || ce.Violation.Limit != "result size" {
+		t.Fatalf("want a result-size violation, got %v", err)
 	}
 }

@@ -89,12 +89,22 @@ func (fw *frameWriter) write(kind, status uint16, id uint64, parts ...[]byte) er
 // readFrame reads one frame; buf is reused for the payload when it is large
 // enough. The payload aliases the returned buffer.
 func readFrame(r io.Reader, hdr *[frameHeaderSize]byte, buf []byte) (frame, []byte, error) {
+	return readFrameMax(r, hdr, buf, maxFrame)
+}
+
+// errFrameTooLarge means the peer announced a frame over the reader's limit.
+var errFrameTooLarge = errors.New("frame too large")
+
+// readFrameMax is readFrame with a tighter limit: the host holds a
+// worker's answers to the batch limit, so an untrusted worker cannot make
+// it allocate more.
+func readFrameMax(r io.Reader, hdr *[frameHeaderSize]byte, buf []byte, limit uint32) (frame, []byte, error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return frame{}, buf, err
 	}
 	n := binary.LittleEndian.Uint32(hdr[0:])
-	if n > maxFrame {
-		return frame{}, buf, fmt.Errorf("frame of %d bytes exceeds limit %d", n, maxFrame)
+	if n > limit {
+		return frame{}, buf, fmt.Errorf("%w: %d bytes, limit %d", errFrameTooLarge, n, limit)
 	}
 	if cap(buf) < int(n) {
 		buf = make([]byte, n)

@@ -136,6 +136,10 @@ type Worker struct {
 	hostID    uint32 // first host id of the worker's block; 0 without a user namespace
 	group     *cgroup.Group
 	events    cgroup.Events // what hit a limit, read when the worker is reaped
+	// maxResult bounds an answer frame; wireErr is set when a worker broke
+	// the protocol (an oversized frame) and was killed for it.
+	maxResult uint32
+	wireErr   error
 }
 
 type result struct {
@@ -219,6 +223,10 @@ func (w *Worker) assign(ctx context.Context, cfg Config) error {
 		maxInFlight = 4 * w.instances
 	}
 	w.inFlight = make(chan struct{}, maxInFlight)
+	w.maxResult = maxFrame
+	if cfg.MaxOutputBytes > 0 && cfg.MaxOutputBytes+(64<<10) < maxFrame {
+		w.maxResult = uint32(cfg.MaxOutputBytes + 64<<10) // room for an error text
+	}
 	loadStart := time.Now()
 	// Limits first: the compile and the cache copy are charged to them.
 	cg := w.limit(cfg)
@@ -502,7 +510,11 @@ func (w *Worker) readLoop() {
 	r := bufio.NewReaderSize(w.conn, 64<<10)
 	for {
 		var fr frame
-		fr, _, err = readFrame(r, &hdr, nil)
+		fr, _, err = readFrameMax(r, &hdr, nil, w.maxResult)
+		if errors.Is(err, errFrameTooLarge) {
+			w.wireErr = err
+			w.kill() // it broke the protocol: beyond trust
+		}
 		if err != nil {
 			break
 		}
@@ -548,6 +560,9 @@ func (w *Worker) reap() error {
 // seccomp trap (reported by the worker's SIGSYS handler, or a raw SIGSYS
 // when the handler could not run), or a kill the host did not order.
 func (w *Worker) classifyExit() *Violation {
+	if w.wireErr != nil {
+		return &Violation{Layer: "host", Limit: "result size", Detail: "sent an answer over the batch limit (" + w.wireErr.Error() + "); killed"}
+	}
 	if w.killedFor.Load() != nil {
 		return nil // the host killed it (deadline, shutdown)
 	}
