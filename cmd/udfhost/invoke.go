@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/udfhost/udfhost/internal/jsonrows"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
@@ -33,10 +35,10 @@ func newInvokeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			stream, err := udfhostv1.NewInvokeServiceClient(conn).InvokeStream(ctx)
-			if err != nil {
-				return err
-			}
+			// One unary call per batch: a person typing rows may pause for
+			// as long as they like, which a stream's idle limit would not
+			// allow; a pipe still gets full batches.
+			client := udfhostv1.NewInvokeServiceClient(conn)
 			out := bufio.NewWriter(os.Stdout)
 			defer out.Flush()
 			enc := json.NewEncoder(out)
@@ -53,18 +55,15 @@ func newInvokeCmd(g *globals) *cobra.Command {
 				var batchErr string
 				if b.Rows() > 0 {
 					seq++
-					if err := stream.Send(&udfhostv1.InvokeRequest{Function: name, Env: env, Batch: b.Batch(), Seq: seq}); err != nil {
-						return fmt.Errorf("send batch: %w", err)
-					}
-					resp, err := stream.Recv()
-					if err != nil {
-						return err
-					}
-					if resp.Error != nil {
-						batchErr = resp.Error.Message
-						failed++
-					} else {
+					resp, err := client.Invoke(ctx, &udfhostv1.InvokeRequest{Function: name, Env: env, Batch: b.Batch(), Seq: seq})
+					switch status.Code(err) {
+					case codes.OK:
 						values = jsonrows.Values(resp)
+					case codes.Unavailable, codes.Unauthenticated, codes.PermissionDenied, codes.Canceled, codes.NotFound:
+						return err // not this batch's fault: stop
+					default:
+						batchErr = status.Convert(err).Message()
+						failed++
 					}
 				}
 				next := 0
@@ -87,7 +86,6 @@ func newInvokeCmd(g *globals) *cobra.Command {
 				}
 				return out.Flush()
 			})
-			stream.CloseSend()
 			if err != nil {
 				return err
 			}
