@@ -14,25 +14,44 @@ import (
 // allocations from the declared counts (a 15-byte module declaring 2^32
 // imports makes it allocate hundreds of gigabytes and kills the process).
 const (
-	maxModuleSize      = 1 << 30
-	maxTypes           = 1_000_000
-	maxFunctions       = 1_000_000 // imported and defined
-	maxImports         = 100_000
-	maxExports         = 100_000
-	maxGlobals         = 1_000_000
-	maxTags            = 1_000_000
-	maxTables          = 100_000
-	maxDataSegments    = 100_000
-	maxElementSegments = 10_000_000
-	maxElemsPerSegment = 10_000_000
-	maxFunctionSize    = 7_654_321
-	maxParams          = 1_000
-	maxResults         = 1_000
-	maxLocals          = 50_000     // per function
-	maxTotalLocals     = 16_000_000 // whole module
+	maxModuleSize   = 1 << 30
+	maxTypes        = 1_000_000
+	maxFunctions    = 1_000_000 // imported and defined
+	maxImports      = 100_000
+	maxExports      = 100_000
+	maxTags         = 1_000_000
+	maxDataSegments = 100_000
+	maxFunctionSize = 7_654_321
+	maxParams       = 1_000
+	maxResults      = 1_000
+	maxLocals       = 50_000     // per function
+	maxTotalLocals  = 16_000_000 // whole module
 	// wazero builds function definitions by scanning, for every function,
 	// all exports and all local-name entries.
 	maxFuncScanWork = 500_000_000
+
+	// What every instance allocates, outside the linear-memory limit:
+	// 8 bytes per table element, ~40 per element of an element segment,
+	// ~90 per global. Go's wasip1 guests have one table of 4096 + (number
+	// of functions) elements (~6,000 in bin/examples), one element segment
+	// with an element per function, and a handful of globals; LLVM's
+	// guests have fewer.
+	maxTableElements   = 1 << 20 // all tables: 8 MiB per instance
+	maxElements        = 1 << 20 // all element segments: ~40 MiB per instance
+	maxGlobals         = 100_000 // ~9 MiB per instance
+	maxTables          = 1_000
+	maxElementSegments = 100_000
+
+	// Compiling a function with wazero's optimizing compiler takes, beyond
+	// time in proportion to its size, ~0.3-4 ns per unit of its flowModel
+	// work on this project's 2-core Xeon VM. Go guests' largest functions
+	// weigh up to 710,000 and 9-10 a byte in all; LLVM's (zig cc, Rust,
+	// TinyGo) up to 3.6 million and 2-130 a byte. 30,000 nested blocks
+	// weigh 900 million.
+	maxControlDepth   = 10_000      // Go guests: 549 at most, LLVM's: 34
+	maxFunctionWork   = 100_000_000 // ≤ 0.5 s
+	moduleWorkBase    = 100_000_000
+	moduleWorkPerByte = 64 // large LLVM modules weigh up to ~46 a byte
 )
 
 // Section ids.
@@ -87,6 +106,18 @@ type moduleScan struct {
 	totalLocals  uint64
 	totalTypes   uint64
 	sawNameField bool
+	tables       []tableLimits // by index: imported (unsized), then defined
+	elements     uint64        // in all element segments
+	bodies       int           // function bodies scanned
+	work         int64         // flowModel work of all function bodies
+	maxWork      int64
+}
+
+// tableLimits is a table's declared size and whether the code grows it.
+type tableLimits struct {
+	min, max uint32
+	hasMax   bool
+	grown    bool
 }
 
 // scanModule walks every section of a wasm binary with a bounds-checked
@@ -94,7 +125,8 @@ type moduleScan struct {
 // anything malformed, any count larger than the bytes that would hold it,
 // and anything over the implementation limits. It returns the imports. It
 // does not validate types or code; wazero does that afterwards, on input
-// whose sizes are now known to be sane.
+// whose sizes are now known to be sane. It walks function bodies' control
+// flow only to bound what compiling them will cost (see flowModel).
 func scanModule(wasm []byte) ([]RawImport, error) {
 	if err := checkHeader(wasm); err != nil {
 		return nil, err
@@ -102,7 +134,7 @@ func scanModule(wasm []byte) ([]RawImport, error) {
 	if len(wasm) > maxModuleSize {
 		return nil, fmt.Errorf("module is %d bytes, more than %d", len(wasm), maxModuleSize)
 	}
-	m := &moduleScan{}
+	m := &moduleScan{maxWork: moduleWorkBase + moduleWorkPerByte*int64(len(wasm))}
 	r := reader{buf: wasm, pos: 8}
 	lastRank := 0
 	for r.pos < len(r.buf) {
@@ -139,6 +171,9 @@ func scanModule(wasm []byte) ([]RawImport, error) {
 	}
 	if m.funcs*(m.exports+m.localNames) > maxFuncScanWork {
 		return nil, fmt.Errorf("%d functions with %d exports and %d local-name entries exceed the limit on their product (%d)", m.funcs, m.exports, m.localNames, maxFuncScanWork)
+	}
+	if err := m.checkTableGrowth(); err != nil {
+		return nil, err
 	}
 	return m.imports, nil
 }
@@ -197,8 +232,11 @@ func (m *moduleScan) section(id byte, r *reader) error {
 			if err != nil {
 				return fmt.Errorf("import %d: %w", i, err)
 			}
-			if imp.Kind == importFunc {
+			switch imp.Kind {
+			case importFunc:
 				m.funcs++
+			case importTable: // numbered before defined tables; sized by the host
+				m.tables = append(m.tables, tableLimits{})
 			}
 			m.imports = append(m.imports, imp)
 		}
@@ -220,10 +258,16 @@ func (m *moduleScan) section(id byte, r *reader) error {
 		if err != nil {
 			return err
 		}
+		var total uint64
 		for i := uint32(0); i < n; i++ {
-			if err := r.tableType(); err != nil {
+			t, err := r.tableType()
+			if err != nil {
 				return fmt.Errorf("table %d: %w", i, err)
 			}
+			if total += uint64(t.min); total > maxTableElements {
+				return fmt.Errorf("table %d: initial size %d elements brings the tables to %d, more than %d (every instance allocates 8 bytes an element)", i, t.min, total, maxTableElements)
+			}
+			m.tables = append(m.tables, t)
 		}
 	case secMemory:
 		n, err := r.u32()
@@ -234,7 +278,8 @@ func (m *moduleScan) section(id byte, r *reader) error {
 			return fmt.Errorf("%d memories, at most 1 allowed", n)
 		}
 		if n == 1 {
-			return r.limits()
+			_, err := r.limits()
+			return err
 		}
 	case secTag:
 		n, err := r.count(maxTags, "tags")
@@ -295,8 +340,12 @@ func (m *moduleScan) section(id byte, r *reader) error {
 			return err
 		}
 		for i := uint32(0); i < n; i++ {
-			if err := r.elementSegment(); err != nil {
+			elems, err := r.elementSegment()
+			if err != nil {
 				return fmt.Errorf("element segment %d: %w", i, err)
+			}
+			if m.elements += uint64(elems); m.elements > maxElements {
+				return fmt.Errorf("element segment %d: %d elements bring the segments to %d, more than %d (every instance allocates ~40 bytes an element)", i, elems, m.elements, maxElements)
 			}
 		}
 	case secCode:
@@ -356,7 +405,11 @@ func (m *moduleScan) code(r *reader) error {
 	if m.totalLocals += locals; m.totalLocals > maxTotalLocals {
 		return fmt.Errorf("more than %d locals in the module", maxTotalLocals)
 	}
-	return nil
+	st, err := br.instrs()
+	if err != nil {
+		return err
+	}
+	return m.addBody(st)
 }
 
 // nameSection checks the "name" custom section: wazero decodes its module
@@ -556,51 +609,47 @@ func (r *reader) funcType() error {
 }
 
 // limits reads memory or table limits: flag 0-3, min and optional max.
-func (r *reader) limits() error {
+func (r *reader) limits() (l tableLimits, err error) {
 	flag, err := r.byte()
 	if err != nil {
-		return err
+		return l, err
 	}
 	if flag > 3 {
-		return fmt.Errorf("limits flag 0x%02x", flag)
+		return l, fmt.Errorf("limits flag 0x%02x", flag)
 	}
-	if _, err := r.u32(); err != nil {
-		return err
+	if l.min, err = r.u32(); err != nil {
+		return l, err
 	}
-	if flag&1 != 0 {
-		if _, err := r.u32(); err != nil {
-			return err
-		}
+	if l.hasMax = flag&1 != 0; l.hasMax {
+		l.max, err = r.u32()
 	}
-	return nil
+	return l, err
 }
 
 // tableType reads a table type as wazero does, including the 0x40 0x00
 // prefix of a table with an initializer expression.
-func (r *reader) tableType() error {
+func (r *reader) tableType() (tableLimits, error) {
 	b, err := r.byte()
 	if err != nil {
-		return err
+		return tableLimits{}, err
 	}
 	hasInit := false
 	if b == 0x40 {
 		if z, err := r.byte(); err != nil || z != 0 {
-			return errors.New("bad table initializer prefix")
+			return tableLimits{}, errors.New("bad table initializer prefix")
 		}
 		hasInit = true
 	} else {
 		r.pos--
 	}
 	if err := r.valType(); err != nil {
-		return err
+		return tableLimits{}, err
 	}
-	if err := r.limits(); err != nil {
-		return err
+	l, err := r.limits()
+	if err == nil && hasInit {
+		err = r.constExpr()
 	}
-	if hasInit {
-		return r.constExpr()
-	}
-	return nil
+	return l, err
 }
 
 func (r *reader) importEntry() (RawImport, error) {
@@ -621,9 +670,9 @@ func (r *reader) importEntry() (RawImport, error) {
 	case importFunc:
 		_, err = r.u32()
 	case importTable:
-		err = r.tableType()
+		_, err = r.tableType()
 	case importMemory:
-		err = r.limits()
+		_, err = r.limits()
 	case importGlobal:
 		if err = r.valType(); err == nil {
 			_, err = r.byte() // mutability
@@ -685,11 +734,14 @@ func (r *reader) constExpr() error {
 	}
 }
 
-func (r *reader) elementSegment() error {
+// elementSegment reads an element segment and returns how many elements it
+// has.
+func (r *reader) elementSegment() (uint32, error) {
 	prefix, err := r.u32()
 	if err != nil {
-		return err
+		return 0, err
 	}
+	var n uint32
 	step := func(fs ...func() error) error {
 		for _, f := range fs {
 			if err := f(); err != nil {
@@ -701,20 +753,13 @@ func (r *reader) elementSegment() error {
 	kindByte := func() error { _, err := r.byte(); return err }
 	tableIdx := func() error { _, err := r.u32(); return err }
 	funcIdxs := func() error {
-		n, err := r.count(maxElemsPerSegment, "elements")
-		if err != nil {
+		if n, err = r.count(maxElements, "elements"); err != nil {
 			return err
 		}
-		for i := uint32(0); i < n; i++ {
-			if _, err := r.u32(); err != nil {
-				return err
-			}
-		}
-		return nil
+		return r.u32s(int(n))
 	}
 	exprs := func() error {
-		n, err := r.count(maxElemsPerSegment, "elements")
-		if err != nil {
+		if n, err = r.count(maxElements, "elements"); err != nil {
 			return err
 		}
 		for i := uint32(0); i < n; i++ {
@@ -726,19 +771,21 @@ func (r *reader) elementSegment() error {
 	}
 	switch prefix {
 	case 0:
-		return step(r.constExpr, funcIdxs)
+		err = step(r.constExpr, funcIdxs)
 	case 1, 3:
-		return step(kindByte, funcIdxs)
+		err = step(kindByte, funcIdxs)
 	case 2:
-		return step(tableIdx, r.constExpr, kindByte, funcIdxs)
+		err = step(tableIdx, r.constExpr, kindByte, funcIdxs)
 	case 4:
-		return step(r.constExpr, exprs)
+		err = step(r.constExpr, exprs)
 	case 5, 7:
-		return step(r.valType, exprs)
+		err = step(r.valType, exprs)
 	case 6:
-		return step(tableIdx, r.constExpr, r.valType, exprs)
+		err = step(tableIdx, r.constExpr, r.valType, exprs)
+	default:
+		err = fmt.Errorf("unknown element segment prefix %d", prefix)
 	}
-	return fmt.Errorf("unknown element segment prefix %d", prefix)
+	return n, err
 }
 
 func (r *reader) dataSegment() error {

@@ -116,6 +116,11 @@ func FuzzValidate(f *testing.F) {
 		add[:8], add[:len(add)/2], add[:len(add)-1], add[:3],
 		nil, []byte("not wasm at all"), []byte{0, 'a', 's', 'm', 1, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		{0x8b, 0x1f, 0x00, 0xde, 0xad, 0xbe, 0xef, 0x42, 0x13, 0x37},
+		// test/hostile's huge_table and (smaller, as fuzzing minimizes
+		// every mutation it keeps) nested_blocks, and what the walk over
+		// function bodies reads.
+		hugeTableModule(), codeModule(0, nestedBlocks(maxControlDepth+1)),
+		opcodeModule(instrCases()["table bulk"], false), opcodeModule(instrCases()["v128 lanes"], false),
 	} {
 		f.Add(seed)
 	}

@@ -199,3 +199,58 @@ var (
 func fdWriteModule() []byte {
 	return importFuncModule("wasi_snapshot_preview1", "fd_write", []byte{tI32, tI32, tI32, tI32}, []byte{tI32})
 }
+
+// rep is unit repeated n times.
+func rep(n int, unit ...byte) []byte {
+	out := make([]byte, 0, n*len(unit))
+	for range n {
+		out = append(out, unit...)
+	}
+	return out
+}
+
+// codeModule has one function, (export "f") (param i32) (local i32 ×
+// locals), whose body is instrs then `end`.
+func codeModule(locals uint32, instrs []byte) []byte {
+	code := cat(vec(cat(leb(locals), []byte{tI32})), instrs, []byte{0x0b})
+	if locals == 0 {
+		code = cat([]byte{0x00}, instrs, []byte{0x0b})
+	}
+	return wasmModule(
+		section(1, vec(funcType([]byte{tI32}, nil))),
+		section(3, vec(leb(0))),
+		section(7, vec(exportFunc("f", 0))),
+		section(10, vec(cat(leb(uint32(len(code))), code))),
+	)
+}
+
+// readLocals is local.get i; drop for i in 1..n.
+func readLocals(n int) []byte {
+	var out []byte
+	for i := 1; i <= n; i++ {
+		out = cat(out, []byte{0x20}, leb(uint32(i)), []byte{0x1a})
+	}
+	return out
+}
+
+// nestedBlocks is n blocks, each in the one before.
+func nestedBlocks(n int) []byte { return cat(rep(n, 0x02, 0x40), rep(n, 0x0b)) }
+
+// hugeTableModule is test/hostile/huge_table.wat:
+//
+//	(module
+//	  (table $t 100000000 funcref)
+//	  (elem declare func $add)
+//	  (func $add (export "add") (param i64 i64) (result i64)
+//	    (table.fill $t (i32.const 0) (ref.func $add) (table.size $t))
+//	    (i64.add (local.get 0) (local.get 1))))
+func hugeTableModule() []byte {
+	return wasmModule(
+		section(1, vec(funcType([]byte{tI64, tI64}, []byte{tI64}))),
+		section(3, vec(leb(0))),
+		section(4, vec(cat([]byte{0x70, 0x00}, leb(100_000_000)))),
+		section(7, vec(exportFunc("add", 0))),
+		section(9, vec([]byte{0x03, 0x00, 0x01, 0x00})), // declarative, funcref, [$add]
+		section(10, vec(body(0x41, 0x00, 0xd2, 0x00, 0xfc, 0x10, 0x00, 0xfc, 0x11, 0x00, 0x20, 0x00, 0x20, 0x01, 0x7c))),
+	)
+}
