@@ -119,6 +119,10 @@ type Config struct {
 	// (CacheDirFor): validation compiles into it, and a jailed worker is
 	// handed a copy of its own artifact's cache and nothing else.
 	CacheDir string
+	// Precompile, if set, compiles a validated module into cacheDir out of
+	// process (the server uses a jailed worker); an error wrapping
+	// ErrInvalidModule rejects the upload. Nil compiles in process.
+	Precompile func(ctx context.Context, wasm []byte, cacheDir string) error
 	// Runtime is the wazero configuration to validate with (see Validate);
 	// nil for wazero's default.
 	Runtime wazero.RuntimeConfig

@@ -48,14 +48,7 @@ func (s *Store) Commit(ctx context.Context, uploadID, actor, requestID string) (
 		return nil, fmt.Errorf("commit upload %s: staged bytes do not match the verified upload (sha256 %s, %d bytes)", uploadID, got, len(data))
 	}
 
-	var cache wazero.CompilationCache
-	if s.cfg.CacheDir != "" {
-		if cache, err = wazero.NewCompilationCacheWithDir(CacheDirFor(s.cfg.CacheDir, digestPrefix+rec.SHA256)); err != nil {
-			return nil, fmt.Errorf("commit upload %s: open compilation cache: %w", uploadID, err)
-		}
-		defer cache.Close(ctx)
-	}
-	info, verr := Validate(ctx, data, rec.Kind, cache, s.cfg.Runtime)
+	info, verr := s.validate(ctx, data, rec.Kind, digestPrefix+rec.SHA256)
 	if verr != nil && !errors.Is(verr, ErrInvalidModule) && !errors.Is(verr, ErrDisallowedImport) {
 		// Cancelled, or the host failed: not the module's fault, so the
 		// upload stays received and Commit can be retried.
@@ -314,4 +307,30 @@ func (s *Store) Module(ctx context.Context, digest string) ([]byte, error) {
 func mustHex(h string) []byte {
 	b, _ := hex.DecodeString(h) // h was checked by parseDigest
 	return b
+}
+
+// validate checks an upload and fills its compilation cache. With a
+// Precompile hook, the module is decoded and validated here by wazero's
+// interpreter configuration (no native code generation: linear, cheap)
+// and compiled by the hook, in a jailed worker; without one, in process.
+func (s *Store) validate(ctx context.Context, data []byte, kind Kind, digest string) (Info, error) {
+	if s.cfg.Precompile != nil {
+		info, err := Validate(ctx, data, kind, nil, wazero.NewRuntimeConfigInterpreter())
+		if err != nil {
+			return info, err
+		}
+		if err := s.cfg.Precompile(ctx, data, CacheDirFor(s.cfg.CacheDir, digest)); err != nil {
+			return info, err
+		}
+		return info, nil
+	}
+	var cache wazero.CompilationCache
+	if s.cfg.CacheDir != "" {
+		var err error
+		if cache, err = wazero.NewCompilationCacheWithDir(CacheDirFor(s.cfg.CacheDir, digest)); err != nil {
+			return Info{}, fmt.Errorf("open compilation cache: %w", err)
+		}
+		defer cache.Close(ctx)
+	}
+	return Validate(ctx, data, kind, cache, s.cfg.Runtime)
 }

@@ -99,6 +99,20 @@ func TestMeasureSyscalls(t *testing.T) {
 	}
 	g.Close(ctx)
 
+	// Validation: a compile-only worker compiles a Go guest and a module
+	// with direct-ABI exports, and answers with its cache.
+	for _, wasm := range [][]byte{goGuest(t, "upper"), wat} {
+		n++
+		trace := filepath.Join(dir, fmt.Sprintf("trace.%d", n))
+		traces = append(traces, trace)
+		cfg := testConfig(t, wasm)
+		cfg.Exe, cfg.Args = strace, []string{"-f", "-qq", "-o", trace, "--", exe, "worker"}
+		cfg.MeasureSyscalls, cfg.Strict, cfg.CacheDir, cfg.MemoryLimitPages = true, false, t.TempDir(), 4096
+		if err := Precompile(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	counts := map[string]int{}
 	for _, tr := range traces {
 		countAfterMarker(t, tr, counts)

@@ -10,8 +10,9 @@
 # Measured, not guessed: scripts/measure-syscalls.sh runs workers under
 # strace -f through calls of both ABIs, concurrent batches, traps,
 # deadlines in both interrupt modes, memory growth, a Go guest, driver
-# compiles and an orderly stop, and lists every syscall traced after the
-# point where this filter is installed (bin/syscalls.measured).
+# compiles, compile-only validation and an orderly stop, and lists every
+# syscall traced after the point where this filter is installed
+# (bin/syscalls.measured).
 # TestSeccompProfileCoversMeasurement keeps the two in step. Lines marked
 # [not measured] are added on reasoning given in the line.
 
@@ -57,3 +58,7 @@ pread64           allow   # reading a cache entry
 fsync             allow   # wazero syncs a new cache entry before renaming it in place
 renameat          allow   # ... and renames it in place
 unlinkat          allow   # [not measured] wazero removes a half-written entry when writing failed
+
+# --- validation: a compile-only worker hands back the cache it produced
+getdents64        allow   # it lists its private cache directory (Landlock keeps it to /tmp)
+fstat             allow   # os.ReadFile sizes each cache file before reading it

@@ -88,6 +88,8 @@ type Config struct {
 	// MaxOutputBytes bounds one batch's result region; a guest returning
 	// more fails the batch (ErrBadOutput) before anything is copied.
 	MaxOutputBytes int64
+
+	compileOnly bool // set by Precompile
 	// IDs hands out the per-worker host uid/gid blocks of the user
 	// namespace. Nil: the worker gets no namespaces (as when not root).
 	IDs *IDPool
@@ -290,6 +292,7 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 		Identity: cfg.Identity, MemoryLimitPages: cfg.MemoryLimitPages, ModuleSize: len(cfg.Module),
 		MaxInstances: cfg.MaxInstances, CacheDir: cfg.CacheDir, PreciseInterrupt: cfg.PreciseInterrupt,
 		MeasureSyscalls: cfg.MeasureSyscalls, MaxOutputBytes: cfg.MaxOutputBytes,
+		CompileOnly: cfg.compileOnly,
 	}
 	parts := [][]byte{nil, {0}, cfg.Module}
 	if w.hostID != 0 && cfg.CacheDir != "" {
@@ -336,8 +339,15 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 	if fr.kind != kindLoaded {
 		return fmt.Errorf("worker answered load with frame kind %d", fr.kind)
 	}
-	if err := json.Unmarshal(fr.payload, &w.info); err != nil {
+	infoJSON, rest, _ := cutByte(fr.payload, 0)
+	if err := json.Unmarshal(infoJSON, &w.info); err != nil {
 		return fmt.Errorf("decode load answer: %w", err)
+	}
+	for _, f := range w.info.CacheFiles {
+		if f.Size < 0 || f.Size > len(rest) {
+			return fmt.Errorf("load answer: cache file %q of %d bytes, %d left", f.Name, f.Size, len(rest))
+		}
+		w.info.cacheData, rest = append(w.info.cacheData, rest[:f.Size]), rest[f.Size:]
 	}
 	if w.info.Error != "" {
 		return errors.New(w.info.Error)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tetratelabs/wazero"
 	"golang.org/x/sys/unix"
 
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
@@ -41,6 +42,9 @@ type loadConfig struct {
 	MeasureSyscalls bool `json:"measure_syscalls,omitempty"`
 	// MaxOutputBytes bounds one batch's result region.
 	MaxOutputBytes int64 `json:"max_output_bytes,omitempty"`
+	// CompileOnly has the worker compile the module, answer with the
+	// compilation cache it produced, and exit: no instance, no guest code.
+	CompileOnly bool `json:"compile_only,omitempty"`
 }
 
 // measureMarker is the path a measuring worker probes where the filter
@@ -52,6 +56,9 @@ type loadedInfo struct {
 	PID    int     `json:"pid"`
 	Layers []Layer `json:"layers"`
 	Error  string  `json:"error,omitempty"`
+	// CacheFiles (compile-only) describe the bytes after the JSON and a 0.
+	CacheFiles []cacheFile `json:"cache_files,omitempty"`
+	cacheData  [][]byte
 }
 
 // testHook, when set (only by this package's tests: it is assigned in a
@@ -98,7 +105,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail) error {
 		info.Error = err.Error()
 	}
 	msg, _ := json.Marshal(info)
-	if werr := w.write(kindLoaded, statusOK, fr.id, msg); werr != nil || err != nil {
+	if werr := w.write(kindLoaded, statusOK, fr.id, append([][]byte{msg, {0}}, info.cacheData...)...); werr != nil || err != nil || eng == nil {
 		return errors.Join(err, werr)
 	}
 	defer eng.close(ctx)
@@ -154,6 +161,22 @@ func load(ctx context.Context, payload []byte, j *jail, compiled func() error) (
 		}
 		cacheDir = cacheSubdir
 	}
+	if cfg.CompileOnly && cfg.MeasureSyscalls {
+		if c, err := wazero.NewCompilationCacheWithDir(cacheDir); err == nil {
+			c.Close(ctx)
+		}
+		unix.Access(measureMarker, unix.F_OK)
+	}
+	if cfg.CompileOnly && !cfg.MeasureSyscalls {
+		// Validation of an untrusted upload: the optimizing compiler is
+		// the attack surface here, so it runs behind the filter too. The
+		// cache directories are made first (mkdir is not on the list).
+		if c, err := wazero.NewCompilationCacheWithDir(cacheDir); err == nil {
+			c.Close(ctx)
+		}
+		j.add(LayerSeccomp, installSeccomp(), "allowlist "+SeccompProfileHash())
+		info.Layers = j.layers
+	}
 	// Compile before the filter goes up; run no guest code until after it.
 	eng, err := newEngine(ctx, engineConfig{
 		MemoryLimitPages: cfg.MemoryLimitPages,
@@ -163,6 +186,14 @@ func load(ctx context.Context, payload []byte, j *jail, compiled func() error) (
 		MaxOutputBytes:   cfg.MaxOutputBytes,
 	}, wasm)
 	if err != nil {
+		return nil, info, err
+	}
+	if cfg.CompileOnly {
+		eng.close(ctx)
+		info.Layers = j.layers
+		if j.namespaced {
+			info.CacheFiles, info.cacheData, err = readCacheFiles(cacheSubdir)
+		}
 		return nil, info, err
 	}
 	if cfg.MeasureSyscalls {

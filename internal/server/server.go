@@ -157,7 +157,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		CacheDir: cacheDir,
 		// Compile as the default pool's workers will, so they load the
 		// result from the cache instead of compiling again.
-		Runtime: sandbox.RuntimeConfig(pool != nil && pool.Interrupt == policies.InterruptWasm),
+		Runtime:    sandbox.RuntimeConfig(pool != nil && pool.Interrupt == policies.InterruptWasm),
+		Precompile: s.precompile(pool != nil && pool.Interrupt == policies.InterruptWasm),
 	})
 	if err != nil {
 		return fmt.Errorf("open artifact store: %w", err)

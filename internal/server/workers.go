@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/udfhost/udfhost/artifacts"
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
+	"github.com/udfhost/udfhost/internal/cgroup"
 	"github.com/udfhost/udfhost/pods"
 	"github.com/udfhost/udfhost/policies"
 	"github.com/udfhost/udfhost/sandbox"
@@ -133,4 +136,25 @@ func (s *Server) checkSandbox(ctx context.Context) error {
 		return fmt.Errorf("%w: strict mode: probes not denied inside a jailed worker: %s", sandbox.ErrLayerMissing, strings.Join(allowed, "; "))
 	}
 	return nil
+}
+
+// precompile returns the artifact store's compile step: wazero's
+// optimizing compiler, the costliest code an upload reaches, runs in a
+// jailed compile-only worker with a time and memory bound, never in the
+// host process. What it cannot compile is the module's fault.
+func (s *Server) precompile(precise bool) func(ctx context.Context, wasm []byte, dir string) error {
+	return func(ctx context.Context, wasm []byte, dir string) error {
+		cfg := s.workerBase
+		cfg.Identity, cfg.Module, cfg.CacheDir = "spiffe://udfhost.local/validator", wasm, dir
+		// The pool's memory limit is checked when a pod starts; here the
+		// module only has to compile (the limit is not in the cache key).
+		cfg.MemoryLimitPages, cfg.MaxInstances, cfg.PreciseInterrupt = 65536, 1, precise
+		cfg.Limits = cgroup.Limits{MemoryBytes: 1 << 30, Pids: 256, CPUQuota: 1}
+		cfg.StartTimeout = 2 * time.Minute
+		err := sandbox.Precompile(ctx, cfg)
+		if errors.Is(err, sandbox.ErrCompile) {
+			return fmt.Errorf("%w: %v", artifacts.ErrInvalidModule, err)
+		}
+		return err
+	}
 }
