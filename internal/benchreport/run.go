@@ -371,16 +371,16 @@ func (r *report) goBenchmarks(cfg config) error {
 		return err
 	}
 	r.interruptLines = append(r.interruptLines, engLines)
-	dur := func(name string) string {
+	dur := func(name string, round time.Duration) string {
 		if v, ok := eng[name]; ok {
-			return time.Duration(v[0]).Round(10 * time.Microsecond).String()
+			return time.Duration(v[0]).Round(round).String()
 		}
 		return "n/a"
 	}
-	r.workerStart = dur("BenchmarkWorkerStart/jailed")
-	r.workerStartUnjailed = dur("BenchmarkWorkerStart/unjailed")
-	r.batchJailed = dur("BenchmarkCallDirectBigint1024/jailed")
-	r.batchUnjailed = dur("BenchmarkCallDirectBigint1024/unjailed")
+	r.workerStart = dur("BenchmarkWorkerStart/jailed", 10*time.Microsecond)
+	r.workerStartUnjailed = dur("BenchmarkWorkerStart/unjailed", 10*time.Microsecond)
+	r.batchJailed = dur("BenchmarkCallDirectBigint1024/jailed", 100*time.Nanosecond)
+	r.batchUnjailed = dur("BenchmarkCallDirectBigint1024/unjailed", 100*time.Nanosecond)
 	return nil
 }
 
