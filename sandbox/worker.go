@@ -137,6 +137,8 @@ type Worker struct {
 	ids       *IDPool
 	hostID    uint32 // first host id of the worker's block; 0 without a user namespace
 	group     *cgroup.Group
+	cgMode    string        // e.g. "hybrid memory,pids,cpu"
+	cgErr     error         // why the worker has no cgroup
 	events    cgroup.Events // what hit a limit, read when the worker is reaped
 	// maxResult bounds an answer frame; wireErr is set when a worker broke
 	// the protocol (an oversized frame) and was killed for it.
@@ -210,8 +212,10 @@ func spawn(cfg Config) (*Worker, error) {
 		}
 		return nil, err
 	}
-	return &Worker{cmd: cmd, conn: conn, w: &frameWriter{w: conn}, spawned: spawned, stderr: watch,
-		ids: cfg.IDs, hostID: hostID, pending: map[uint64]chan result{}, done: make(chan struct{})}, nil
+	w := &Worker{cmd: cmd, conn: conn, w: &frameWriter{w: conn}, spawned: spawned, stderr: watch,
+		ids: cfg.IDs, hostID: hostID, pending: map[uint64]chan result{}, done: make(chan struct{})}
+	w.joinCgroup(cfg)
+	return w, nil
 }
 
 // assign gives a spawned worker its identity and module; on failure the
@@ -248,23 +252,47 @@ func (w *Worker) assign(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// limit puts the worker in a cgroup of its own with cfg.Limits.
-func (w *Worker) limit(cfg Config) Layer {
+// joinCgroup puts a just-spawned worker in a cgroup of its own. It is done
+// at spawn because moving a process between cgroups waits for an RCU
+// grace period (~10 ms here): a spare worker pays it before it is needed.
+// A spare gets limits for the smallest pod until assign sets its own.
+func (w *Worker) joinCgroup(cfg Config) {
 	if cfg.Cgroups == nil {
-		return Layer{Name: LayerCgroups, Detail: "cgroups not available to the host"}
+		w.cgErr = errors.New("cgroups not available to the host")
+		return
 	}
-	g, err := cfg.Cgroups.Create(fmt.Sprintf("worker-%d", w.cmd.Process.Pid), cfg.Limits)
+	l := cfg.Limits
+	if l == (cgroup.Limits{}) {
+		l = PodLimits(16, 1)
+	}
+	g, err := cfg.Cgroups.Create(fmt.Sprintf("worker-%d", w.cmd.Process.Pid), l)
 	if err == nil {
 		if err = g.Add(w.cmd.Process.Pid); err != nil {
 			g.Delete()
 		}
 	}
 	if err != nil {
+		w.cgErr = err
+		return
+	}
+	w.group, w.cgMode = g, cfg.Cgroups.Mode()+" "+strings.Join(cfg.Cgroups.Controllers(), ",")
+}
+
+// limit sets the pod's own limits on the worker's cgroup and reports the
+// layer.
+func (w *Worker) limit(cfg Config) Layer {
+	if w.group == nil {
+		return Layer{Name: LayerCgroups, Detail: fmt.Sprint(w.cgErr)}
+	}
+	l := cfg.Limits
+	if l == (cgroup.Limits{}) {
+		l = PodLimits(16, 1)
+	}
+	if err := w.group.Update(l); err != nil {
 		return Layer{Name: LayerCgroups, Detail: err.Error()}
 	}
-	w.group = g
-	return Layer{Name: LayerCgroups, Active: true, Detail: fmt.Sprintf("%s %s: memory %d MiB, pids %d, cpu %.1f",
-		cfg.Cgroups.Mode(), strings.Join(cfg.Cgroups.Controllers(), ","), cfg.Limits.MemoryBytes>>20, cfg.Limits.Pids, cfg.Limits.CPUQuota)}
+	return Layer{Name: LayerCgroups, Active: true, Detail: fmt.Sprintf("%s: memory %d MiB, pids %d, cpu %.1f",
+		w.cgMode, l.MemoryBytes>>20, l.Pids, l.CPUQuota)}
 }
 
 // strictCheck names the first layer a worker could not install.

@@ -39,6 +39,19 @@ type Limits struct {
 	CPUQuota    float64 // cores, e.g. 1.0 = one core per 100ms period
 }
 
+// Update changes the group's limits, e.g. when a worker started ahead of
+// need (already in its group: moving a process between cgroups is the
+// slow part) is given its pod. Zero fields leave that limit as it is.
+func (g *Group) Update(l Limits) error {
+	if err := l.validate(); err != nil {
+		return err
+	}
+	if err := g.update(l); err != nil {
+		return fmt.Errorf("cgroup: update limits of %s: %w", g.name, err)
+	}
+	return nil
+}
+
 // Events counts what the kernel says hit a limit since the group was created.
 type Events struct {
 	OOMKills int64 // processes killed by the OOM killer
@@ -53,16 +66,17 @@ type Manager struct {
 	dirs  map[string]string // controller -> parent directory (all equal on v2)
 	v2    bool
 	// limit writes l into the freshly made group name and returns how to
-	// add a process to it.
-	limit func(name string, l Limits) (add func(pid int) error, err error)
+	// add a process to it and how to change its limits later.
+	limit func(name string, l Limits) (add func(pid int) error, update func(Limits) error, err error)
 }
 
 // Group is the cgroup of one worker.
 type Group struct {
-	name string
-	dirs map[string]string // controller -> group directory
-	v2   bool
-	add  func(pid int) error
+	name   string
+	dirs   map[string]string // controller -> group directory
+	v2     bool
+	add    func(pid int) error
+	update func(Limits) error
 }
 
 // New creates (or reuses, after a crash) the parent cgroup parent below the
@@ -125,7 +139,7 @@ func (m *Manager) Create(name string, l Limits) (*Group, error) {
 		made = append(made, d)
 	}
 	var err error
-	if g.add, err = m.limit(name, l); err != nil {
+	if g.add, g.update, err = m.limit(name, l); err != nil {
 		undo()
 		return nil, fmt.Errorf("cgroup: set limits on %s: %w", name, err)
 	}

@@ -210,34 +210,48 @@ func TestLimitFiles(t *testing.T) {
 			v2:   map[string]string{"memory/memory.max": "max", "pids/pids.max": "max", "cpu/cpu.max": "max 100000"},
 		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			g, err := m.Create("files", tc.limits)
-			if err != nil {
-				t.Fatal(err)
+		for _, update := range []bool{false, true} {
+			if update && tc.limits == (Limits{}) {
+				continue // Update leaves zero fields as they are
 			}
-			defer g.Delete()
-			want := tc.v1
-			if m.v2 {
-				want = tc.v2
-			}
-			for key, w := range want {
-				c, file, _ := strings.Cut(key, "/")
-				dir, ok := g.dirs[c]
-				if !ok {
-					continue // controller unusable here
+			t.Run(fmt.Sprintf("%s/update=%v", tc.name, update), func(t *testing.T) {
+				created := tc.limits
+				if update {
+					created = Limits{MemoryBytes: 64 << 20, Pids: 64, CPUQuota: 2}
 				}
-				b, err := os.ReadFile(filepath.Join(dir, file))
-				if errors.Is(err, os.ErrNotExist) && strings.Contains(file, "sw") {
-					continue // no swap accounting on this kernel
-				}
+				g, err := m.Create("files", created)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := strings.TrimSpace(string(b)); got != w {
-					t.Errorf("%s = %q, want %q", key, got, w)
+				defer g.Delete()
+				if update {
+					if err := g.Update(tc.limits); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-		})
+				want := tc.v1
+				if m.v2 {
+					want = tc.v2
+				}
+				for key, w := range want {
+					c, file, _ := strings.Cut(key, "/")
+					dir, ok := g.dirs[c]
+					if !ok {
+						continue // controller unusable here
+					}
+					b, err := os.ReadFile(filepath.Join(dir, file))
+					if errors.Is(err, os.ErrNotExist) && strings.Contains(file, "sw") {
+						continue // no swap accounting on this kernel
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := strings.TrimSpace(string(b)); got != w {
+						t.Errorf("%s = %q, want %q", key, got, w)
+					}
+				}
+			})
+		}
 	}
 }
 

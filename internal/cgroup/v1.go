@@ -54,12 +54,13 @@ func newV1(parent, mode string) (*Manager, error) {
 	// nothing to cap.
 	_, err = os.Stat(filepath.Join(m.dirs["memory"], "memory.memsw.limit_in_bytes"))
 	swap := err == nil
-	m.limit = func(name string, l Limits) (func(int) error, error) {
+	m.limit = func(name string, l Limits) (func(int) error, func(Limits) error, error) {
 		child, err := cg.New(name, v1Resources(l, swap))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func(pid int) error { return child.AddProc(uint64(pid)) }, nil
+		return func(pid int) error { return child.AddProc(uint64(pid)) },
+			func(l Limits) error { return child.Update(v1Resources(l, swap)) }, nil
 	}
 	return m, nil
 }

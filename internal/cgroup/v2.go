@@ -66,15 +66,16 @@ func newV2(mount, parent string, want []string) (*Manager, error) {
 	swap := exists(filepath.Join(dir, "memory.swap.max"))
 	oomGroup := exists(filepath.Join(dir, "memory.oom.group"))
 	group := path.Join(own, parent)
-	m.limit = func(name string, l Limits) (func(int) error, error) {
+	m.limit = func(name string, l Limits) (func(int) error, func(Limits) error, error) {
 		cg, err := cgroup2.Load(path.Join(group, name), cgroup2.WithMountpoint(mount))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if err := cg.Update(v2Resources(l, m.ctrls, swap, oomGroup)); err != nil {
-			return nil, err
+		update := func(l Limits) error { return cg.Update(v2Resources(l, m.ctrls, swap, oomGroup)) }
+		if err := update(l); err != nil {
+			return nil, nil, err
 		}
-		return func(pid int) error { return cg.AddProc(uint64(pid)) }, nil
+		return func(pid int) error { return cg.AddProc(uint64(pid)) }, update, nil
 	}
 	return m, nil
 }
