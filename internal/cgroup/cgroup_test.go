@@ -210,14 +210,17 @@ func TestLimitFiles(t *testing.T) {
 			v2:   map[string]string{"memory/memory.max": "max", "pids/pids.max": "max", "cpu/cpu.max": "max 100000"},
 		},
 	} {
-		for _, update := range []bool{false, true} {
+		// Created with the limits, or updated to them from higher or from
+		// lower ones (v1 needs the memory writes in a different order).
+		for _, from := range []int64{0, 64 << 20, 16 << 20} {
+			update := from != 0
 			if update && tc.limits == (Limits{}) {
 				continue // Update leaves zero fields as they are
 			}
-			t.Run(fmt.Sprintf("%s/update=%v", tc.name, update), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/update-from=%d", tc.name, from), func(t *testing.T) {
 				created := tc.limits
 				if update {
-					created = Limits{MemoryBytes: 64 << 20, Pids: 64, CPUQuota: 2}
+					created = Limits{MemoryBytes: from, Pids: 64, CPUQuota: 2}
 				}
 				g, err := m.Create("files", created)
 				if err != nil {

@@ -60,7 +60,16 @@ func newV1(parent, mode string) (*Manager, error) {
 			return nil, nil, err
 		}
 		return func(pid int) error { return child.AddProc(uint64(pid)) },
-			func(l Limits) error { return child.Update(v1Resources(l, swap)) }, nil
+			func(l Limits) error {
+				// v1 keeps memory.limit_in_bytes <= memory.memsw.limit_in_bytes
+				// at every write, and the library writes memory first: to
+				// raise both, raise memsw alone first (when lowering, that
+				// write fails harmlessly and the full update does it).
+				if swap && l.MemoryBytes > 0 {
+					child.Update(&specs.LinuxResources{Memory: &specs.LinuxMemory{Swap: &l.MemoryBytes}})
+				}
+				return child.Update(v1Resources(l, swap))
+			}, nil
 	}
 	return m, nil
 }
