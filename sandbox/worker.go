@@ -322,17 +322,25 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 		MeasureSyscalls: cfg.MeasureSyscalls, MaxOutputBytes: cfg.MaxOutputBytes,
 		CompileOnly: cfg.compileOnly,
 	}
-	parts := [][]byte{nil, {0}, cfg.Module}
-	if w.hostID != 0 && cfg.CacheDir != "" {
-		files, data, err := readCacheFiles(cfg.CacheDir)
-		if err != nil {
-			return err
+	var fds []*os.File
+	if w.hostID != 0 {
+		// A jailed worker reads nothing of the host's: its artifact's
+		// cache files come as descriptors, ahead of the load frame.
+		lcfg.CacheDir = ""
+		if cfg.CacheDir != "" {
+			files, opened, err := openCacheFiles(cfg.CacheDir)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				for _, f := range opened {
+					f.Close()
+				}
+			}()
+			lcfg.CacheFiles, fds = files, opened
 		}
-		lcfg.CacheDir, lcfg.CacheFiles = "", files
-		parts = append(parts, data...)
 	}
 	lc, _ := json.Marshal(lcfg)
-	parts[0] = lc
 	timeout := cfg.StartTimeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
@@ -343,7 +351,12 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 	}
 	w.conn.SetDeadline(deadline)
 	defer w.conn.SetDeadline(time.Time{})
-	if err := w.w.write(kindLoad, statusOK, 0, parts...); err != nil {
+	if w.hostID != 0 {
+		if err := sendFDs(w.conn, fds); err != nil {
+			return fmt.Errorf("send cache descriptors: %w", err)
+		}
+	}
+	if err := w.w.write(kindLoad, statusOK, 0, lc, []byte{0}, cfg.Module); err != nil {
 		return fmt.Errorf("send module: %w", err)
 	}
 	var hdr [frameHeaderSize]byte

@@ -83,14 +83,21 @@ func WorkerMain() int {
 	defer conn.Close()
 	// Jail first: a spare worker waits for its module already confined.
 	j := setUp()
-	if err := serveWorker(context.Background(), conn, j); err != nil {
+	var fds []*os.File
+	if j.namespaced {
+		if fds, err = recvFDs(conn); err != nil {
+			fmt.Fprintf(os.Stderr, "worker: %v\n", err)
+			return 2
+		}
+	}
+	if err := serveWorker(context.Background(), conn, j, fds); err != nil {
 		fmt.Fprintf(os.Stderr, "worker: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail) error {
+func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail, fds []*os.File) error {
 	w := &frameWriter{w: conn}
 	var hdr [frameHeaderSize]byte
 	fr, _, err := readFrame(conn, &hdr, nil)
@@ -100,7 +107,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail) error {
 	if fr.kind != kindLoad {
 		return fmt.Errorf("first frame has kind %d, want load", fr.kind)
 	}
-	eng, info, err := load(ctx, fr.payload, j, func() error { return w.write(kindCompiled, statusOK, fr.id) })
+	eng, info, err := load(ctx, fr.payload, j, fds, func() error { return w.write(kindCompiled, statusOK, fr.id) })
 	if err != nil {
 		info.Error = err.Error()
 	}
@@ -137,7 +144,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail) error {
 	}
 }
 
-func load(ctx context.Context, payload []byte, j *jail, compiled func() error) (*engine, loadedInfo, error) {
+func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled func() error) (*engine, loadedInfo, error) {
 	info := loadedInfo{PID: os.Getpid(), Layers: j.layers}
 	cfgJSON, rest, ok := cutByte(payload, 0)
 	if !ok {
@@ -150,13 +157,17 @@ func load(ctx context.Context, payload []byte, j *jail, compiled func() error) (
 	if cfg.ModuleSize < 0 || cfg.ModuleSize > len(rest) {
 		return nil, info, fmt.Errorf("load frame: module size %d, frame holds %d bytes", cfg.ModuleSize, len(rest))
 	}
-	wasm, rest := rest[:cfg.ModuleSize], rest[cfg.ModuleSize:]
+	wasm := rest[:cfg.ModuleSize]
 	cacheDir := cfg.CacheDir
 	if j.namespaced {
 		// The host's cache is out of reach; the worker compiles from its
 		// own copy, in its private tmpfs, and nothing it writes there is
 		// seen by the host or another worker.
-		if err := writeCacheFiles(cacheSubdir, cfg.CacheFiles, rest); err != nil {
+		err := copyCacheFiles(cacheSubdir, cfg.CacheFiles, fds)
+		for _, f := range fds {
+			f.Close()
+		}
+		if err != nil {
 			return nil, info, err
 		}
 		cacheDir = cacheSubdir
