@@ -23,36 +23,23 @@ type cacheFile struct {
 // module and its drivers.
 const maxCacheBytes = 192 << 20
 
-// readCacheFiles reads the cache directory of one artifact (the host's,
-// per digest, so a worker is given nothing of another artifact).
+// readCacheFiles reads the cache directory of one artifact, with
+// openCacheFiles' bounds (a compile-only worker sends its cache back).
 func readCacheFiles(dir string) ([]cacheFile, [][]byte, error) {
-	var files []cacheFile
-	var data [][]byte
-	total := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if os.IsNotExist(err) && path == dir {
-				return filepath.SkipDir
-			}
-			return err
-		}
-		if !d.Type().IsRegular() || strings.HasSuffix(path, ".tmp") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if total += len(b); total > maxCacheBytes {
-			return fmt.Errorf("compilation cache %s holds more than %d MiB", dir, maxCacheBytes>>20)
-		}
-		rel, _ := filepath.Rel(dir, path)
-		files = append(files, cacheFile{Name: rel, Size: len(b)})
-		data = append(data, b)
-		return nil
-	})
+	files, fds, err := openCacheFiles(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read compilation cache: %w", err)
+		return nil, nil, err
+	}
+	data := make([][]byte, len(fds))
+	for i, f := range fds {
+		data[i] = make([]byte, files[i].Size)
+		if _, rerr := io.ReadFull(f, data[i]); rerr != nil && err == nil {
+			err = fmt.Errorf("read compilation cache: %w", rerr)
+		}
+		f.Close()
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	return files, data, nil
 }

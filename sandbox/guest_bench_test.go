@@ -143,7 +143,7 @@ func BenchmarkLoadGoGuest(b *testing.B) {
 		c := cfg
 		if !jailed {
 			name = "unjailed"
-			c.IDs, c.Cgroups, c.Strict, c.MeasureSyscalls = nil, nil, false, true
+			c = unjailed(c)
 		}
 		b.Run(name, func(b *testing.B) {
 			if jailed && !canJail() {

@@ -34,7 +34,10 @@ const namespaceFlags = unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
 
 // jailEnv tells a worker the host started it in its own namespaces; the
 // worker cannot tell reliably (under strace it is not pid 1).
-const jailEnv = "UDFHOST_WORKER_JAIL=1"
+const (
+	jailEnvName = "UDFHOST_WORKER_JAIL"
+	jailEnv     = jailEnvName + "=1"
+)
 
 // scratchDir is the worker's private tmpfs: its copy of the compilation
 // cache, and the only path it may write. It is mounted over /tmp, so the
@@ -69,7 +72,7 @@ func (j *jail) add(name string, err error, detail string) {
 // to an unprivileged id, rlimits, no_new_privs and Landlock. The seccomp
 // filter follows once the module is compiled (installSeccomp).
 func setUp() *jail {
-	j := &jail{namespaced: os.Getenv("UDFHOST_WORKER_JAIL") == "1"}
+	j := &jail{namespaced: os.Getenv(jailEnvName) == "1"}
 	j.add(LayerWazero, nil, "no WASI fs/net/env, fake clock, memory limit, deadline")
 	if j.namespaced {
 		err := mountPrivate()

@@ -261,11 +261,7 @@ func (w *Worker) joinCgroup(cfg Config) {
 		w.cgErr = errors.New("cgroups not available to the host")
 		return
 	}
-	l := cfg.Limits
-	if l == (cgroup.Limits{}) {
-		l = PodLimits(16, 1)
-	}
-	g, err := cfg.Cgroups.Create(fmt.Sprintf("worker-%d", w.cmd.Process.Pid), l)
+	g, err := cfg.Cgroups.Create(fmt.Sprintf("worker-%d", w.cmd.Process.Pid), cgroupLimits(cfg))
 	if err == nil {
 		if err = g.Add(w.cmd.Process.Pid); err != nil {
 			g.Delete()
@@ -278,16 +274,22 @@ func (w *Worker) joinCgroup(cfg Config) {
 	w.group, w.cgMode = g, cfg.Cgroups.Mode()+" "+strings.Join(cfg.Cgroups.Controllers(), ",")
 }
 
+// cgroupLimits are cfg's limits or, for a spare not yet given a pod,
+// those of the smallest pod.
+func cgroupLimits(cfg Config) cgroup.Limits {
+	if cfg.Limits == (cgroup.Limits{}) {
+		return PodLimits(16, 1)
+	}
+	return cfg.Limits
+}
+
 // limit sets the pod's own limits on the worker's cgroup and reports the
 // layer.
 func (w *Worker) limit(cfg Config) Layer {
 	if w.group == nil {
 		return Layer{Name: LayerCgroups, Detail: fmt.Sprint(w.cgErr)}
 	}
-	l := cfg.Limits
-	if l == (cgroup.Limits{}) {
-		l = PodLimits(16, 1)
-	}
+	l := cgroupLimits(cfg)
 	if err := w.group.Update(l); err != nil {
 		return Layer{Name: LayerCgroups, Detail: err.Error()}
 	}
@@ -594,6 +596,9 @@ func (w *Worker) readLoop() {
 // reap waits for the process and gives its id block back: the ids are
 // free only once no process holds them.
 func (w *Worker) reap() error {
+	if w.cmd.ProcessState != nil {
+		return nil // reaped already (Precompile's error path, then its cleanup)
+	}
 	err := w.cmd.Wait()
 	if w.group != nil {
 		w.events = w.group.Events()

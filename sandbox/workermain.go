@@ -172,20 +172,14 @@ func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled
 		}
 		cacheDir = cacheSubdir
 	}
-	if cfg.CompileOnly && cfg.MeasureSyscalls {
-		if c, err := wazero.NewCompilationCacheWithDir(cacheDir); err == nil {
-			c.Close(ctx)
-		}
-		unix.Access(measureMarker, unix.F_OK)
-	}
-	if cfg.CompileOnly && !cfg.MeasureSyscalls {
+	if cfg.CompileOnly {
 		// Validation of an untrusted upload: the optimizing compiler is
 		// the attack surface here, so it runs behind the filter too. The
 		// cache directories are made first (mkdir is not on the list).
 		if c, err := wazero.NewCompilationCacheWithDir(cacheDir); err == nil {
 			c.Close(ctx)
 		}
-		j.add(LayerSeccomp, installSeccomp(), "allowlist "+SeccompProfileHash())
+		installFilter(j, cfg.MeasureSyscalls)
 		info.Layers = j.layers
 	}
 	// Compile before the filter goes up; run no guest code until after it.
@@ -207,12 +201,7 @@ func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled
 		}
 		return nil, info, err
 	}
-	if cfg.MeasureSyscalls {
-		unix.Access(measureMarker, unix.F_OK)
-		j.add(LayerSeccomp, errors.New("skipped: measuring syscalls"), "")
-	} else {
-		j.add(LayerSeccomp, installSeccomp(), "allowlist "+SeccompProfileHash()+"; anything else traps and ends the worker")
-	}
+	installFilter(j, cfg.MeasureSyscalls)
 	info.Layers = j.layers
 	if err := compiled(); err != nil {
 		eng.close(ctx)
@@ -223,6 +212,17 @@ func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled
 		return nil, info, err
 	}
 	return eng, info, nil
+}
+
+// installFilter installs the seccomp filter or, when measuring, marks the
+// point where it would go (scripts/measure-syscalls.sh).
+func installFilter(j *jail, measure bool) {
+	if measure {
+		unix.Access(measureMarker, unix.F_OK)
+		j.add(LayerSeccomp, errors.New("skipped: measuring syscalls"), "")
+		return
+	}
+	j.add(LayerSeccomp, installSeccomp(), "allowlist "+SeccompProfileHash()+"; anything else traps and ends the worker")
 }
 
 func handleCall(ctx context.Context, eng *engine, w *frameWriter, fr frame) {
