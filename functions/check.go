@@ -20,7 +20,7 @@ var batchParams, batchResults = []string{"i32", "i32"}, []string{"i64"}
 // ChooseABI picks and checks the ABI for calling export of art with the
 // given SQL types. want is udfhostv1.ABI_ABI_UNSPECIFIED for automatic: the
 // batch ABI when the module declares it and the export has its shape.
-func ChooseABI(art *artifacts.Artifact, export string, args []udfhostv1.Type, result udfhostv1.Type, want udfhostv1.ABI) (sandbox.ABI, error) {
+func ChooseABI(art *artifacts.Artifact, export string, args []udfhostv1.SqlType, result udfhostv1.SqlType, want udfhostv1.ABI) (sandbox.ABI, error) {
 	var ex *artifacts.Export
 	for i := range art.Exports {
 		if art.Exports[i].Name == export {

@@ -12,24 +12,24 @@ import (
 )
 
 const (
-	tInt     = udfhostv1.Type_TYPE_INT
-	tBigint  = udfhostv1.Type_TYPE_BIGINT
-	tDouble  = udfhostv1.Type_TYPE_DOUBLE
-	tVarchar = udfhostv1.Type_TYPE_VARCHAR
-	tBool    = udfhostv1.Type_TYPE_BOOLEAN
+	tInt     = udfhostv1.SqlType_TYPE_INT
+	tBigint  = udfhostv1.SqlType_TYPE_BIGINT
+	tDouble  = udfhostv1.SqlType_TYPE_DOUBLE
+	tVarchar = udfhostv1.SqlType_TYPE_VARCHAR
+	tBool    = udfhostv1.SqlType_TYPE_BOOLEAN
 )
 
 func TestParseSignature(t *testing.T) {
 	tests := []struct {
 		in      string
-		args    []udfhostv1.Type
-		result  udfhostv1.Type
+		args    []udfhostv1.SqlType
+		result  udfhostv1.SqlType
 		wantErr string
 	}{
-		{in: "(BIGINT, BIGINT) -> BIGINT", args: []udfhostv1.Type{tBigint, tBigint}, result: tBigint},
-		{in: "( varchar )->boolean", args: []udfhostv1.Type{tVarchar}, result: tBool},
+		{in: "(BIGINT, BIGINT) -> BIGINT", args: []udfhostv1.SqlType{tBigint, tBigint}, result: tBigint},
+		{in: "( varchar )->boolean", args: []udfhostv1.SqlType{tVarchar}, result: tBool},
 		{in: "() -> DOUBLE", result: tDouble},
-		{in: "(INTEGER, STRING) -> INT", args: []udfhostv1.Type{tInt, tVarchar}, result: tInt},
+		{in: "(INTEGER, STRING) -> INT", args: []udfhostv1.SqlType{tInt, tVarchar}, result: tInt},
 		{in: "BIGINT -> BIGINT", wantErr: "parentheses"},
 		{in: "(BIGINT, BIGINT)", wantErr: "want \"(ARG"},
 		{in: "(BIGINT, DECIMAL) -> BIGINT", wantErr: "argument 2: unknown type \"DECIMAL\""},
@@ -106,7 +106,7 @@ func TestRegistryPersists(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &Function{Name: "add", Env: "default", Pool: "default", ArtifactID: "art-1", Export: "add",
-		Args: []udfhostv1.Type{tBigint, tBigint}, Result: tBigint, ABI: sandbox.ABIDirect}
+		Args: []udfhostv1.SqlType{tBigint, tBigint}, Result: tBigint, ABI: sandbox.ABIDirect}
 	if err := r.Create(f); err != nil {
 		t.Fatal(err)
 	}

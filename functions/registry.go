@@ -32,8 +32,8 @@ type Function struct {
 	ArtifactID string           `json:"artifact_id"`
 	Digest     string           `json:"digest"`
 	Export     string           `json:"export"`
-	Args       []udfhostv1.Type `json:"args"`
-	Result     udfhostv1.Type   `json:"result"`
+	Args       []udfhostv1.SqlType `json:"args"`
+	Result     udfhostv1.SqlType   `json:"result"`
 	ABI        sandbox.ABI      `json:"abi"`
 	CreatedAt  time.Time        `json:"created_at"`
 }

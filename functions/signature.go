@@ -14,18 +14,18 @@ import (
 // ErrSignature is wrapped by every signature parse or type-check failure.
 var ErrSignature = errors.New("invalid signature")
 
-var typeNames = map[string]udfhostv1.Type{
-	"INT": udfhostv1.Type_TYPE_INT, "INTEGER": udfhostv1.Type_TYPE_INT,
-	"BIGINT":  udfhostv1.Type_TYPE_BIGINT,
-	"FLOAT":   udfhostv1.Type_TYPE_FLOAT,
-	"DOUBLE":  udfhostv1.Type_TYPE_DOUBLE,
-	"BOOLEAN": udfhostv1.Type_TYPE_BOOLEAN,
-	"VARCHAR": udfhostv1.Type_TYPE_VARCHAR, "STRING": udfhostv1.Type_TYPE_VARCHAR,
-	"BYTES": udfhostv1.Type_TYPE_BYTES, "VARBINARY": udfhostv1.Type_TYPE_BYTES,
+var typeNames = map[string]udfhostv1.SqlType{
+	"INT": udfhostv1.SqlType_TYPE_INT, "INTEGER": udfhostv1.SqlType_TYPE_INT,
+	"BIGINT":  udfhostv1.SqlType_TYPE_BIGINT,
+	"FLOAT":   udfhostv1.SqlType_TYPE_FLOAT,
+	"DOUBLE":  udfhostv1.SqlType_TYPE_DOUBLE,
+	"BOOLEAN": udfhostv1.SqlType_TYPE_BOOLEAN,
+	"VARCHAR": udfhostv1.SqlType_TYPE_VARCHAR, "STRING": udfhostv1.SqlType_TYPE_VARCHAR,
+	"BYTES": udfhostv1.SqlType_TYPE_BYTES, "VARBINARY": udfhostv1.SqlType_TYPE_BYTES,
 }
 
 // ParseSignature parses "(T1, T2, …) -> R", case-insensitively.
-func ParseSignature(s string) (args []udfhostv1.Type, result udfhostv1.Type, err error) {
+func ParseSignature(s string) (args []udfhostv1.SqlType, result udfhostv1.SqlType, err error) {
 	params, ret, ok := strings.Cut(s, "->")
 	if !ok {
 		return nil, 0, fmt.Errorf("%w %q: want \"(ARG, …) -> RESULT\"", ErrSignature, s)
@@ -54,7 +54,7 @@ func ParseSignature(s string) (args []udfhostv1.Type, result udfhostv1.Type, err
 	return args, result, nil
 }
 
-func parseType(s string) (udfhostv1.Type, error) {
+func parseType(s string) (udfhostv1.SqlType, error) {
 	name := strings.ToUpper(strings.TrimSpace(s))
 	if t, ok := typeNames[name]; ok {
 		return t, nil
@@ -63,7 +63,7 @@ func parseType(s string) (udfhostv1.Type, error) {
 }
 
 // FormatSignature renders types in the canonical form ParseSignature reads.
-func FormatSignature(args []udfhostv1.Type, result udfhostv1.Type) string {
+func FormatSignature(args []udfhostv1.SqlType, result udfhostv1.SqlType) string {
 	names := make([]string, len(args))
 	for i, t := range args {
 		names[i] = abi.TypeName(t)

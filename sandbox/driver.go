@@ -40,7 +40,7 @@ const (
 
 // driverModule returns the driver for calling export with spec's types.
 func driverModule(spec *FuncSpec) ([]byte, error) {
-	for _, t := range append(append([]udfhostv1.Type{}, spec.Args...), spec.Result) {
+	for _, t := range append(append([]udfhostv1.SqlType{}, spec.Args...), spec.Result) {
 		if DirectWasmType(t) == 0 {
 			return nil, fmt.Errorf("type %v has no direct-ABI mapping", t)
 		}
@@ -67,7 +67,7 @@ func driverModule(spec *FuncSpec) ([]byte, error) {
 	rows := uint32(0)
 	outVals, outValid := uint32(2*n+1), uint32(2*n+2)
 	r := uint32(2*n + 3) // the row counter, the only declared local
-	boolResult := spec.Result == udfhostv1.Type_TYPE_BOOLEAN
+	boolResult := spec.Result == udfhostv1.SqlType_TYPE_BOOLEAN
 	var b []byte
 	get := func(l uint32) { b = append(b, opLocalGet); b = append(b, uleb(l)...) }
 	i32 := func(v int32) { b = append(b, opI32Const); b = append(b, sleb(v)...) }
@@ -132,7 +132,7 @@ func driverModule(spec *FuncSpec) ([]byte, error) {
 		for i, t := range spec.Args {
 			vals := uint32(2*i + 1)
 			switch t {
-			case udfhostv1.Type_TYPE_BOOLEAN:
+			case udfhostv1.SqlType_TYPE_BOOLEAN:
 				bit(vals)
 			default:
 				addr(vals, int32(widthShift(t)))
@@ -171,33 +171,33 @@ func driverModule(spec *FuncSpec) ([]byte, error) {
 	return mod, nil
 }
 
-func widthShift(t udfhostv1.Type) int {
+func widthShift(t udfhostv1.SqlType) int {
 	switch t {
-	case udfhostv1.Type_TYPE_BIGINT, udfhostv1.Type_TYPE_DOUBLE:
+	case udfhostv1.SqlType_TYPE_BIGINT, udfhostv1.SqlType_TYPE_DOUBLE:
 		return 3
 	}
 	return 2
 }
 
-func loadOp(t udfhostv1.Type) byte {
+func loadOp(t udfhostv1.SqlType) byte {
 	switch t {
-	case udfhostv1.Type_TYPE_BIGINT:
+	case udfhostv1.SqlType_TYPE_BIGINT:
 		return opI64Load
-	case udfhostv1.Type_TYPE_FLOAT:
+	case udfhostv1.SqlType_TYPE_FLOAT:
 		return opF32Load
-	case udfhostv1.Type_TYPE_DOUBLE:
+	case udfhostv1.SqlType_TYPE_DOUBLE:
 		return opF64Load
 	}
 	return opI32Load
 }
 
-func storeOp(t udfhostv1.Type) byte {
+func storeOp(t udfhostv1.SqlType) byte {
 	switch t {
-	case udfhostv1.Type_TYPE_BIGINT:
+	case udfhostv1.SqlType_TYPE_BIGINT:
 		return opI64Store
-	case udfhostv1.Type_TYPE_FLOAT:
+	case udfhostv1.SqlType_TYPE_FLOAT:
 		return opF32Store
-	case udfhostv1.Type_TYPE_DOUBLE:
+	case udfhostv1.SqlType_TYPE_DOUBLE:
 		return opF64Store
 	}
 	return opI32Store

@@ -385,7 +385,7 @@ func (e *engine) callDirect(ctx context.Context, inst *instance, spec *FuncSpec,
 	outOff := align8(directBase + len(input))
 	valuesOff := outOff + 48
 	valuesLen := rows << widthShift(spec.Result)
-	if spec.Result == udfhostv1.Type_TYPE_BOOLEAN {
+	if spec.Result == udfhostv1.SqlType_TYPE_BOOLEAN {
 		valuesLen = (rows + 7) / 8
 	}
 	validityOff := align8(valuesOff + valuesLen)
@@ -449,15 +449,15 @@ func checkDirect(def api.FunctionDefinition, spec *FuncSpec) error {
 
 // DirectWasmType is the wasm value type a SQL type maps to in the direct
 // ABI, or 0 if the type has no direct mapping (VARCHAR, BYTES).
-func DirectWasmType(t udfhostv1.Type) api.ValueType {
+func DirectWasmType(t udfhostv1.SqlType) api.ValueType {
 	switch t {
-	case udfhostv1.Type_TYPE_INT, udfhostv1.Type_TYPE_BOOLEAN:
+	case udfhostv1.SqlType_TYPE_INT, udfhostv1.SqlType_TYPE_BOOLEAN:
 		return api.ValueTypeI32
-	case udfhostv1.Type_TYPE_BIGINT:
+	case udfhostv1.SqlType_TYPE_BIGINT:
 		return api.ValueTypeI64
-	case udfhostv1.Type_TYPE_FLOAT:
+	case udfhostv1.SqlType_TYPE_FLOAT:
 		return api.ValueTypeF32
-	case udfhostv1.Type_TYPE_DOUBLE:
+	case udfhostv1.SqlType_TYPE_DOUBLE:
 		return api.ValueTypeF64
 	}
 	return 0

@@ -90,7 +90,7 @@ func TestMeasureSyscalls(t *testing.T) {
 
 	g := start(goGuest(t, "affine"), false)
 	big := bigint2[0]
-	aff := &FuncSpec{Export: "affine", ABI: ABIBatch, Args: []udfhostv1.Type{big, big, big}, Result: big}
+	aff := &FuncSpec{Export: "affine", ABI: ABIBatch, Args: []udfhostv1.SqlType{big, big, big}, Result: big}
 	in := abi.AppendInput(nil, bigintBatch(3, 1024))
 	for i := 0; i < 2000; i++ {
 		if _, err := g.Call(ctx, aff, time.Second, in); err != nil {

@@ -21,8 +21,8 @@ const (
 type FuncSpec struct {
 	Export string
 	ABI    ABI
-	Args   []udfhostv1.Type
-	Result udfhostv1.Type
+	Args   []udfhostv1.SqlType
+	Result udfhostv1.SqlType
 }
 
 // callHeader layout (then args, export name, zero padding to 8 bytes, input):
@@ -56,13 +56,13 @@ func appendCallHeader(dst []byte, spec *FuncSpec, deadlineMS uint32, flags byte)
 
 // parseCallHeader returns the spec, the deadline, the flags and the input
 // region. args is reused for the argument types.
-func parseCallHeader(p []byte, args []udfhostv1.Type) (FuncSpec, uint32, byte, []byte, error) {
+func parseCallHeader(p []byte, args []udfhostv1.SqlType) (FuncSpec, uint32, byte, []byte, error) {
 	if len(p) < callHeaderSize {
 		return FuncSpec{}, 0, 0, nil, fmt.Errorf("call frame of %d bytes is shorter than its header", len(p))
 	}
 	flags := p[7]
 	deadline := binary.LittleEndian.Uint32(p[0:])
-	spec := FuncSpec{ABI: ABI(p[4]), Result: udfhostv1.Type(p[5])}
+	spec := FuncSpec{ABI: ABI(p[4]), Result: udfhostv1.SqlType(p[5])}
 	nargs := int(p[6])
 	nameLen := int(binary.LittleEndian.Uint16(p[8:]))
 	end := callHeaderSize + nargs + nameLen
@@ -71,7 +71,7 @@ func parseCallHeader(p []byte, args []udfhostv1.Type) (FuncSpec, uint32, byte, [
 	}
 	args = args[:0]
 	for _, b := range p[callHeaderSize : callHeaderSize+nargs] {
-		args = append(args, udfhostv1.Type(b))
+		args = append(args, udfhostv1.SqlType(b))
 	}
 	spec.Args = args
 	spec.Export = string(p[callHeaderSize+nargs : end])

@@ -89,12 +89,12 @@ func startWorker(t testing.TB, cfg Config) *Worker {
 	return w
 }
 
-var bigint2 = []udfhostv1.Type{udfhostv1.Type_TYPE_BIGINT, udfhostv1.Type_TYPE_BIGINT}
+var bigint2 = []udfhostv1.SqlType{udfhostv1.SqlType_TYPE_BIGINT, udfhostv1.SqlType_TYPE_BIGINT}
 
 // input lays out a two-BIGINT-column batch.
 func input(a, b []int64) []byte {
 	col := func(v []int64) *udfhostv1.Column {
-		c := &udfhostv1.Column{Type: udfhostv1.Type_TYPE_BIGINT}
+		c := &udfhostv1.Column{Type: udfhostv1.SqlType_TYPE_BIGINT}
 		for _, x := range v {
 			c.Values = binary.LittleEndian.AppendUint64(c.Values, uint64(x))
 		}
@@ -105,12 +105,12 @@ func input(a, b []int64) []byte {
 }
 
 func call(w *Worker, export string, deadline time.Duration, a, b []int64) ([]int64, error) {
-	spec := &FuncSpec{Export: export, ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT}
+	spec := &FuncSpec{Export: export, ABI: ABIDirect, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT}
 	out, err := w.Call(context.Background(), spec, deadline, input(a, b))
 	if err != nil {
 		return nil, err
 	}
-	col, _, err := abi.DecodeOutput(out, len(a), udfhostv1.Type_TYPE_BIGINT)
+	col, _, err := abi.DecodeOutput(out, len(a), udfhostv1.SqlType_TYPE_BIGINT)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +289,7 @@ func benchCallDirect(b *testing.B, cfg Config) {
 		a[i] = int64(i)
 	}
 	in := input(a, a)
-	spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT}
+	spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT}
 	b.SetBytes(int64(len(in)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -316,7 +316,7 @@ func benchEngineDirect(b *testing.B, precise bool) {
 	defer e.close(ctx)
 	a := make([]int64, 1024)
 	in := input(a, a)
-	spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT}
+	spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT}
 	runEngine(b, e, spec, in)
 }
 
@@ -330,7 +330,7 @@ func BenchmarkCallDirectBigint1024Parallel(b *testing.B) {
 			w := startWorker(b, cfg)
 			a := make([]int64, 1024)
 			in := input(a, a)
-			spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT}
+			spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT}
 			b.SetParallelism(inflight / runtime.GOMAXPROCS(0))
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -364,14 +364,14 @@ func benchWorkerStart(b *testing.B, cfg Config) {
 
 func TestPrepareChecksTheExport(t *testing.T) {
 	w := startWorker(t, testConfig(t, compileWAT(t, testWAT)))
-	good := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT}
+	good := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT}
 	if err := w.Prepare(context.Background(), good); err != nil {
 		t.Fatalf("prepare add: %v", err)
 	}
 	for _, bad := range []*FuncSpec{
-		{Export: "nope", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT},
-		{Export: "add", ABI: ABIDirect, Args: bigint2[:1], Result: udfhostv1.Type_TYPE_BIGINT},
-		{Export: "add", ABI: ABIBatch, Args: bigint2, Result: udfhostv1.Type_TYPE_BIGINT},
+		{Export: "nope", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT},
+		{Export: "add", ABI: ABIDirect, Args: bigint2[:1], Result: udfhostv1.SqlType_TYPE_BIGINT},
+		{Export: "add", ABI: ABIBatch, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT},
 	} {
 		if err := w.Prepare(context.Background(), bad); !errors.Is(err, ErrBadRequest) {
 			t.Errorf("prepare %+v: %v, want ErrBadRequest", bad, err)

@@ -226,7 +226,7 @@ func installFilter(j *jail, measure bool) {
 }
 
 func handleCall(ctx context.Context, eng *engine, w *frameWriter, fr frame) {
-	var argBuf [16]udfhostv1.Type
+	var argBuf [16]udfhostv1.SqlType
 	spec, deadlineMS, flags, input, err := parseCallHeader(fr.payload, argBuf[:0])
 	if err != nil {
 		w.write(kindResult, statusBadRequest, fr.id, []byte(err.Error()))

@@ -22,7 +22,7 @@ type functionJSON struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
-func functionView(f *udfhostv1.Function) functionJSON {
+func functionView(f *udfhostv1.FunctionInfo) functionJSON {
 	abi := "direct"
 	if f.Abi == udfhostv1.ABI_ABI_BATCH {
 		abi = "batch"

@@ -55,31 +55,31 @@ var le = binary.LittleEndian
 
 // fixedWidth returns the byte width of a fixed-width type, 0 for BOOLEAN
 // (bit-packed) and -1 for VARCHAR, BYTES and invalid types.
-func fixedWidth(t udfhostv1.Type) int {
+func fixedWidth(t udfhostv1.SqlType) int {
 	switch t {
-	case udfhostv1.Type_TYPE_INT, udfhostv1.Type_TYPE_FLOAT:
+	case udfhostv1.SqlType_TYPE_INT, udfhostv1.SqlType_TYPE_FLOAT:
 		return 4
-	case udfhostv1.Type_TYPE_BIGINT, udfhostv1.Type_TYPE_DOUBLE:
+	case udfhostv1.SqlType_TYPE_BIGINT, udfhostv1.SqlType_TYPE_DOUBLE:
 		return 8
-	case udfhostv1.Type_TYPE_BOOLEAN:
+	case udfhostv1.SqlType_TYPE_BOOLEAN:
 		return 0
 	}
 	return -1
 }
 
-func validType(t udfhostv1.Type) bool {
-	return t >= udfhostv1.Type_TYPE_INT && t <= udfhostv1.Type_TYPE_BYTES
+func validType(t udfhostv1.SqlType) bool {
+	return t >= udfhostv1.SqlType_TYPE_INT && t <= udfhostv1.SqlType_TYPE_BYTES
 }
 
-func isVarlen(t udfhostv1.Type) bool {
-	return t == udfhostv1.Type_TYPE_VARCHAR || t == udfhostv1.Type_TYPE_BYTES
+func isVarlen(t udfhostv1.SqlType) bool {
+	return t == udfhostv1.SqlType_TYPE_VARCHAR || t == udfhostv1.SqlType_TYPE_BYTES
 }
 
 // bitmapLen is ceil(rows/8).
 func bitmapLen(rows int) int { return (rows + 7) >> 3 }
 
 // valuesLen is the exact size of the values buffer of a fixed-width column.
-func valuesLen(t udfhostv1.Type, rows int) int {
+func valuesLen(t udfhostv1.SqlType, rows int) int {
 	if w := fixedWidth(t); w > 0 {
 		return w * rows
 	}
@@ -89,21 +89,21 @@ func valuesLen(t udfhostv1.Type, rows int) int {
 func align8(n int) int { return (n + 7) &^ 7 }
 
 // TypeName returns the SQL name of t ("BIGINT"), or its number if unknown.
-func TypeName(t udfhostv1.Type) string {
+func TypeName(t udfhostv1.SqlType) string {
 	switch t {
-	case udfhostv1.Type_TYPE_INT:
+	case udfhostv1.SqlType_TYPE_INT:
 		return "INT"
-	case udfhostv1.Type_TYPE_BIGINT:
+	case udfhostv1.SqlType_TYPE_BIGINT:
 		return "BIGINT"
-	case udfhostv1.Type_TYPE_FLOAT:
+	case udfhostv1.SqlType_TYPE_FLOAT:
 		return "FLOAT"
-	case udfhostv1.Type_TYPE_DOUBLE:
+	case udfhostv1.SqlType_TYPE_DOUBLE:
 		return "DOUBLE"
-	case udfhostv1.Type_TYPE_BOOLEAN:
+	case udfhostv1.SqlType_TYPE_BOOLEAN:
 		return "BOOLEAN"
-	case udfhostv1.Type_TYPE_VARCHAR:
+	case udfhostv1.SqlType_TYPE_VARCHAR:
 		return "VARCHAR"
-	case udfhostv1.Type_TYPE_BYTES:
+	case udfhostv1.SqlType_TYPE_BYTES:
 		return "BYTES"
 	}
 	return "type " + strconv.FormatInt(int64(t), 10)

@@ -18,7 +18,7 @@ func TestInputRoundTrip(t *testing.T) {
 			// One batch holding every type, twice, so that buffers of several
 			// columns follow each other.
 			b := &udfhostv1.Batch{Rows: uint32(rows)}
-			var types []udfhostv1.Type
+			var types []udfhostv1.SqlType
 			for range 2 {
 				for _, typ := range allTypes {
 					b.Columns = append(b.Columns, sampleColumn(typ, rows, nulls))
@@ -68,7 +68,7 @@ func TestInputRoundTrip(t *testing.T) {
 func TestAppendInputEmptyOffsets(t *testing.T) {
 	// Arrow allows an empty offsets buffer for an empty VARCHAR column.
 	b := &udfhostv1.Batch{Columns: []*udfhostv1.Column{{Type: tVarchar}}}
-	if err := ValidateBatch(b, []udfhostv1.Type{tVarchar}); err != nil {
+	if err := ValidateBatch(b, []udfhostv1.SqlType{tVarchar}); err != nil {
 		t.Fatal(err)
 	}
 	in, err := ParseInput(AppendInput(nil, b))
@@ -84,7 +84,7 @@ func TestAppendInputTrimsValues(t *testing.T) {
 	c := sampleColumn(tVarchar, 5, true)
 	c.Values = append(c.Values, "unused tail"...)
 	b := &udfhostv1.Batch{Rows: 5, Columns: []*udfhostv1.Column{c}}
-	if err := ValidateBatch(b, []udfhostv1.Type{tVarchar}); err != nil {
+	if err := ValidateBatch(b, []udfhostv1.SqlType{tVarchar}); err != nil {
 		t.Fatal(err)
 	}
 	in, err := ParseInput(AppendInput(nil, b))
@@ -99,7 +99,7 @@ func TestAppendInputTrimsValues(t *testing.T) {
 
 func TestValidateBatchErrors(t *testing.T) {
 	le := binary.LittleEndian
-	good := func(typ udfhostv1.Type) *udfhostv1.Column { return sampleColumn(typ, 9, true) }
+	good := func(typ udfhostv1.SqlType) *udfhostv1.Column { return sampleColumn(typ, 9, true) }
 	offs := func(o ...uint32) []byte {
 		var b []byte
 		for _, x := range o {
@@ -111,22 +111,22 @@ func TestValidateBatchErrors(t *testing.T) {
 		name  string
 		rows  uint32
 		cols  []*udfhostv1.Column
-		types []udfhostv1.Type
+		types []udfhostv1.SqlType
 		want  string
 	}{
-		{"column count", 9, []*udfhostv1.Column{good(tInt)}, []udfhostv1.Type{tInt, tInt}, "1 columns, the function takes 2"},
-		{"nil column", 9, []*udfhostv1.Column{good(tInt), nil}, []udfhostv1.Type{tInt, tInt}, "column 2: missing"},
-		{"type", 9, []*udfhostv1.Column{good(tInt), good(tBigint)}, []udfhostv1.Type{tInt, tDouble}, "column 2: type BIGINT, want DOUBLE"},
-		{"bad declared type", 9, []*udfhostv1.Column{good(tInt)}, []udfhostv1.Type{0}, "invalid argument"},
-		{"fixed length", 10, []*udfhostv1.Column{good(tBigint)}, []udfhostv1.Type{tBigint}, "column 1: values are 72 bytes, want 80"},
-		{"bool length", 17, []*udfhostv1.Column{{Type: tBool, Values: make([]byte, 2)}}, []udfhostv1.Type{tBool}, "values are 2 bytes, want 3"},
-		{"validity length", 9, []*udfhostv1.Column{{Type: tInt, Validity: []byte{1}, Values: make([]byte, 36)}}, []udfhostv1.Type{tInt}, "validity is 1 bytes, want 0 or 2"},
-		{"offsets on fixed", 1, []*udfhostv1.Column{{Type: tInt, Offsets: offs(0, 0), Values: make([]byte, 4)}}, []udfhostv1.Type{tInt}, "want none"},
-		{"offsets length", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 1), Values: []byte("ab")}}, []udfhostv1.Type{tVarchar}, "offsets are 8 bytes, want 12"},
-		{"first offset", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(1, 1, 2), Values: []byte("ab")}}, []udfhostv1.Type{tVarchar}, "first offset is 1"},
-		{"monotonic", 2, []*udfhostv1.Column{{Type: tBytes, Offsets: offs(0, 2, 1), Values: []byte("ab")}}, []udfhostv1.Type{tBytes}, "not monotonic at row 1"},
-		{"negative", 2, []*udfhostv1.Column{{Type: tBytes, Offsets: offs(0, 1, 0x80000000), Values: []byte("ab")}}, []udfhostv1.Type{tBytes}, "not monotonic"},
-		{"past values", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 1, 3), Values: []byte("ab")}}, []udfhostv1.Type{tVarchar}, "last offset 3 is past the 2 bytes"},
+		{"column count", 9, []*udfhostv1.Column{good(tInt)}, []udfhostv1.SqlType{tInt, tInt}, "1 columns, the function takes 2"},
+		{"nil column", 9, []*udfhostv1.Column{good(tInt), nil}, []udfhostv1.SqlType{tInt, tInt}, "column 2: missing"},
+		{"type", 9, []*udfhostv1.Column{good(tInt), good(tBigint)}, []udfhostv1.SqlType{tInt, tDouble}, "column 2: type BIGINT, want DOUBLE"},
+		{"bad declared type", 9, []*udfhostv1.Column{good(tInt)}, []udfhostv1.SqlType{0}, "invalid argument"},
+		{"fixed length", 10, []*udfhostv1.Column{good(tBigint)}, []udfhostv1.SqlType{tBigint}, "column 1: values are 72 bytes, want 80"},
+		{"bool length", 17, []*udfhostv1.Column{{Type: tBool, Values: make([]byte, 2)}}, []udfhostv1.SqlType{tBool}, "values are 2 bytes, want 3"},
+		{"validity length", 9, []*udfhostv1.Column{{Type: tInt, Validity: []byte{1}, Values: make([]byte, 36)}}, []udfhostv1.SqlType{tInt}, "validity is 1 bytes, want 0 or 2"},
+		{"offsets on fixed", 1, []*udfhostv1.Column{{Type: tInt, Offsets: offs(0, 0), Values: make([]byte, 4)}}, []udfhostv1.SqlType{tInt}, "want none"},
+		{"offsets length", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 1), Values: []byte("ab")}}, []udfhostv1.SqlType{tVarchar}, "offsets are 8 bytes, want 12"},
+		{"first offset", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(1, 1, 2), Values: []byte("ab")}}, []udfhostv1.SqlType{tVarchar}, "first offset is 1"},
+		{"monotonic", 2, []*udfhostv1.Column{{Type: tBytes, Offsets: offs(0, 2, 1), Values: []byte("ab")}}, []udfhostv1.SqlType{tBytes}, "not monotonic at row 1"},
+		{"negative", 2, []*udfhostv1.Column{{Type: tBytes, Offsets: offs(0, 1, 0x80000000), Values: []byte("ab")}}, []udfhostv1.SqlType{tBytes}, "not monotonic"},
+		{"past values", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 1, 3), Values: []byte("ab")}}, []udfhostv1.SqlType{tVarchar}, "last offset 3 is past the 2 bytes"},
 	}
 	for _, tc := range tests {
 		err := ValidateBatch(&udfhostv1.Batch{Rows: tc.rows, Columns: tc.cols}, tc.types)
@@ -186,7 +186,7 @@ type outputCase struct {
 // their message and are NULL, other rows equal want.col.
 func checkDecoded(t *testing.T, name string, got *udfhostv1.Column, gotErrs []*udfhostv1.RowError, want outputCase) {
 	t.Helper()
-	if err := ValidateBatch(&udfhostv1.Batch{Rows: uint32(want.rows), Columns: []*udfhostv1.Column{got}}, []udfhostv1.Type{want.col.Type}); err != nil {
+	if err := ValidateBatch(&udfhostv1.Batch{Rows: uint32(want.rows), Columns: []*udfhostv1.Column{got}}, []udfhostv1.SqlType{want.col.Type}); err != nil {
 		t.Errorf("%s: decoded column is not a valid batch column: %v", name, err)
 	}
 	if len(gotErrs) != len(want.errs) {
@@ -277,7 +277,7 @@ func TestCopyOutputErrors(t *testing.T) {
 		raw    func(o *rawOutput)
 		mutate func(r []byte)
 		rows   int
-		typ    udfhostv1.Type
+		typ    udfhostv1.SqlType
 		want   string
 	}{
 		{name: "rows mismatch", rows: 10, want: "9 rows, want 10"},
@@ -416,7 +416,7 @@ func TestDecodeOutputErrors(t *testing.T) {
 
 func TestOutputBuilder(t *testing.T) {
 	var b OutputBuilder
-	for _, typ := range []udfhostv1.Type{tInt, tBigint, tFloat, tDouble, tBool} {
+	for _, typ := range []udfhostv1.SqlType{tInt, tBigint, tFloat, tDouble, tBool} {
 		for _, rows := range rowCounts {
 			want := outputCase{col: sampleColumn(typ, rows, true), rows: rows, errs: map[int]string{}}
 			b.Reset(typ, rows)

@@ -44,7 +44,7 @@ func FuzzParseInput(f *testing.F) {
 		// Every accessor works on every row, and the parsed columns form a
 		// valid batch that survives a round trip.
 		b := &udfhostv1.Batch{Rows: uint32(in.Rows)}
-		types := make([]udfhostv1.Type, len(in.Cols))
+		types := make([]udfhostv1.SqlType, len(in.Cols))
 		for i := range in.Cols {
 			c := &in.Cols[i]
 			for row := range in.Rows {
@@ -67,7 +67,7 @@ func FuzzParseInput(f *testing.F) {
 }
 
 // seedOutputs returns guest-style output regions with their rows and type.
-func seedOutputs() (regions [][]byte, rows []int, types []udfhostv1.Type) {
+func seedOutputs() (regions [][]byte, rows []int, types []udfhostv1.SqlType) {
 	for _, typ := range allTypes {
 		for _, n := range []int{0, 3, 9} {
 			raw := rawFromColumn(sampleColumn(typ, n, true), n)
@@ -94,7 +94,7 @@ func FuzzCopyOutput(f *testing.F) {
 	f.Add([]byte{}, uint32(0), uint32(0), uint16(0), uint8(tInt))
 	f.Add(make([]byte, 64), uint32(8), uint32(0xfffffff0), uint16(1), uint8(tBool))
 	f.Fuzz(func(t *testing.T, mem []byte, ptr, n uint32, rows uint16, typ uint8) {
-		out, err := CopyOutput(nil, mem, ptr, n, int(rows), udfhostv1.Type(typ))
+		out, err := CopyOutput(nil, mem, ptr, n, int(rows), udfhostv1.SqlType(typ))
 		if err != nil {
 			if !errors.Is(err, ErrBadOutput) && !errors.Is(err, ErrBatchFailed) {
 				t.Fatalf("error wraps neither ErrBadOutput nor ErrBatchFailed: %v", err)
@@ -103,12 +103,12 @@ func FuzzCopyOutput(f *testing.F) {
 		}
 		// Whatever CopyOutput accepts, DecodeOutput accepts, and the column
 		// is a valid batch column.
-		col, errs, err := DecodeOutput(out, int(rows), udfhostv1.Type(typ))
+		col, errs, err := DecodeOutput(out, int(rows), udfhostv1.SqlType(typ))
 		if err != nil {
 			t.Fatalf("DecodeOutput rejects CopyOutput's region: %v", err)
 		}
 		b := &udfhostv1.Batch{Rows: uint32(rows), Columns: []*udfhostv1.Column{col}}
-		if err := ValidateBatch(b, []udfhostv1.Type{udfhostv1.Type(typ)}); err != nil {
+		if err := ValidateBatch(b, []udfhostv1.SqlType{udfhostv1.SqlType(typ)}); err != nil {
 			t.Fatalf("decoded column is invalid: %v", err)
 		}
 		for _, e := range errs {
@@ -133,7 +133,7 @@ func FuzzDecodeOutput(f *testing.F) {
 	b.SetError(4, "four")
 	f.Add(b.AppendTo(nil), uint16(10), uint8(tDouble))
 	f.Fuzz(func(t *testing.T, buf []byte, rows uint16, typ uint8) {
-		col, errs, err := DecodeOutput(buf, int(rows), udfhostv1.Type(typ))
+		col, errs, err := DecodeOutput(buf, int(rows), udfhostv1.SqlType(typ))
 		if err != nil {
 			if !errors.Is(err, ErrBadOutput) {
 				t.Fatalf("error does not wrap ErrBadOutput: %v", err)
@@ -141,7 +141,7 @@ func FuzzDecodeOutput(f *testing.F) {
 			return
 		}
 		b := &udfhostv1.Batch{Rows: uint32(rows), Columns: []*udfhostv1.Column{col}}
-		if err := ValidateBatch(b, []udfhostv1.Type{udfhostv1.Type(typ)}); err != nil {
+		if err := ValidateBatch(b, []udfhostv1.SqlType{udfhostv1.SqlType(typ)}); err != nil {
 			t.Fatalf("decoded column is invalid: %v", err)
 		}
 		c := protoCol(col)
@@ -197,13 +197,13 @@ func FuzzValidateBatch(f *testing.F) {
 		}
 		// The batch's own types (so valid batches get through), a fixed
 		// list, and nothing.
-		own := make([]udfhostv1.Type, len(b.Columns))
+		own := make([]udfhostv1.SqlType, len(b.Columns))
 		for i, c := range b.Columns {
 			if c != nil {
 				own[i] = c.Type
 			}
 		}
-		for _, types := range [][]udfhostv1.Type{own, {tBigint, tBigint}, allTypes, nil} {
+		for _, types := range [][]udfhostv1.SqlType{own, {tBigint, tBigint}, allTypes, nil} {
 			if ValidateBatch(&b, types) != nil {
 				continue
 			}

@@ -11,23 +11,23 @@ import (
 )
 
 const (
-	tInt     = udfhostv1.Type_TYPE_INT
-	tBigint  = udfhostv1.Type_TYPE_BIGINT
-	tFloat   = udfhostv1.Type_TYPE_FLOAT
-	tDouble  = udfhostv1.Type_TYPE_DOUBLE
-	tBool    = udfhostv1.Type_TYPE_BOOLEAN
-	tVarchar = udfhostv1.Type_TYPE_VARCHAR
-	tBytes   = udfhostv1.Type_TYPE_BYTES
+	tInt     = udfhostv1.SqlType_TYPE_INT
+	tBigint  = udfhostv1.SqlType_TYPE_BIGINT
+	tFloat   = udfhostv1.SqlType_TYPE_FLOAT
+	tDouble  = udfhostv1.SqlType_TYPE_DOUBLE
+	tBool    = udfhostv1.SqlType_TYPE_BOOLEAN
+	tVarchar = udfhostv1.SqlType_TYPE_VARCHAR
+	tBytes   = udfhostv1.SqlType_TYPE_BYTES
 )
 
-var allTypes = []udfhostv1.Type{tInt, tBigint, tFloat, tDouble, tBool, tVarchar, tBytes}
+var allTypes = []udfhostv1.SqlType{tInt, tBigint, tFloat, tDouble, tBool, tVarchar, tBytes}
 
 // sampleNull is the NULL pattern of sample columns: rows 1, 4, 7, ...
 func sampleNull(i int) bool { return i%3 == 1 }
 
 // sampleValue is the value of row i of a sample column of type t, as
 // returned by colValue.
-func sampleValue(t udfhostv1.Type, i int) any {
+func sampleValue(t udfhostv1.SqlType, i int) any {
 	switch t {
 	case tInt:
 		return int32(i*7 - 50)
@@ -57,7 +57,7 @@ type colBuilder struct {
 	null bool
 }
 
-func newColBuilder(t udfhostv1.Type) *colBuilder {
+func newColBuilder(t udfhostv1.SqlType) *colBuilder {
 	b := &colBuilder{c: udfhostv1.Column{Type: t}}
 	if isVarlen(t) {
 		b.c.Offsets = binary.LittleEndian.AppendUint32(nil, 0)
@@ -117,7 +117,7 @@ func (b *colBuilder) column() *udfhostv1.Column {
 
 // sampleColumn returns a column of rows sample values of type t, with NULLs
 // if nulls is set.
-func sampleColumn(t udfhostv1.Type, rows int, nulls bool) *udfhostv1.Column {
+func sampleColumn(t udfhostv1.SqlType, rows int, nulls bool) *udfhostv1.Column {
 	b := newColBuilder(t)
 	for i := range rows {
 		if nulls && sampleNull(i) {
@@ -187,7 +187,7 @@ func checkColumn(t *testing.T, name string, got, want *Col, rows int) {
 // rawOutput describes an output region as a guest might lay it out.
 type rawOutput struct {
 	rows      int
-	typ       udfhostv1.Type
+	typ       udfhostv1.SqlType
 	validity  []byte // nil: none
 	offsets   []byte // VARCHAR/BYTES
 	values    []byte

@@ -15,7 +15,7 @@ import (
 // (rows+1)*4, starting at 0, monotonic, last <= len(values)). A VARCHAR or
 // BYTES column of an empty batch may also have empty offsets. Errors name the
 // column (1-based) and the problem.
-func ValidateBatch(b *udfhostv1.Batch, types []udfhostv1.Type) error {
+func ValidateBatch(b *udfhostv1.Batch, types []udfhostv1.SqlType) error {
 	if b == nil {
 		return fmt.Errorf("batch is missing")
 	}
@@ -34,7 +34,7 @@ func ValidateBatch(b *udfhostv1.Batch, types []udfhostv1.Type) error {
 	return nil
 }
 
-func validateColumn(c *udfhostv1.Column, want udfhostv1.Type, rows int) error {
+func validateColumn(c *udfhostv1.Column, want udfhostv1.SqlType, rows int) error {
 	if c == nil {
 		return fmt.Errorf("missing")
 	}
@@ -179,7 +179,7 @@ type Input struct {
 // Offsets is set for VARCHAR and BYTES only. The accessors assume a Col from
 // ParseInput and a row in [0, Rows).
 type Col struct {
-	Type     udfhostv1.Type
+	Type     udfhostv1.SqlType
 	Validity []byte
 	Offsets  []byte
 	Values   []byte
@@ -214,7 +214,7 @@ func ParseInput(buf []byte) (Input, error) {
 }
 
 func parseInputCol(buf, d []byte, hdr, rows int, c *Col) error {
-	c.Type = udfhostv1.Type(le.Uint32(d))
+	c.Type = udfhostv1.SqlType(le.Uint32(d))
 	voff, ooff := le.Uint32(d[4:]), le.Uint32(d[8:])
 	valoff, vallen := le.Uint32(d[12:]), le.Uint32(d[16:])
 	if !validType(c.Type) {

@@ -28,7 +28,7 @@ func badOutput(format string, args ...any) error {
 
 // parseOutput checks every field, offset and length of the output region r
 // against rows and typ, and the offsets and error entries it points to.
-func parseOutput(r []byte, rows int, typ udfhostv1.Type) (v outView, err error) {
+func parseOutput(r []byte, rows int, typ udfhostv1.SqlType) (v outView, err error) {
 	if !validType(typ) {
 		return v, badOutput("invalid result %s", TypeName(typ))
 	}
@@ -44,7 +44,7 @@ func parseOutput(r []byte, rows int, typ udfhostv1.Type) (v outView, err error) 
 	if got := le.Uint32(r[8:]); uint64(got) != uint64(rows) {
 		return v, badOutput("%d rows, want %d", got, rows)
 	}
-	if got := udfhostv1.Type(le.Uint32(r[12:])); got != typ {
+	if got := udfhostv1.SqlType(le.Uint32(r[12:])); got != typ {
 		return v, badOutput("result type %s, want %s", TypeName(got), TypeName(typ))
 	}
 	if le.Uint32(r[40:])|le.Uint32(r[44:]) != 0 {
@@ -164,7 +164,7 @@ func errorOrder(errs []byte) ([]int32, error) {
 }
 
 // putOutputHeader writes a compact output region's header.
-func putOutputHeader(r []byte, rows int, typ udfhostv1.Type, voff, ooff, valoff, vallen, nerr, eoff int) {
+func putOutputHeader(r []byte, rows int, typ udfhostv1.SqlType, voff, ooff, valoff, vallen, nerr, eoff int) {
 	le.PutUint32(r[0:], OutputMagic)
 	le.PutUint32(r[4:], Version)
 	le.PutUint32(r[8:], uint32(rows))
@@ -185,7 +185,7 @@ func putOutputHeader(r []byte, rows int, typ udfhostv1.Type, voff, ooff, valoff,
 // the validity bitmap and messages cut to MaxMessageLen bytes. Inconsistent
 // regions yield an error wrapping ErrBadOutput (dst is then returned
 // unchanged); ptr == 0 && n == 0 yields ErrBatchFailed.
-func CopyOutput(dst, mem []byte, ptr, n uint32, rows int, typ udfhostv1.Type) ([]byte, error) {
+func CopyOutput(dst, mem []byte, ptr, n uint32, rows int, typ udfhostv1.SqlType) ([]byte, error) {
 	if ptr == 0 && n == 0 {
 		return dst, ErrBatchFailed
 	}
@@ -263,7 +263,7 @@ func CopyOutput(dst, mem []byte, ptr, n uint32, rows int, typ udfhostv1.Type) ([
 	}
 	valoff := pos
 	pos = putAligned(r, pos, values)
-	if typ == udfhostv1.Type_TYPE_BOOLEAN {
+	if typ == udfhostv1.SqlType_TYPE_BOOLEAN {
 		maskTail(r[valoff:valoff+len(values)], rows)
 	}
 	eoff := pos
@@ -291,7 +291,7 @@ func CopyOutput(dst, mem []byte, ptr, n uint32, rows int, typ udfhostv1.Type) ([
 // alias buf, and its row errors. It checks the region again, and that error
 // rows are strictly increasing and NULL; errors wrap ErrBadOutput. Invalid
 // UTF-8 in messages is replaced by U+FFFD (proto strings must be UTF-8).
-func DecodeOutput(buf []byte, rows int, typ udfhostv1.Type) (*udfhostv1.Column, []*udfhostv1.RowError, error) {
+func DecodeOutput(buf []byte, rows int, typ udfhostv1.SqlType) (*udfhostv1.Column, []*udfhostv1.RowError, error) {
 	v, err := parseOutput(buf, rows, typ)
 	if err != nil {
 		return nil, nil, err
@@ -340,7 +340,7 @@ func DecodeOutput(buf []byte, rows int, typ udfhostv1.Type) (*udfhostv1.Column, 
 // result types (the direct ABI has no VARCHAR or BYTES). Rows start NULL.
 // Reuse one builder across batches: Reset keeps its memory.
 type OutputBuilder struct {
-	typ      udfhostv1.Type
+	typ      udfhostv1.SqlType
 	rows     int
 	validity []byte
 	values   []byte
@@ -365,7 +365,7 @@ func resize(b []byte, n int) []byte {
 // Reset prepares b for rows rows of result type typ, every row NULL. It
 // panics if typ is not a fixed-width type (INT, BIGINT, FLOAT, DOUBLE,
 // BOOLEAN).
-func (b *OutputBuilder) Reset(typ udfhostv1.Type, rows int) {
+func (b *OutputBuilder) Reset(typ udfhostv1.SqlType, rows int) {
 	if fixedWidth(typ) < 0 {
 		panic("abi: OutputBuilder cannot build " + TypeName(typ) + " results")
 	}
@@ -376,13 +376,13 @@ func (b *OutputBuilder) Reset(typ udfhostv1.Type, rows int) {
 	b.msgs = b.msgs[:0]
 }
 
-func (b *OutputBuilder) check(t udfhostv1.Type) {
+func (b *OutputBuilder) check(t udfhostv1.SqlType) {
 	if b.typ != t {
 		b.typeMismatch(t)
 	}
 }
 
-func (b *OutputBuilder) typeMismatch(t udfhostv1.Type) {
+func (b *OutputBuilder) typeMismatch(t udfhostv1.SqlType) {
 	panic("abi: setting a " + TypeName(t) + " in a " + TypeName(b.typ) + " result")
 }
 
@@ -393,35 +393,35 @@ func (b *OutputBuilder) SetNull(i int) { b.validity[i>>3] &^= 1 << (uint(i) & 7)
 
 // SetInt32 sets row i of an INT result.
 func (b *OutputBuilder) SetInt32(i int, v int32) {
-	b.check(udfhostv1.Type_TYPE_INT)
+	b.check(udfhostv1.SqlType_TYPE_INT)
 	le.PutUint32(b.values[4*i:], uint32(v))
 	b.setValid(i)
 }
 
 // SetInt64 sets row i of a BIGINT result.
 func (b *OutputBuilder) SetInt64(i int, v int64) {
-	b.check(udfhostv1.Type_TYPE_BIGINT)
+	b.check(udfhostv1.SqlType_TYPE_BIGINT)
 	le.PutUint64(b.values[8*i:], uint64(v))
 	b.setValid(i)
 }
 
 // SetFloat32 sets row i of a FLOAT result.
 func (b *OutputBuilder) SetFloat32(i int, v float32) {
-	b.check(udfhostv1.Type_TYPE_FLOAT)
+	b.check(udfhostv1.SqlType_TYPE_FLOAT)
 	le.PutUint32(b.values[4*i:], math.Float32bits(v))
 	b.setValid(i)
 }
 
 // SetFloat64 sets row i of a DOUBLE result.
 func (b *OutputBuilder) SetFloat64(i int, v float64) {
-	b.check(udfhostv1.Type_TYPE_DOUBLE)
+	b.check(udfhostv1.SqlType_TYPE_DOUBLE)
 	le.PutUint64(b.values[8*i:], math.Float64bits(v))
 	b.setValid(i)
 }
 
 // SetBool sets row i of a BOOLEAN result.
 func (b *OutputBuilder) SetBool(i int, v bool) {
-	b.check(udfhostv1.Type_TYPE_BOOLEAN)
+	b.check(udfhostv1.SqlType_TYPE_BOOLEAN)
 	if v {
 		b.values[i>>3] |= 1 << (uint(i) & 7)
 	} else {
@@ -474,7 +474,7 @@ func (b *OutputBuilder) AppendTo(dst []byte) []byte {
 		b.SetNull(int(e.row))
 	}
 	maskTail(b.validity, b.rows)
-	if b.typ == udfhostv1.Type_TYPE_BOOLEAN {
+	if b.typ == udfhostv1.SqlType_TYPE_BOOLEAN {
 		maskTail(b.values, b.rows)
 	}
 	vlen := len(b.validity)

@@ -145,7 +145,7 @@ func (g *guestInstance) callRaw(export string, ptr, n uint32) uint64 {
 
 // call runs export on batch the way the worker and server will: encode,
 // copy into guest memory, call, CopyOutput, DecodeOutput.
-func (g *guestInstance) call(export string, b *udfhostv1.Batch, argTypes []udfhostv1.Type, result udfhostv1.Type) (*udfhostv1.Column, []*udfhostv1.RowError, error) {
+func (g *guestInstance) call(export string, b *udfhostv1.Batch, argTypes []udfhostv1.SqlType, result udfhostv1.SqlType) (*udfhostv1.Column, []*udfhostv1.RowError, error) {
 	g.t.Helper()
 	if err := ValidateBatch(b, argTypes); err != nil {
 		g.t.Fatalf("ValidateBatch: %v", err)
@@ -187,7 +187,7 @@ func TestWasmUpper(t *testing.T) {
 	want := []any{"HELLO", nil, "", "ÄBÇ Ñ", nil, "MIXED 123", nil}
 	b := &udfhostv1.Batch{Rows: uint32(len(in)), Columns: []*udfhostv1.Column{varcharColumn(in)}}
 	for range 3 { // repeated calls reuse the guest's buffers
-		col, errs, err := g.call("upper", b, []udfhostv1.Type{tVarchar}, tVarchar)
+		col, errs, err := g.call("upper", b, []udfhostv1.SqlType{tVarchar}, tVarchar)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +196,7 @@ func TestWasmUpper(t *testing.T) {
 
 	// An empty batch.
 	empty := &udfhostv1.Batch{Columns: []*udfhostv1.Column{{Type: tVarchar}}}
-	col, errs, err := g.call("upper", empty, []udfhostv1.Type{tVarchar}, tVarchar)
+	col, errs, err := g.call("upper", empty, []udfhostv1.SqlType{tVarchar}, tVarchar)
 	if err != nil || len(errs) != 0 || len(col.Values) != 0 {
 		t.Errorf("empty batch: %v %v %v", col, errs, err)
 	}
@@ -204,7 +204,7 @@ func TestWasmUpper(t *testing.T) {
 	// Called with the wrong argument type, every row fails with a message
 	// naming both signatures.
 	wrong := &udfhostv1.Batch{Rows: 2, Columns: []*udfhostv1.Column{sampleColumn(tBigint, 2, false)}}
-	_, errs, err = g.call("upper", wrong, []udfhostv1.Type{tBigint}, tVarchar)
+	_, errs, err = g.call("upper", wrong, []udfhostv1.SqlType{tBigint}, tVarchar)
 	if err != nil || len(errs) != 2 || errs[0].Message != "guest: function takes (VARCHAR), called with (BIGINT)" {
 		t.Errorf("wrong argument type: %v %v", errs, err)
 	}
@@ -239,7 +239,7 @@ func TestWasmMalformedInput(t *testing.T) {
 		t.Errorf("offsets past values: got %#x, want 0", res)
 	}
 	// The instance still works.
-	if _, _, err := g.call("upper", b, []udfhostv1.Type{tVarchar}, tVarchar); err != nil {
+	if _, _, err := g.call("upper", b, []udfhostv1.SqlType{tVarchar}, tVarchar); err != nil {
 		t.Errorf("after malformed inputs: %v", err)
 	}
 }
@@ -273,7 +273,7 @@ func TestWasmAffine(t *testing.T) {
 		}
 	}
 	batch := &udfhostv1.Batch{Rows: rows, Columns: []*udfhostv1.Column{cols[0].column(), cols[1].column(), cols[2].column()}}
-	types := []udfhostv1.Type{tBigint, tBigint, tBigint}
+	types := []udfhostv1.SqlType{tBigint, tBigint, tBigint}
 	// affine is vectorised, affine_rows row-at-a-time: same answers.
 	for _, export := range []string{"affine", "affine_rows"} {
 		col, errs, err := g.call(export, batch, types, tBigint)
@@ -305,7 +305,7 @@ func TestWasmSha256hex(t *testing.T) {
 		b.add(v)
 	}
 	batch := &udfhostv1.Batch{Rows: 3, Columns: []*udfhostv1.Column{b.column()}}
-	col, errs, err := g.call("sha256hex", batch, []udfhostv1.Type{tBytes}, tVarchar)
+	col, errs, err := g.call("sha256hex", batch, []udfhostv1.SqlType{tBytes}, tVarchar)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestWasmSDKEcho(t *testing.T) {
 				in := sampleColumn(typ, rows, nulls)
 				b := &udfhostv1.Batch{Rows: uint32(rows), Columns: []*udfhostv1.Column{in}}
 				export := "echo_" + strings.ToLower(TypeName(typ))
-				col, errs, err := g.call(export, b, []udfhostv1.Type{typ}, typ)
+				col, errs, err := g.call(export, b, []udfhostv1.SqlType{typ}, typ)
 				if err != nil {
 					t.Fatalf("%s rows=%d: %v", export, rows, err)
 				}
@@ -341,7 +341,7 @@ func TestWasmSDKRowErrors(t *testing.T) {
 		b.add(v)
 	}
 	batch := &udfhostv1.Batch{Rows: 5, Columns: []*udfhostv1.Column{b.column()}}
-	col, errs, err := g.call("checked", batch, []udfhostv1.Type{tBigint}, tBigint)
+	col, errs, err := g.call("checked", batch, []udfhostv1.SqlType{tBigint}, tBigint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +350,7 @@ func TestWasmSDKRowErrors(t *testing.T) {
 		3: "panic: runtime error: index out of range [3] with length 0",
 	})
 
-	col, errs, err = g.call("failbatch", batch, []udfhostv1.Type{tBigint}, tBigint)
+	col, errs, err = g.call("failbatch", batch, []udfhostv1.SqlType{tBigint}, tBigint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func TestWasmSDKRowErrors(t *testing.T) {
 
 	in := []*string{sp("a"), sp("b"), nil, sp(""), sp("long string")}
 	batch = &udfhostv1.Batch{Rows: 5, Columns: []*udfhostv1.Column{varcharColumn(in)}}
-	col, errs, err = g.call("reverse", batch, []udfhostv1.Type{tVarchar}, tVarchar)
+	col, errs, err = g.call("reverse", batch, []udfhostv1.SqlType{tVarchar}, tVarchar)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -320,11 +320,11 @@ func coldStart(s *server, path string, cold bool) (create, total time.Duration, 
 	return create, time.Since(start), nil
 }
 
-func parseSig(sig string) ([]udfhostv1.Type, udfhostv1.Type, error) {
+func parseSig(sig string) ([]udfhostv1.SqlType, udfhostv1.SqlType, error) {
 	if strings.HasPrefix(sig, "(VARCHAR)") {
-		return []udfhostv1.Type{udfhostv1.Type_TYPE_VARCHAR}, udfhostv1.Type_TYPE_VARCHAR, nil
+		return []udfhostv1.SqlType{udfhostv1.SqlType_TYPE_VARCHAR}, udfhostv1.SqlType_TYPE_VARCHAR, nil
 	}
-	return []udfhostv1.Type{udfhostv1.Type_TYPE_BIGINT, udfhostv1.Type_TYPE_BIGINT}, udfhostv1.Type_TYPE_BIGINT, nil
+	return []udfhostv1.SqlType{udfhostv1.SqlType_TYPE_BIGINT, udfhostv1.SqlType_TYPE_BIGINT}, udfhostv1.SqlType_TYPE_BIGINT, nil
 }
 
 var benchLine = regexp.MustCompile(`^(Benchmark\S+)\s+\d+\s+([\d.]+) ns/op.*?(?:\s([\d.]+) rows/s)?$`)

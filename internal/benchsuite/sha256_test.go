@@ -28,7 +28,7 @@ const (
 // values returns one BYTES column of rows random values of valueSize bytes.
 func values() *udfhostv1.Batch {
 	rng := rand.New(rand.NewPCG(7, 7))
-	col := &udfhostv1.Column{Type: udfhostv1.Type_TYPE_BYTES}
+	col := &udfhostv1.Column{Type: udfhostv1.SqlType_TYPE_BYTES}
 	col.Values = make([]byte, rows*valueSize)
 	for i := range col.Values {
 		col.Values[i] = byte(rng.Uint32())
@@ -117,7 +117,7 @@ func BenchmarkSHA256Wazero(b *testing.B) {
 			b.Fatal(err)
 		}
 		mem, _ := mod.Memory().Read(0, mod.Memory().Size())
-		if dst, err = abi.CopyOutput(dst[:0], mem, uint32(res[0]), uint32(res[0]>>32), rows, udfhostv1.Type_TYPE_VARCHAR); err != nil {
+		if dst, err = abi.CopyOutput(dst[:0], mem, uint32(res[0]), uint32(res[0]>>32), rows, udfhostv1.SqlType_TYPE_VARCHAR); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -17,14 +17,14 @@ import (
 
 // Builder accumulates rows for a function's argument types.
 type Builder struct {
-	types []udfhostv1.Type
+	types []udfhostv1.SqlType
 	cols  []*udfhostv1.Column
 	rows  int
 	nulls []bool // per column: saw a NULL
 }
 
 // NewBuilder returns a builder for rows of the given types.
-func NewBuilder(types []udfhostv1.Type) *Builder {
+func NewBuilder(types []udfhostv1.SqlType) *Builder {
 	b := &Builder{types: types}
 	b.Reset()
 	return b
@@ -37,7 +37,7 @@ func (b *Builder) Reset() {
 	b.nulls = make([]bool, len(b.types))
 	for i, t := range b.types {
 		b.cols[i] = &udfhostv1.Column{Type: t}
-		if t == udfhostv1.Type_TYPE_VARCHAR || t == udfhostv1.Type_TYPE_BYTES {
+		if t == udfhostv1.SqlType_TYPE_VARCHAR || t == udfhostv1.SqlType_TYPE_BYTES {
 			b.cols[i].Offsets = make([]byte, 4)
 		}
 	}
@@ -83,14 +83,14 @@ func (b *Builder) AddLine(line []byte) error {
 			c.Validity[b.rows/8] |= 1 << (b.rows % 8)
 		}
 		switch t {
-		case udfhostv1.Type_TYPE_BOOLEAN:
+		case udfhostv1.SqlType_TYPE_BOOLEAN:
 			if b.rows%8 == 0 {
 				c.Values = append(c.Values, 0)
 			}
 			if valid && enc[i][0] == 1 {
 				c.Values[b.rows/8] |= 1 << (b.rows % 8)
 			}
-		case udfhostv1.Type_TYPE_VARCHAR, udfhostv1.Type_TYPE_BYTES:
+		case udfhostv1.SqlType_TYPE_VARCHAR, udfhostv1.SqlType_TYPE_BYTES:
 			c.Values = append(c.Values, enc[i]...)
 			c.Offsets = binary.LittleEndian.AppendUint32(c.Offsets, uint32(len(c.Values)))
 		default:
@@ -116,26 +116,26 @@ func (b *Builder) Batch() *udfhostv1.Batch {
 	return &udfhostv1.Batch{Rows: uint32(b.rows), Columns: b.cols}
 }
 
-func width(t udfhostv1.Type) int {
+func width(t udfhostv1.SqlType) int {
 	switch t {
-	case udfhostv1.Type_TYPE_INT, udfhostv1.Type_TYPE_FLOAT:
+	case udfhostv1.SqlType_TYPE_INT, udfhostv1.SqlType_TYPE_FLOAT:
 		return 4
-	case udfhostv1.Type_TYPE_BIGINT, udfhostv1.Type_TYPE_DOUBLE:
+	case udfhostv1.SqlType_TYPE_BIGINT, udfhostv1.SqlType_TYPE_DOUBLE:
 		return 8
 	}
 	return 0
 }
 
-func encode(t udfhostv1.Type, v any) ([]byte, error) {
+func encode(t udfhostv1.SqlType, v any) ([]byte, error) {
 	name := abi.TypeName(t)
 	switch t {
-	case udfhostv1.Type_TYPE_INT, udfhostv1.Type_TYPE_BIGINT:
+	case udfhostv1.SqlType_TYPE_INT, udfhostv1.SqlType_TYPE_BIGINT:
 		n, ok := v.(json.Number)
 		if !ok {
 			return nil, fmt.Errorf("want a number for %s, got %s", name, describe(v))
 		}
 		bits := 64
-		if t == udfhostv1.Type_TYPE_INT {
+		if t == udfhostv1.SqlType_TYPE_INT {
 			bits = 32
 		}
 		i, err := strconv.ParseInt(n.String(), 10, bits)
@@ -146,16 +146,16 @@ func encode(t udfhostv1.Type, v any) ([]byte, error) {
 			return binary.LittleEndian.AppendUint32(nil, uint32(int32(i))), nil
 		}
 		return binary.LittleEndian.AppendUint64(nil, uint64(i)), nil
-	case udfhostv1.Type_TYPE_FLOAT, udfhostv1.Type_TYPE_DOUBLE:
+	case udfhostv1.SqlType_TYPE_FLOAT, udfhostv1.SqlType_TYPE_DOUBLE:
 		f, err := parseFloat(v)
 		if err != nil {
 			return nil, fmt.Errorf("want a number for %s: %v", name, err)
 		}
-		if t == udfhostv1.Type_TYPE_FLOAT {
+		if t == udfhostv1.SqlType_TYPE_FLOAT {
 			return binary.LittleEndian.AppendUint32(nil, math.Float32bits(float32(f))), nil
 		}
 		return binary.LittleEndian.AppendUint64(nil, math.Float64bits(f)), nil
-	case udfhostv1.Type_TYPE_BOOLEAN:
+	case udfhostv1.SqlType_TYPE_BOOLEAN:
 		bv, ok := v.(bool)
 		if !ok {
 			return nil, fmt.Errorf("want true or false for BOOLEAN, got %s", describe(v))
@@ -164,13 +164,13 @@ func encode(t udfhostv1.Type, v any) ([]byte, error) {
 			return []byte{1}, nil
 		}
 		return []byte{0}, nil
-	case udfhostv1.Type_TYPE_VARCHAR:
+	case udfhostv1.SqlType_TYPE_VARCHAR:
 		s, ok := v.(string)
 		if !ok {
 			return nil, fmt.Errorf("want a string for VARCHAR, got %s", describe(v))
 		}
 		return []byte(s), nil
-	case udfhostv1.Type_TYPE_BYTES:
+	case udfhostv1.SqlType_TYPE_BYTES:
 		s, ok := v.(string)
 		if !ok {
 			return nil, fmt.Errorf("want a base64 string for BYTES, got %s", describe(v))

@@ -12,9 +12,9 @@ import (
 // TestRoundTrip builds a batch from JSON, checks it is a valid batch for
 // its types, and reads each column back as the JSON values it came from.
 func TestRoundTrip(t *testing.T) {
-	types := []udfhostv1.Type{
-		udfhostv1.Type_TYPE_INT, udfhostv1.Type_TYPE_BIGINT, udfhostv1.Type_TYPE_FLOAT, udfhostv1.Type_TYPE_DOUBLE,
-		udfhostv1.Type_TYPE_BOOLEAN, udfhostv1.Type_TYPE_VARCHAR, udfhostv1.Type_TYPE_BYTES,
+	types := []udfhostv1.SqlType{
+		udfhostv1.SqlType_TYPE_INT, udfhostv1.SqlType_TYPE_BIGINT, udfhostv1.SqlType_TYPE_FLOAT, udfhostv1.SqlType_TYPE_DOUBLE,
+		udfhostv1.SqlType_TYPE_BOOLEAN, udfhostv1.SqlType_TYPE_VARCHAR, udfhostv1.SqlType_TYPE_BYTES,
 	}
 	rows := []string{
 		`[1, 9223372036854775807, 1.5, "NaN", true, "héllo", "AAEC"]`,
@@ -50,7 +50,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestAddLineRejectsAndLeavesNothing(t *testing.T) {
-	types := []udfhostv1.Type{udfhostv1.Type_TYPE_INT, udfhostv1.Type_TYPE_VARCHAR}
+	types := []udfhostv1.SqlType{udfhostv1.SqlType_TYPE_INT, udfhostv1.SqlType_TYPE_VARCHAR}
 	tests := []struct{ line, want string }{
 		{`[1]`, "row has 1 values, function takes 2"},
 		{`{"a": 1}`, "not a JSON array"},
@@ -78,7 +78,7 @@ func TestAddLineRejectsAndLeavesNothing(t *testing.T) {
 func TestRowErrorsOverrideValues(t *testing.T) {
 	resp := &udfhostv1.InvokeResponse{
 		Rows:   2,
-		Result: &udfhostv1.Column{Type: udfhostv1.Type_TYPE_INT, Validity: []byte{0b01}, Values: make([]byte, 8)},
+		Result: &udfhostv1.Column{Type: udfhostv1.SqlType_TYPE_INT, Validity: []byte{0b01}, Values: make([]byte, 8)},
 		Errors: []*udfhostv1.RowError{{Row: 1, Message: "boom"}},
 	}
 	v := Values(resp)

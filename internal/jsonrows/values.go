@@ -40,27 +40,27 @@ func Values(resp *udfhostv1.InvokeResponse) []any {
 func value(c *udfhostv1.Column, r int) any {
 	v := c.Values
 	switch c.Type {
-	case udfhostv1.Type_TYPE_INT:
+	case udfhostv1.SqlType_TYPE_INT:
 		if len(v) >= 4*(r+1) {
 			return int32(binary.LittleEndian.Uint32(v[4*r:]))
 		}
-	case udfhostv1.Type_TYPE_BIGINT:
+	case udfhostv1.SqlType_TYPE_BIGINT:
 		if len(v) >= 8*(r+1) {
 			return int64(binary.LittleEndian.Uint64(v[8*r:]))
 		}
-	case udfhostv1.Type_TYPE_FLOAT:
+	case udfhostv1.SqlType_TYPE_FLOAT:
 		if len(v) >= 4*(r+1) {
 			return jsonFloat(float64(math.Float32frombits(binary.LittleEndian.Uint32(v[4*r:]))))
 		}
-	case udfhostv1.Type_TYPE_DOUBLE:
+	case udfhostv1.SqlType_TYPE_DOUBLE:
 		if len(v) >= 8*(r+1) {
 			return jsonFloat(math.Float64frombits(binary.LittleEndian.Uint64(v[8*r:])))
 		}
-	case udfhostv1.Type_TYPE_BOOLEAN:
+	case udfhostv1.SqlType_TYPE_BOOLEAN:
 		if r/8 < len(v) {
 			return v[r/8]&(1<<(r%8)) != 0
 		}
-	case udfhostv1.Type_TYPE_VARCHAR, udfhostv1.Type_TYPE_BYTES:
+	case udfhostv1.SqlType_TYPE_VARCHAR, udfhostv1.SqlType_TYPE_BYTES:
 		o := c.Offsets
 		if len(o) < 4*(r+2) {
 			return nil
@@ -69,7 +69,7 @@ func value(c *udfhostv1.Column, r int) any {
 		if start > end || int(end) > len(v) {
 			return nil
 		}
-		if c.Type == udfhostv1.Type_TYPE_VARCHAR {
+		if c.Type == udfhostv1.SqlType_TYPE_VARCHAR {
 			return string(v[start:end])
 		}
 		return base64.StdEncoding.EncodeToString(v[start:end])

@@ -14,11 +14,11 @@ import (
 func BenchmarkEcho(b *testing.B) {
 	sigs := []struct {
 		name string
-		args []udfhostv1.Type
-		res  udfhostv1.Type
+		args []udfhostv1.SqlType
+		res  udfhostv1.SqlType
 	}{
-		{"bigint3", []udfhostv1.Type{tBigint, tBigint, tBigint}, tBigint},
-		{"varchar", []udfhostv1.Type{tVarchar}, tVarchar},
+		{"bigint3", []udfhostv1.SqlType{tBigint, tBigint, tBigint}, tBigint},
+		{"varchar", []udfhostv1.SqlType{tVarchar}, tVarchar},
 	}
 	for _, sig := range sigs {
 		for _, unary := range []bool{false, true} {

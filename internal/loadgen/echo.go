@@ -18,7 +18,7 @@ type EchoOption func(*echoService)
 // WithResultType sets the type of the empty result column the echo server
 // returns for batches without columns (a function of no arguments); the
 // default is TYPE_UNSPECIFIED.
-func WithResultType(t udfhostv1.Type) EchoOption {
+func WithResultType(t udfhostv1.SqlType) EchoOption {
 	return func(e *echoService) { e.result = t }
 }
 
@@ -63,7 +63,7 @@ func StartEcho(ctx context.Context, opts ...EchoOption) (addr string, stop func(
 
 type echoService struct {
 	udfhostv1.UnimplementedInvokeServiceServer
-	result udfhostv1.Type
+	result udfhostv1.SqlType
 }
 
 // answer builds the response the real server would send, minus the work:

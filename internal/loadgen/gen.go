@@ -15,7 +15,7 @@ import (
 // valueSize random bytes. Each row of each column is NULL with probability
 // nulls; with nulls == 0 the validity bitmap is left empty (all valid), as
 // most callers send it.
-func GenBatch(types []udfhostv1.Type, rows int, valueSize int, nulls float64, rng *rand.Rand) *udfhostv1.Batch {
+func GenBatch(types []udfhostv1.SqlType, rows int, valueSize int, nulls float64, rng *rand.Rand) *udfhostv1.Batch {
 	b := &udfhostv1.Batch{Rows: uint32(rows), Columns: make([]*udfhostv1.Column, len(types))}
 	for i, t := range types {
 		b.Columns[i] = genColumn(t, rows, valueSize, nulls, rng)
@@ -23,7 +23,7 @@ func GenBatch(types []udfhostv1.Type, rows int, valueSize int, nulls float64, rn
 	return b
 }
 
-func genColumn(t udfhostv1.Type, rows, valueSize int, nulls float64, rng *rand.Rand) *udfhostv1.Column {
+func genColumn(t udfhostv1.SqlType, rows, valueSize int, nulls float64, rng *rand.Rand) *udfhostv1.Column {
 	c := &udfhostv1.Column{Type: t}
 	valid := func(int) bool { return true }
 	if nulls > 0 {
@@ -39,34 +39,34 @@ func genColumn(t udfhostv1.Type, rows, valueSize int, nulls float64, rng *rand.R
 	}
 	le := binary.LittleEndian
 	switch t {
-	case udfhostv1.Type_TYPE_INT:
+	case udfhostv1.SqlType_TYPE_INT:
 		c.Values = make([]byte, 4*rows)
 		for i := range rows {
 			le.PutUint32(c.Values[4*i:], uint32(int32(rng.IntN(2001)-1000)))
 		}
-	case udfhostv1.Type_TYPE_BIGINT:
+	case udfhostv1.SqlType_TYPE_BIGINT:
 		c.Values = make([]byte, 8*rows)
 		for i := range rows {
 			le.PutUint64(c.Values[8*i:], uint64(rng.Int64N(2_000_001)-1_000_000))
 		}
-	case udfhostv1.Type_TYPE_FLOAT:
+	case udfhostv1.SqlType_TYPE_FLOAT:
 		c.Values = make([]byte, 4*rows)
 		for i := range rows {
 			le.PutUint32(c.Values[4*i:], math.Float32bits(float32(rng.Float64()*2000-1000)))
 		}
-	case udfhostv1.Type_TYPE_DOUBLE:
+	case udfhostv1.SqlType_TYPE_DOUBLE:
 		c.Values = make([]byte, 8*rows)
 		for i := range rows {
 			le.PutUint64(c.Values[8*i:], math.Float64bits(rng.Float64()*2000-1000))
 		}
-	case udfhostv1.Type_TYPE_BOOLEAN:
+	case udfhostv1.SqlType_TYPE_BOOLEAN:
 		c.Values = make([]byte, (rows+7)/8)
 		for i := range rows {
 			if rng.IntN(2) == 1 {
 				c.Values[i>>3] |= 1 << (uint(i) & 7)
 			}
 		}
-	case udfhostv1.Type_TYPE_VARCHAR, udfhostv1.Type_TYPE_BYTES:
+	case udfhostv1.SqlType_TYPE_VARCHAR, udfhostv1.SqlType_TYPE_BYTES:
 		// NULL rows are empty, as Arrow writers produce them, so the values
 		// buffer holds only what is read.
 		c.Offsets = make([]byte, 4*(rows+1))
@@ -78,7 +78,7 @@ func genColumn(t udfhostv1.Type, rows, valueSize int, nulls float64, rng *rand.R
 			le.PutUint32(c.Offsets[4*(i+1):], uint32(n))
 		}
 		c.Values = make([]byte, n)
-		if t == udfhostv1.Type_TYPE_VARCHAR {
+		if t == udfhostv1.SqlType_TYPE_VARCHAR {
 			for i := range c.Values {
 				c.Values[i] = byte('a' + rng.IntN(26))
 			}

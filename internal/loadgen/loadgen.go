@@ -46,8 +46,8 @@ type Config struct {
 	Function, Env string
 	// Args are the argument types the generated batches have; Result is the
 	// result type (the echo server needs it for functions of no arguments).
-	Args   []udfhostv1.Type
-	Result udfhostv1.Type
+	Args   []udfhostv1.SqlType
+	Result udfhostv1.SqlType
 
 	// Rows is the number of rows to send after warmup (exactly: the last
 	// batch is short when Rows is not a multiple of BatchRows); 0 runs for
@@ -190,7 +190,7 @@ func (c *Config) setDefaults() error {
 		return errors.New("no server address")
 	}
 	for i, t := range append(slices.Clone(c.Args), c.Result) {
-		if t < udfhostv1.Type_TYPE_INT || t > udfhostv1.Type_TYPE_BYTES {
+		if t < udfhostv1.SqlType_TYPE_INT || t > udfhostv1.SqlType_TYPE_BYTES {
 			if i == len(c.Args) {
 				return fmt.Errorf("invalid result type %v", t)
 			}

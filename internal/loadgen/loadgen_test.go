@@ -24,7 +24,7 @@ import (
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
-var allTypes = []udfhostv1.Type{tInt, tBigint, tFloat, tDouble, tBool, tVarchar, tBytes}
+var allTypes = []udfhostv1.SqlType{tInt, tBigint, tFloat, tDouble, tBool, tVarchar, tBytes}
 
 func TestGenBatchValid(t *testing.T) {
 	for _, typ := range allTypes {
@@ -32,8 +32,8 @@ func TestGenBatchValid(t *testing.T) {
 			for _, rows := range []int{0, 1, 9, 1024} {
 				name := fmt.Sprintf("%v/nulls=%v/rows=%d", typ, nulls, rows)
 				rng := rand.New(rand.NewPCG(1, 2))
-				b := GenBatch([]udfhostv1.Type{typ}, rows, 5, nulls, rng)
-				if err := abi.ValidateBatch(b, []udfhostv1.Type{typ}); err != nil {
+				b := GenBatch([]udfhostv1.SqlType{typ}, rows, 5, nulls, rng)
+				if err := abi.ValidateBatch(b, []udfhostv1.SqlType{typ}); err != nil {
 					t.Errorf("%s: invalid: %v", name, err)
 					continue
 				}
@@ -155,7 +155,7 @@ func TestRunEchoExactRows(t *testing.T) {
 	} {
 		name := fmt.Sprintf("unary=%v/window=%d/streams=%d/conns=%d/check=%v/warmup=%v", tc.unary, tc.window, tc.streams, tc.conns, tc.check, tc.warmup)
 		cfg := Config{
-			Addr: addr, Function: "f", Args: []udfhostv1.Type{tBigint, tVarchar}, Result: tBigint,
+			Addr: addr, Function: "f", Args: []udfhostv1.SqlType{tBigint, tVarchar}, Result: tBigint,
 			Rows: rows, BatchRows: 256, Streams: tc.streams, Conns: tc.conns, Window: tc.window,
 			Unary: tc.unary, Warmup: tc.warmup, Nulls: 0.1,
 		}
@@ -195,7 +195,7 @@ func TestRunEchoExactRows(t *testing.T) {
 func TestRunEchoDuration(t *testing.T) {
 	for _, unary := range []bool{false, true} {
 		res, err := Run(context.Background(), Config{
-			Echo: true, Function: "f", Args: []udfhostv1.Type{tBigint, tBigint, tBigint}, Result: tBigint,
+			Echo: true, Function: "f", Args: []udfhostv1.SqlType{tBigint, tBigint, tBigint}, Result: tBigint,
 			Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond, Streams: 2, Window: 2, Unary: unary,
 		})
 		if err != nil {
@@ -250,7 +250,7 @@ func TestRunCountsErrors(t *testing.T) {
 	}{{false, 1}, {false, 4}, {true, 1}} {
 		name := fmt.Sprintf("unary=%v/window=%d", tc.unary, tc.window)
 		res, err := Run(context.Background(), Config{
-			Addr: addr, Function: "f", Args: []udfhostv1.Type{tInt}, Result: tInt,
+			Addr: addr, Function: "f", Args: []udfhostv1.SqlType{tInt}, Result: tInt,
 			Rows: 105 * 8, BatchRows: 8, Window: tc.window, Unary: tc.unary,
 		})
 		if err != nil {
@@ -301,7 +301,7 @@ func TestRunServerGone(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Stop()
 	res, err := Run(context.Background(), Config{
-		Addr: ln.Addr().String(), Function: "f", Args: []udfhostv1.Type{tInt}, Result: tInt,
+		Addr: ln.Addr().String(), Function: "f", Args: []udfhostv1.SqlType{tInt}, Result: tInt,
 		BatchRows: 4, Duration: 300 * time.Millisecond, Window: 4,
 	})
 	if err != nil {
@@ -322,7 +322,7 @@ func TestRunNoServer(t *testing.T) {
 	ln.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	_, err = Run(ctx, Config{Addr: addr, Function: "f", Args: []udfhostv1.Type{tInt}, Result: tInt, Rows: 1})
+	_, err = Run(ctx, Config{Addr: addr, Function: "f", Args: []udfhostv1.SqlType{tInt}, Result: tInt, Rows: 1})
 	if err == nil {
 		t.Fatal("Run against a closed port succeeded")
 	}
@@ -336,7 +336,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{func(c *Config) { c.Window = -1 }, "window"},
 		{func(c *Config) { c.Nulls = 1.5 }, "nulls"},
-		{func(c *Config) { c.Args = []udfhostv1.Type{0} }, "argument 1"},
+		{func(c *Config) { c.Args = []udfhostv1.SqlType{0} }, "argument 1"},
 		{func(c *Config) { c.Result = 0 }, "result"},
 		{func(c *Config) { c.Function = "" }, "function"},
 		{func(c *Config) { c.Echo = false }, "address"},
@@ -366,7 +366,7 @@ func TestPercentile(t *testing.T) {
 
 // The pre-encoded request is byte for byte what the generated client sends.
 func TestEncodedRequest(t *testing.T) {
-	b := GenBatch([]udfhostv1.Type{tBigint, tVarchar}, 10, 3, 0.2, rand.New(rand.NewPCG(1, 1)))
+	b := GenBatch([]udfhostv1.SqlType{tBigint, tVarchar}, 10, 3, 0.2, rand.New(rand.NewPCG(1, 1)))
 	p := prepare("fn", "env", b)
 	for _, seq := range []uint64{0, 1, 300, 1<<64 - 1} {
 		req := newRequest(p, seq)
@@ -402,7 +402,7 @@ func TestEncodedRequest(t *testing.T) {
 // the speed of the answers.
 func TestRatePacesTheLoad(t *testing.T) {
 	res, err := Run(context.Background(), Config{
-		Echo: true, Function: "f", Args: []udfhostv1.Type{tBigint}, Result: tBigint,
+		Echo: true, Function: "f", Args: []udfhostv1.SqlType{tBigint}, Result: tBigint,
 		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, Streams: 4, Rate: 200,
 	})
 	if err != nil {

@@ -91,8 +91,8 @@ func (c *canary) call(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, canaryTimeout)
 	defer cancel()
 	bt := &udfhostv1.Batch{Rows: 1, Columns: []*udfhostv1.Column{
-		{Type: udfhostv1.Type_TYPE_BIGINT, Values: le64(a)},
-		{Type: udfhostv1.Type_TYPE_BIGINT, Values: le64(b)},
+		{Type: udfhostv1.SqlType_TYPE_BIGINT, Values: le64(a)},
+		{Type: udfhostv1.SqlType_TYPE_BIGINT, Values: le64(b)},
 	}}
 	t0 := time.Now()
 	resp, err := c.r.api.inv.Invoke(ctx, &udfhostv1.InvokeRequest{Function: c.fn, Batch: bt})

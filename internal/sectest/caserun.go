@@ -183,12 +183,12 @@ func podID(hexDigest string) string {
 }
 
 // function binds the case's export of art, named with suffix.
-func (cr *caseRun) function(ctx context.Context, art *udfhostv1.Artifact, suffix string) (*udfhostv1.Function, time.Duration, error) {
+func (cr *caseRun) function(ctx context.Context, art *udfhostv1.Artifact, suffix string) (*udfhostv1.FunctionInfo, time.Duration, error) {
 	return cr.functionOf(ctx, art, suffix, cr.c.Export, cr.c.Signature, cr.c.ABI)
 }
 
 // functionOf binds export of art with signature sig, named with suffix.
-func (cr *caseRun) functionOf(ctx context.Context, art *udfhostv1.Artifact, suffix, export, sig, abi string) (*udfhostv1.Function, time.Duration, error) {
+func (cr *caseRun) functionOf(ctx context.Context, art *udfhostv1.Artifact, suffix, export, sig, abi string) (*udfhostv1.FunctionInfo, time.Duration, error) {
 	name := cr.name(suffix)
 	cr.set("function", "function/default/"+name)
 	t0 := time.Now()
@@ -205,7 +205,7 @@ func (cr *caseRun) functionOf(ctx context.Context, art *udfhostv1.Artifact, suff
 }
 
 // setup uploads the case's module and creates its function.
-func (cr *caseRun) setup(ctx context.Context, variant string) (*udfhostv1.Function, error) {
+func (cr *caseRun) setup(ctx context.Context, variant string) (*udfhostv1.FunctionInfo, error) {
 	art, err := cr.upload(ctx, variant)
 	if err != nil {
 		return nil, err
@@ -215,7 +215,7 @@ func (cr *caseRun) setup(ctx context.Context, variant string) (*udfhostv1.Functi
 }
 
 // batch builds a batch of f's argument types from JSON rows.
-func batch(f *udfhostv1.Function, rows []json.RawMessage) (*udfhostv1.Batch, error) {
+func batch(f *udfhostv1.FunctionInfo, rows []json.RawMessage) (*udfhostv1.Batch, error) {
 	b := jsonrows.NewBuilder(f.ArgTypes)
 	for _, row := range rows {
 		if err := b.AddLine(row); err != nil {
@@ -227,7 +227,7 @@ func batch(f *udfhostv1.Function, rows []json.RawMessage) (*udfhostv1.Batch, err
 
 // invoke calls f on rows with a unary Invoke and returns one JSON value
 // per row (jsonrows.Values).
-func (cr *caseRun) invoke(ctx context.Context, f *udfhostv1.Function, rows []json.RawMessage) ([]any, error) {
+func (cr *caseRun) invoke(ctx context.Context, f *udfhostv1.FunctionInfo, rows []json.RawMessage) ([]any, error) {
 	if f == nil {
 		return nil, errNoFunction
 	}

@@ -180,7 +180,7 @@ func put(ctx context.Context, url string, headers map[string]string, body io.Rea
 }
 
 // createFunction binds export of art under name.
-func (a api) createFunction(ctx context.Context, name, artID, export, sig, abi string) (*udfhostv1.Function, error) {
+func (a api) createFunction(ctx context.Context, name, artID, export, sig, abi string) (*udfhostv1.FunctionInfo, error) {
 	req := &udfhostv1.CreateFunctionRequest{Name: name, ArtifactId: artID, Export: export, Signature: sig, Env: "default", Pool: "default"}
 	switch abi {
 	case "", "auto":

@@ -147,7 +147,7 @@ func serve(t *testing.T, a *admission, f *fakeInvoke, p *payloads) (string, *grp
 
 func bigRequest(n int) *udfhostv1.InvokeRequest {
 	return &udfhostv1.InvokeRequest{Function: "f", Batch: &udfhostv1.Batch{Rows: 1,
-		Columns: []*udfhostv1.Column{{Type: udfhostv1.Type_TYPE_BYTES, Values: make([]byte, n)}}}}
+		Columns: []*udfhostv1.Column{{Type: udfhostv1.SqlType_TYPE_BYTES, Values: make([]byte, n)}}}}
 }
 
 // TestTapRefusesBeforeReading: past the budget an Invoke is refused with

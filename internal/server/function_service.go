@@ -22,7 +22,7 @@ type functionService struct {
 // worker before storing it: the module is compiled and instantiated under
 // the pool's limits now, so a module that cannot run there is refused here
 // and the first invoke finds a warm worker.
-func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.CreateFunctionRequest) (*udfhostv1.Function, error) {
+func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.CreateFunctionRequest) (*udfhostv1.FunctionInfo, error) {
 	s := fs.s
 	env := envOrDefault(req.Env)
 	poolName := req.Pool
@@ -83,7 +83,7 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 	return s.functionProto(f), nil
 }
 
-func (fs *functionService) GetFunction(ctx context.Context, req *udfhostv1.GetFunctionRequest) (*udfhostv1.Function, error) {
+func (fs *functionService) GetFunction(ctx context.Context, req *udfhostv1.GetFunctionRequest) (*udfhostv1.FunctionInfo, error) {
 	f, err := fs.s.fns.Get(envOrDefault(req.Env), req.Name)
 	if err != nil {
 		return nil, err
@@ -131,12 +131,12 @@ func (fs *functionService) DeleteFunction(ctx context.Context, req *udfhostv1.De
 	return &udfhostv1.DeleteFunctionResponse{}, nil
 }
 
-func (s *Server) functionProto(f *functions.Function) *udfhostv1.Function {
+func (s *Server) functionProto(f *functions.Function) *udfhostv1.FunctionInfo {
 	abi := udfhostv1.ABI_ABI_DIRECT
 	if f.ABI == sandbox.ABIBatch {
 		abi = udfhostv1.ABI_ABI_BATCH
 	}
-	return &udfhostv1.Function{
+	return &udfhostv1.FunctionInfo{
 		Name: f.Name, ArtifactId: f.ArtifactID, Digest: f.Digest, Export: f.Export,
 		Signature: f.Signature(), ArgTypes: f.Args, ResultType: f.Result,
 		Env: f.Env, Pool: f.Pool, Abi: abi, SpiffeId: s.identity(f).SPIFFEID(),

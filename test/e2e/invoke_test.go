@@ -90,7 +90,7 @@ func TestRowErrorsAreNotNulls(t *testing.T) {
 	s := startServer(t)
 	s.createFunction("upper", s.upload("go-upper"), "upper", "(VARCHAR) -> VARCHAR")
 	col := &udfhostv1.Column{
-		Type:    udfhostv1.Type_TYPE_VARCHAR,
+		Type:    udfhostv1.SqlType_TYPE_VARCHAR,
 		Offsets: []byte{0, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 6, 0, 0, 0},
 		Values:  []byte("ok\xff\xfeno"),
 	}
@@ -255,7 +255,7 @@ func TestSameArtifactSharesPodOthersDoNot(t *testing.T) {
 }
 
 func bigints(vals []int64) *udfhostv1.Batch {
-	b := jsonrows.NewBuilder([]udfhostv1.Type{udfhostv1.Type_TYPE_BIGINT})
+	b := jsonrows.NewBuilder([]udfhostv1.SqlType{udfhostv1.SqlType_TYPE_BIGINT})
 	for _, v := range vals {
 		if err := b.AddLine([]byte(fmt.Sprintf("[%d]", v))); err != nil {
 			panic(err)

@@ -48,10 +48,10 @@ func TestCorrectUnderLoad(t *testing.T) {
 		t.Run(fn, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			big := udfhostv1.Type_TYPE_BIGINT
+			big := udfhostv1.SqlType_TYPE_BIGINT
 			res, err := loadgen.Run(ctx, loadgen.Config{
 				Addr: s.addr, Token: s.token, Function: fn,
-				Args: []udfhostv1.Type{big, big, big}, Result: big,
+				Args: []udfhostv1.SqlType{big, big, big}, Result: big,
 				Streams: streams, Window: 2, BatchRows: rows, Rows: streams * batches * rows,
 				Nulls: 0.1, Seed: 42, Warmup: 0, Check: checkAffine,
 			})

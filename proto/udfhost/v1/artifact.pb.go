@@ -163,7 +163,9 @@ type CreateUploadURLResponse struct {
 	UploadId string                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
 	Url      string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
 	Method   string                 `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
-	// Headers the PUT must carry.
+	// Headers the client must set on the PUT itself, beyond what every HTTP
+	// client sends on its own (Content-Length is not listed: the body's
+	// size is in the URL's signature, and an HTTP client sets it).
 	Headers       map[string]string      `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -808,7 +810,10 @@ const file_udfhost_v1_artifact_proto_rawDesc = "" +
 	"\vGetArtifact\x12\x1e.udfhost.v1.GetArtifactRequest\x1a\x14.udfhost.v1.Artifact\x12T\n" +
 	"\rListArtifacts\x12 .udfhost.v1.ListArtifactsRequest\x1a!.udfhost.v1.ListArtifactsResponse\x12W\n" +
 	"\x0eDeleteArtifact\x12!.udfhost.v1.DeleteArtifactRequest\x1a\".udfhost.v1.DeleteArtifactResponse\x12K\n" +
-	"\x0fReleaseArtifact\x12\".udfhost.v1.ReleaseArtifactRequest\x1a\x14.udfhost.v1.ArtifactB7Z5github.com/udfhost/udfhost/proto/udfhost/v1;udfhostv1b\x06proto3"
+	"\x0fReleaseArtifact\x12\".udfhost.v1.ReleaseArtifactRequest\x1a\x14.udfhost.v1.ArtifactB\x85\x01\n" +
+	"\rio.udfhost.v1B\rArtifactProtoP\x01Z5github.com/udfhost/udfhost/proto/udfhost/v1;udfhostv1\xa2\x02\x03UDF\xaa\x02\n" +
+	"Udfhost.V1\xca\x02\n" +
+	"Udfhost\\V1\xea\x02\vUdfhost::V1b\x06proto3"
 
 var (
 	file_udfhost_v1_artifact_proto_rawDescOnce sync.Once

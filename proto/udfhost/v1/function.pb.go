@@ -164,39 +164,45 @@ func (x *CreateFunctionRequest) GetAbi() ABI {
 	return ABI_ABI_UNSPECIFIED
 }
 
-type Function struct {
+// FunctionInfo is a function as the service holds it. (Named FunctionInfo,
+// not Function, so that it does not collide with java.util.function.Function.)
+type FunctionInfo struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	ArtifactId string                 `protobuf:"bytes,2,opt,name=artifact_id,json=artifactId,proto3" json:"artifact_id,omitempty"`
 	Digest     string                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
 	Export     string                 `protobuf:"bytes,4,opt,name=export,proto3" json:"export,omitempty"`
 	Signature  string                 `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
-	ArgTypes   []Type                 `protobuf:"varint,6,rep,packed,name=arg_types,json=argTypes,proto3,enum=udfhost.v1.Type" json:"arg_types,omitempty"`
-	ResultType Type                   `protobuf:"varint,7,opt,name=result_type,json=resultType,proto3,enum=udfhost.v1.Type" json:"result_type,omitempty"`
+	ArgTypes   []SqlType              `protobuf:"varint,6,rep,packed,name=arg_types,json=argTypes,proto3,enum=udfhost.v1.SqlType" json:"arg_types,omitempty"`
+	ResultType SqlType                `protobuf:"varint,7,opt,name=result_type,json=resultType,proto3,enum=udfhost.v1.SqlType" json:"result_type,omitempty"`
 	Env        string                 `protobuf:"bytes,8,opt,name=env,proto3" json:"env,omitempty"`
 	Pool       string                 `protobuf:"bytes,9,opt,name=pool,proto3" json:"pool,omitempty"`
 	Abi        ABI                    `protobuf:"varint,10,opt,name=abi,proto3,enum=udfhost.v1.ABI" json:"abi,omitempty"`
 	// Pod identity the function runs under, as a SPIFFE ID.
-	SpiffeId      string                 `protobuf:"bytes,11,opt,name=spiffe_id,json=spiffeId,proto3" json:"spiffe_id,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	SpiffeId  string                 `protobuf:"bytes,11,opt,name=spiffe_id,json=spiffeId,proto3" json:"spiffe_id,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The limits of the function's compute pool and of the server's edge,
+	// so a caller can size its batches, deadlines and gRPC channel without
+	// probing.
+	Limits        *Limits `protobuf:"bytes,13,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *Function) Reset() {
-	*x = Function{}
+func (x *FunctionInfo) Reset() {
+	*x = FunctionInfo{}
 	mi := &file_udfhost_v1_function_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *Function) String() string {
+func (x *FunctionInfo) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*Function) ProtoMessage() {}
+func (*FunctionInfo) ProtoMessage() {}
 
-func (x *Function) ProtoReflect() protoreflect.Message {
+func (x *FunctionInfo) ProtoReflect() protoreflect.Message {
 	mi := &file_udfhost_v1_function_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -208,93 +214,238 @@ func (x *Function) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use Function.ProtoReflect.Descriptor instead.
-func (*Function) Descriptor() ([]byte, []int) {
+// Deprecated: Use FunctionInfo.ProtoReflect.Descriptor instead.
+func (*FunctionInfo) Descriptor() ([]byte, []int) {
 	return file_udfhost_v1_function_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *Function) GetName() string {
+func (x *FunctionInfo) GetName() string {
 	if x != nil {
 		return x.Name
 	}
 	return ""
 }
 
-func (x *Function) GetArtifactId() string {
+func (x *FunctionInfo) GetArtifactId() string {
 	if x != nil {
 		return x.ArtifactId
 	}
 	return ""
 }
 
-func (x *Function) GetDigest() string {
+func (x *FunctionInfo) GetDigest() string {
 	if x != nil {
 		return x.Digest
 	}
 	return ""
 }
 
-func (x *Function) GetExport() string {
+func (x *FunctionInfo) GetExport() string {
 	if x != nil {
 		return x.Export
 	}
 	return ""
 }
 
-func (x *Function) GetSignature() string {
+func (x *FunctionInfo) GetSignature() string {
 	if x != nil {
 		return x.Signature
 	}
 	return ""
 }
 
-func (x *Function) GetArgTypes() []Type {
+func (x *FunctionInfo) GetArgTypes() []SqlType {
 	if x != nil {
 		return x.ArgTypes
 	}
 	return nil
 }
 
-func (x *Function) GetResultType() Type {
+func (x *FunctionInfo) GetResultType() SqlType {
 	if x != nil {
 		return x.ResultType
 	}
-	return Type_TYPE_UNSPECIFIED
+	return SqlType_TYPE_UNSPECIFIED
 }
 
-func (x *Function) GetEnv() string {
+func (x *FunctionInfo) GetEnv() string {
 	if x != nil {
 		return x.Env
 	}
 	return ""
 }
 
-func (x *Function) GetPool() string {
+func (x *FunctionInfo) GetPool() string {
 	if x != nil {
 		return x.Pool
 	}
 	return ""
 }
 
-func (x *Function) GetAbi() ABI {
+func (x *FunctionInfo) GetAbi() ABI {
 	if x != nil {
 		return x.Abi
 	}
 	return ABI_ABI_UNSPECIFIED
 }
 
-func (x *Function) GetSpiffeId() string {
+func (x *FunctionInfo) GetSpiffeId() string {
 	if x != nil {
 		return x.SpiffeId
 	}
 	return ""
 }
 
-func (x *Function) GetCreatedAt() *timestamppb.Timestamp {
+func (x *FunctionInfo) GetCreatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *FunctionInfo) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// Limits are what one call to a function may carry and take. A request
+// past max_batch_rows or max_batch_bytes is refused with INVALID_ARGUMENT;
+// a result past max_batch_bytes fails the batch.
+type Limits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rows per batch.
+	MaxBatchRows uint32 `protobuf:"varint,1,opt,name=max_batch_rows,json=maxBatchRows,proto3" json:"max_batch_rows,omitempty"`
+	// Bytes of one batch's columns (validity + offsets + values), and of one
+	// result column.
+	MaxBatchBytes uint64 `protobuf:"varint,2,opt,name=max_batch_bytes,json=maxBatchBytes,proto3" json:"max_batch_bytes,omitempty"`
+	// The largest gRPC message the server receives or sends. A response can
+	// be up to this size: a client must raise its receive limit (commonly
+	// 4 MiB by default) to it, e.g. grpc.MaxCallRecvMsgSize in Go,
+	// maxInboundMessageSize in Java, grpc.max_receive_message_length in
+	// Python, or grpc.max_receive_message_length in Node.js.
+	MaxMessageBytes uint64 `protobuf:"varint,3,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
+	// How long one batch may run; InvokeRequest.deadline_ms may shorten it.
+	BatchDeadlineMs uint32 `protobuf:"varint,4,opt,name=batch_deadline_ms,json=batchDeadlineMs,proto3" json:"batch_deadline_ms,omitempty"`
+	// Linear memory each guest instance may grow to.
+	MemoryBytesPerInstance uint64 `protobuf:"varint,5,opt,name=memory_bytes_per_instance,json=memoryBytesPerInstance,proto3" json:"memory_bytes_per_instance,omitempty"`
+	// Batches one worker runs at once.
+	InstancesPerWorker uint32 `protobuf:"varint,6,opt,name=instances_per_worker,json=instancesPerWorker,proto3" json:"instances_per_worker,omitempty"`
+	// Batches that may wait for a busy worker before calls are refused with
+	// RESOURCE_EXHAUSTED and a retry hint.
+	QueuePerWorker uint32 `protobuf:"varint,7,opt,name=queue_per_worker,json=queuePerWorker,proto3" json:"queue_per_worker,omitempty"`
+	// How long an Invoke call, or a new InvokeStream, may take to deliver its
+	// (first) request, and how long an InvokeStream with nothing in flight
+	// may stay idle; past either the call ends with UNAVAILABLE and a message
+	// saying it was an idle cut (open a new stream and resend).
+	FirstRequestTimeoutMs uint32 `protobuf:"varint,8,opt,name=first_request_timeout_ms,json=firstRequestTimeoutMs,proto3" json:"first_request_timeout_ms,omitempty"`
+	StreamIdleTimeoutMs   uint32 `protobuf:"varint,9,opt,name=stream_idle_timeout_ms,json=streamIdleTimeoutMs,proto3" json:"stream_idle_timeout_ms,omitempty"`
+	// Batches of one InvokeStream that run concurrently (answers stay in
+	// order).
+	StreamWindow  uint32 `protobuf:"varint,10,opt,name=stream_window,json=streamWindow,proto3" json:"stream_window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Limits) Reset() {
+	*x = Limits{}
+	mi := &file_udfhost_v1_function_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Limits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Limits) ProtoMessage() {}
+
+func (x *Limits) ProtoReflect() protoreflect.Message {
+	mi := &file_udfhost_v1_function_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Limits.ProtoReflect.Descriptor instead.
+func (*Limits) Descriptor() ([]byte, []int) {
+	return file_udfhost_v1_function_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Limits) GetMaxBatchRows() uint32 {
+	if x != nil {
+		return x.MaxBatchRows
+	}
+	return 0
+}
+
+func (x *Limits) GetMaxBatchBytes() uint64 {
+	if x != nil {
+		return x.MaxBatchBytes
+	}
+	return 0
+}
+
+func (x *Limits) GetMaxMessageBytes() uint64 {
+	if x != nil {
+		return x.MaxMessageBytes
+	}
+	return 0
+}
+
+func (x *Limits) GetBatchDeadlineMs() uint32 {
+	if x != nil {
+		return x.BatchDeadlineMs
+	}
+	return 0
+}
+
+func (x *Limits) GetMemoryBytesPerInstance() uint64 {
+	if x != nil {
+		return x.MemoryBytesPerInstance
+	}
+	return 0
+}
+
+func (x *Limits) GetInstancesPerWorker() uint32 {
+	if x != nil {
+		return x.InstancesPerWorker
+	}
+	return 0
+}
+
+func (x *Limits) GetQueuePerWorker() uint32 {
+	if x != nil {
+		return x.QueuePerWorker
+	}
+	return 0
+}
+
+func (x *Limits) GetFirstRequestTimeoutMs() uint32 {
+	if x != nil {
+		return x.FirstRequestTimeoutMs
+	}
+	return 0
+}
+
+func (x *Limits) GetStreamIdleTimeoutMs() uint32 {
+	if x != nil {
+		return x.StreamIdleTimeoutMs
+	}
+	return 0
+}
+
+func (x *Limits) GetStreamWindow() uint32 {
+	if x != nil {
+		return x.StreamWindow
+	}
+	return 0
 }
 
 type GetFunctionRequest struct {
@@ -307,7 +458,7 @@ type GetFunctionRequest struct {
 
 func (x *GetFunctionRequest) Reset() {
 	*x = GetFunctionRequest{}
-	mi := &file_udfhost_v1_function_proto_msgTypes[2]
+	mi := &file_udfhost_v1_function_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -319,7 +470,7 @@ func (x *GetFunctionRequest) String() string {
 func (*GetFunctionRequest) ProtoMessage() {}
 
 func (x *GetFunctionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_udfhost_v1_function_proto_msgTypes[2]
+	mi := &file_udfhost_v1_function_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -332,7 +483,7 @@ func (x *GetFunctionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFunctionRequest.ProtoReflect.Descriptor instead.
 func (*GetFunctionRequest) Descriptor() ([]byte, []int) {
-	return file_udfhost_v1_function_proto_rawDescGZIP(), []int{2}
+	return file_udfhost_v1_function_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetFunctionRequest) GetName() string {
@@ -358,7 +509,7 @@ type ListFunctionsRequest struct {
 
 func (x *ListFunctionsRequest) Reset() {
 	*x = ListFunctionsRequest{}
-	mi := &file_udfhost_v1_function_proto_msgTypes[3]
+	mi := &file_udfhost_v1_function_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +521,7 @@ func (x *ListFunctionsRequest) String() string {
 func (*ListFunctionsRequest) ProtoMessage() {}
 
 func (x *ListFunctionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_udfhost_v1_function_proto_msgTypes[3]
+	mi := &file_udfhost_v1_function_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +534,7 @@ func (x *ListFunctionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFunctionsRequest.ProtoReflect.Descriptor instead.
 func (*ListFunctionsRequest) Descriptor() ([]byte, []int) {
-	return file_udfhost_v1_function_proto_rawDescGZIP(), []int{3}
+	return file_udfhost_v1_function_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListFunctionsRequest) GetEnv() string {
@@ -395,14 +546,14 @@ func (x *ListFunctionsRequest) GetEnv() string {
 
 type ListFunctionsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Functions     []*Function            `protobuf:"bytes,1,rep,name=functions,proto3" json:"functions,omitempty"`
+	Functions     []*FunctionInfo        `protobuf:"bytes,1,rep,name=functions,proto3" json:"functions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListFunctionsResponse) Reset() {
 	*x = ListFunctionsResponse{}
-	mi := &file_udfhost_v1_function_proto_msgTypes[4]
+	mi := &file_udfhost_v1_function_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +565,7 @@ func (x *ListFunctionsResponse) String() string {
 func (*ListFunctionsResponse) ProtoMessage() {}
 
 func (x *ListFunctionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_udfhost_v1_function_proto_msgTypes[4]
+	mi := &file_udfhost_v1_function_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,10 +578,10 @@ func (x *ListFunctionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFunctionsResponse.ProtoReflect.Descriptor instead.
 func (*ListFunctionsResponse) Descriptor() ([]byte, []int) {
-	return file_udfhost_v1_function_proto_rawDescGZIP(), []int{4}
+	return file_udfhost_v1_function_proto_rawDescGZIP(), []int{5}
 }
 
-func (x *ListFunctionsResponse) GetFunctions() []*Function {
+func (x *ListFunctionsResponse) GetFunctions() []*FunctionInfo {
 	if x != nil {
 		return x.Functions
 	}
@@ -447,7 +598,7 @@ type DeleteFunctionRequest struct {
 
 func (x *DeleteFunctionRequest) Reset() {
 	*x = DeleteFunctionRequest{}
-	mi := &file_udfhost_v1_function_proto_msgTypes[5]
+	mi := &file_udfhost_v1_function_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +610,7 @@ func (x *DeleteFunctionRequest) String() string {
 func (*DeleteFunctionRequest) ProtoMessage() {}
 
 func (x *DeleteFunctionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_udfhost_v1_function_proto_msgTypes[5]
+	mi := &file_udfhost_v1_function_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +623,7 @@ func (x *DeleteFunctionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFunctionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFunctionRequest) Descriptor() ([]byte, []int) {
-	return file_udfhost_v1_function_proto_rawDescGZIP(), []int{5}
+	return file_udfhost_v1_function_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DeleteFunctionRequest) GetName() string {
@@ -497,7 +648,7 @@ type DeleteFunctionResponse struct {
 
 func (x *DeleteFunctionResponse) Reset() {
 	*x = DeleteFunctionResponse{}
-	mi := &file_udfhost_v1_function_proto_msgTypes[6]
+	mi := &file_udfhost_v1_function_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +660,7 @@ func (x *DeleteFunctionResponse) String() string {
 func (*DeleteFunctionResponse) ProtoMessage() {}
 
 func (x *DeleteFunctionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_udfhost_v1_function_proto_msgTypes[6]
+	mi := &file_udfhost_v1_function_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +673,7 @@ func (x *DeleteFunctionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFunctionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFunctionResponse) Descriptor() ([]byte, []int) {
-	return file_udfhost_v1_function_proto_rawDescGZIP(), []int{6}
+	return file_udfhost_v1_function_proto_rawDescGZIP(), []int{7}
 }
 
 var File_udfhost_v1_function_proto protoreflect.FileDescriptor
@@ -539,16 +690,16 @@ const file_udfhost_v1_function_proto_rawDesc = "" +
 	"\tsignature\x18\x04 \x01(\tR\tsignature\x12\x10\n" +
 	"\x03env\x18\x05 \x01(\tR\x03env\x12\x12\n" +
 	"\x04pool\x18\x06 \x01(\tR\x04pool\x12!\n" +
-	"\x03abi\x18\a \x01(\x0e2\x0f.udfhost.v1.ABIR\x03abi\"\x90\x03\n" +
-	"\bFunction\x12\x12\n" +
+	"\x03abi\x18\a \x01(\x0e2\x0f.udfhost.v1.ABIR\x03abi\"\xc6\x03\n" +
+	"\fFunctionInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vartifact_id\x18\x02 \x01(\tR\n" +
 	"artifactId\x12\x16\n" +
 	"\x06digest\x18\x03 \x01(\tR\x06digest\x12\x16\n" +
 	"\x06export\x18\x04 \x01(\tR\x06export\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\tR\tsignature\x12-\n" +
-	"\targ_types\x18\x06 \x03(\x0e2\x10.udfhost.v1.TypeR\bargTypes\x121\n" +
-	"\vresult_type\x18\a \x01(\x0e2\x10.udfhost.v1.TypeR\n" +
+	"\tsignature\x18\x05 \x01(\tR\tsignature\x120\n" +
+	"\targ_types\x18\x06 \x03(\x0e2\x13.udfhost.v1.SqlTypeR\bargTypes\x124\n" +
+	"\vresult_type\x18\a \x01(\x0e2\x13.udfhost.v1.SqlTypeR\n" +
 	"resultType\x12\x10\n" +
 	"\x03env\x18\b \x01(\tR\x03env\x12\x12\n" +
 	"\x04pool\x18\t \x01(\tR\x04pool\x12!\n" +
@@ -556,14 +707,27 @@ const file_udfhost_v1_function_proto_rawDesc = "" +
 	" \x01(\x0e2\x0f.udfhost.v1.ABIR\x03abi\x12\x1b\n" +
 	"\tspiffe_id\x18\v \x01(\tR\bspiffeId\x129\n" +
 	"\n" +
-	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\":\n" +
+	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12*\n" +
+	"\x06limits\x18\r \x01(\v2\x12.udfhost.v1.LimitsR\x06limits\"\xd8\x03\n" +
+	"\x06Limits\x12$\n" +
+	"\x0emax_batch_rows\x18\x01 \x01(\rR\fmaxBatchRows\x12&\n" +
+	"\x0fmax_batch_bytes\x18\x02 \x01(\x04R\rmaxBatchBytes\x12*\n" +
+	"\x11max_message_bytes\x18\x03 \x01(\x04R\x0fmaxMessageBytes\x12*\n" +
+	"\x11batch_deadline_ms\x18\x04 \x01(\rR\x0fbatchDeadlineMs\x129\n" +
+	"\x19memory_bytes_per_instance\x18\x05 \x01(\x04R\x16memoryBytesPerInstance\x120\n" +
+	"\x14instances_per_worker\x18\x06 \x01(\rR\x12instancesPerWorker\x12(\n" +
+	"\x10queue_per_worker\x18\a \x01(\rR\x0equeuePerWorker\x127\n" +
+	"\x18first_request_timeout_ms\x18\b \x01(\rR\x15firstRequestTimeoutMs\x123\n" +
+	"\x16stream_idle_timeout_ms\x18\t \x01(\rR\x13streamIdleTimeoutMs\x12#\n" +
+	"\rstream_window\x18\n" +
+	" \x01(\rR\fstreamWindow\":\n" +
 	"\x12GetFunctionRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03env\x18\x02 \x01(\tR\x03env\"(\n" +
 	"\x14ListFunctionsRequest\x12\x10\n" +
-	"\x03env\x18\x01 \x01(\tR\x03env\"K\n" +
-	"\x15ListFunctionsResponse\x122\n" +
-	"\tfunctions\x18\x01 \x03(\v2\x14.udfhost.v1.FunctionR\tfunctions\"=\n" +
+	"\x03env\x18\x01 \x01(\tR\x03env\"O\n" +
+	"\x15ListFunctionsResponse\x126\n" +
+	"\tfunctions\x18\x01 \x03(\v2\x18.udfhost.v1.FunctionInfoR\tfunctions\"=\n" +
 	"\x15DeleteFunctionRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03env\x18\x02 \x01(\tR\x03env\"\x18\n" +
@@ -572,12 +736,15 @@ const file_udfhost_v1_function_proto_rawDesc = "" +
 	"\x0fABI_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"ABI_DIRECT\x10\x01\x12\r\n" +
-	"\tABI_BATCH\x10\x022\xd0\x02\n" +
-	"\x0fFunctionService\x12I\n" +
-	"\x0eCreateFunction\x12!.udfhost.v1.CreateFunctionRequest\x1a\x14.udfhost.v1.Function\x12C\n" +
-	"\vGetFunction\x12\x1e.udfhost.v1.GetFunctionRequest\x1a\x14.udfhost.v1.Function\x12T\n" +
+	"\tABI_BATCH\x10\x022\xd8\x02\n" +
+	"\x0fFunctionService\x12M\n" +
+	"\x0eCreateFunction\x12!.udfhost.v1.CreateFunctionRequest\x1a\x18.udfhost.v1.FunctionInfo\x12G\n" +
+	"\vGetFunction\x12\x1e.udfhost.v1.GetFunctionRequest\x1a\x18.udfhost.v1.FunctionInfo\x12T\n" +
 	"\rListFunctions\x12 .udfhost.v1.ListFunctionsRequest\x1a!.udfhost.v1.ListFunctionsResponse\x12W\n" +
-	"\x0eDeleteFunction\x12!.udfhost.v1.DeleteFunctionRequest\x1a\".udfhost.v1.DeleteFunctionResponseB7Z5github.com/udfhost/udfhost/proto/udfhost/v1;udfhostv1b\x06proto3"
+	"\x0eDeleteFunction\x12!.udfhost.v1.DeleteFunctionRequest\x1a\".udfhost.v1.DeleteFunctionResponseB\x85\x01\n" +
+	"\rio.udfhost.v1B\rFunctionProtoP\x01Z5github.com/udfhost/udfhost/proto/udfhost/v1;udfhostv1\xa2\x02\x03UDF\xaa\x02\n" +
+	"Udfhost.V1\xca\x02\n" +
+	"Udfhost\\V1\xea\x02\vUdfhost::V1b\x06proto3"
 
 var (
 	file_udfhost_v1_function_proto_rawDescOnce sync.Once
@@ -592,39 +759,41 @@ func file_udfhost_v1_function_proto_rawDescGZIP() []byte {
 }
 
 var file_udfhost_v1_function_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_udfhost_v1_function_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_udfhost_v1_function_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_udfhost_v1_function_proto_goTypes = []any{
 	(ABI)(0),                       // 0: udfhost.v1.ABI
 	(*CreateFunctionRequest)(nil),  // 1: udfhost.v1.CreateFunctionRequest
-	(*Function)(nil),               // 2: udfhost.v1.Function
-	(*GetFunctionRequest)(nil),     // 3: udfhost.v1.GetFunctionRequest
-	(*ListFunctionsRequest)(nil),   // 4: udfhost.v1.ListFunctionsRequest
-	(*ListFunctionsResponse)(nil),  // 5: udfhost.v1.ListFunctionsResponse
-	(*DeleteFunctionRequest)(nil),  // 6: udfhost.v1.DeleteFunctionRequest
-	(*DeleteFunctionResponse)(nil), // 7: udfhost.v1.DeleteFunctionResponse
-	(Type)(0),                      // 8: udfhost.v1.Type
-	(*timestamppb.Timestamp)(nil),  // 9: google.protobuf.Timestamp
+	(*FunctionInfo)(nil),           // 2: udfhost.v1.FunctionInfo
+	(*Limits)(nil),                 // 3: udfhost.v1.Limits
+	(*GetFunctionRequest)(nil),     // 4: udfhost.v1.GetFunctionRequest
+	(*ListFunctionsRequest)(nil),   // 5: udfhost.v1.ListFunctionsRequest
+	(*ListFunctionsResponse)(nil),  // 6: udfhost.v1.ListFunctionsResponse
+	(*DeleteFunctionRequest)(nil),  // 7: udfhost.v1.DeleteFunctionRequest
+	(*DeleteFunctionResponse)(nil), // 8: udfhost.v1.DeleteFunctionResponse
+	(SqlType)(0),                   // 9: udfhost.v1.SqlType
+	(*timestamppb.Timestamp)(nil),  // 10: google.protobuf.Timestamp
 }
 var file_udfhost_v1_function_proto_depIdxs = []int32{
 	0,  // 0: udfhost.v1.CreateFunctionRequest.abi:type_name -> udfhost.v1.ABI
-	8,  // 1: udfhost.v1.Function.arg_types:type_name -> udfhost.v1.Type
-	8,  // 2: udfhost.v1.Function.result_type:type_name -> udfhost.v1.Type
-	0,  // 3: udfhost.v1.Function.abi:type_name -> udfhost.v1.ABI
-	9,  // 4: udfhost.v1.Function.created_at:type_name -> google.protobuf.Timestamp
-	2,  // 5: udfhost.v1.ListFunctionsResponse.functions:type_name -> udfhost.v1.Function
-	1,  // 6: udfhost.v1.FunctionService.CreateFunction:input_type -> udfhost.v1.CreateFunctionRequest
-	3,  // 7: udfhost.v1.FunctionService.GetFunction:input_type -> udfhost.v1.GetFunctionRequest
-	4,  // 8: udfhost.v1.FunctionService.ListFunctions:input_type -> udfhost.v1.ListFunctionsRequest
-	6,  // 9: udfhost.v1.FunctionService.DeleteFunction:input_type -> udfhost.v1.DeleteFunctionRequest
-	2,  // 10: udfhost.v1.FunctionService.CreateFunction:output_type -> udfhost.v1.Function
-	2,  // 11: udfhost.v1.FunctionService.GetFunction:output_type -> udfhost.v1.Function
-	5,  // 12: udfhost.v1.FunctionService.ListFunctions:output_type -> udfhost.v1.ListFunctionsResponse
-	7,  // 13: udfhost.v1.FunctionService.DeleteFunction:output_type -> udfhost.v1.DeleteFunctionResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	9,  // 1: udfhost.v1.FunctionInfo.arg_types:type_name -> udfhost.v1.SqlType
+	9,  // 2: udfhost.v1.FunctionInfo.result_type:type_name -> udfhost.v1.SqlType
+	0,  // 3: udfhost.v1.FunctionInfo.abi:type_name -> udfhost.v1.ABI
+	10, // 4: udfhost.v1.FunctionInfo.created_at:type_name -> google.protobuf.Timestamp
+	3,  // 5: udfhost.v1.FunctionInfo.limits:type_name -> udfhost.v1.Limits
+	2,  // 6: udfhost.v1.ListFunctionsResponse.functions:type_name -> udfhost.v1.FunctionInfo
+	1,  // 7: udfhost.v1.FunctionService.CreateFunction:input_type -> udfhost.v1.CreateFunctionRequest
+	4,  // 8: udfhost.v1.FunctionService.GetFunction:input_type -> udfhost.v1.GetFunctionRequest
+	5,  // 9: udfhost.v1.FunctionService.ListFunctions:input_type -> udfhost.v1.ListFunctionsRequest
+	7,  // 10: udfhost.v1.FunctionService.DeleteFunction:input_type -> udfhost.v1.DeleteFunctionRequest
+	2,  // 11: udfhost.v1.FunctionService.CreateFunction:output_type -> udfhost.v1.FunctionInfo
+	2,  // 12: udfhost.v1.FunctionService.GetFunction:output_type -> udfhost.v1.FunctionInfo
+	6,  // 13: udfhost.v1.FunctionService.ListFunctions:output_type -> udfhost.v1.ListFunctionsResponse
+	8,  // 14: udfhost.v1.FunctionService.DeleteFunction:output_type -> udfhost.v1.DeleteFunctionResponse
+	11, // [11:15] is the sub-list for method output_type
+	7,  // [7:11] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_udfhost_v1_function_proto_init() }
@@ -639,7 +808,7 @@ func file_udfhost_v1_function_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_udfhost_v1_function_proto_rawDesc), len(file_udfhost_v1_function_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

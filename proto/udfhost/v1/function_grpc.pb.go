@@ -32,8 +32,8 @@ const (
 // FunctionService binds an export of an artifact to a SQL signature, an
 // environment and a compute pool; that binding decides the pod identity.
 type FunctionServiceClient interface {
-	CreateFunction(ctx context.Context, in *CreateFunctionRequest, opts ...grpc.CallOption) (*Function, error)
-	GetFunction(ctx context.Context, in *GetFunctionRequest, opts ...grpc.CallOption) (*Function, error)
+	CreateFunction(ctx context.Context, in *CreateFunctionRequest, opts ...grpc.CallOption) (*FunctionInfo, error)
+	GetFunction(ctx context.Context, in *GetFunctionRequest, opts ...grpc.CallOption) (*FunctionInfo, error)
 	ListFunctions(ctx context.Context, in *ListFunctionsRequest, opts ...grpc.CallOption) (*ListFunctionsResponse, error)
 	DeleteFunction(ctx context.Context, in *DeleteFunctionRequest, opts ...grpc.CallOption) (*DeleteFunctionResponse, error)
 }
@@ -46,9 +46,9 @@ func NewFunctionServiceClient(cc grpc.ClientConnInterface) FunctionServiceClient
 	return &functionServiceClient{cc}
 }
 
-func (c *functionServiceClient) CreateFunction(ctx context.Context, in *CreateFunctionRequest, opts ...grpc.CallOption) (*Function, error) {
+func (c *functionServiceClient) CreateFunction(ctx context.Context, in *CreateFunctionRequest, opts ...grpc.CallOption) (*FunctionInfo, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Function)
+	out := new(FunctionInfo)
 	err := c.cc.Invoke(ctx, FunctionService_CreateFunction_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -56,9 +56,9 @@ func (c *functionServiceClient) CreateFunction(ctx context.Context, in *CreateFu
 	return out, nil
 }
 
-func (c *functionServiceClient) GetFunction(ctx context.Context, in *GetFunctionRequest, opts ...grpc.CallOption) (*Function, error) {
+func (c *functionServiceClient) GetFunction(ctx context.Context, in *GetFunctionRequest, opts ...grpc.CallOption) (*FunctionInfo, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Function)
+	out := new(FunctionInfo)
 	err := c.cc.Invoke(ctx, FunctionService_GetFunction_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -93,8 +93,8 @@ func (c *functionServiceClient) DeleteFunction(ctx context.Context, in *DeleteFu
 // FunctionService binds an export of an artifact to a SQL signature, an
 // environment and a compute pool; that binding decides the pod identity.
 type FunctionServiceServer interface {
-	CreateFunction(context.Context, *CreateFunctionRequest) (*Function, error)
-	GetFunction(context.Context, *GetFunctionRequest) (*Function, error)
+	CreateFunction(context.Context, *CreateFunctionRequest) (*FunctionInfo, error)
+	GetFunction(context.Context, *GetFunctionRequest) (*FunctionInfo, error)
 	ListFunctions(context.Context, *ListFunctionsRequest) (*ListFunctionsResponse, error)
 	DeleteFunction(context.Context, *DeleteFunctionRequest) (*DeleteFunctionResponse, error)
 	mustEmbedUnimplementedFunctionServiceServer()
@@ -107,10 +107,10 @@ type FunctionServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedFunctionServiceServer struct{}
 
-func (UnimplementedFunctionServiceServer) CreateFunction(context.Context, *CreateFunctionRequest) (*Function, error) {
+func (UnimplementedFunctionServiceServer) CreateFunction(context.Context, *CreateFunctionRequest) (*FunctionInfo, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateFunction not implemented")
 }
-func (UnimplementedFunctionServiceServer) GetFunction(context.Context, *GetFunctionRequest) (*Function, error) {
+func (UnimplementedFunctionServiceServer) GetFunction(context.Context, *GetFunctionRequest) (*FunctionInfo, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetFunction not implemented")
 }
 func (UnimplementedFunctionServiceServer) ListFunctions(context.Context, *ListFunctionsRequest) (*ListFunctionsResponse, error) {

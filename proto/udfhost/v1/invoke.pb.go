@@ -27,7 +27,12 @@ type InvokeRequest struct {
 	Env      string                 `protobuf:"bytes,2,opt,name=env,proto3" json:"env,omitempty"` // empty: "default"
 	Batch    *Batch                 `protobuf:"bytes,3,opt,name=batch,proto3" json:"batch,omitempty"`
 	// Echoed in the response so a caller can match them.
-	Seq           uint64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq uint64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	// This batch's own deadline in milliseconds, counted from when the server
+	// reads the request; 0 means the pool's batch deadline, and a larger
+	// value is capped at it. A batch past it fails with DEADLINE_EXCEEDED
+	// (on a stream: InvokeResponse.error, the stream goes on) and is stopped.
+	DeadlineMs    uint32 `protobuf:"varint,5,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -86,6 +91,13 @@ func (x *InvokeRequest) GetBatch() *Batch {
 func (x *InvokeRequest) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
+	}
+	return 0
+}
+
+func (x *InvokeRequest) GetDeadlineMs() uint32 {
+	if x != nil {
+		return x.DeadlineMs
 	}
 	return 0
 }
@@ -170,9 +182,11 @@ func (x *InvokeResponse) GetError() *BatchError {
 }
 
 type BatchError struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Code    int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"` // google.golang.org/grpc/codes
-	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A canonical gRPC status code (google.rpc.Code: 4 DEADLINE_EXCEEDED,
+	// 8 RESOURCE_EXHAUSTED, 3 INVALID_ARGUMENT, 14 UNAVAILABLE, ...).
+	Code    int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// For RESOURCE_EXHAUSTED: when to try again (unary calls carry the same
 	// hint as a google.rpc.RetryInfo status detail).
 	RetryAfterMs  int64 `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
@@ -236,12 +250,14 @@ var File_udfhost_v1_invoke_proto protoreflect.FileDescriptor
 const file_udfhost_v1_invoke_proto_rawDesc = "" +
 	"\n" +
 	"\x17udfhost/v1/invoke.proto\x12\n" +
-	"udfhost.v1\x1a\x16udfhost/v1/types.proto\"x\n" +
+	"udfhost.v1\x1a\x16udfhost/v1/types.proto\"\x99\x01\n" +
 	"\rInvokeRequest\x12\x1a\n" +
 	"\bfunction\x18\x01 \x01(\tR\bfunction\x12\x10\n" +
 	"\x03env\x18\x02 \x01(\tR\x03env\x12'\n" +
 	"\x05batch\x18\x03 \x01(\v2\x11.udfhost.v1.BatchR\x05batch\x12\x10\n" +
-	"\x03seq\x18\x04 \x01(\x04R\x03seq\"\xbe\x01\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12\x1f\n" +
+	"\vdeadline_ms\x18\x05 \x01(\rR\n" +
+	"deadlineMs\"\xbe\x01\n" +
 	"\x0eInvokeResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04rows\x18\x02 \x01(\rR\x04rows\x12*\n" +
@@ -255,7 +271,10 @@ const file_udfhost_v1_invoke_proto_rawDesc = "" +
 	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs2\x9b\x01\n" +
 	"\rInvokeService\x12?\n" +
 	"\x06Invoke\x12\x19.udfhost.v1.InvokeRequest\x1a\x1a.udfhost.v1.InvokeResponse\x12I\n" +
-	"\fInvokeStream\x12\x19.udfhost.v1.InvokeRequest\x1a\x1a.udfhost.v1.InvokeResponse(\x010\x01B7Z5github.com/udfhost/udfhost/proto/udfhost/v1;udfhostv1b\x06proto3"
+	"\fInvokeStream\x12\x19.udfhost.v1.InvokeRequest\x1a\x1a.udfhost.v1.InvokeResponse(\x010\x01B\x83\x01\n" +
+	"\rio.udfhost.v1B\vInvokeProtoP\x01Z5github.com/udfhost/udfhost/proto/udfhost/v1;udfhostv1\xa2\x02\x03UDF\xaa\x02\n" +
+	"Udfhost.V1\xca\x02\n" +
+	"Udfhost\\V1\xea\x02\vUdfhost::V1b\x06proto3"
 
 var (
 	file_udfhost_v1_invoke_proto_rawDescOnce sync.Once

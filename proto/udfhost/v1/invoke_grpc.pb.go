@@ -28,10 +28,28 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // InvokeService runs functions on batches of rows; task managers call it.
+//
+// Every call carries "authorization: Bearer <token>" metadata (the scheme is
+// case-insensitive). Responses can be larger than the 4 MiB receive limit
+// most gRPC clients default to: raise it to Limits.max_message_bytes
+// (FunctionService.GetFunction returns the limits).
 type InvokeServiceClient interface {
+	// Invoke runs one batch. The request must arrive within
+	// Limits.first_request_timeout_ms (default 5 s) of the call opening.
 	Invoke(ctx context.Context, in *InvokeRequest, opts ...grpc.CallOption) (*InvokeResponse, error)
 	// InvokeStream answers every request with one response carrying the same
-	// seq, in order.
+	// seq, in order. Up to Limits.stream_window batches run at once. A batch
+	// that fails (deadline, overload, bad input) is answered with
+	// InvokeResponse.error and the stream stays usable.
+	//
+	// Idle cuts: the first request must arrive within
+	// Limits.first_request_timeout_ms (default 5 s), and a stream with no
+	// batch in flight is ended after Limits.stream_idle_timeout_ms (default
+	// 60 s) without a request. Both end the stream with UNAVAILABLE and a
+	// message starting "idle stream cut:"; nothing is lost (every batch sent
+	// before was answered), so open a new stream to go on. A client that
+	// keeps a stream for a long quiet period should close it and open a new
+	// one when work arrives.
 	InvokeStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[InvokeRequest, InvokeResponse], error)
 }
 
@@ -71,10 +89,28 @@ type InvokeService_InvokeStreamClient = grpc.BidiStreamingClient[InvokeRequest, 
 // for forward compatibility.
 //
 // InvokeService runs functions on batches of rows; task managers call it.
+//
+// Every call carries "authorization: Bearer <token>" metadata (the scheme is
+// case-insensitive). Responses can be larger than the 4 MiB receive limit
+// most gRPC clients default to: raise it to Limits.max_message_bytes
+// (FunctionService.GetFunction returns the limits).
 type InvokeServiceServer interface {
+	// Invoke runs one batch. The request must arrive within
+	// Limits.first_request_timeout_ms (default 5 s) of the call opening.
 	Invoke(context.Context, *InvokeRequest) (*InvokeResponse, error)
 	// InvokeStream answers every request with one response carrying the same
-	// seq, in order.
+	// seq, in order. Up to Limits.stream_window batches run at once. A batch
+	// that fails (deadline, overload, bad input) is answered with
+	// InvokeResponse.error and the stream stays usable.
+	//
+	// Idle cuts: the first request must arrive within
+	// Limits.first_request_timeout_ms (default 5 s), and a stream with no
+	// batch in flight is ended after Limits.stream_idle_timeout_ms (default
+	// 60 s) without a request. Both end the stream with UNAVAILABLE and a
+	// message starting "idle stream cut:"; nothing is lost (every batch sent
+	// before was answered), so open a new stream to go on. A client that
+	// keeps a stream for a long quiet period should close it and open a new
+	// one when work arrives.
 	InvokeStream(grpc.BidiStreamingServer[InvokeRequest, InvokeResponse]) error
 	mustEmbedUnimplementedInvokeServiceServer()
 }

@@ -21,23 +21,25 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// SQL types a function's arguments and result may have.
-type Type int32
+// SQL types a function's arguments and result may have. (Named SqlType,
+// not Type, so that it does not collide with java.lang.reflect.Type or
+// Arrow's types; the values and their numbers are unchanged.)
+type SqlType int32
 
 const (
-	Type_TYPE_UNSPECIFIED Type = 0
-	Type_TYPE_INT         Type = 1 // int32
-	Type_TYPE_BIGINT      Type = 2 // int64
-	Type_TYPE_FLOAT       Type = 3 // float32
-	Type_TYPE_DOUBLE      Type = 4 // float64
-	Type_TYPE_BOOLEAN     Type = 5 // Arrow bit-packed
-	Type_TYPE_VARCHAR     Type = 6 // UTF-8, int32 offsets + data
-	Type_TYPE_BYTES       Type = 7 // int32 offsets + data
+	SqlType_TYPE_UNSPECIFIED SqlType = 0
+	SqlType_TYPE_INT         SqlType = 1 // int32
+	SqlType_TYPE_BIGINT      SqlType = 2 // int64
+	SqlType_TYPE_FLOAT       SqlType = 3 // float32
+	SqlType_TYPE_DOUBLE      SqlType = 4 // float64
+	SqlType_TYPE_BOOLEAN     SqlType = 5 // Arrow bit-packed
+	SqlType_TYPE_VARCHAR     SqlType = 6 // UTF-8, int32 offsets + data
+	SqlType_TYPE_BYTES       SqlType = 7 // int32 offsets + data
 )
 
-// Enum value maps for Type.
+// Enum value maps for SqlType.
 var (
-	Type_name = map[int32]string{
+	SqlType_name = map[int32]string{
 		0: "TYPE_UNSPECIFIED",
 		1: "TYPE_INT",
 		2: "TYPE_BIGINT",
@@ -47,7 +49,7 @@ var (
 		6: "TYPE_VARCHAR",
 		7: "TYPE_BYTES",
 	}
-	Type_value = map[string]int32{
+	SqlType_value = map[string]int32{
 		"TYPE_UNSPECIFIED": 0,
 		"TYPE_INT":         1,
 		"TYPE_BIGINT":      2,
@@ -59,46 +61,64 @@ var (
 	}
 )
 
-func (x Type) Enum() *Type {
-	p := new(Type)
+func (x SqlType) Enum() *SqlType {
+	p := new(SqlType)
 	*p = x
 	return p
 }
 
-func (x Type) String() string {
+func (x SqlType) String() string {
 	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
 }
 
-func (Type) Descriptor() protoreflect.EnumDescriptor {
+func (SqlType) Descriptor() protoreflect.EnumDescriptor {
 	return file_udfhost_v1_types_proto_enumTypes[0].Descriptor()
 }
 
-func (Type) Type() protoreflect.EnumType {
+func (SqlType) Type() protoreflect.EnumType {
 	return &file_udfhost_v1_types_proto_enumTypes[0]
 }
 
-func (x Type) Number() protoreflect.EnumNumber {
+func (x SqlType) Number() protoreflect.EnumNumber {
 	return protoreflect.EnumNumber(x)
 }
 
-// Deprecated: Use Type.Descriptor instead.
-func (Type) EnumDescriptor() ([]byte, []int) {
+// Deprecated: Use SqlType.Descriptor instead.
+func (SqlType) EnumDescriptor() ([]byte, []int) {
 	return file_udfhost_v1_types_proto_rawDescGZIP(), []int{0}
 }
 
 // Column is one column of a batch in Apache Arrow's physical layout, so a
 // caller holding Arrow vectors can hand the buffers over without re-encoding.
+//
+// Buffers may be handed over exactly as an Arrow library holds them: longer
+// than needed (padding, capacity) is fine, only what the rows need is read.
+// With rows = n and offset = o (docs/ABI.md has the exact rules):
+//
+//	validity: empty (all valid) or at least ceil((o+n)/8) bytes; row i is
+//	          bit o+i.
+//	values:   fixed width w: at least (o+n)*w bytes, row i at (o+i)*w;
+//	          BOOLEAN: bit-packed, row i is bit o+i.
+//	offsets:  VARCHAR/BYTES: at least (o+n+1) int32, non-decreasing from
+//	          offsets[o] (which need not be 0) to offsets[o+n] <= len(values).
+//
+// Results the service returns always have offset 0 and exact sizes, and a
+// VARCHAR/BYTES result carries rows+1 offsets (one offset for 0 rows).
 type Column struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Type  Type                   `protobuf:"varint,1,opt,name=type,proto3,enum=udfhost.v1.Type" json:"type,omitempty"`
-	// Validity bitmap, one bit per row, least significant bit first, 1 = valid.
-	// Empty means every row is valid.
+	Type  SqlType                `protobuf:"varint,1,opt,name=type,proto3,enum=udfhost.v1.SqlType" json:"type,omitempty"`
+	// Validity bitmap, one bit per element, least significant bit first,
+	// 1 = valid. Empty means every row is valid.
 	Validity []byte `protobuf:"bytes,2,opt,name=validity,proto3" json:"validity,omitempty"`
-	// For VARCHAR and BYTES: rows+1 little-endian int32 offsets into values.
+	// For VARCHAR and BYTES: little-endian int32 offsets into values.
 	Offsets []byte `protobuf:"bytes,3,opt,name=offsets,proto3" json:"offsets,omitempty"`
 	// Fixed-width little-endian values (BOOLEAN: bit-packed), or the
 	// variable-length data for VARCHAR and BYTES.
-	Values        []byte `protobuf:"bytes,4,opt,name=values,proto3" json:"values,omitempty"`
+	Values []byte `protobuf:"bytes,4,opt,name=values,proto3" json:"values,omitempty"`
+	// Index of the column's first row within its buffers, as Arrow's
+	// ArrayData.offset: a sliced Arrow array is handed over unchanged with
+	// its offset. Applies to validity, values and offsets alike.
+	Offset        uint32 `protobuf:"varint,5,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -133,11 +153,11 @@ func (*Column) Descriptor() ([]byte, []int) {
 	return file_udfhost_v1_types_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *Column) GetType() Type {
+func (x *Column) GetType() SqlType {
 	if x != nil {
 		return x.Type
 	}
-	return Type_TYPE_UNSPECIFIED
+	return SqlType_TYPE_UNSPECIFIED
 }
 
 func (x *Column) GetValidity() []byte {
@@ -159,6 +179,13 @@ func (x *Column) GetValues() []byte {
 		return x.Values
 	}
 	return nil
+}
+
+func (x *Column) GetOffset() uint32 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
 }
 
 // Batch is a set of rows in columnar form, one column per argument.
@@ -272,19 +299,20 @@ var File_udfhost_v1_types_proto protoreflect.FileDescriptor
 const file_udfhost_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"\x16udfhost/v1/types.proto\x12\n" +
-	"udfhost.v1\"|\n" +
-	"\x06Column\x12$\n" +
-	"\x04type\x18\x01 \x01(\x0e2\x10.udfhost.v1.TypeR\x04type\x12\x1a\n" +
+	"udfhost.v1\"\x97\x01\n" +
+	"\x06Column\x12'\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x13.udfhost.v1.SqlTypeR\x04type\x12\x1a\n" +
 	"\bvalidity\x18\x02 \x01(\fR\bvalidity\x12\x18\n" +
 	"\aoffsets\x18\x03 \x01(\fR\aoffsets\x12\x16\n" +
-	"\x06values\x18\x04 \x01(\fR\x06values\"I\n" +
+	"\x06values\x18\x04 \x01(\fR\x06values\x12\x16\n" +
+	"\x06offset\x18\x05 \x01(\rR\x06offset\"I\n" +
 	"\x05Batch\x12\x12\n" +
 	"\x04rows\x18\x01 \x01(\rR\x04rows\x12,\n" +
 	"\acolumns\x18\x02 \x03(\v2\x12.udfhost.v1.ColumnR\acolumns\"6\n" +
 	"\bRowError\x12\x10\n" +
 	"\x03row\x18\x01 \x01(\rR\x03row\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*\x90\x01\n" +
-	"\x04Type\x12\x14\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage*\x93\x01\n" +
+	"\aSqlType\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bTYPE_INT\x10\x01\x12\x0f\n" +
 	"\vTYPE_BIGINT\x10\x02\x12\x0e\n" +
@@ -294,7 +322,11 @@ const file_udfhost_v1_types_proto_rawDesc = "" +
 	"\fTYPE_BOOLEAN\x10\x05\x12\x10\n" +
 	"\fTYPE_VARCHAR\x10\x06\x12\x0e\n" +
 	"\n" +
-	"TYPE_BYTES\x10\aB7Z5github.com/udfhost/udfhost/proto/udfhost/v1;udfhostv1b\x06proto3"
+	"TYPE_BYTES\x10\aB\x82\x01\n" +
+	"\rio.udfhost.v1B\n" +
+	"TypesProtoP\x01Z5github.com/udfhost/udfhost/proto/udfhost/v1;udfhostv1\xa2\x02\x03UDF\xaa\x02\n" +
+	"Udfhost.V1\xca\x02\n" +
+	"Udfhost\\V1\xea\x02\vUdfhost::V1b\x06proto3"
 
 var (
 	file_udfhost_v1_types_proto_rawDescOnce sync.Once
@@ -311,13 +343,13 @@ func file_udfhost_v1_types_proto_rawDescGZIP() []byte {
 var file_udfhost_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_udfhost_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_udfhost_v1_types_proto_goTypes = []any{
-	(Type)(0),        // 0: udfhost.v1.Type
+	(SqlType)(0),     // 0: udfhost.v1.SqlType
 	(*Column)(nil),   // 1: udfhost.v1.Column
 	(*Batch)(nil),    // 2: udfhost.v1.Batch
 	(*RowError)(nil), // 3: udfhost.v1.RowError
 }
 var file_udfhost_v1_types_proto_depIdxs = []int32{
-	0, // 0: udfhost.v1.Column.type:type_name -> udfhost.v1.Type
+	0, // 0: udfhost.v1.Column.type:type_name -> udfhost.v1.SqlType
 	1, // 1: udfhost.v1.Batch.columns:type_name -> udfhost.v1.Column
 	2, // [2:2] is the sub-list for method output_type
 	2, // [2:2] is the sub-list for method input_type
