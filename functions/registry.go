@@ -25,17 +25,17 @@ var (
 
 // Function is a callable binding of an artifact's export.
 type Function struct {
-	Name       string           `json:"name"`
-	Org        string           `json:"org"`
-	Env        string           `json:"env"`
-	Pool       string           `json:"pool"`
-	ArtifactID string           `json:"artifact_id"`
-	Digest     string           `json:"digest"`
-	Export     string           `json:"export"`
+	Name       string              `json:"name"`
+	Org        string              `json:"org"`
+	Env        string              `json:"env"`
+	Pool       string              `json:"pool"`
+	ArtifactID string              `json:"artifact_id"`
+	Digest     string              `json:"digest"`
+	Export     string              `json:"export"`
 	Args       []udfhostv1.SqlType `json:"args"`
 	Result     udfhostv1.SqlType   `json:"result"`
-	ABI        sandbox.ABI      `json:"abi"`
-	CreatedAt  time.Time        `json:"created_at"`
+	ABI        sandbox.ABI         `json:"abi"`
+	CreatedAt  time.Time           `json:"created_at"`
 }
 
 // Signature is the function's canonical SQL signature.
