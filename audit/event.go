@@ -44,4 +44,9 @@ const (
 	// violations (quarantined) until an admin releases it.
 	TypeArtifactQuarantined = "artifact.quarantined"
 	TypeArtifactReleased    = "artifact.released"
+
+	// Opening the log removed an incomplete final line (a write torn by
+	// a crash or a full disk); details: offset, line, bytes_removed and
+	// the sha256 of the removed bytes.
+	TypeAuditRepaired = "audit.repaired"
 )

@@ -2,18 +2,26 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 )
 
-// ErrBroken is wrapped by every Append error after a write or fsync of the
-// log failed; the log accepts no more records until it is reopened.
-var ErrBroken = errors.New("audit log is broken")
+// ErrBroken is wrapped by every Append error whose record could not be
+// written or fsynced. The message says whether the log is intact (the
+// failed write was rolled back, nothing of it is in the file, and the next
+// Append tries again: the log resumes by itself once, say, the disk has
+// space again) or not (the rollback failed too; the log then refuses every
+// record until it is reopened, which removes the incomplete final line and
+// records the repair).
+var ErrBroken = errors.New("audit log cannot be written")
 
 // ErrClosed is returned by Append and Close after Close.
 var ErrClosed = errors.New("audit log is closed")
@@ -40,18 +48,30 @@ type Log struct {
 	queue    []*pending // records waiting for the next write, in seq order
 	flushing bool       // a leader is writing; new records must queue
 	closed   bool
-	broken   error // first write or fsync error, if any
+	broken   error // set when a failed write could not be rolled back
+
+	// The last durable record and the file size after it: what a failed
+	// write is rolled back to. Only the leader changes them (size without
+	// the lock, the others with it).
+	size       int64
+	durableSeq uint64
+	durableRec string // hash
 
 	syncs int // completed write+fsync batches, for tests and benchmarks
 
 	// hookBeforeWrite, if set by a test, is called by the leader with the
 	// batch size just before it writes, without the lock held.
 	hookBeforeWrite func(batch int)
+	// hookAfterWrite, if set by a test, is called by the leader with the
+	// bytes the write took and its error, without the lock held.
+	hookAfterWrite func(n, want int, err error)
 }
 
 // pending is one record waiting to be written.
 type pending struct {
 	line []byte
+	seq  uint64
+	hash string
 	done chan result // receives exactly one result
 }
 
@@ -64,7 +84,12 @@ type result struct {
 
 // Open opens the audit log at path for appending, creating it (mode 0600)
 // and its directory if missing. It verifies the existing records first and
-// fails, naming the bad record, if they do not verify.
+// fails, naming the bad record, if they do not verify, with one exception:
+// an incomplete final line (no trailing newline, and what is there is the
+// start of the record that should come next: a write torn by a crash or a
+// full disk) is removed, and the repair is recorded as a [TypeAuditRepaired]
+// record saying where and how many bytes. Damage anywhere else is never
+// cut: Open refuses, and Verify reports it.
 func Open(path string) (*Log, error) {
 	return OpenWithOptions(path, Options{})
 }
@@ -90,16 +115,20 @@ func OpenWithOptions(path string, opts Options) (*Log, error) {
 		}
 	}
 	sum, err := Verify(path)
-	if err != nil {
+	var ve *VerifyError
+	torn := errors.As(err, &ve) && ve.torn != nil
+	if err != nil && !torn {
 		f.Close()
 		return nil, fmt.Errorf("open audit log %s: refusing to append: %w", path, err)
 	}
 	l := &Log{
-		path: path,
-		now:  opts.Now,
-		f:    f,
-		seq:  sum.LastSeq,
-		prev: sum.LastHash,
+		path:       path,
+		now:        opts.Now,
+		f:          f,
+		seq:        sum.LastSeq,
+		prev:       sum.LastHash,
+		size:       sum.Size,
+		durableSeq: sum.LastSeq,
 	}
 	if l.now == nil {
 		l.now = time.Now
@@ -107,10 +136,47 @@ func OpenWithOptions(path string, opts Options) (*Log, error) {
 	if sum.Records == 0 {
 		l.prev = GenesisHash
 	}
+	l.durableRec = l.prev
 	l.idle.L = &l.mu
+	if torn {
+		if err := l.repair(ve); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open audit log %s: %w", path, err)
+		}
+	}
 	return l, nil
 }
 
+// repair removes the torn final line ve names and records that it did.
+// If the record cannot be written, the removed bytes are put back so that
+// the next Open repairs, and records, again.
+func (l *Log) repair(ve *VerifyError) error {
+	frag, off := ve.torn, l.size
+	sum := sha256.Sum256(frag)
+	if err := l.truncate(); err != nil {
+		return fmt.Errorf("remove the incomplete final line (%d bytes at offset %d): %w", len(frag), off, err)
+	}
+	_, err := l.Append(context.Background(), Event{
+		Type:     TypeAuditRepaired,
+		Actor:    "udfhost",
+		Decision: Allow,
+		Reason:   "removed an incomplete final line: a write torn by a crash or a full disk; it was never acknowledged",
+		Details: map[string]string{
+			"offset":        strconv.FormatInt(off, 10),
+			"line":          strconv.Itoa(ve.Line),
+			"bytes_removed": strconv.Itoa(len(frag)),
+			"sha256":        hex.EncodeToString(sum[:]),
+		},
+	})
+	if err == nil {
+		return nil
+	}
+	restoreErr := l.restore(frag)
+	if restoreErr != nil {
+		return fmt.Errorf("removed an incomplete final line (%d bytes, sha256 %x, at line %d) but could not record the repair (%w) nor put the bytes back (%v); free space on the disk and start again: the log verifies, only this repair is unrecorded", len(frag), sum, ve.Line, err, restoreErr)
+	}
+	return fmt.Errorf("cannot record the repair of an incomplete final line (%d bytes at line %d), so it was left in place: %w; free space on the disk and start again", len(frag), ve.Line, err)
+}
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -127,10 +193,10 @@ func syncDir(dir string) error {
 func (l *Log) Path() string { return l.path }
 
 // Append records e and returns the record as written, after it has been
-// written and fsynced. An error means the record may not be durable and
-// the caller must refuse the action it describes. ctx is only checked
-// before the record is queued; after that Append waits for the outcome so
-// that its result is always true.
+// written and fsynced. An error means the record is not in the log and the
+// caller must refuse the action it describes (fail closed). ctx is only
+// checked before the record is queued; after that Append waits for the
+// outcome so that its result is always true.
 func (l *Log) Append(ctx context.Context, e Event) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, fmt.Errorf("append audit record: %w", err)
@@ -145,7 +211,7 @@ func (l *Log) Append(ctx context.Context, e Event) (Record, error) {
 		l.mu.Unlock()
 		return Record{}, fmt.Errorf("append audit record: %w", ErrClosed)
 	case l.broken != nil:
-		err := brokenError(l.broken)
+		err := l.broken
 		l.mu.Unlock()
 		return Record{}, err
 	}
@@ -155,7 +221,7 @@ func (l *Log) Append(ctx context.Context, e Event) (Record, error) {
 		return Record{}, fmt.Errorf("append audit record: %w", err)
 	}
 	l.seq, l.prev = r.Seq, r.Hash
-	p := &pending{line: line, done: make(chan result, 1)}
+	p := &pending{line: line, seq: r.Seq, hash: r.Hash, done: make(chan result, 1)}
 	l.queue = append(l.queue, p)
 
 	if !l.flushing {
@@ -190,16 +256,21 @@ func (l *Log) lead(self *pending) error {
 
 	l.mu.Lock()
 	if err != nil {
-		l.broken = err
-		err = brokenError(err)
-		// Records queued behind this batch chain onto records that
-		// may not be on disk: they fail too.
+		if errors.Is(err, errNotIntact) {
+			l.broken = err
+		}
+		// Records queued behind this batch chain onto records that are
+		// not on disk: they fail too, and the next record chains onto
+		// the last durable one.
 		for _, p := range l.queue {
 			p.done <- result{err: err}
 		}
 		l.queue = nil
+		l.seq, l.prev = l.durableSeq, l.durableRec
 	} else {
 		l.syncs++
+		last := batch[len(batch)-1]
+		l.durableSeq, l.durableRec = last.seq, last.hash
 	}
 	for _, p := range batch {
 		if p != self {
@@ -216,8 +287,13 @@ func (l *Log) lead(self *pending) error {
 	return err
 }
 
-// write writes batch with one write and fsyncs the file. Only the leader
-// calls it, so it needs no lock.
+// errNotIntact marks a failed write that could not be rolled back.
+var errNotIntact = errors.New("the log is not intact")
+
+// write writes batch with one write and fsyncs the file. If either fails
+// it truncates the file back to the end of the last durable record, so
+// that no partial record stays in the log, and fsyncs that. Only the
+// leader calls it, so it needs no lock.
 func (l *Log) write(batch []*pending) error {
 	buf := batch[0].line
 	if len(batch) > 1 {
@@ -233,14 +309,48 @@ func (l *Log) write(batch []*pending) error {
 	if h := l.hookBeforeWrite; h != nil {
 		h(len(batch))
 	}
-	if _, err := l.f.Write(buf); err != nil {
+	n, err := l.f.Write(buf)
+	if h := l.hookAfterWrite; h != nil {
+		h(n, len(buf), err)
+	}
+	what := "write"
+	if err == nil {
+		what = "fsync"
+		err = l.f.Sync()
+	}
+	if err == nil {
+		l.size += int64(n)
+		return nil
+	}
+	records := fmt.Sprintf("%d record(s) from seq %d", len(batch), batch[0].seq)
+	if what == "write" && n == 0 {
+		// A write(2) that fails has written nothing.
+		return fmt.Errorf("append audit record: %w: %s %s: %w (nothing was written; the log is intact and takes the next record when the write succeeds)", ErrBroken, what, records, err)
+	}
+	if rbErr := l.truncate(); rbErr != nil {
+		return fmt.Errorf("append audit record: %w: %s %s: %w; removing the %d bytes written at offset %d failed too (%v), so %w: it takes no more records; stop the server and start it again once the disk works (Open removes an incomplete final line and records the repair)", ErrBroken, what, records, err, n, l.size, rbErr, errNotIntact)
+	}
+	return fmt.Errorf("append audit record: %w: %s %s: %w (the %d bytes written were removed; the log is intact and takes the next record when the write succeeds)", ErrBroken, what, records, err, n)
+}
+
+// truncate cuts the file back to the end of the last durable record and
+// fsyncs it.
+func (l *Log) truncate() error {
+	if err := l.f.Truncate(l.size); err != nil {
 		return err
 	}
 	return l.f.Sync()
 }
 
-func brokenError(cause error) error {
-	return fmt.Errorf("append audit record: %w: %w", ErrBroken, cause)
+// restore puts back bytes that repair removed from the end of the file.
+func (l *Log) restore(frag []byte) error {
+	if err := l.truncate(); err != nil {
+		return err
+	}
+	if _, err := l.f.Write(frag); err != nil {
+		return err
+	}
+	return l.f.Sync()
 }
 
 // Record appends e and discards the written record; see Append.
@@ -250,7 +360,9 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 }
 
 // Close waits for queued records to be written and closes the file.
-// Appends after Close fail with ErrClosed.
+// Appends after Close fail with ErrClosed. A failed write that was rolled
+// back is no error of Close: the log is intact. If one could not be rolled
+// back, Close reports it.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -261,8 +373,13 @@ func (l *Log) Close() error {
 	for l.flushing {
 		l.idle.Wait()
 	}
+	broken := l.broken
 	l.mu.Unlock()
-	if err := l.f.Close(); err != nil {
+	err := l.f.Close()
+	if broken != nil {
+		return fmt.Errorf("close audit log: %w", broken)
+	}
+	if err != nil {
 		return fmt.Errorf("close audit log: %w", err)
 	}
 	return nil

@@ -365,7 +365,7 @@ func TestTamperDetected(t *testing.T) {
 		{"flip in last newline", func(t *testing.T, d []byte) []byte {
 			d[len(d)-1] = ' '
 			return d
-		}, n, "no trailing newline"},
+		}, n, "no trailing newline and is not the start of record 10: damaged"},
 		{"uppercase hash", func(t *testing.T, d []byte) []byte {
 			start := offsetIn(t, d, 3, `"hash":"`, 8)
 			copy(d[start:], bytes.ToUpper(d[start:start+64]))
@@ -393,7 +393,13 @@ func TestTamperDetected(t *testing.T) {
 		}, 3, "malformed line"},
 		{"truncate last line", func(t *testing.T, d []byte) []byte {
 			return d[:len(d)-30]
-		}, n, "no trailing newline"},
+		}, n, "no trailing newline: an incomplete record"},
+		{"truncate last newline", func(t *testing.T, d []byte) []byte {
+			return d[:len(d)-1]
+		}, n, "no trailing newline: an incomplete record"},
+		{"append junk after last newline", func(t *testing.T, d []byte) []byte {
+			return append(d, "junk"...)
+		}, n + 1, "not the start of record 11: damaged"},
 		{"truncate last line keeping newline", func(t *testing.T, d []byte) []byte {
 			return append(d[:len(d)-30], '\n')
 		}, n, "malformed line"},
@@ -456,7 +462,22 @@ func TestTamperDetected(t *testing.T) {
 				t.Errorf("Verify summary has %d records, want the %d before the bad one", sum.Records, tt.wantLine-1)
 			}
 
+			// A final line that is the start of the next record is
+			// indistinguishable from a write torn at the end (and a
+			// removal of whole records from the end goes undetected
+			// anyway, see the package doc), so Open removes it and
+			// records the repair instead of refusing.
 			l, err := Open(bad)
+			if strings.Contains(tt.reason, "an incomplete record") {
+				if err != nil {
+					t.Fatalf("Open did not repair: %v", err)
+				}
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				checkRepaired(t, bad, data, tt.wantLine)
+				return
+			}
 			if err == nil {
 				l.Close()
 				t.Fatal("Open accepted a tampered log")
@@ -516,21 +537,183 @@ func TestEveryByteChangeDetected(t *testing.T) {
 	}
 }
 
-func TestOpenRefusesTornWrite(t *testing.T) {
-	path, _ := writeLog(t, 3)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+// checkRepaired checks that the log at path is data up to the start of
+// line torn, followed by one audit.repaired record describing the bytes
+// removed, and that it verifies.
+func checkRepaired(t *testing.T, path string, data []byte, torn int) {
+	t.Helper()
+	off := lineStart(data, torn)
+	removed := data[off:]
+	after, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteString(`{"seq":4,"time":"2026-`); err != nil {
+	if !bytes.HasPrefix(after, data[:off]) {
+		t.Fatal("repair changed the complete records before the torn line")
+	}
+	sum, err := Verify(path)
+	if err != nil {
+		t.Fatalf("verify after repair: %v", err)
+	}
+	if sum.Records != torn || sum.Size != int64(len(after)) {
+		t.Errorf("after repair: %+v, want %d records in %d bytes", sum, torn, len(after))
+	}
+	var r Record
+	if err := json.Unmarshal(after[off:], &r); err != nil {
+		t.Fatalf("repair record: %v", err)
+	}
+	h := sha256.Sum256(removed)
+	want := map[string]string{
+		"offset":        fmt.Sprint(off),
+		"line":          fmt.Sprint(torn),
+		"bytes_removed": fmt.Sprint(len(removed)),
+		"sha256":        hex.EncodeToString(h[:]),
+	}
+	if r.Type != TypeAuditRepaired || r.Seq != uint64(torn) || !reflect.DeepEqual(r.Details, want) {
+		t.Errorf("repair record %+v, want type %s seq %d details %v", r, TypeAuditRepaired, torn, want)
+	}
+}
+
+// An incomplete final line, as a write torn by a crash or a full disk
+// leaves it, is removed on Open and the repair recorded; the chain goes on.
+func TestOpenRepairsTornFinalLine(t *testing.T) {
+	const n = 3
+	path, _ := writeLog(t, n)
+	orig, err := os.ReadFile(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
-	_, err = Open(path)
-	checkVerifyError(t, "Open", err, 4, "no trailing newline")
-	if !strings.Contains(err.Error(), "refusing to append") {
-		t.Errorf("Open error %q does not say it refuses", err)
+	// A fourth and fifth record as the log would have written them.
+	more := filepath.Join(t.TempDir(), "more.log")
+	if err := os.WriteFile(more, orig, 0o600); err != nil {
+		t.Fatal(err)
 	}
+	l, err := OpenWithOptions(more, Options{Now: func() time.Time { return t0.Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := l.Record(context.Background(), testEvent(10+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	full, _ := os.ReadFile(more)
+	line4 := full[len(orig):lineStart(full, 5)]
+	line5 := full[lineStart(full, 5):]
+
+	tests := []struct {
+		name string
+		tail []byte // appended to the 3 good records
+		torn int    // line that is removed
+	}{
+		{"one byte", line4[:1], 4},
+		{"inside the seq", line4[:len(`{"seq":`)+0], 4},
+		{"inside the body", line4[:len(line4)/2], 4},
+		{"inside prev", line4[:bytes.Index(line4, []byte(`"prev":"`))+20], 4},
+		{"inside the hash key", line4[:len(line4)-1-hashSuffixLen+4], 4},
+		{"inside the hash", line4[:len(line4)-20], 4},
+		{"all but the closing brace", line4[:len(line4)-2], 4},
+		{"all but the newline", line4[:len(line4)-1], 4},
+		{"a batch torn in its second record", append(bytes.Clone(line4), line5[:100]...), 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := append(bytes.Clone(orig), tt.tail...)
+			p := filepath.Join(t.TempDir(), "audit.log")
+			if err := os.WriteFile(p, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Verify(p)
+			checkVerifyError(t, "Verify", err, tt.torn, "an incomplete record")
+			if err := openTest(t, p).Close(); err != nil {
+				t.Fatal(err)
+			}
+			checkRepaired(t, p, data, tt.torn)
+			// Reopened, the log has nothing to repair and goes on.
+			l := openTest(t, p)
+			r, err := l.Append(context.Background(), testEvent(99))
+			if err != nil || r.Seq != uint64(tt.torn)+1 {
+				t.Fatalf("append after repair: %+v, %v", r, err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if sum, err := Verify(p); err != nil || sum.Records != tt.torn+1 {
+				t.Errorf("verify: %+v, %v", sum, err)
+			}
+		})
+	}
+}
+
+// Only an incomplete final line is ever removed: damage anywhere else, or a
+// final line that is not the start of the next record, is refused and the
+// file left as it is.
+func TestOpenRefusesDamageThatIsNotATornWrite(t *testing.T) {
+	const n = 4
+	path, _ := writeLog(t, n)
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := orig[lineStart(orig, n):]
+	tests := []struct {
+		name     string
+		data     []byte
+		wantLine int
+		reason   string
+	}{
+		{"corrupt middle record and a torn tail", func() []byte {
+			d := append(bytes.Clone(orig), `{"seq":5,"ti`...)
+			d[offsetIn(t, d, 2, `"actor":"spiffe`, 10)] ^= 0x01
+			return d
+		}(), 2, "hash mismatch"},
+		{"tail with the wrong seq", append(bytes.Clone(orig), `{"seq":7,"time":"2026-`...), n + 1, "damaged"},
+		{"tail that is not a record", append(bytes.Clone(orig), "\x00\x00\x00\x00"...), n + 1, "damaged"},
+		{"tail that repeats the last record", append(bytes.Clone(orig), last[:len(last)-1]...), n + 1, "damaged"},
+		{"tail chained onto another record", func() []byte {
+			// Record 4 again, renumbered as 5: its prev is not 4's hash.
+			l := bytes.Replace(last[:len(last)-1], []byte(`"seq":4`), []byte(`"seq":5`), 1)
+			return append(bytes.Clone(orig), l[:len(l)-10]...)
+		}(), n + 1, "damaged"},
+		{"complete tail whose hash does not match", func() []byte {
+			l := bytes.Replace(last[:len(last)-1], []byte(`"seq":4`), []byte(`"seq":5`), 1)
+			l = bytes.Replace(l, []byte(`"prev":"`+string(orig[lineStart(orig, n)-hashSuffixLen+len(hashPrefix)-1:lineStart(orig, n)-3])+`"`), []byte(`"prev":"`+lastHash(t, orig)+`"`), 1)
+			return append(bytes.Clone(orig), l...)
+		}(), n + 1, "damaged"},
+		{"bytes after a complete tail", append(bytes.Clone(orig), append(bytes.Clone(last[:len(last)-1]), ' ')...), n + 1, "damaged"},
+		{"final line ending in a newline that does not verify", append(bytes.Clone(orig), `{"seq":5,"time":"2026-`+"\n"...), n + 1, "malformed line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "audit.log")
+			if err := os.WriteFile(p, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Verify(p)
+			checkVerifyError(t, "Verify", err, tt.wantLine, tt.reason)
+			l, err := Open(p)
+			if err == nil {
+				l.Close()
+				t.Fatal("Open accepted a damaged log")
+			}
+			checkVerifyError(t, "Open", err, tt.wantLine, tt.reason)
+			if after, _ := os.ReadFile(p); !bytes.Equal(after, tt.data) {
+				t.Error("Open modified the damaged file")
+			}
+		})
+	}
+}
+
+// lastHash returns the hash of the last record in data.
+func lastHash(t *testing.T, data []byte) string {
+	t.Helper()
+	var r Record
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	if err := json.Unmarshal(lines[len(lines)-1], &r); err != nil {
+		t.Fatal(err)
+	}
+	return r.Hash
 }
 
 func TestConcurrentAppend(t *testing.T) {
@@ -658,39 +841,53 @@ func TestGroupCommit(t *testing.T) {
 }
 
 // failingOpeners returns ways to get a file whose writes really fail, to
-// put in place of a log's file.
-func failingOpeners() map[string]func(t *testing.T, path string) *os.File {
-	return map[string]func(t *testing.T, path string) *os.File{
-		// The log file itself, opened read-only: write fails with EBADF.
-		"read-only fd": func(t *testing.T, path string) *os.File {
+// put in place of a log's file, and whether the log can roll the failed
+// write back (intact) on that file.
+func failingOpeners() map[string]struct {
+	open   func(t *testing.T, path string) *os.File
+	intact bool
+} {
+	type opener = struct {
+		open   func(t *testing.T, path string) *os.File
+		intact bool
+	}
+	return map[string]opener{
+		// The log file itself, opened read-only: write fails with EBADF
+		// and writes nothing.
+		"read-only fd": {func(t *testing.T, path string) *os.File {
 			f, err := os.Open(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return f
-		},
-		// A pipe: write succeeds, fsync fails with EINVAL.
-		"fsync fails": func(t *testing.T, _ string) *os.File {
+		}, true},
+		// A pipe: write succeeds, fsync fails with EINVAL, and so does
+		// the truncate that would remove what was written.
+		"fsync fails": {func(t *testing.T, _ string) *os.File {
 			r, w, err := os.Pipe()
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { r.Close() })
 			return w
-		},
-		// A device that is always full: write fails with ENOSPC.
-		"ENOSPC": func(t *testing.T, _ string) *os.File {
+		}, false},
+		// A device that is always full: write fails with ENOSPC. (A
+		// real full filesystem, with short writes: TestDiskFull.)
+		"ENOSPC": {func(t *testing.T, _ string) *os.File {
 			f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 			if err != nil {
 				t.Skipf("no /dev/full: %v", err)
 			}
 			return f
-		},
+		}, true},
 	}
 }
 
+// A failed write fails its Append (fail closed). If it could be rolled
+// back the log is intact and takes the next record once writes work;
+// if not, it refuses every record, and Close says so.
 func TestFailClosed(t *testing.T) {
-	for name, open := range failingOpeners() {
+	for name, o := range failingOpeners() {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.log")
 			l := openTest(t, path)
@@ -701,34 +898,47 @@ func TestFailClosed(t *testing.T) {
 				}
 			}
 			good := l.f
-			l.f = open(t, path)
+			l.f = o.open(t, path)
 
-			if _, err := l.Append(ctx, testEvent(3)); !errors.Is(err, ErrBroken) {
+			_, err := l.Append(ctx, testEvent(3))
+			if !errors.Is(err, ErrBroken) {
 				t.Fatalf("append on failing file: err = %v, want ErrBroken", err)
 			}
+			if says := strings.Contains(err.Error(), "the log is intact and takes the next record"); says != o.intact {
+				t.Errorf("error %q: says intact %v, want %v", err, says, o.intact)
+			}
 			l.f.Close()
-			l.f = good // even with a working file again, the log stays broken
+			l.f = good
 			for i := range 3 {
-				_, err := l.Append(ctx, testEvent(4+i))
-				if !errors.Is(err, ErrBroken) {
-					t.Fatalf("append %d after failure: err = %v, want ErrBroken", i, err)
+				r, err := l.Append(ctx, testEvent(4+i))
+				if o.intact {
+					if err != nil || r.Seq != uint64(4+i) {
+						t.Fatalf("append %d once writes work: %+v, %v; want seq %d", i, r, err, 4+i)
+					}
+					continue
 				}
-				if err := l.Record(ctx, testEvent(4+i)); !errors.Is(err, ErrBroken) {
-					t.Fatalf("record %d after failure: err = %v, want ErrBroken", i, err)
+				if !errors.Is(err, ErrBroken) || !strings.Contains(err.Error(), "stop the server and start it again") {
+					t.Fatalf("append %d after a failure that was not rolled back: err = %v, want ErrBroken saying what to do", i, err)
 				}
 			}
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
+			err = l.Close()
+			if o.intact && err != nil {
+				t.Fatalf("close of an intact log after a failed write: %v", err)
+			}
+			if !o.intact && !errors.Is(err, ErrBroken) {
+				t.Fatalf("close of a log that is not intact: err = %v, want ErrBroken", err)
 			}
 
-			// Nothing reached the file, so it still verifies and a new
-			// Log continues the chain.
-			if sum, err := Verify(path); err != nil || sum.Records != 3 {
-				t.Fatalf("verify after failure: %+v, %v", sum, err)
+			want := 3
+			if o.intact {
+				want = 6
+			}
+			if sum, err := Verify(path); err != nil || sum.Records != want {
+				t.Fatalf("verify after failure: %+v, %v; want %d records", sum, err, want)
 			}
 			l = openTest(t, path)
 			r, err := l.Append(ctx, testEvent(9))
-			if err != nil || r.Seq != 4 {
+			if err != nil || r.Seq != uint64(want+1) {
 				t.Fatalf("append after reopen: %+v, %v", r, err)
 			}
 			l.Close()
@@ -737,12 +947,13 @@ func TestFailClosed(t *testing.T) {
 }
 
 // When a batch fails, every record in it and every record queued behind it
-// fails, and the log stays broken.
+// fails; the next record chains onto the last durable one.
 func TestFailClosedBatch(t *testing.T) {
 	const waiters = 5
 	path := filepath.Join(t.TempDir(), "audit.log")
 	l := openTest(t, path)
-	if _, err := l.Append(context.Background(), testEvent(0)); err != nil {
+	first, err := l.Append(context.Background(), testEvent(0))
+	if err != nil {
 		t.Fatal(err)
 	}
 	good := l.f
@@ -760,7 +971,7 @@ func TestFailClosedBatch(t *testing.T) {
 			<-release
 			l.f = ro // this write fails
 		} else {
-			l.f = good // a later write would succeed, but must not happen
+			l.f = good
 		}
 	}
 
@@ -780,12 +991,14 @@ func TestFailClosedBatch(t *testing.T) {
 	if !reflect.DeepEqual(sizes, []int{1}) {
 		t.Errorf("batches written %v, want only the failing [1]", sizes)
 	}
-	l.f = good
-	if err := l.Record(context.Background(), testEvent(9)); !errors.Is(err, ErrBroken) {
-		t.Errorf("later append: err = %v, want ErrBroken", err)
+	r, err := l.Append(context.Background(), testEvent(9))
+	if err != nil || r.Seq != 2 || r.Prev != first.Hash {
+		t.Errorf("later append: %+v, %v; want seq 2 after %s", r, err, first.Hash)
 	}
-	l.Close()
-	if sum, err := Verify(path); err != nil || sum.Records != 1 {
+	if err := l.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if sum, err := Verify(path); err != nil || sum.Records != 2 {
 		t.Errorf("verify: %+v, %v", sum, err)
 	}
 }

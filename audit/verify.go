@@ -21,6 +21,7 @@ type Summary struct {
 	LastHash  string    // hash of the last record
 	FirstTime time.Time // time of the first record
 	LastTime  time.Time // time of the last record
+	Size      int64     // bytes of the records, newlines included
 }
 
 // VerifyError reports the first record of a log that does not verify.
@@ -29,7 +30,12 @@ type Summary struct {
 type VerifyError struct {
 	Line   int
 	Seq    uint64
+	Offset int64 // byte offset of the start of the line
 	Reason string
+
+	// torn holds the final line if it is an incomplete record (see
+	// tornTail), which Open may remove.
+	torn []byte
 }
 
 // Error returns a message like "record 17 (line 17): hash mismatch: …".
@@ -80,17 +86,76 @@ func verifyStream(r io.Reader) (Summary, error) {
 			return c.sum, fmt.Errorf("read line %d: %w", lineNo, err)
 		case !complete && len(line) == 0:
 			return c.sum, nil // clean end of file
+		case !complete && c.tornTail(line):
+			ve := c.fail(lineNo, "final line has no trailing newline: an incomplete record (%d bytes), a write torn by a crash or a full disk; `udfhost serve` removes it when it opens the log and records the repair", len(line))
+			ve.torn = bytes.Clone(line)
+			return c.sum, ve
 		case !complete:
-			return c.sum, c.fail(lineNo, "final line has no trailing newline (torn write?)")
+			return c.sum, c.fail(lineNo, "final line has no trailing newline and is not the start of record %d: damaged", c.sum.LastSeq+1)
 		}
 		if ve := c.next(lineNo, line); ve != nil {
 			return c.sum, ve
 		}
+		c.sum.Size += int64(len(line)) + 1
 	}
 }
 
 func (c *chain) fail(lineNo int, format string, args ...any) *VerifyError {
-	return &VerifyError{Line: lineNo, Seq: c.sum.LastSeq + 1, Reason: fmt.Sprintf(format, args...)}
+	return &VerifyError{Line: lineNo, Seq: c.sum.LastSeq + 1, Offset: c.sum.Size, Reason: fmt.Sprintf(format, args...)}
+}
+
+// tornTail reports whether frag, a final line without its newline, can be
+// what a write torn short left of the next record: a prefix of a line
+// that starts with the next seq and chains onto the last record. Such a
+// record was never acknowledged (Append returns only after the newline is
+// fsynced). Anything else at the end (wrong seq, bytes after the hash, a
+// complete record whose hash does not match) is damage, not a torn write.
+func (c *chain) tornTail(frag []byte) bool {
+	start := fmt.Appendf(nil, `{"seq":%d,"time":"`, c.sum.LastSeq+1)
+	if len(frag) <= len(start) {
+		return bytes.HasPrefix(start, frag)
+	}
+	if !bytes.HasPrefix(frag, start) {
+		return false
+	}
+	// The line ends in `"prev":"<prev>","hash":"<64 hex>"}`. If the
+	// fragment reaches the prev field, what follows must be a prefix of
+	// the hash field.
+	prev := `,"prev":"` + c.prev + `"`
+	i := bytes.LastIndex(frag, []byte(prev))
+	if i < 0 {
+		// Not there yet, unless a whole prev field is there with
+		// another value.
+		j := bytes.LastIndex(frag, []byte(prev[:len(prev)-len(c.prev)-1]))
+		return j < 0 || len(frag) < j+len(prev)
+	}
+	rest := frag[i+len(prev):]
+	if len(rest) <= len(hashPrefix) {
+		return bytes.HasPrefix([]byte(hashPrefix), rest)
+	}
+	if !bytes.HasPrefix(rest, []byte(hashPrefix)) {
+		return false
+	}
+	h := rest[len(hashPrefix):]
+	for j, b := range h {
+		if j == sha256.Size*2 {
+			// The whole record is there but for its newline: it must
+			// verify.
+			if !bytes.HasPrefix([]byte(hashEnd), h[j:]) {
+				return false
+			}
+			if len(h[j:]) < len(hashEnd) {
+				return true
+			}
+			body, hash, ok := unseal(frag)
+			sum := sha256.Sum256(body)
+			return ok && hex.EncodeToString(sum[:]) == hash
+		}
+		if !('0' <= b && b <= '9' || 'a' <= b && b <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // next checks one line (without its newline) against the chain so far and
