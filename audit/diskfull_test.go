@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -141,6 +142,42 @@ func diskFullScenario(t *testing.T, dir string) {
 	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
 		t.Error("reopening an intact log changed it")
 	}
+
+	// A torn final line (a crash mid-write) found on a full disk: the
+	// repair cannot be recorded, so it is not done; Open says what to
+	// do, and repairs and records it once there is space.
+	l = openTest(t, path)
+	fill(t, filler)
+	for l.Record(ctx, e) == nil {
+		acked++
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"seq":` + strconv.Itoa(acked+1) + `,"time":"2026-`); err != nil {
+		t.Fatalf("write a torn line into the last page: %v", err)
+	}
+	f.Close()
+	torn, _ := os.ReadFile(path)
+	_, err = Open(path)
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "cannot record the repair") || !strings.Contains(err.Error(), "free space on the disk and start again") {
+		t.Fatalf("open with a torn line on a full disk: err = %v, want ENOSPC and what to do", err)
+	}
+	t.Logf("open with a torn line on a full disk: %v", err)
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, torn) {
+		t.Fatal("a repair that could not be recorded changed the log")
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := openTest(t, path).Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkRepaired(t, path, torn, acked+1)
 }
 
 // fill writes path until the filesystem is full.
