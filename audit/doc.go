@@ -1,5 +1,5 @@
 // Package audit writes and verifies udfhost's append-only, hash-chained
-// audit log (DESIGN.md §9).
+// audit log (docs/DESIGN.md, "Audit log").
 //
 // # File format
 //
@@ -24,22 +24,39 @@
 // checks that it is in canonical form (re-encoding it gives the same
 // bytes), that its time is UTC, that seq is one more than the previous
 // record's (1 for the first) and that prev equals the previous record's
-// hash. A final line without its "\n" (a torn write after a crash) is
-// refused. Any changed, inserted or deleted byte therefore makes
-// verification fail at the record containing it; the failure names the
-// first bad record with a [*VerifyError].
+// hash. Any changed, inserted or deleted byte therefore makes verification
+// fail at the record containing it; the failure names the first bad record
+// with a [*VerifyError].
+//
+// A final line without its "\n" is reported too. If it is the start of the
+// record that should come next (its seq, chained onto the last record's
+// hash, a prefix of such a line) it is a write torn by a crash or a full
+// disk: a record that was never acknowledged, since Append returns only
+// after the whole line is fsynced. [Open] removes such a line and records
+// the repair as a [TypeAuditRepaired] record (offset, line, bytes removed,
+// their sha256) before it appends anything else. Nothing else is ever cut:
+// damage before the final line, or a final line that is not such a prefix,
+// makes Open refuse.
 //
 // The chain alone cannot detect removal of whole records from the end of
 // the file, nor a rewrite of the whole file by someone who recomputes every
-// hash; signed checkpoints (a separate mechanism) cover those.
+// hash. Nothing in udfhost covers those yet: copy the log, or its last
+// hash, somewhere the host cannot write to detect them.
 //
 // # Writing
 //
 // A [Log] appends records with O_APPEND, one write(2) and one fsync per
 // batch: Appends that arrive while an fsync is in progress are group
 // committed together by the next writer. Append returns only after the
-// record is durable. If a write or fsync fails the Log is broken: that
-// Append and every later one returns an error wrapping [ErrBroken], so the
-// caller refuses the action it wanted to record (fail closed). Only one Log
-// (in one process) may write a given file at a time.
+// record is durable; an error wrapping [ErrBroken] means it is not in the
+// log, and the caller refuses the action it wanted to record (fail
+// closed). A failed write or fsync (a full disk, an I/O error) is rolled
+// back: the file is truncated to the end of the last durable record and
+// fsynced, so no partial record stays in it. The failed batch, and the
+// records queued behind it, fail; the next Append chains onto the last
+// durable record and tries again, so the log resumes by itself once the
+// disk has space. Only if the rollback fails too does the log refuse every
+// record until it is reopened, with an error that says so; Close then
+// reports it. Only one Log (in one process) may write a given file at a
+// time.
 package audit
