@@ -38,9 +38,9 @@ type loadFigure struct {
 }
 
 type shaFigure struct {
-	service                                benchResult
-	serviceCmd                             string
-	wazero, native, nativePurego, engineNs float64
+	service                      benchResult
+	serviceCmd                   string
+	wazero, native, nativePurego float64
 }
 
 type coldFigure struct {
