@@ -298,13 +298,6 @@ func offsetIn(t *testing.T, data []byte, k int, s string, skip int) int {
 	return start + i + skip
 }
 
-func flip(off int) func(*testing.T, []byte) []byte {
-	return func(_ *testing.T, data []byte) []byte {
-		data[off] ^= 0x01
-		return data
-	}
-}
-
 func TestTamperDetected(t *testing.T) {
 	const n = 10
 	path, _ := writeLog(t, n)

@@ -18,11 +18,16 @@ if ((${#need[@]})); then
   $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# Pinned Go tools (DESIGN §10). Only `make proto` needs them, so they are
-# installed when asked for: scripts/install-deps.sh tools
+# Pinned Go tools, into .cache/bin. staticcheck (`make lint`, part of
+# `make test`) always; the protoc plugins only for `make proto`, when asked
+# for: scripts/install-deps.sh tools
+export GOBIN="$PWD/.cache/bin"
+mkdir -p "$GOBIN"
+# staticcheck 2026.2.2 is module version v0.8.2 (the proxy knows only the
+# semver tag).
+"$GOBIN/staticcheck" -version 2>/dev/null | grep -q '^staticcheck 2026\.2\.2 ' ||
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 if [ "${1:-}" = tools ]; then
-  export GOBIN="$PWD/.cache/bin"
-  mkdir -p "$GOBIN"
   [ -x "$GOBIN/protoc-gen-go" ] || go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
   [ -x "$GOBIN/protoc-gen-go-grpc" ] || go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 fi
