@@ -8,7 +8,7 @@ GOEX := $(notdir $(wildcard examples/go/*))
 EXAMPLES := $(patsubst examples/wat/%.wat,$(EX)/%.wasm,$(WAT)) $(patsubst %,$(EX)/%.wasm,$(GOEX))
 TOOLS := $(CURDIR)/.cache/bin
 
-.PHONY: all deps build examples test demo bench proto vet clean
+.PHONY: all deps build examples test demo bench proto vet lint clean
 
 all: build examples
 
@@ -65,10 +65,28 @@ vet:
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./guest/ ./examples/go/...
 
+# Guest packages (the SDK and the wasm programs built with it) are checked
+# as what they are, GOOS=wasip1 GOARCH=wasm, and without U1000: staticcheck
+# does not see that a //go:wasmexport function is used by the host.
+GUEST_PKGS := ./guest/... ./examples/go/... ./test/hostile/go/...
+HOST_PKGS = $(shell $(GO) list ./... | grep -v -E '^github.com/udfhost/udfhost/(guest|examples/go|test/hostile/go)(/|$$)')
+
+# go.mod and go.sum say exactly what the code imports; staticcheck (pinned in
+# scripts/install-deps.sh) finds nothing.
+lint: deps
+	$(GO) mod tidy -diff
+	$(TOOLS)/staticcheck $(HOST_PKGS)
+	GOOS=wasip1 GOARCH=wasm $(TOOLS)/staticcheck -checks inherit,-U1000 $(GUEST_PKGS)
+
+# The packages whose code runs concurrently, again under the race detector.
+RACE_PKGS := ./audit/ ./internal/server/ ./sandbox/ ./artifacts/ ./pods/
+
 # Every test, including the end-to-end suite against real servers started by
-# the tests, and one iteration of every benchmark so none can rot.
-test: deps vet build examples hostile
+# the tests, the concurrent packages under -race, and one iteration of every
+# benchmark so none can rot.
+test: deps vet lint build examples hostile
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -race -timeout 30m $(RACE_PKGS)
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
 	$(GO) run ./internal/benchreport -quick -out bin/BENCHMARKS.quick.md
 
