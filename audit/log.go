@@ -173,10 +173,11 @@ func (l *Log) repair(ve *VerifyError) error {
 	}
 	restoreErr := l.restore(frag)
 	if restoreErr != nil {
-		return fmt.Errorf("removed an incomplete final line (%d bytes, sha256 %x, at line %d) but could not record the repair (%w) nor put the bytes back (%v); free space on the disk and start again: the log verifies, only this repair is unrecorded", len(frag), sum, ve.Line, err, restoreErr)
+		return fmt.Errorf("removed an incomplete final line (%d bytes at offset %d, line %d, sha256 %x) but could not record the repair (%w) nor put the bytes back (%v); keep this message, which may be the only record of the repair, free space on the disk and start again", len(frag), off, ve.Line, sum, err, restoreErr)
 	}
 	return fmt.Errorf("cannot record the repair of an incomplete final line (%d bytes at line %d), so it was left in place: %w; free space on the disk and start again", len(frag), ve.Line, err)
 }
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
