@@ -57,6 +57,6 @@
 // durable record and tries again, so the log resumes by itself once the
 // disk has space. Only if the rollback fails too does the log refuse every
 // record until it is reopened, with an error that says so; Close then
-// reports it. Only one Log (in one process) may write a given file at a
-// time.
+// reports it. Only one Log may write a given file at a time: Open takes an
+// exclusive flock, and a second Open fails with [ErrInUse].
 package audit

@@ -23,6 +23,10 @@ import (
 // records the repair).
 var ErrBroken = errors.New("audit log cannot be written")
 
+// ErrInUse is returned by Open when another Log, in this process or
+// another, has the file open for writing.
+var ErrInUse = errors.New("audit log is in use by another writer (is another udfhost serve running on this data directory?)")
+
 // ErrClosed is returned by Append and Close after Close.
 var ErrClosed = errors.New("audit log is closed")
 
@@ -89,7 +93,8 @@ type result struct {
 // start of the record that should come next: a write torn by a crash or a
 // full disk) is removed, and the repair is recorded as a [TypeAuditRepaired]
 // record saying where and how many bytes. Damage anywhere else is never
-// cut: Open refuses, and Verify reports it.
+// cut: Open refuses, and Verify reports it. The Log holds an exclusive
+// lock on the file until Close: a second Open fails with [ErrInUse].
 func Open(path string) (*Log, error) {
 	return OpenWithOptions(path, Options{})
 }
@@ -105,6 +110,10 @@ func OpenWithOptions(path string, opts Options) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	if err := lock(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open audit log %s: %w", path, err)
 	}
 	if created {
 		// Make the new directory entry durable, or a crash could lose

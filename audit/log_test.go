@@ -262,6 +262,24 @@ func TestOpenCreates(t *testing.T) {
 	}
 }
 
+// A second writer is refused, so it can neither interleave records nor
+// "repair" a line the first is writing.
+func TestOpenRefusesSecondWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l := openTest(t, path)
+	if _, err := Open(path); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Open: err = %v, want ErrInUse", err)
+	}
+	if err := l.Record(context.Background(), testEvent(1)); err != nil {
+		t.Fatalf("first writer after the refused second: %v", err)
+	}
+	l.Close()
+	l = openTest(t, path)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestVerifyMissingAndEmpty(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := Verify(filepath.Join(dir, "missing.log")); !errors.Is(err, os.ErrNotExist) {
