@@ -52,7 +52,7 @@ func TestForbiddenSyscallsKillTheWorker(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			w := startWorker(t, testConfig(t, wasm))
-			_, err := w.call(ctx, add, time.Second, []byte(name), flagTestHook)
+			_, err := w.call(ctx, add, time.Second, []byte(name), flagTestHook, nil)
 			var ce *CallError
 			if !errors.As(err, &ce) || ce.Violation == nil {
 				t.Fatalf("%s: worker not killed by the sandbox: %v", name, err)
@@ -67,7 +67,7 @@ func TestForbiddenSyscallsKillTheWorker(t *testing.T) {
 	}
 	// clone3 is refused gracefully (ENOSYS) so glibc falls back to clone.
 	w := startWorker(t, testConfig(t, wasm))
-	out, err := w.call(ctx, add, time.Second, []byte("clone3"), flagTestHook)
+	out, err := w.call(ctx, add, time.Second, []byte("clone3"), flagTestHook, nil)
 	if err != nil || string(out) != fmt.Sprintf("returned errno %d (%v)", unix.ENOSYS, unix.ENOSYS) {
 		t.Fatalf("clone3: %q, %v", out, err)
 	}
@@ -196,7 +196,7 @@ func TestHostRefusesAnOversizedAnswer(t *testing.T) {
 	cfg.MaxOutputBytes = 1 << 20
 	w := startWorker(t, cfg)
 	add := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}
-	_, err := w.call(context.Background(), add, time.Second, []byte("answer-bytes:4000000"), flagTestHook)
+	_, err := w.call(context.Background(), add, time.Second, []byte("answer-bytes:4000000"), flagTestHook, nil)
 	var ce *CallError
 	if !errors.As(err, &ce) || ce.Violation == nil || ce.Violation.Limit != "result size" {
 		t.Fatalf("want a result-size violation, got %v", err)
