@@ -670,6 +670,9 @@ func (w *Worker) readLoop() {
 	w.conn.Close()
 	waitErr := w.reap()
 	switch {
+	case w.wireErr != nil:
+		w.exitErr = fmt.Errorf("killed by the host: %w", w.wireErr)
+		w.violation = w.classifyExit()
 	case waitErr != nil:
 		w.exitErr = waitErr
 		w.violation = w.classifyExit()

@@ -69,6 +69,11 @@ var testHook func(input []byte) ([]byte, error)
 
 const flagTestHook = 4
 
+// testRawHook, like testHook only ever set by this package's tests, may
+// answer a flagTestHook call itself on the wire (as a broken worker would:
+// twice, or for another id); it reports whether it did.
+var testRawHook func(w *frameWriter, id uint64, input []byte) bool
+
 // WorkerMain is the body of the hidden `udfhost worker` command: it serves
 // one module for one pod identity over the inherited socket until the host
 // closes it. It returns the process exit code.
@@ -242,6 +247,9 @@ func handleCall(ctx context.Context, eng *engine, w *frameWriter, fr frame) {
 		}
 		out, _ := json.Marshal(p)
 		w.write(kindResult, statusOK, fr.id, out)
+		return
+	}
+	if flags&flagTestHook != 0 && testRawHook != nil && testRawHook(w, fr.id, input) {
 		return
 	}
 	if flags&flagTestHook != 0 && testHook != nil {
