@@ -323,7 +323,7 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 		Identity: cfg.Identity, MemoryLimitPages: cfg.MemoryLimitPages, ModuleSize: len(cfg.Module),
 		MaxInstances: cfg.MaxInstances, CacheDir: cfg.CacheDir, PreciseInterrupt: cfg.PreciseInterrupt,
 		MeasureSyscalls: cfg.MeasureSyscalls, MaxOutputBytes: cfg.MaxOutputBytes,
-		CompileOnly: cfg.compileOnly,
+		CompileOnly: cfg.compileOnly, GoMemoryLimit: goMemoryLimit(cfg),
 	}
 	var fds []*os.File
 	if w.hostID != 0 {

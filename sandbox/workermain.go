@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -42,6 +43,11 @@ type loadConfig struct {
 	MeasureSyscalls bool `json:"measure_syscalls,omitempty"`
 	// MaxOutputBytes bounds one batch's result region.
 	MaxOutputBytes int64 `json:"max_output_bytes,omitempty"`
+	// GoMemoryLimit is the worker's Go memory limit (debug.SetMemoryLimit):
+	// its cgroup's memory less the guests' linear memories (outside the Go
+	// heap, see mmapAllocator) and compiled code, so the collector works
+	// harder before the cgroup would kill the worker. 0: none.
+	GoMemoryLimit int64 `json:"go_memory_limit,omitempty"`
 	// CompileOnly has the worker compile the module, answer with the
 	// compilation cache it produced, and exit: no instance, no guest code.
 	CompileOnly bool `json:"compile_only,omitempty"`
@@ -163,6 +169,9 @@ func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled
 		return nil, info, fmt.Errorf("load frame: module size %d, frame holds %d bytes", cfg.ModuleSize, len(rest))
 	}
 	wasm := rest[:cfg.ModuleSize]
+	if cfg.GoMemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.GoMemoryLimit)
+	}
 	cacheDir := cfg.CacheDir
 	if j.namespaced {
 		// The host's cache is out of reach; the worker compiles from its
