@@ -68,7 +68,7 @@ func newEngine(ctx context.Context, cfg engineConfig, wasm []byte) (*engine, err
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		rt.Close(ctx)
-		return nil, fmt.Errorf("compile module: %w", err)
+		return nil, moduleFault{fmt.Errorf("compile module: %w", err)}
 	}
 	n := max(cfg.MaxInstances, 1)
 	e := &engine{rt: rt, compiled: compiled, idle: make(chan *instance, n), slots: make(chan struct{}, n),

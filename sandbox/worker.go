@@ -104,6 +104,12 @@ type Config struct {
 	MeasureSyscalls bool
 }
 
+// ErrModule means a worker refused its module for the module's own fault:
+// it does not compile, instantiate or start under its pool's limits. Any
+// other Start failure is the host's (socketpair, exec, ids, cgroups, a
+// missing layer, a worker that died).
+var ErrModule = errors.New("module cannot run")
+
 // ErrLayerMissing means strict mode refused a worker because one of its
 // isolation layers could not be installed.
 var ErrLayerMissing = errors.New("sandbox layer missing")
@@ -394,7 +400,10 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 		w.info.cacheData, rest = append(w.info.cacheData, rest[:f.Size]), rest[f.Size:]
 	}
 	if w.info.Error != "" {
-		return errors.New(w.info.Error)
+		if w.info.ModuleFault {
+			return fmt.Errorf("%w: %s", ErrModule, w.info.Error)
+		}
+		return fmt.Errorf("worker failed to load the module: %s", w.info.Error)
 	}
 	return nil
 }

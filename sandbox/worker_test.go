@@ -247,7 +247,14 @@ func TestLoadFailureNamesTheProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("module with 100 pages of memory started under a 10-page limit")
 	}
-	t.Log(err)
+	if !errors.Is(err, ErrModule) {
+		t.Errorf("error %q is not classed as the module's fault (ErrModule)", err)
+	}
+	for _, want := range []string{"module cannot run", "min 100 pages", "over limit of 10 pages"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name the problem (%q)", err, want)
+		}
+	}
 }
 
 func TestSparesAreUsedOnceAndStoppedOnClose(t *testing.T) {

@@ -62,6 +62,9 @@ type loadedInfo struct {
 	PID    int     `json:"pid"`
 	Layers []Layer `json:"layers"`
 	Error  string  `json:"error,omitempty"`
+	// ModuleFault says Error is the module's own fault (it does not
+	// compile, instantiate or start under its limits), not the worker's.
+	ModuleFault bool `json:"module_fault,omitempty"`
 	// CacheFiles (compile-only) describe the bytes after the JSON and a 0.
 	CacheFiles []cacheFile `json:"cache_files,omitempty"`
 	cacheData  [][]byte
@@ -121,6 +124,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail, fds []*os.Fil
 	eng, info, err := load(ctx, fr.payload, j, fds, func() error { return w.write(kindCompiled, statusOK, fr.id) })
 	if err != nil {
 		info.Error = err.Error()
+		info.ModuleFault = errors.As(err, new(moduleFault))
 	}
 	msg, _ := json.Marshal(info)
 	if werr := w.write(kindLoaded, statusOK, fr.id, append([][]byte{msg, {0}}, info.cacheData...)...); werr != nil || err != nil || eng == nil {
@@ -223,7 +227,7 @@ func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled
 	}
 	if err := eng.warm(ctx); err != nil {
 		eng.close(ctx)
-		return nil, info, err
+		return nil, info, moduleFault{err}
 	}
 	return eng, info, nil
 }
@@ -292,6 +296,12 @@ func handleCall(ctx context.Context, eng *engine, w *frameWriter, fr frame) {
 	}
 	w.write(kindResult, statusOK, fr.id, dst)
 }
+
+// moduleFault marks a load error as the module's fault.
+type moduleFault struct{ err error }
+
+func (m moduleFault) Error() string { return m.err.Error() }
+func (m moduleFault) Unwrap() error { return m.err }
 
 func cutByte(b []byte, sep byte) (before, after []byte, ok bool) {
 	for i, c := range b {
