@@ -585,14 +585,17 @@ func (w *Worker) overran(id uint64, deadline time.Duration) {
 	if w.precise {
 		msg = fmt.Sprintf("batch exceeded its deadline of %s and the worker did not stop it; worker killed", deadline)
 	}
+	why := fmt.Sprintf("a batch exceeded its deadline of %s", deadline)
 	w.mu.Lock()
-	ok := w.finish(id, result{err: &CallError{Class: ErrTimeout, Msg: msg}})
-	w.mu.Unlock()
-	if !ok {
+	if _, ok := w.pending[id]; !ok {
+		w.mu.Unlock()
 		return // answered, or the worker died, meanwhile
 	}
-	why := fmt.Sprintf("a batch exceeded its deadline of %s", deadline)
+	// Marked dead before its caller learns of the timeout, so that no
+	// next batch is handed this worker.
 	w.killedFor.CompareAndSwap(nil, &why)
+	w.finish(id, result{err: &CallError{Class: ErrTimeout, Msg: msg}})
+	w.mu.Unlock()
 	w.kill()
 }
 

@@ -6,23 +6,40 @@ import (
 
 	"github.com/udfhost/udfhost/policies"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/sandbox"
 )
 
 // TestBatchDeadline: deadline_ms 0 is the pool's batch deadline, a larger
-// one is capped at it, a shorter one is the batch's own.
+// one is capped at it, a shorter one is the batch's own: enforced in the
+// worker with wasm interruption; with process interruption the caller is
+// answered at it but the worker (shared by the pod) is killed only at the
+// pool's. Overrunning one's own deadline is not charged to the guest.
 func TestBatchDeadline(t *testing.T) {
-	pool := &policies.Pool{BatchDeadline: 2 * time.Second}
+	const poolDL = 2 * time.Second
+	timeout := &sandbox.CallError{Class: sandbox.ErrTimeout, Msg: "batch exceeded its deadline"}
+	trap := &sandbox.CallError{Class: sandbox.ErrTrap, Msg: "guest trapped"}
 	for _, tc := range []struct {
-		ms   uint32
-		want deadline
+		ms               uint32
+		interrupt        policies.Interrupt
+		want             deadline
+		chargesTimeout bool
 	}{
-		{0, deadline{run: 2 * time.Second}},
-		{300, deadline{run: 300 * time.Millisecond, own: true}},
-		{2000, deadline{run: 2 * time.Second}},
-		{60000, deadline{run: 2 * time.Second}},
+		{0, policies.InterruptProcess, deadline{run: poolDL, pool: poolDL, inWorker: true}, true},
+		{300, policies.InterruptProcess, deadline{run: 300 * time.Millisecond, pool: poolDL, own: true}, true},
+		{300, policies.InterruptWasm, deadline{run: 300 * time.Millisecond, pool: poolDL, own: true, inWorker: true}, false},
+		{2000, policies.InterruptWasm, deadline{run: poolDL, pool: poolDL, inWorker: true}, true},
+		{60000, policies.InterruptProcess, deadline{run: poolDL, pool: poolDL, inWorker: true}, true},
 	} {
-		if got := batchDeadline(&udfhostv1.InvokeRequest{DeadlineMs: tc.ms}, pool); got != tc.want {
-			t.Errorf("deadline_ms %d: %+v, want %+v", tc.ms, got, tc.want)
+		pool := &policies.Pool{BatchDeadline: poolDL, Interrupt: tc.interrupt}
+		got := batchDeadline(&udfhostv1.InvokeRequest{DeadlineMs: tc.ms}, pool)
+		if got != tc.want {
+			t.Errorf("deadline_ms %d, %s: %+v, want %+v", tc.ms, tc.interrupt, got, tc.want)
+		}
+		if c := got.charges(timeout); c != tc.chargesTimeout {
+			t.Errorf("deadline_ms %d, %s: a timeout charged: %v, want %v", tc.ms, tc.interrupt, c, tc.chargesTimeout)
+		}
+		if !got.charges(trap) {
+			t.Errorf("deadline_ms %d, %s: a trap not charged", tc.ms, tc.interrupt)
 		}
 	}
 }

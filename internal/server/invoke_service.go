@@ -115,7 +115,7 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 	// A batch whose caller stops waiting still runs to its deadline at
 	// most; if it fails as a violation then, it is charged to it here.
 	late := func(err error) {
-		if !dl.own || !errors.Is(err, sandbox.ErrTimeout) {
+		if dl.charges(err) {
 			is.violation(context.WithoutCancel(ctx), f, id, pool, b.Rows, err)
 		}
 	}
@@ -130,14 +130,7 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 			stats.fails.Add(1)
 			return nil, err
 		}
-		d := dl.run
-		if dl.own {
-			if d = dl.run - time.Since(read); d <= 0 {
-				stats.fails.Add(1)
-				return nil, fmt.Errorf("function %s: %w: the batch's own deadline of %s passed before it could run", f.Name, context.DeadlineExceeded, dl.run)
-			}
-		}
-		out, err = w.CallReporting(ctx, &spec, d, input, late)
+		out, err = is.call(ctx, w, &spec, dl, read, input, late)
 		if !errors.Is(err, sandbox.ErrWorkerDied) || attempt > 0 {
 			break
 		}
@@ -166,7 +159,7 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 	// Overrunning a deadline shorter than the pool's, which the caller
 	// chose, is not the guest's fault: the batch was stopped, nothing is
 	// charged to the artifact.
-	if sandbox.IsViolation(err) && !(dl.own && errors.Is(err, sandbox.ErrTimeout)) {
+	if sandbox.IsViolation(err) && dl.charges(err) {
 		if aerr := is.violation(ctx, f, id, pool, b.Rows, err); aerr != nil {
 			return nil, aerr
 		}
@@ -180,15 +173,53 @@ type deadline struct {
 	// own: the request's deadline_ms, shorter than the pool's, counted
 	// from when the request was read.
 	own bool
+	// inWorker: the worker stops the batch at run (wasm interruption);
+	// otherwise the pool's deadline is the worker's.
+	inWorker bool
+	pool     time.Duration
 }
 
 // batchDeadline is req's deadline: the pool's batch deadline, or the
 // request's own deadline_ms when that is shorter (0 means the pool's).
 func batchDeadline(req *udfhostv1.InvokeRequest, pool *policies.Pool) deadline {
+	dl := deadline{run: pool.BatchDeadline, pool: pool.BatchDeadline, inWorker: true}
 	if own := time.Duration(req.DeadlineMs) * time.Millisecond; own > 0 && own < pool.BatchDeadline {
-		return deadline{run: own, own: true}
+		dl.run, dl.own = own, true
+		// With process interruption a deadline stops a batch by killing
+		// its worker, which all batches of the pod share; a deadline the
+		// caller chose must not let it restart the pod at will. The
+		// caller is answered at its deadline and the batch is stopped by
+		// the pool's at the latest (and charged only for overrunning it).
+		dl.inWorker = pool.Interrupt == policies.InterruptWasm
 	}
-	return deadline{run: pool.BatchDeadline}
+	return dl
+}
+
+// charges reports whether err counts against the guest: overrunning a
+// deadline shorter than the pool's, which the caller chose, does not.
+func (dl deadline) charges(err error) bool {
+	return !(dl.own && dl.inWorker && errors.Is(err, sandbox.ErrTimeout))
+}
+
+// call runs one attempt of a batch on w within dl, counted from read.
+func (is *invokeService) call(ctx context.Context, w *sandbox.Worker, spec *sandbox.FuncSpec, dl deadline, read time.Time, input []byte, late func(error)) ([]byte, error) {
+	if !dl.own {
+		return w.CallReporting(ctx, spec, dl.run, input, late)
+	}
+	left := dl.run - time.Since(read)
+	if left <= 0 {
+		return nil, fmt.Errorf("%w: the batch's own deadline of %s passed before it could run", context.DeadlineExceeded, dl.run)
+	}
+	if dl.inWorker {
+		return w.CallReporting(ctx, spec, left, input, late)
+	}
+	cctx, cancel := context.WithTimeout(ctx, left)
+	defer cancel()
+	out, err := w.CallReporting(cctx, spec, dl.pool, input, late)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("%w: batch exceeded its own deadline of %s (deadline_ms)", context.DeadlineExceeded, dl.run)
+	}
+	return out, err
 }
 
 // retried audits a batch that is run again on a new worker because its
