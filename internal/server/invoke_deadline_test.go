@@ -19,9 +19,9 @@ func TestBatchDeadline(t *testing.T) {
 	timeout := &sandbox.CallError{Class: sandbox.ErrTimeout, Msg: "batch exceeded its deadline"}
 	trap := &sandbox.CallError{Class: sandbox.ErrTrap, Msg: "guest trapped"}
 	for _, tc := range []struct {
-		ms               uint32
-		interrupt        policies.Interrupt
-		want             deadline
+		ms             uint32
+		interrupt      policies.Interrupt
+		want           deadline
 		chargesTimeout bool
 	}{
 		{0, policies.InterruptProcess, deadline{run: poolDL, pool: poolDL, inWorker: true}, true},
