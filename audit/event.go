@@ -37,6 +37,8 @@ const (
 	TypeWorkerStarted     = "worker.started"
 	TypeWorkerStopped     = "worker.stopped"
 	TypeInvocation        = "invocation.summary"
+	// A batch run again on a new worker because its worker died under it.
+	TypeInvocationRetried = "invocation.retried"
 	TypeSandboxViolation  = "sandbox.violation" // trap, timeout, memory, bad output, crash
 	TypeSandboxLayers     = "sandbox.layers"    // what `doctor` measured at start
 

@@ -68,7 +68,7 @@ func newEngine(ctx context.Context, cfg engineConfig, wasm []byte) (*engine, err
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		rt.Close(ctx)
-		return nil, fmt.Errorf("compile module: %w", err)
+		return nil, moduleFault{fmt.Errorf("compile module: %w", err)}
 	}
 	n := max(cfg.MaxInstances, 1)
 	e := &engine{rt: rt, compiled: compiled, idle: make(chan *instance, n), slots: make(chan struct{}, n),
@@ -104,7 +104,7 @@ type instance struct {
 
 func (e *engine) newInstance(ctx context.Context) (*instance, error) {
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize")
-	mod, err := e.rt.InstantiateModule(ctx, e.compiled, cfg)
+	mod, err := e.rt.InstantiateModule(withMmapMemory(ctx), e.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate module: %w", err)
 	}
@@ -345,7 +345,7 @@ func (e *engine) driverFor(ctx context.Context, inst *instance, spec *FuncSpec) 
 		e.drivers[key] = compiled
 	}
 	e.mu.Unlock()
-	rctx := experimental.WithImportResolver(ctx, func(name string) api.Module {
+	rctx := experimental.WithImportResolver(withMmapMemory(ctx), func(name string) api.Module {
 		if name == "udf" {
 			return inst.mod
 		}

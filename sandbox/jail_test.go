@@ -52,7 +52,7 @@ func TestForbiddenSyscallsKillTheWorker(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			w := startWorker(t, testConfig(t, wasm))
-			_, err := w.call(ctx, add, time.Second, []byte(name), flagTestHook)
+			_, err := w.call(ctx, add, time.Second, []byte(name), flagTestHook, nil)
 			var ce *CallError
 			if !errors.As(err, &ce) || ce.Violation == nil {
 				t.Fatalf("%s: worker not killed by the sandbox: %v", name, err)
@@ -67,7 +67,7 @@ func TestForbiddenSyscallsKillTheWorker(t *testing.T) {
 	}
 	// clone3 is refused gracefully (ENOSYS) so glibc falls back to clone.
 	w := startWorker(t, testConfig(t, wasm))
-	out, err := w.call(ctx, add, time.Second, []byte("clone3"), flagTestHook)
+	out, err := w.call(ctx, add, time.Second, []byte("clone3"), flagTestHook, nil)
 	if err != nil || string(out) != fmt.Sprintf("returned errno %d (%v)", unix.ENOSYS, unix.ENOSYS) {
 		t.Fatalf("clone3: %q, %v", out, err)
 	}
@@ -196,9 +196,65 @@ func TestHostRefusesAnOversizedAnswer(t *testing.T) {
 	cfg.MaxOutputBytes = 1 << 20
 	w := startWorker(t, cfg)
 	add := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}
-	_, err := w.call(context.Background(), add, time.Second, []byte("answer-bytes:4000000"), flagTestHook)
+	_, err := w.call(context.Background(), add, time.Second, []byte("answer-bytes:4000000"), flagTestHook, nil)
 	var ce *CallError
 	if !errors.As(err, &ce) || ce.Violation == nil || ce.Violation.Limit != "result size" {
 		t.Fatalf("want a result-size violation, got %v", err)
+	}
+}
+
+// A worker answering like a broken or hostile peer: "answer-thrice"
+// answers its request three times, "answer-unknown" answers an id never
+// asked before answering its own.
+func init() {
+	testRawHook = func(w *frameWriter, id uint64, input []byte) bool {
+		switch string(input) {
+		case "answer-thrice":
+			for i := 0; i < 3; i++ {
+				w.write(kindResult, statusOK, id, []byte("again"))
+			}
+		case "answer-unknown":
+			w.write(kindResult, statusOK, id+1<<40, []byte("nobody asked"))
+			w.write(kindResult, statusOK, id, []byte("mine"))
+		default:
+			return false
+		}
+		return true
+	}
+}
+
+// TestWorkerAnswersCannotBlockTheHost: a worker that answers one request
+// several times, or answers an id nobody asked, is killed as a protocol
+// violation; the host's reader never blocks, and Close returns.
+func TestWorkerAnswersCannotBlockTheHost(t *testing.T) {
+	wasm := compileWAT(t, testWAT)
+	add := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}
+	for _, tc := range []string{"answer-thrice", "answer-unknown"} {
+		t.Run(tc, func(t *testing.T) {
+			w := startWorker(t, testConfig(t, wasm))
+			// The caller stops waiting at once, as one whose client
+			// cancelled: nobody reads its answers.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			w.call(ctx, add, time.Second, []byte(tc), flagTestHook, nil)
+			select {
+			case <-w.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("the worker broke the protocol and is still served: the host's reader is stuck")
+			}
+			if err := w.Err(); err == nil || !strings.Contains(err.Error(), "not pending") {
+				t.Errorf("worker's end: %v, want the protocol violation named", err)
+			}
+			closed := make(chan struct{})
+			go func() { w.Close(context.Background()); close(closed) }()
+			select {
+			case <-closed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Close hangs")
+			}
+			if _, err := call(w, "add", time.Second, []int64{1}, []int64{2}); !errors.Is(err, ErrWorkerDied) {
+				t.Errorf("call after the violation: %v, want ErrWorkerDied", err)
+			}
+		})
 	}
 }

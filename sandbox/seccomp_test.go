@@ -51,24 +51,73 @@ func TestSeccompProfileRejectsBadLines(t *testing.T) {
 	}
 }
 
-// TestSeccompProfileCoversMeasurement checks the profile against the last
-// measurement (scripts/measure-syscalls.sh writes bin/syscalls.measured):
-// a syscall the worker was seen making must be on it.
+// TestSeccompProfileCoversMeasurement checks the profile against the
+// committed measurement, sandbox/testdata/syscalls.measured (written by
+// scripts/measure-syscalls.sh: every syscall a jailed worker was traced
+// making where the filter would be): each must be on the profile. A fresh
+// bin/syscalls.measured, when one exists, is checked too. It also checks
+// that the check fails for a profile missing one measured syscall.
 func TestSeccompProfileCoversMeasurement(t *testing.T) {
-	f, err := os.Open(filepath.Join("..", "bin", "syscalls.measured"))
+	committed, err := os.ReadFile(filepath.Join("testdata", "syscalls.measured"))
 	if err != nil {
-		t.Skip("no measurement; run scripts/measure-syscalls.sh")
+		t.Fatalf("the committed measurement: %v (scripts/measure-syscalls.sh writes it)", err)
 	}
-	defer f.Close()
-	rules, _ := parseSeccompProfile(seccompProfile)
+	measured := measuredSyscalls(string(committed))
+	if len(measured) < 20 {
+		t.Fatalf("the committed measurement lists %d syscalls", len(measured))
+	}
+	for _, s := range uncovered(t, seccompProfile, measured) {
+		t.Errorf("measured syscall %s is not on sandbox/seccomp.profile", s)
+	}
+	if fresh, err := os.ReadFile(filepath.Join("..", "bin", "syscalls.measured")); err == nil {
+		for _, s := range uncovered(t, seccompProfile, measuredSyscalls(string(fresh))) {
+			t.Errorf("syscall %s of the last measurement (bin/syscalls.measured) is not on sandbox/seccomp.profile", s)
+		}
+	}
+	// The check itself: drop each measured syscall from the profile in
+	// turn; that one, and only it, must be reported.
+	for _, drop := range measured {
+		var kept []string
+		for _, line := range strings.Split(string(seccompProfile), "\n") {
+			if f := strings.Fields(line); len(f) == 0 || f[0] != drop {
+				kept = append(kept, line)
+			}
+		}
+		if got := uncovered(t, []byte(strings.Join(kept, "\n")), measured); len(got) != 1 || got[0] != drop {
+			t.Errorf("profile without %s: uncovered %v", drop, got)
+		}
+	}
+}
+
+// measuredSyscalls are the syscall names of a measurement ("name count"
+// lines).
+func measuredSyscalls(text string) []string {
+	var names []string
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) > 0 {
+			names = append(names, f[0])
+		}
+	}
+	return names
+}
+
+// uncovered lists the measured syscalls profile does not name.
+func uncovered(t *testing.T, profile []byte, measured []string) []string {
+	t.Helper()
+	rules, err := parseSeccompProfile(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	have := map[string]bool{}
 	for _, r := range rules {
 		have[r.name] = true
 	}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if name := strings.Fields(sc.Text()); len(name) > 0 && !have[name[0]] {
-			t.Errorf("measured syscall %s is not on sandbox/seccomp.profile", name[0])
+	var missing []string
+	for _, s := range measured {
+		if !have[s] {
+			missing = append(missing, s)
 		}
 	}
+	return missing
 }

@@ -104,6 +104,12 @@ type Config struct {
 	MeasureSyscalls bool
 }
 
+// ErrModule means a worker refused its module for the module's own fault:
+// it does not compile, instantiate or start under its pool's limits. Any
+// other Start failure is the host's (socketpair, exec, ids, cgroups, a
+// missing layer, a worker that died).
+var ErrModule = errors.New("module cannot run")
+
 // ErrLayerMissing means strict mode refused a worker because one of its
 // isolation layers could not be installed.
 var ErrLayerMissing = errors.New("sandbox layer missing")
@@ -129,7 +135,7 @@ type Worker struct {
 	// were in flight with the one that overran.
 	killedFor atomic.Pointer[string]
 	mu        sync.Mutex
-	pending   map[uint64]chan result
+	pending   map[uint64]*pendingCall // nil once the worker is gone
 	done      chan struct{}
 	exitErr   error // why the worker is gone; set before done is closed
 	violation *Violation
@@ -149,6 +155,7 @@ type Worker struct {
 type result struct {
 	status  uint16
 	payload []byte
+	err     error // set by the host itself (watchdog, death): overrides status
 }
 
 // Start launches a worker for cfg.Identity, hands it the module and waits
@@ -213,7 +220,7 @@ func spawn(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	w := &Worker{cmd: cmd, conn: conn, w: &frameWriter{w: conn}, spawned: spawned, stderr: watch,
-		ids: cfg.IDs, hostID: hostID, pending: map[uint64]chan result{}, done: make(chan struct{})}
+		ids: cfg.IDs, hostID: hostID, pending: map[uint64]*pendingCall{}, done: make(chan struct{})}
 	w.joinCgroup(cfg)
 	return w, nil
 }
@@ -322,7 +329,7 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 		Identity: cfg.Identity, MemoryLimitPages: cfg.MemoryLimitPages, ModuleSize: len(cfg.Module),
 		MaxInstances: cfg.MaxInstances, CacheDir: cfg.CacheDir, PreciseInterrupt: cfg.PreciseInterrupt,
 		MeasureSyscalls: cfg.MeasureSyscalls, MaxOutputBytes: cfg.MaxOutputBytes,
-		CompileOnly: cfg.compileOnly,
+		CompileOnly: cfg.compileOnly, GoMemoryLimit: goMemoryLimit(cfg),
 	}
 	var fds []*os.File
 	if w.hostID != 0 {
@@ -393,7 +400,10 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 		w.info.cacheData, rest = append(w.info.cacheData, rest[:f.Size]), rest[f.Size:]
 	}
 	if w.info.Error != "" {
-		return errors.New(w.info.Error)
+		if w.info.ModuleFault {
+			return fmt.Errorf("%w: %s", ErrModule, w.info.Error)
+		}
+		return fmt.Errorf("worker failed to load the module: %s", w.info.Error)
 	}
 	return nil
 }
@@ -443,27 +453,78 @@ func (w *Worker) Done() <-chan struct{} { return w.done }
 func (w *Worker) Err() error { <-w.done; return w.exitErr }
 
 // Call runs spec on one batch v1 input region with the given deadline and
-// appends the worker's output region to dst.
+// appends the worker's output region to dst. It is CallReporting without
+// a report of late failures.
 func (w *Worker) Call(ctx context.Context, spec *FuncSpec, deadline time.Duration, input []byte) ([]byte, error) {
-	return w.call(ctx, spec, deadline, input, 0)
+	return w.call(ctx, spec, deadline, input, 0, nil)
+}
+
+// CallReporting is Call for a caller that may stop waiting. If ctx ends
+// before the batch does, CallReporting returns ctx's error at once, but
+// the batch is not forgotten: its watchdog keeps running, so it is stopped
+// no later than its deadline (with process interruption the worker is
+// killed then, as for a caller that waits), and if it then fails as a
+// violation (IsViolation) — its deadline, a trap, a native layer killing
+// the worker while it ran — late is called once with that failure, from
+// another goroutine. The failure belongs to this batch, not to whichever
+// batch next finds the worker gone.
+func (w *Worker) CallReporting(ctx context.Context, spec *FuncSpec, deadline time.Duration, input []byte, late func(error)) ([]byte, error) {
+	return w.call(ctx, spec, deadline, input, 0, late)
 }
 
 // Prepare has the worker get ready to call spec (check the export, compile
 // what the first call would otherwise compile), so a new function's first
 // batch is as fast as the next ones.
 func (w *Worker) Prepare(ctx context.Context, spec *FuncSpec) error {
-	_, err := w.call(ctx, spec, 30*time.Second, nil, flagPrepare)
+	_, err := w.call(ctx, spec, 30*time.Second, nil, flagPrepare, nil)
 	return err
 }
 
-func (w *Worker) call(ctx context.Context, spec *FuncSpec, deadline time.Duration, input []byte, flags byte) ([]byte, error) {
+// pendingCall is a batch sent to the worker and not yet finished. It
+// lives in w.pending until exactly one of three ends it, each under w.mu:
+// the worker's answer (readLoop), its watchdog, or the worker's death. The
+// one that ends it stops the watchdog, gives the in-flight token back and
+// hands over the result: to ch (buffered, so never blocking) or, once the
+// caller has stopped waiting (abandoned), to late.
+type pendingCall struct {
+	ch        chan result
+	watchdog  *time.Timer
+	abandoned bool
+	late      func(error)
+}
+
+// finish ends the pending call id with r, if it is still pending, and
+// reports whether it was. Called with w.mu held; late runs on its own
+// goroutine so that nothing here waits for a caller's code.
+func (w *Worker) finish(id uint64, r result) bool {
+	pc, ok := w.pending[id]
+	if !ok {
+		return false
+	}
+	delete(w.pending, id)
+	w.end(pc, r)
+	return true
+}
+
+func (w *Worker) end(pc *pendingCall, r result) {
+	pc.watchdog.Stop()
+	<-w.inFlight
+	if !pc.abandoned {
+		pc.ch <- r
+		return
+	}
+	if err := r.callErr(); err != nil && IsViolation(err) && pc.late != nil {
+		go pc.late(err)
+	}
+}
+
+func (w *Worker) call(ctx context.Context, spec *FuncSpec, deadline time.Duration, input []byte, flags byte, late func(error)) ([]byte, error) {
 	select {
 	case w.inFlight <- struct{}{}:
 	default:
 		return nil, &CallError{Class: ErrOverloaded, Msg: fmt.Sprintf("worker for %s has %d batches in flight; retry after %s",
 			w.identity, cap(w.inFlight), w.RetryAfter())}
 	}
-	defer func() { <-w.inFlight }()
 	start := time.Now()
 	defer func() {
 		// EWMA with weight 1/8: cheap, and smooth enough for a hint.
@@ -472,55 +533,89 @@ func (w *Worker) call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 		w.svcNanos.Store(old + (d-old)/8)
 	}()
 	id := w.nextID.Add(1)
-	ch := make(chan result, 1)
-	w.mu.Lock()
-	if w.pending == nil {
-		w.mu.Unlock()
-		return nil, &CallError{Class: ErrWorkerDied, Msg: w.deadMessage()}
-	}
-	w.pending[id] = ch
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		if w.pending != nil {
-			delete(w.pending, id)
-		}
-		w.mu.Unlock()
-	}()
-
-	hdr := appendCallHeader(make([]byte, 0, 64), spec, uint32(deadline/time.Millisecond), flags)
-	if err := w.w.write(kindCall, statusOK, id, hdr, input); err != nil {
-		return nil, &CallError{Class: ErrWorkerDied, Msg: fmt.Sprintf("send batch to worker: %v", err)}
-	}
+	pc := &pendingCall{ch: make(chan result, 1), late: late}
 	// With precise interruption the worker enforces the deadline itself and
 	// the watchdog only fires if it does not; then the process is beyond
 	// trust. Otherwise the watchdog is how the deadline is enforced: guest
-	// code has no cancellation checks, so the process is killed.
+	// code has no cancellation checks, so the process is killed. It runs
+	// whether or not the caller still waits: a batch that started is
+	// stopped by its deadline.
 	slack := 2 * time.Second
 	if !w.precise {
 		slack = 20 * time.Millisecond // the answer's trip back
 	}
-	watchdog := time.NewTimer(deadline + slack)
-	defer watchdog.Stop()
-	select {
-	case r := <-ch:
-		if r.status == statusOK {
-			return r.payload, nil
-		}
-		return nil, &CallError{Class: statusClass(r.status), Msg: string(r.payload)}
-	case <-w.done:
-		return nil, &CallError{Class: ErrWorkerDied, Msg: w.deadMessage(), Violation: w.violation}
-	case <-watchdog.C:
-		why := fmt.Sprintf("a batch exceeded its deadline of %s", deadline)
-		w.killedFor.CompareAndSwap(nil, &why)
-		w.kill()
-		if w.precise {
-			return nil, &CallError{Class: ErrTimeout, Msg: fmt.Sprintf("batch exceeded its deadline of %s and the worker did not stop it; worker killed", deadline)}
-		}
-		return nil, &CallError{Class: ErrTimeout, Msg: fmt.Sprintf("batch exceeded its deadline of %s; its worker was stopped", deadline)}
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	w.mu.Lock()
+	if w.pending == nil {
+		w.mu.Unlock()
+		<-w.inFlight
+		return nil, &CallError{Class: ErrWorkerDied, Msg: w.deadMessage()}
 	}
+	pc.watchdog = time.AfterFunc(deadline+slack, func() { w.overran(id, deadline) })
+	w.pending[id] = pc
+	w.mu.Unlock()
+
+	hdr := appendCallHeader(make([]byte, 0, 64), spec, uint32(deadline/time.Millisecond), flags)
+	if err := w.w.write(kindCall, statusOK, id, hdr, input); err != nil {
+		w.mu.Lock()
+		w.finish(id, result{})
+		w.mu.Unlock()
+		return nil, &CallError{Class: ErrWorkerDied, Msg: fmt.Sprintf("send batch to worker: %v", err)}
+	}
+	select {
+	case r := <-pc.ch:
+		return r.value()
+	case <-ctx.Done():
+		w.mu.Lock()
+		if _, ok := w.pending[id]; ok {
+			pc.abandoned = true
+			w.mu.Unlock()
+			return nil, ctx.Err()
+		}
+		w.mu.Unlock()
+		// It ended meanwhile: its result, a violation included, is the
+		// caller's to report.
+		return (<-pc.ch).value()
+	}
+}
+
+// overran is the watchdog of pending call id: it was not answered within
+// its deadline and slack, so the worker is killed.
+func (w *Worker) overran(id uint64, deadline time.Duration) {
+	msg := fmt.Sprintf("batch exceeded its deadline of %s; its worker was stopped", deadline)
+	if w.precise {
+		msg = fmt.Sprintf("batch exceeded its deadline of %s and the worker did not stop it; worker killed", deadline)
+	}
+	why := fmt.Sprintf("a batch exceeded its deadline of %s", deadline)
+	w.mu.Lock()
+	if _, ok := w.pending[id]; !ok {
+		w.mu.Unlock()
+		return // answered, or the worker died, meanwhile
+	}
+	// Marked dead before its caller learns of the timeout, so that no
+	// next batch is handed this worker.
+	w.killedFor.CompareAndSwap(nil, &why)
+	w.finish(id, result{err: &CallError{Class: ErrTimeout, Msg: msg}})
+	w.mu.Unlock()
+	w.kill()
+}
+
+// value is what a call returns for r.
+func (r result) value() ([]byte, error) {
+	if err := r.callErr(); err != nil {
+		return nil, err
+	}
+	return r.payload, nil
+}
+
+// callErr is r's failure, nil for a successful answer.
+func (r result) callErr() error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.status == statusOK {
+		return nil
+	}
+	return &CallError{Class: statusClass(r.status), Msg: string(r.payload)}
 }
 
 func statusClass(s uint16) error {
@@ -539,23 +634,26 @@ func statusClass(s uint16) error {
 	return ErrWorkerDied
 }
 
+// deadMessage says why the worker is gone. It is called once the worker
+// is known to be gone (pending is nil, or by readLoop as it ends), when
+// exitErr and violation are set.
 func (w *Worker) deadMessage() string {
 	if why := w.killedFor.Load(); why != nil {
 		return fmt.Sprintf("worker %d for %s was stopped because %s", w.cmd.Process.Pid, w.identity, *why)
 	}
-	select {
-	case <-w.done:
-		if w.violation != nil {
-			return fmt.Sprintf("worker %d for %s was killed by the sandbox: %s", w.cmd.Process.Pid, w.identity, w.violation.Detail)
-		}
-		if w.exitErr != nil {
-			return fmt.Sprintf("worker %d for %s died: %v", w.cmd.Process.Pid, w.identity, w.exitErr)
-		}
-	default:
+	if w.violation != nil {
+		return fmt.Sprintf("worker %d for %s was killed by the sandbox: %s", w.cmd.Process.Pid, w.identity, w.violation.Detail)
+	}
+	if w.exitErr != nil {
+		return fmt.Sprintf("worker %d for %s died: %v", w.cmd.Process.Pid, w.identity, w.exitErr)
 	}
 	return fmt.Sprintf("worker %d for %s is gone", w.cmd.Process.Pid, w.identity)
 }
 
+// readLoop delivers the worker's answers. Nothing the worker sends can
+// block it: each pending call takes one answer, into a buffered channel;
+// an answer for an id that is not pending (never asked, or answered
+// already) breaks the protocol, and the worker is killed for it.
 func (w *Worker) readLoop() {
 	var hdr [frameHeaderSize]byte
 	var err error
@@ -572,26 +670,45 @@ func (w *Worker) readLoop() {
 			break
 		}
 		w.mu.Lock()
-		ch := w.pending[fr.id]
+		ok := w.finish(fr.id, result{status: fr.status, payload: fr.payload})
 		w.mu.Unlock()
-		if ch != nil {
-			ch <- result{fr.status, fr.payload}
+		if !ok {
+			err = fmt.Errorf("%w: answered request %d, which is not pending (unknown or answered already)", errProtocol, fr.id)
+			w.wireErr = err
+			w.kill()
+			break
 		}
 	}
 	w.conn.Close()
 	waitErr := w.reap()
-	w.mu.Lock()
-	w.pending = nil
-	w.mu.Unlock()
 	switch {
+	case w.wireErr != nil:
+		w.exitErr = fmt.Errorf("killed by the host: %w", w.wireErr)
+		w.violation = w.classifyExit()
 	case waitErr != nil:
 		w.exitErr = waitErr
 		w.violation = w.classifyExit()
 	case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
 		w.exitErr = err
 	}
+	// What was still pending dies with the worker. An abandoned batch is
+	// charged only when a native layer killed the worker while it ran: a
+	// kill the host ordered for another batch is that batch's.
+	w.mu.Lock()
+	pending := w.pending
+	w.pending = nil
+	for _, pc := range pending {
+		if pc.abandoned && w.violation == nil {
+			pc.late = nil
+		}
+		w.end(pc, result{err: &CallError{Class: ErrWorkerDied, Msg: w.deadMessage(), Violation: w.violation}})
+	}
+	w.mu.Unlock()
 	close(w.done)
 }
+
+// errProtocol means a worker sent what the wire protocol does not allow.
+var errProtocol = errors.New("worker broke the protocol")
 
 // reap waits for the process and gives its id block back: the ids are
 // free only once no process holds them.
@@ -616,8 +733,11 @@ func (w *Worker) reap() error {
 // seccomp trap (reported by the worker's SIGSYS handler, or a raw SIGSYS
 // when the handler could not run), or a kill the host did not order.
 func (w *Worker) classifyExit() *Violation {
-	if w.wireErr != nil {
+	if errors.Is(w.wireErr, errFrameTooLarge) {
 		return &Violation{Layer: "host", Limit: "result size", Detail: "sent an answer over the batch limit (" + w.wireErr.Error() + "); killed"}
+	}
+	if w.wireErr != nil {
+		return &Violation{Layer: "host", Limit: "protocol", Detail: w.wireErr.Error() + "; killed"}
 	}
 	if w.killedFor.Load() != nil {
 		return nil // the host killed it (deadline, shutdown)

@@ -247,7 +247,14 @@ func TestLoadFailureNamesTheProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("module with 100 pages of memory started under a 10-page limit")
 	}
-	t.Log(err)
+	if !errors.Is(err, ErrModule) {
+		t.Errorf("error %q is not classed as the module's fault (ErrModule)", err)
+	}
+	for _, want := range []string{"module cannot run", "min 100 pages", "over limit of 10 pages"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name the problem (%q)", err, want)
+		}
+	}
 }
 
 func TestSparesAreUsedOnceAndStoppedOnClose(t *testing.T) {
@@ -430,4 +437,70 @@ func forJail(b *testing.B, bench func(*testing.B, Config)) {
 func unjailed(cfg Config) Config {
 	cfg.IDs, cfg.Cgroups, cfg.Strict, cfg.MeasureSyscalls = nil, nil, false, true
 	return cfg
+}
+
+// TestAbandonedBatchIsStoppedAtItsDeadline: a runaway batch whose caller
+// gave up (its client's deadline passed long before the pool's) is still
+// stopped at its own deadline, and its violation is reported for it (the
+// late callback), not charged to the batch that comes next. With process
+// interruption its worker is killed; with wasm interruption the instance
+// is interrupted and the worker serves on.
+func TestAbandonedBatchIsStoppedAtItsDeadline(t *testing.T) {
+	wasm := compileWAT(t, testWAT)
+	spin := &FuncSpec{Export: "spin", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}
+	for _, precise := range []bool{false, true} {
+		t.Run(fmt.Sprintf("precise=%v", precise), func(t *testing.T) {
+			cfg := testConfig(t, wasm)
+			cfg.MaxInstances, cfg.PreciseInterrupt = 1, precise
+			w := startWorker(t, cfg)
+			late := make(chan error, 4)
+			client, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			const deadline = 400 * time.Millisecond
+			_, err := w.CallReporting(client, spin, deadline, input([]int64{-1}, []int64{0}), func(err error) { late <- err })
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("abandoned call: %v, want the client's deadline", err)
+			}
+			// The next batch arrives while the runaway one holds the only
+			// instance: whatever it gets, it is not a timeout of its own.
+			next := make(chan error, 1)
+			go func() { _, err := call(w, "add", 5*time.Second, []int64{1}, []int64{2}); next <- err }()
+			var lateErr error
+			select {
+			case lateErr = <-late:
+			case <-time.After(deadline + 10*time.Second):
+				t.Fatal("the abandoned batch was never stopped: its guest still runs")
+			}
+			if !errors.Is(lateErr, ErrTimeout) {
+				t.Errorf("late report: %v, want ErrTimeout", lateErr)
+			}
+			err = <-next
+			if precise {
+				if err != nil {
+					t.Errorf("next batch on the same worker: %v", err)
+				}
+				if w.Dead() {
+					t.Error("wasm interruption killed the worker")
+				}
+			} else {
+				if !errors.Is(err, ErrWorkerDied) || !strings.Contains(err.Error(), "exceeded its deadline") {
+					t.Errorf("next batch: %v, want ErrWorkerDied naming the other batch's deadline (retried on a new worker, not charged)", err)
+				}
+				<-w.Done()
+				ws, _ := w.cmd.ProcessState.Sys().(syscall.WaitStatus)
+				if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+					t.Errorf("worker ended with %v, want killed", w.cmd.ProcessState)
+				}
+				r := startWorker(t, cfg) // the pod's replacement
+				if got, err := call(r, "add", time.Second, []int64{1}, []int64{2}); err != nil || got[0] != 3 {
+					t.Errorf("replacement: %v, %v", got, err)
+				}
+			}
+			select {
+			case err := <-late:
+				t.Errorf("a second late report: %v", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+		})
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -42,6 +43,11 @@ type loadConfig struct {
 	MeasureSyscalls bool `json:"measure_syscalls,omitempty"`
 	// MaxOutputBytes bounds one batch's result region.
 	MaxOutputBytes int64 `json:"max_output_bytes,omitempty"`
+	// GoMemoryLimit is the worker's Go memory limit (debug.SetMemoryLimit):
+	// its cgroup's memory less the guests' linear memories (outside the Go
+	// heap, see mmapAllocator) and compiled code, so the collector works
+	// harder before the cgroup would kill the worker. 0: none.
+	GoMemoryLimit int64 `json:"go_memory_limit,omitempty"`
 	// CompileOnly has the worker compile the module, answer with the
 	// compilation cache it produced, and exit: no instance, no guest code.
 	CompileOnly bool `json:"compile_only,omitempty"`
@@ -56,6 +62,9 @@ type loadedInfo struct {
 	PID    int     `json:"pid"`
 	Layers []Layer `json:"layers"`
 	Error  string  `json:"error,omitempty"`
+	// ModuleFault says Error is the module's own fault (it does not
+	// compile, instantiate or start under its limits), not the worker's.
+	ModuleFault bool `json:"module_fault,omitempty"`
 	// CacheFiles (compile-only) describe the bytes after the JSON and a 0.
 	CacheFiles []cacheFile `json:"cache_files,omitempty"`
 	cacheData  [][]byte
@@ -68,6 +77,11 @@ type loadedInfo struct {
 var testHook func(input []byte) ([]byte, error)
 
 const flagTestHook = 4
+
+// testRawHook, like testHook only ever set by this package's tests, may
+// answer a flagTestHook call itself on the wire (as a broken worker would:
+// twice, or for another id); it reports whether it did.
+var testRawHook func(w *frameWriter, id uint64, input []byte) bool
 
 // WorkerMain is the body of the hidden `udfhost worker` command: it serves
 // one module for one pod identity over the inherited socket until the host
@@ -110,6 +124,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail, fds []*os.Fil
 	eng, info, err := load(ctx, fr.payload, j, fds, func() error { return w.write(kindCompiled, statusOK, fr.id) })
 	if err != nil {
 		info.Error = err.Error()
+		info.ModuleFault = errors.As(err, new(moduleFault))
 	}
 	msg, _ := json.Marshal(info)
 	if werr := w.write(kindLoaded, statusOK, fr.id, append([][]byte{msg, {0}}, info.cacheData...)...); werr != nil || err != nil || eng == nil {
@@ -158,6 +173,9 @@ func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled
 		return nil, info, fmt.Errorf("load frame: module size %d, frame holds %d bytes", cfg.ModuleSize, len(rest))
 	}
 	wasm := rest[:cfg.ModuleSize]
+	if cfg.GoMemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.GoMemoryLimit)
+	}
 	cacheDir := cfg.CacheDir
 	if j.namespaced {
 		// The host's cache is out of reach; the worker compiles from its
@@ -209,7 +227,7 @@ func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled
 	}
 	if err := eng.warm(ctx); err != nil {
 		eng.close(ctx)
-		return nil, info, err
+		return nil, info, moduleFault{err}
 	}
 	return eng, info, nil
 }
@@ -244,6 +262,9 @@ func handleCall(ctx context.Context, eng *engine, w *frameWriter, fr frame) {
 		w.write(kindResult, statusOK, fr.id, out)
 		return
 	}
+	if flags&flagTestHook != 0 && testRawHook != nil && testRawHook(w, fr.id, input) {
+		return
+	}
 	if flags&flagTestHook != 0 && testHook != nil {
 		out, err := testHook(input)
 		if err != nil {
@@ -275,6 +296,12 @@ func handleCall(ctx context.Context, eng *engine, w *frameWriter, fr frame) {
 	}
 	w.write(kindResult, statusOK, fr.id, dst)
 }
+
+// moduleFault marks a load error as the module's fault.
+type moduleFault struct{ err error }
+
+func (m moduleFault) Error() string { return m.err.Error() }
+func (m moduleFault) Unwrap() error { return m.err }
 
 func cutByte(b []byte, sep byte) (before, after []byte, ok bool) {
 	for i, c := range b {

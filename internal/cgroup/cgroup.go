@@ -189,6 +189,27 @@ func (g *Group) Events() Events {
 	return e
 }
 
+// MemoryPeak is the most memory the group's processes were charged at
+// once since it was created, in bytes (memory.peak on v2,
+// memory.max_usage_in_bytes on v1); 0 without a usable memory controller
+// or on a kernel that does not track it.
+func (g *Group) MemoryPeak() int64 {
+	d, ok := g.dirs["memory"]
+	if !ok {
+		return 0
+	}
+	file := filepath.Join(d, "memory.max_usage_in_bytes")
+	if g.v2 {
+		file = filepath.Join(d, "memory.peak")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
 // Delete SIGKILLs any process still in the group and removes it. The
 // caller should still reap its own child; zombies don't keep a group busy.
 func (g *Group) Delete() error {

@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/functions"
 	"github.com/udfhost/udfhost/internal/abi"
+	"github.com/udfhost/udfhost/pods"
 	"github.com/udfhost/udfhost/policies"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 	"github.com/udfhost/udfhost/sandbox"
@@ -65,6 +70,7 @@ func (is *invokeService) streamBatch(ctx context.Context, req *udfhostv1.InvokeR
 var inputPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeRequest) (*udfhostv1.InvokeResponse, error) {
+	read := time.Now()
 	s := is.s
 	f, err := s.fns.Get(envOrDefault(req.Env), req.Function)
 	if err != nil {
@@ -92,7 +98,7 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 	}
 	resp := &udfhostv1.InvokeResponse{Seq: req.Seq, Rows: b.Rows}
 	if b.Rows == 0 {
-		resp.Result = &udfhostv1.Column{Type: f.Result}
+		resp.Result = emptyColumn(f.Result)
 		return resp, nil
 	}
 	id := s.identity(f)
@@ -105,20 +111,32 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 	defer func() { *bufp = input; inputPool.Put(bufp) }()
 
 	spec := f.Spec()
+	dl := batchDeadline(req, pool)
+	// A batch whose caller stops waiting still runs to its deadline at
+	// most; if it fails as a violation then, it is charged to it here.
+	late := func(err error) {
+		if dl.charges(err) {
+			is.violation(context.WithoutCancel(ctx), f, id, pool, b.Rows, err)
+		}
+	}
 	var out []byte
 	var w *sandbox.Worker
 	// A batch that was in flight when its worker died (killed for another
 	// batch's deadline, or crashed) is tried once more on a new worker:
-	// functions are pure, so running a batch again is safe. Only the final
-	// failure is a violation.
+	// functions are pure, so running a batch again is safe. The retry is
+	// audited; only the final failure is a violation.
 	for attempt := 0; attempt < 2; attempt++ {
 		if w, err = s.pods.Get(ctx, id); err != nil {
 			stats.fails.Add(1)
 			return nil, err
 		}
-		out, err = w.Call(ctx, &spec, pool.BatchDeadline, input)
-		if !errors.Is(err, sandbox.ErrWorkerDied) {
+		out, err = is.call(ctx, w, &spec, dl, read, input, late)
+		if !errors.Is(err, sandbox.ErrWorkerDied) || attempt > 0 {
 			break
+		}
+		if aerr := is.retried(ctx, f, id, b.Rows, err); aerr != nil {
+			stats.fails.Add(1)
+			return nil, aerr
 		}
 	}
 	if errors.Is(err, sandbox.ErrOverloaded) {
@@ -138,12 +156,98 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 		err = fmt.Errorf("%w: %v", sandbox.ErrBadOutput, derr)
 	}
 	stats.fails.Add(1)
-	if sandbox.IsViolation(err) {
+	// Overrunning a deadline shorter than the pool's, which the caller
+	// chose, is not the guest's fault: the batch was stopped, nothing is
+	// charged to the artifact.
+	if sandbox.IsViolation(err) && dl.charges(err) {
 		if aerr := is.violation(ctx, f, id, pool, b.Rows, err); aerr != nil {
 			return nil, aerr
 		}
 	}
 	return nil, fmt.Errorf("function %s: %w", f.Name, err)
+}
+
+// deadline is how long one batch may run.
+type deadline struct {
+	run time.Duration
+	// own: the request's deadline_ms, shorter than the pool's, counted
+	// from when the request was read.
+	own bool
+	// inWorker: the worker stops the batch at run (wasm interruption);
+	// otherwise the pool's deadline is the worker's.
+	inWorker bool
+	pool     time.Duration
+}
+
+// batchDeadline is req's deadline: the pool's batch deadline, or the
+// request's own deadline_ms when that is shorter (0 means the pool's).
+func batchDeadline(req *udfhostv1.InvokeRequest, pool *policies.Pool) deadline {
+	dl := deadline{run: pool.BatchDeadline, pool: pool.BatchDeadline, inWorker: true}
+	if own := time.Duration(req.DeadlineMs) * time.Millisecond; own > 0 && own < pool.BatchDeadline {
+		dl.run, dl.own = own, true
+		// With process interruption a deadline stops a batch by killing
+		// its worker, which all batches of the pod share; a deadline the
+		// caller chose must not let it restart the pod at will. The
+		// caller is answered at its deadline and the batch is stopped by
+		// the pool's at the latest (and charged only for overrunning it).
+		dl.inWorker = pool.Interrupt == policies.InterruptWasm
+	}
+	return dl
+}
+
+// charges reports whether err counts against the guest: overrunning a
+// deadline shorter than the pool's, which the caller chose, does not.
+func (dl deadline) charges(err error) bool {
+	return !(dl.own && dl.inWorker && errors.Is(err, sandbox.ErrTimeout))
+}
+
+// call runs one attempt of a batch on w within dl, counted from read.
+func (is *invokeService) call(ctx context.Context, w *sandbox.Worker, spec *sandbox.FuncSpec, dl deadline, read time.Time, input []byte, late func(error)) ([]byte, error) {
+	if !dl.own {
+		return w.CallReporting(ctx, spec, dl.run, input, late)
+	}
+	left := dl.run - time.Since(read)
+	if left <= 0 {
+		return nil, fmt.Errorf("%w: the batch's own deadline of %s passed before it could run", context.DeadlineExceeded, dl.run)
+	}
+	if dl.inWorker {
+		return w.CallReporting(ctx, spec, left, input, late)
+	}
+	cctx, cancel := context.WithTimeout(ctx, left)
+	defer cancel()
+	out, err := w.CallReporting(cctx, spec, dl.pool, input, late)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("%w: batch exceeded its own deadline of %s (deadline_ms)", context.DeadlineExceeded, dl.run)
+	}
+	return out, err
+}
+
+// retried audits a batch that is run again on a new worker because its
+// worker died under it, with why it died.
+func (is *invokeService) retried(ctx context.Context, f *functions.Function, id pods.Identity, rows uint32, err error) error {
+	details := map[string]string{"function": f.Name, "digest": f.Digest, "rows": strconv.FormatUint(uint64(rows), 10), "class": violationClass(err)}
+	var ce *sandbox.CallError
+	if errors.As(err, &ce) && ce.Violation != nil {
+		details["layer"] = ce.Violation.Layer
+		if ce.Violation.Limit != "" {
+			details["limit"] = ce.Violation.Limit
+		}
+	}
+	is.s.log.Warn("batch retried on a new worker", "pod", id.SPIFFEID(), "function", f.Name, "err", err)
+	return is.s.audit.Record(ctx, audit.Event{
+		Type: audit.TypeInvocationRetried, Actor: "udfhost", Pod: id.SPIFFEID(),
+		Resource: "function/" + f.Env + "/" + f.Name, Decision: audit.Error, Reason: err.Error(), Details: details,
+	})
+}
+
+// emptyColumn is the result of a 0-row batch, valid Arrow: a VARCHAR or
+// BYTES column still carries its one offset (0).
+func emptyColumn(t udfhostv1.SqlType) *udfhostv1.Column {
+	c := &udfhostv1.Column{Type: t}
+	if t == udfhostv1.SqlType_TYPE_VARCHAR || t == udfhostv1.SqlType_TYPE_BYTES {
+		c.Offsets = make([]byte, 4)
+	}
+	return c
 }
 
 func violationClass(err error) string {
