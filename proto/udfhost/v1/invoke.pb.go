@@ -31,7 +31,10 @@ type InvokeRequest struct {
 	// This batch's own deadline in milliseconds, counted from when the server
 	// reads the request; 0 means the pool's batch deadline, and a larger
 	// value is capped at it. A batch past it fails with DEADLINE_EXCEEDED
-	// (on a stream: InvokeResponse.error, the stream goes on) and is stopped.
+	// (on a stream: InvokeResponse.error, the stream goes on). A shorter
+	// deadline is the caller's own: it is never charged to the artifact as a
+	// violation, and the batch itself is stopped no later than the pool's
+	// deadline (with interrupt: wasm, at this deadline).
 	DeadlineMs    uint32 `protobuf:"varint,5,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
