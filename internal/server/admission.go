@@ -34,7 +34,11 @@ import (
 // one with nothing in flight at all, so one caller flooding the server
 // cannot starve the others. A nil *admission admits everything.
 type admission struct {
-	edge    policies.Edge
+	edge policies.Edge
+	// auth, if set, authenticates a call from its headers before
+	// anything else: a refused call reserves nothing and its message is
+	// never read.
+	auth    func(context.Context, *tap.Info) error
 	streams atomic.Int64 // InvokeStreams open
 	// avgNanos is a moving average of Invoke durations, the retry hint.
 	avgNanos atomic.Int64
@@ -102,8 +106,16 @@ type ticket struct {
 type ticketKey struct{}
 
 // tap is the grpc.InTapHandle. It runs on the transport's goroutine with
-// the connection's lock held, so it only counts.
+// the connection's lock held, so it only counts (and, through auth,
+// compares a token; a refusal writes an audit record only when it is the
+// first of its source in an interval, and then holds up only the
+// refused caller's own connection).
 func (a *admission) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if a.auth != nil {
+		if err := a.auth(ctx, info); err != nil {
+			return nil, err
+		}
+	}
 	switch info.FullMethodName {
 	case udfhostv1.InvokeService_Invoke_FullMethodName:
 		conn := connOf(ctx)
