@@ -48,10 +48,15 @@ type exitCode int
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // errorLine renders an error as one line; gRPC errors lose their
-// "rpc error: code = … desc =" wrapping but keep the code in words.
+// "rpc error: code = … desc =" wrapping but keep the code in words, once:
+// a message that starts with them already is printed as it is.
 func errorLine(err error) string {
 	if st, ok := status.FromError(err); ok {
-		return strings.ReplaceAll(fmt.Sprintf("%s: %s", codeWords(st.Code().String()), st.Message()), "\n", " ")
+		line, words := st.Message(), codeWords(st.Code().String())
+		if !strings.HasPrefix(line, words+": ") {
+			line = words + ": " + line
+		}
+		return strings.ReplaceAll(line, "\n", " ")
 	}
 	return strings.ReplaceAll(err.Error(), "\n", " ")
 }
