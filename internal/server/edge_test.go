@@ -530,3 +530,46 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// TestOpenCallsPerConnection: one connection may hold only a few calls
+// open to the methods that need no token; other connections are not
+// affected, and a closed call frees its place.
+func TestOpenCallsPerConnection(t *testing.T) {
+	s, _ := edgeServer(t, time.Hour)
+	a, b := healthpb.NewHealthClient(dialFrom(t, s, "")), healthpb.NewHealthClient(dialFrom(t, s, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var cancels []context.CancelFunc
+	for i := range maxOpenPerConn {
+		wctx, wcancel := context.WithCancel(ctx)
+		cancels = append(cancels, wcancel)
+		w, err := a.Watch(wctx, &healthpb.HealthCheckRequest{})
+		if err == nil {
+			_, err = w.Recv()
+		}
+		if err != nil {
+			t.Fatalf("watch %d: %v", i, err)
+		}
+	}
+	if _, err := a.Check(ctx, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a call past the cap: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	if _, err := b.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("another connection: %v", err)
+	}
+	cancels[0]()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := a.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a watch ended: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, c := range cancels {
+		c()
+	}
+}
