@@ -471,7 +471,11 @@ func TestShutdownReportsServeError(t *testing.T) {
 			s.serveFailed(err)
 		}
 	}()
-	waitFor(t, func() bool { s.serveMu.Lock(); defer s.serveMu.Unlock(); return len(s.serveErrs) > 0 }, "the serve error")
+	select {
+	case <-s.serveDown: // what Run waits for, besides its context
+	case <-time.After(5 * time.Second):
+		t.Fatal("a failed Serve did not signal serveDown")
+	}
 	if err := s.Shutdown(ctx); err == nil || !strings.Contains(err.Error(), "injected failure") {
 		t.Fatalf("Shutdown returned %v, want the serve error", err)
 	}

@@ -87,6 +87,10 @@ type Server struct {
 	// than the errors that mean a normal stop.
 	serveMu   sync.Mutex
 	serveErrs []error
+	// serveDown is closed when a listener stops serving unasked: Run
+	// then shuts the server down instead of waiting for a signal.
+	serveDown     chan struct{}
+	serveDownOnce sync.Once
 	// shutdown makes Shutdown idempotent: later calls return the first
 	// call's result.
 	shutdown    sync.Once
@@ -116,7 +120,7 @@ func New(cfg Config) *Server {
 	if cfg.AuthFailureInterval == 0 {
 		cfg.AuthFailureInterval = 10 * time.Second
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, policy: cfg.Policy, stop: make(chan struct{})}
+	return &Server{cfg: cfg, log: cfg.Logger, policy: cfg.Policy, stop: make(chan struct{}), serveDown: make(chan struct{})}
 }
 
 // Start opens the data directory (creating what is missing), binds both
@@ -274,6 +278,7 @@ func (s *Server) serveFailed(err error) {
 	s.serveMu.Lock()
 	s.serveErrs = append(s.serveErrs, err)
 	s.serveMu.Unlock()
+	s.serveDownOnce.Do(func() { close(s.serveDown) })
 }
 
 // Addr is the gRPC listener's address.
@@ -348,14 +353,17 @@ func (s *Server) closeAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Run starts a server and serves until ctx is done, then shuts it down
-// within the grace period.
+// Run starts a server and serves until ctx is done, or a listener stops
+// serving, then shuts it down within the grace period.
 func Run(ctx context.Context, cfg Config, grace time.Duration) error {
 	s := New(cfg)
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-s.serveDown:
+	}
 	s.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
