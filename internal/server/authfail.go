@@ -48,8 +48,11 @@ type failCount struct {
 // bound.
 const otherSources = "other"
 
-// maxFailSources bounds the groups tracked per interval.
-const maxFailSources = 1024
+// maxFailSources bounds the groups tracked per interval, and so the
+// records a flood can cause: at most two per group per interval (the first
+// failure and the count), about 500 records every 10 s however many
+// addresses it comes from.
+const maxFailSources = 256
 
 func newAuthFailures(l *audit.Log, lg *slog.Logger, max int) *authFailures {
 	return &authFailures{audit: l, log: lg, now: time.Now, max: max, seen: map[failKey]*failCount{}}
