@@ -306,12 +306,14 @@ func (s *Server) doShutdown(ctx context.Context) error {
 	select {
 	case <-stopped:
 	case <-ctx.Done():
+		s.log.Warn("grace period over: cutting the calls still in flight")
 		s.grpc.Stop()
 		<-stopped
 	}
 	var errs []error
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("shut down the pre-signed URL endpoint: %w", err))
+		s.http.Close() // the transfers still open are cut
 	}
 	close(s.stop)
 	s.bg.Wait()
@@ -332,7 +334,8 @@ func (s *Server) closeAll(ctx context.Context) error {
 	if s.stats != nil && s.audit != nil {
 		errs = append(errs, s.writeSummaries(ctx))
 	}
-	if err := s.authFails.flush(ctx); err != nil {
+	// Counted refusals are recorded even when the grace period is over.
+	if err := s.authFails.flush(context.WithoutCancel(ctx)); err != nil {
 		errs = append(errs, fmt.Errorf("audit authentication failures: %w", err))
 	}
 	if s.grpcLn != nil {
