@@ -146,7 +146,7 @@ func (a *admission) tap(ctx context.Context, info *tap.Info) (context.Context, e
 		if unauthenticated(info.FullMethodName) {
 			conn := connOf(ctx)
 			if !a.openCall(conn) {
-				return nil, toStatus(a.overloadErr(fmt.Sprintf("%d health or reflection calls open on this connection (limit %d)", maxOpenPerConn, maxOpenPerConn)))
+				return nil, toStatus(a.overloadErr(fmt.Sprintf("this connection has %d health or reflection calls open, the most it may", maxOpenPerConn)))
 			}
 			context.AfterFunc(ctx, func() { a.closeCall(conn) })
 		}
