@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -48,10 +47,15 @@ type exitCode int
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // errorLine renders an error as one line; gRPC errors lose their
-// "rpc error: code = … desc =" wrapping but keep the code in words.
+// "rpc error: code = … desc =" wrapping but keep the code in words, once:
+// a message that starts with them already is printed as it is.
 func errorLine(err error) string {
 	if st, ok := status.FromError(err); ok {
-		return strings.ReplaceAll(fmt.Sprintf("%s: %s", codeWords(st.Code().String()), st.Message()), "\n", " ")
+		line, words := st.Message(), codeWords(st.Code().String())
+		if !strings.HasPrefix(line, words+": ") {
+			line = words + ": " + line
+		}
+		return strings.ReplaceAll(line, "\n", " ")
 	}
 	return strings.ReplaceAll(err.Error(), "\n", " ")
 }
@@ -101,14 +105,9 @@ func envOr(key, def string) string {
 
 // dial connects to the server with the caller's token on every call.
 func (g *globals) dial() (*grpc.ClientConn, error) {
-	tok := g.token
-	if tok == "" {
-		path := filepath.Join(g.data, "admin.token")
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("no token: pass --token or UDFHOST_TOKEN, or point --data at the server's data directory (%v)", err)
-		}
-		tok = strings.TrimSpace(string(b))
+	tok, err := g.tokenValue()
+	if err != nil {
+		return nil, err
 	}
 	conn, err := grpc.NewClient(g.addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -126,7 +125,7 @@ func (g *globals) dial() (*grpc.ClientConn, error) {
 type bearer string
 
 func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+	return map[string]string{"authorization": "Bearer " + strings.TrimSpace(string(b))}, nil
 }
 func (bearer) RequireTransportSecurity() bool { return false }
 

@@ -54,14 +54,22 @@ func newSecurityTestCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// tokenValue is the bearer token dial would send.
+// tokenValue is the bearer token dial sends: --token (or UDFHOST_TOKEN),
+// else the server's <data>/admin.token. Surrounding whitespace is dropped
+// from either (the file ends in a newline, CRLF if edited on Windows, and
+// "$(cat file)" keeps a CR).
 func (g *globals) tokenValue() (string, error) {
-	if g.token != "" {
-		return g.token, nil
+	if tok := strings.TrimSpace(g.token); tok != "" {
+		return tok, nil
 	}
-	b, err := os.ReadFile(filepath.Join(g.data, "admin.token"))
+	path := filepath.Join(g.data, "admin.token")
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("no token: pass --token or UDFHOST_TOKEN, or point --data at the server's data directory (%v)", err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("no token: %s is empty", path)
+	}
+	return tok, nil
 }

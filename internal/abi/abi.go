@@ -88,7 +88,8 @@ func valuesLen(t udfhostv1.SqlType, rows int) int {
 
 func align8(n int) int { return (n + 7) &^ 7 }
 
-// TypeName returns the SQL name of t ("BIGINT"), or its number if unknown.
+// TypeName returns the SQL name of t ("BIGINT"), or says that t is unset or
+// unknown, with its number.
 func TypeName(t udfhostv1.SqlType) string {
 	switch t {
 	case udfhostv1.SqlType_TYPE_INT:
@@ -106,7 +107,12 @@ func TypeName(t udfhostv1.SqlType) string {
 	case udfhostv1.SqlType_TYPE_BYTES:
 		return "BYTES"
 	}
-	return "type " + strconv.FormatInt(int64(t), 10)
+	// Not "type N": every message already says "type" before a name
+	// ("type type 0, want BIGINT").
+	if t == udfhostv1.SqlType_TYPE_UNSPECIFIED {
+		return "unset (TYPE_UNSPECIFIED)"
+	}
+	return "unknown (SqlType " + strconv.FormatInt(int64(t), 10) + ")"
 }
 
 // bitSet reports whether bit i of an LSB-first bitmap is 1.

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -329,10 +330,12 @@ func Dial(addr, token string) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
+// bearer sends the token without the whitespace a token read from a file
+// keeps (its newline, a CR).
 type bearer string
 
 func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+	return map[string]string{"authorization": "Bearer " + strings.TrimSpace(string(b))}, nil
 }
 func (bearer) RequireTransportSecurity() bool { return false }
 

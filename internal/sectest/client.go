@@ -21,15 +21,17 @@ import (
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
-// bearer sends a token with every call; plaintext is fine because the suite
-// talks to a loopback dev listener, like the CLI.
+// bearer sends a token with every call, without the whitespace a token
+// read from a file keeps (its newline, a CR); plaintext is fine because the
+// suite talks to a loopback dev listener, like the CLI.
 type bearer string
 
 func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	if b == "" {
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
 		return nil, nil
 	}
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+	return map[string]string{"authorization": "Bearer " + tok}, nil
 }
 func (bearer) RequireTransportSecurity() bool { return false }
 

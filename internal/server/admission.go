@@ -34,7 +34,11 @@ import (
 // one with nothing in flight at all, so one caller flooding the server
 // cannot starve the others. A nil *admission admits everything.
 type admission struct {
-	edge    policies.Edge
+	edge policies.Edge
+	// auth, if set, authenticates a call from its headers before
+	// anything else: a refused call reserves nothing and its message is
+	// never read.
+	auth    func(context.Context, *tap.Info) error
 	streams atomic.Int64 // InvokeStreams open
 	// avgNanos is a moving average of Invoke durations, the retry hint.
 	avgNanos atomic.Int64
@@ -42,6 +46,7 @@ type admission struct {
 	mu    sync.Mutex
 	total int64                // request bytes reserved by invocations in flight
 	conns map[string]*connLoad // connections with bytes in flight
+	open  map[string]int       // calls open per connection to methods anyone may call
 }
 
 // connLoad is one connection's share of admission.
@@ -58,10 +63,17 @@ const (
 	// minEstimate keeps the number of unread calls admitted at once
 	// bounded however small a connection's requests.
 	minEstimate = 64 << 10
+	// maxOpenPerConn caps the calls open at once on one connection to
+	// the methods anyone may call (health, reflection): they need no
+	// token, and gRPC reads any message up to its receive limit (80 MiB)
+	// for them, so without a cap one anonymous connection could make the
+	// server hold that times its stream limit. A prober or a client's
+	// health watch needs one or two.
+	maxOpenPerConn = 4
 )
 
 func newAdmission(e policies.Edge) *admission {
-	a := &admission{edge: e.WithDefaults(), conns: map[string]*connLoad{}}
+	a := &admission{edge: e.WithDefaults(), conns: map[string]*connLoad{}, open: map[string]int{}}
 	a.avgNanos.Store(int64(100 * time.Millisecond))
 	return a
 }
@@ -102,8 +114,16 @@ type ticket struct {
 type ticketKey struct{}
 
 // tap is the grpc.InTapHandle. It runs on the transport's goroutine with
-// the connection's lock held, so it only counts.
+// the connection's lock held, so it only counts (and, through auth,
+// compares a token; a refusal writes an audit record only when it is the
+// first of its source in an interval, and then holds up only the
+// refused caller's own connection).
 func (a *admission) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if a.auth != nil {
+		if err := a.auth(ctx, info); err != nil {
+			return nil, err
+		}
+	}
 	switch info.FullMethodName {
 	case udfhostv1.InvokeService_Invoke_FullMethodName:
 		conn := connOf(ctx)
@@ -122,8 +142,36 @@ func (a *admission) tap(ctx context.Context, info *tap.Info) (context.Context, e
 			return nil, toStatus(a.overloadErr(fmt.Sprintf("%d streams open (limit %d)", n-1, a.edge.MaxStreams)))
 		}
 		context.AfterFunc(ctx, func() { a.streams.Add(-1) })
+	default:
+		if unauthenticated(info.FullMethodName) {
+			conn := connOf(ctx)
+			if !a.openCall(conn) {
+				return nil, toStatus(a.overloadErr(fmt.Sprintf("this connection has %d health or reflection calls open, the most it may", maxOpenPerConn)))
+			}
+			context.AfterFunc(ctx, func() { a.closeCall(conn) })
+		}
 	}
 	return ctx, nil
+}
+
+// openCall counts a call to a method anyone may call on conn, if conn has
+// fewer than maxOpenPerConn open.
+func (a *admission) openCall(conn string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.open[conn] >= maxOpenPerConn {
+		return false
+	}
+	a.open[conn]++
+	return true
+}
+
+func (a *admission) closeCall(conn string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.open[conn]--; a.open[conn] <= 0 {
+		delete(a.open, conn)
+	}
 }
 
 // reserve adds n bytes in flight for conn if the budget allows (see

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -65,7 +66,25 @@ func toStatus(err error) error {
 		errors.Is(err, audit.ErrBroken), errors.Is(err, audit.ErrClosed):
 		code = codes.Unavailable
 	}
-	return status.Error(code, err.Error())
+	return status.Error(code, trimCodeWords(code, err.Error()))
+}
+
+// redundant are the leading sentinel texts that only repeat what a code
+// already says: "invalid argument: invalid argument: …" is what a client
+// printing the code and the message would otherwise show.
+var redundant = map[codes.Code][]string{
+	codes.InvalidArgument: {"invalid argument: ", "invalid request: "},
+	codes.NotFound:        {"not found: "},
+}
+
+// trimCodeWords strips from msg a leading sentinel text that repeats code.
+func trimCodeWords(code codes.Code, msg string) string {
+	for _, p := range redundant[code] {
+		if rest, ok := strings.CutPrefix(msg, p); ok && rest != "" {
+			return rest
+		}
+	}
+	return msg
 }
 
 var errInUse = errors.New("in use")

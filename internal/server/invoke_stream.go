@@ -3,10 +3,13 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strconv"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -28,7 +31,7 @@ type streamLimits struct {
 // serveStream answers each request of stream with handle, up to
 // streamWindow at once, in request order. A stream with nothing in flight
 // that does not deliver a whole request within its limit is ended with
-// UNAVAILABLE; gRPC only hands over whole messages, so the server cannot
+// idleCut; gRPC only hands over whole messages, so the server cannot
 // tell a caller that is idle from one that announced a message and
 // stalled, and must not hold either forever.
 func serveStream(stream udfhostv1.InvokeService_InvokeStreamServer, lim streamLimits,
@@ -87,7 +90,7 @@ func serveStream(stream udfhostv1.InvokeService_InvokeStreamServer, lim streamLi
 		sendErr <- err
 	}()
 
-	limit, waitingFor := lim.first, "its first request"
+	limit, first := lim.first, true
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
 	// rearm points the timer at the end of the current idle period; the
@@ -102,7 +105,7 @@ loop:
 	for {
 		select {
 		case req := <-reqs:
-			limit, waitingFor = lim.idle, "its next request"
+			limit, first = lim.idle, false
 			pending.Add(1)
 			sl := &slot{done: make(chan struct{})}
 			order <- sl // blocks when streamWindow batches are in flight
@@ -114,7 +117,7 @@ loop:
 			rearm()
 		case <-timer.C:
 			if pending.Load() == 0 && rearm() <= 0 {
-				err = status.Errorf(codes.Unavailable, "stream ended: no request within %s, waiting for %s; open a new stream", limit, waitingFor)
+				err = idleCut(first, time.Since(time.Unix(0, idleSince.Load())), limit)
 				break loop
 			}
 		case err = <-recvErr:
@@ -132,4 +135,33 @@ loop:
 		return serr
 	}
 	return err
+}
+
+// idleCutReason is the google.rpc.ErrorInfo reason of an idle cut, for
+// clients that match on it rather than on the message.
+const idleCutReason = "IDLE_STREAM_CUT"
+
+// idleCut is the status a stream is ended with after waiting idle for a
+// request (first: its first) past limit. It is UNAVAILABLE, which clients
+// retry, and says that nothing was lost and what to do, so that it does
+// not read as "server down"; the message starts "idle stream cut:", as the
+// proto documents.
+func idleCut(first bool, idle, limit time.Duration) error {
+	idle = idle.Round(time.Millisecond)
+	var msg, waiting string
+	if first {
+		waiting = "first_request"
+		msg = fmt.Sprintf("idle stream cut: no first request for %s after the stream opened (limit %s); nothing was lost; open a new stream and send its first batch when it opens", idle, limit)
+	} else {
+		waiting = "next_request"
+		msg = fmt.Sprintf("idle stream cut: no request for %s (limit %s) with no batch in flight; every earlier batch was answered; open a new stream", idle, limit)
+	}
+	st := status.New(codes.Unavailable, msg)
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{
+		Reason: idleCutReason, Domain: udfhostv1.InvokeService_ServiceDesc.ServiceName,
+		Metadata: map[string]string{"waiting_for": waiting, "limit_ms": strconv.FormatInt(limit.Milliseconds(), 10)},
+	}); err == nil {
+		st = d
+	}
+	return st.Err()
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -41,9 +42,9 @@ func TestStreamLimits(t *testing.T) {
 		gap  time.Duration
 		want string // in the final status; "" for none
 	}{
-		{"silent from the start", nil, 0, "no request within 300ms, waiting for its first request"},
-		{"a batch longer than the limit", []uint64{900}, 0, "waiting for its next request"},
-		{"steady requests", []uint64{1, 1, 1, 1, 1, 1, 1, 1}, 150 * time.Millisecond, "waiting for its next request"},
+		{"silent from the start", nil, 0, "first_request"},
+		{"a batch longer than the limit", []uint64{900}, 0, "next_request"},
+		{"steady requests", []uint64{1, 1, 1, 1, 1, 1, 1, 1}, 150 * time.Millisecond, "next_request"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,13 +67,49 @@ func TestStreamLimits(t *testing.T) {
 			t0 := time.Now()
 			_, err = st.Recv()
 			took := time.Since(t0)
-			if s := status.Convert(err); s.Code() != codes.Unavailable || !strings.Contains(s.Message(), tc.want) {
-				t.Fatalf("stream ended with %v, want UNAVAILABLE containing %q", err, tc.want)
+			s := status.Convert(err)
+			if s.Code() != codes.Unavailable || !strings.HasPrefix(s.Message(), "idle stream cut: ") || !strings.Contains(s.Message(), "(limit 300ms)") {
+				t.Fatalf("stream ended with %v, want UNAVAILABLE starting %q", err, "idle stream cut: ")
+			}
+			if !hasIdleCutInfo(s, tc.want) {
+				t.Errorf("status %v carries no ErrorInfo %s waiting for %s", s.Proto(), idleCutReason, tc.want)
 			}
 			if took < lim.idle*3/4 || took > lim.idle+time.Second {
 				t.Fatalf("stream ended %s after the last answer, limit %s", took, lim.idle)
 			}
 		})
+	}
+}
+
+func hasIdleCutInfo(s *status.Status, waiting string) bool {
+	for _, d := range s.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.Reason == idleCutReason && ei.Metadata["waiting_for"] == waiting {
+			return true
+		}
+	}
+	return false
+}
+
+// TestIdleCutMessage: the message says it is an idle cut, how long the
+// stream waited against which limit, what was lost, and what to do.
+func TestIdleCutMessage(t *testing.T) {
+	tests := []struct {
+		first bool
+		want  string
+	}{
+		{true, "idle stream cut: no first request for 5.001s after the stream opened (limit 5s); nothing was lost; open a new stream and send its first batch when it opens"},
+		{false, "idle stream cut: no request for 1m0s (limit 1m0s) with no batch in flight; every earlier batch was answered; open a new stream"},
+	}
+	for _, tc := range tests {
+		limit := time.Minute
+		idle := time.Minute + 100*time.Microsecond
+		if tc.first {
+			limit, idle = 5*time.Second, 5*time.Second+1200*time.Microsecond
+		}
+		s := status.Convert(idleCut(tc.first, idle, limit))
+		if s.Code() != codes.Unavailable || s.Message() != tc.want {
+			t.Errorf("got %s %q\nwant UNAVAILABLE %q", s.Code(), s.Message(), tc.want)
+		}
 	}
 }
 

@@ -44,6 +44,10 @@ type Config struct {
 	WorkerStderr io.Writer
 	// SummaryInterval is how often invocation summaries go to the audit log.
 	SummaryInterval time.Duration
+	// AuthFailureInterval is how often repeated authentication failures
+	// of one source are recorded as one audit record (authFailures);
+	// default 10 s.
+	AuthFailureInterval time.Duration
 	// RelaxSandbox lets workers run with isolation layers missing (a
 	// development machine without root or cgroups). By default (strict
 	// mode) the server refuses to start, and refuses a worker, when one
@@ -71,12 +75,26 @@ type Server struct {
 	grpc           *grpc.Server
 	http           *http.Server
 	health         *health.Server
+	authFails      *authFailures
 	// digestLocks serialise function creation and deletion, and artifact
 	// deletion, per digest: a pod is never stopped while a new function
 	// needs it, and a slow pod start holds up no other tenant.
 	digestLocks keyLocks
 	stop        chan struct{}
 	bg          sync.WaitGroup
+
+	// serveErrs collects what Serve of either listener returned, other
+	// than the errors that mean a normal stop.
+	serveMu   sync.Mutex
+	serveErrs []error
+	// serveDown is closed when a listener stops serving unasked: Run
+	// then shuts the server down instead of waiting for a signal.
+	serveDown     chan struct{}
+	serveDownOnce sync.Once
+	// shutdown makes Shutdown idempotent: later calls return the first
+	// call's result.
+	shutdown    sync.Once
+	shutdownErr error
 }
 
 // New returns an unstarted server.
@@ -99,7 +117,10 @@ func New(cfg Config) *Server {
 	if cfg.SummaryInterval == 0 {
 		cfg.SummaryInterval = 30 * time.Second
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, policy: cfg.Policy, stop: make(chan struct{})}
+	if cfg.AuthFailureInterval == 0 {
+		cfg.AuthFailureInterval = 10 * time.Second
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, policy: cfg.Policy, stop: make(chan struct{}), serveDown: make(chan struct{})}
 }
 
 // Start opens the data directory (creating what is missing), binds both
@@ -120,6 +141,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.audit, err = audit.Open(filepath.Join(data, "audit", "audit.log")); err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
+	s.authFails = newAuthFailures(s.audit, s.log, maxFailSources)
 	key, err := presign.LoadOrCreateKey(filepath.Join(data, "presign.key"))
 	if err != nil {
 		return fmt.Errorf("load URL signing key: %w", err)
@@ -168,20 +190,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.spares = sandbox.NewSpares(s.workerBase, 1)
 	s.pods = pods.NewRegistry(s.startWorker(cacheDir), s.workerExited)
 
-	// Admission runs before a message is read: a flood of big batches is
-	// refused while it is still in the client, not after it is in memory.
 	admit := newAdmission(s.policy.Edge)
-	s.grpc = grpc.NewServer(append(admit.serverOptions(),
-		grpc.ChainUnaryInterceptor(s.unaryAuth),
-		grpc.ChainStreamInterceptor(s.streamAuth),
-		grpc.MaxRecvMsgSize(80<<20),
-		grpc.MaxSendMsgSize(80<<20),
-	)...)
+	s.grpc = grpc.NewServer(s.grpcOptions(admit)...)
 	udfhostv1.RegisterArtifactServiceServer(s.grpc, &artifactService{s: s})
 	udfhostv1.RegisterFunctionServiceServer(s.grpc, &functionService{s: s})
 	udfhostv1.RegisterInvokeServiceServer(s.grpc, &invokeService{s: s, admit: admit})
-	s.health = health.NewServer()
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.registerHealth()
 	reflection.Register(s.grpc)
 
 	mux := http.NewServeMux()
@@ -198,12 +212,73 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := s.checkSandbox(ctx); err != nil {
 		return err
 	}
-	s.bg.Add(3)
-	go func() { defer s.bg.Done(); s.grpc.Serve(s.grpcLn) }()
-	go func() { defer s.bg.Done(); s.http.Serve(s.httpLn) }()
+	s.serve()
+	s.bg.Add(1)
 	go func() { defer s.bg.Done(); s.flushSummaries() }()
 	s.log.Info("ready", "grpc", s.grpcLn.Addr().String(), "http", s.httpLn.Addr().String(), "data", data)
 	return nil
+}
+
+// grpcOptions are the gRPC server's options. Admission runs before a
+// message is read: a flood of big batches is refused while it is still in
+// the client, not after it is in memory; and authentication runs first in
+// admission's tap, so an unauthenticated call is refused from its headers
+// and none of its message is read (the interceptors check again).
+func (s *Server) grpcOptions(admit *admission) []grpc.ServerOption {
+	admit.auth = s.tapAuth
+	return append(admit.serverOptions(),
+		grpc.ChainUnaryInterceptor(s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.streamAuth),
+		grpc.MaxRecvMsgSize(80<<20),
+		grpc.MaxSendMsgSize(80<<20),
+	)
+}
+
+// servedNames are the names the health service answers for: the server as
+// a whole ("") and each API service.
+var servedNames = []string{
+	"",
+	udfhostv1.ArtifactService_ServiceDesc.ServiceName,
+	udfhostv1.FunctionService_ServiceDesc.ServiceName,
+	udfhostv1.InvokeService_ServiceDesc.ServiceName,
+}
+
+// registerHealth registers the health service with every name in
+// servedNames SERVING; Shutdown turns them NOT_SERVING before it drains.
+func (s *Server) registerHealth() {
+	s.health = health.NewServer()
+	for _, name := range servedNames {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+}
+
+// serve starts serving both listeners and flushing authentication
+// failures, in s.bg; what Serve returns other than a normal stop is kept
+// for Shutdown and logged.
+func (s *Server) serve() {
+	s.bg.Add(3)
+	go func() {
+		defer s.bg.Done()
+		if err := s.grpc.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.serveFailed(fmt.Errorf("serve gRPC on %s: %w", s.grpcLn.Addr(), err))
+		}
+	}()
+	go func() {
+		defer s.bg.Done()
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.serveFailed(fmt.Errorf("serve pre-signed URLs on %s: %w", s.httpLn.Addr(), err))
+		}
+	}()
+	go func() { defer s.bg.Done(); s.authFails.run(s.stop, s.cfg.AuthFailureInterval) }()
+}
+
+func (s *Server) serveFailed(err error) {
+	s.log.Error("listener stopped serving", "err", err)
+	s.serveMu.Lock()
+	s.serveErrs = append(s.serveErrs, err)
+	s.serveMu.Unlock()
+	s.serveDownOnce.Do(func() { close(s.serveDown) })
 }
 
 // Addr is the gRPC listener's address.
@@ -213,20 +288,39 @@ func (s *Server) Addr() string { return s.grpcLn.Addr().String() }
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
 
 // Shutdown stops accepting calls, lets in-flight ones finish (until ctx is
-// done), stops every worker and flushes the audit log.
+// done), stops every worker and flushes the audit log. Health reports
+// NOT_SERVING for every service while it drains. Its error joins what went
+// wrong: a listener that had stopped serving, the HTTP server's shutdown,
+// and closing the parts. Calling it again returns the first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Do(func() { s.shutdownErr = s.doShutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Server) doShutdown(ctx context.Context) error {
+	// NOT_SERVING first, so that balancers and probes stop sending calls
+	// before the server stops accepting them.
 	s.health.Shutdown()
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
 	case <-ctx.Done():
+		s.log.Warn("grace period over: cutting the calls still in flight")
 		s.grpc.Stop()
+		<-stopped
 	}
-	s.http.Shutdown(ctx)
+	var errs []error
+	if err := s.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shut down the pre-signed URL endpoint: %w", err))
+		s.http.Close() // the transfers still open are cut
+	}
 	close(s.stop)
 	s.bg.Wait()
-	return s.closeAll(ctx)
+	s.serveMu.Lock()
+	errs = append(append([]error(nil), s.serveErrs...), errs...)
+	s.serveMu.Unlock()
+	return errors.Join(append(errs, s.closeAll(ctx))...)
 }
 
 func (s *Server) closeAll(ctx context.Context) error {
@@ -239,6 +333,10 @@ func (s *Server) closeAll(ctx context.Context) error {
 	}
 	if s.stats != nil && s.audit != nil {
 		errs = append(errs, s.writeSummaries(ctx))
+	}
+	// Counted refusals are recorded even when the grace period is over.
+	if err := s.authFails.flush(context.WithoutCancel(ctx)); err != nil {
+		errs = append(errs, fmt.Errorf("audit authentication failures: %w", err))
 	}
 	if s.grpcLn != nil {
 		s.grpcLn.Close()
@@ -258,14 +356,17 @@ func (s *Server) closeAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Run starts a server and serves until ctx is done, then shuts it down
-// within the grace period.
+// Run starts a server and serves until ctx is done, or a listener stops
+// serving, then shuts it down within the grace period.
 func Run(ctx context.Context, cfg Config, grace time.Duration) error {
 	s := New(cfg)
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-s.serveDown:
+	}
 	s.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

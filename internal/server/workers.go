@@ -92,7 +92,7 @@ func (s *Server) workerExited(id pods.Identity, w *sandbox.Worker, err error) {
 // have, measured, not assumed. In strict mode a missing layer or a probe
 // that was not denied stops the server from starting.
 func (s *Server) checkSandbox(ctx context.Context) error {
-	rep, err := sandbox.Doctor(ctx, s.workerBase)
+	rep, err := sandbox.Doctor(ctx, s.probeConfig())
 	if err != nil {
 		s.log.Error("sandbox check failed", "err", err)
 		s.audit.Record(ctx, audit.Event{Type: audit.TypeSandboxLayers, Actor: "udfhost", Decision: audit.Error, Reason: err.Error(),

@@ -1,0 +1,23 @@
+package sectest
+
+import (
+	"context"
+	"testing"
+)
+
+// TestBearerTrimsToken: a token read from a file with its newline (or
+// CRLF) is sent without it; an empty one sends no header.
+func TestBearerTrimsToken(t *testing.T) {
+	const tok = "0123456789abcdef0123456789abcdef"
+	for _, raw := range []string{tok, tok + "\n", tok + "\r\n", "  " + tok + " "} {
+		md, err := bearer(raw).GetRequestMetadata(context.Background())
+		if err != nil || md["authorization"] != "Bearer "+tok {
+			t.Errorf("bearer(%q) sends %v %v", raw, md, err)
+		}
+	}
+	for _, raw := range []string{"", "\n", " \r\n"} {
+		if md, _ := bearer(raw).GetRequestMetadata(context.Background()); md != nil {
+			t.Errorf("bearer(%q) sends %v, want no header", raw, md)
+		}
+	}
+}
