@@ -2,6 +2,7 @@ package sectest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -42,7 +43,7 @@ const maxRefusalBytes = 4096
 // audit log must not swallow the 1 MiB name (params.max_audit_kb). A
 // function with an ordinary name on another upload of the same module
 // must still be created, to show the refusals are about the names.
-func hostileNamesCase(ctx context.Context, cr *caseRun) outcome {
+func hostileNamesCase(ctx context.Context, cr *caseRun) (o outcome) {
 	size0, err := fileSize(cr.r.audit.path)
 	if err != nil {
 		return setupFailed(err)
@@ -58,22 +59,46 @@ func hostileNamesCase(ctx context.Context, cr *caseRun) outcome {
 	}
 	prefix := cr.name("")
 	names := hostileNamesFor(prefix)
-	var o outcome
+	// Wrong answers, grouped by call and problem so that the report stays
+	// readable: "GetFunction: NotFound, want InvalidArgument (the 1 MiB
+	// name, the empty name; e.g. ...)".
+	type wrong struct{ call, problem string }
+	var order []wrong
+	labels := map[wrong][]string{}
+	sample := map[wrong]string{}
 	expect := func(call, label string, err error) bool {
-		if err == nil {
-			o.fails = append(o.fails, fmt.Sprintf("%s accepted the %s", call, label))
-			return false
+		var w wrong
+		var msg string
+		switch {
+		case err == nil:
+			w = wrong{call, "accepted"}
+		case asFailure(err).code != "InvalidArgument":
+			f := asFailure(err)
+			w, msg = wrong{call, f.code + ", want InvalidArgument"}, f.msg
+		default:
+			f := asFailure(err)
+			why := notOneLine(f.msg)
+			if why == "" {
+				return true
+			}
+			w, msg = wrong{call, "the refusal " + why}, f.msg
 		}
-		f := grpcFailure("", err)
-		if f.code != "InvalidArgument" {
-			o.fails = append(o.fails, fmt.Sprintf("%s with the %s: %s, want InvalidArgument: %.200q", call, label, f.code, f.msg))
-			return false
+		if _, ok := labels[w]; !ok {
+			order = append(order, w)
+			sample[w] = msg
 		}
-		if why := notOneLine(f.msg); why != "" {
-			o.fails = append(o.fails, fmt.Sprintf("%s with the %s: the refusal %s", call, label, why))
-		}
-		return true
+		labels[w] = append(labels[w], label)
+		return err != nil && asFailure(err).code == "InvalidArgument"
 	}
+	defer func() { // o is the named result: the groups join whatever is returned
+		for _, w := range order {
+			s := fmt.Sprintf("%s: %s (the %s", w.call, w.problem, strings.Join(labels[w], ", the "))
+			if sample[w] != "" {
+				s += fmt.Sprintf("; e.g. %.160q", sample[w])
+			}
+			o.fails = append(o.fails, s+")")
+		}
+	}()
 
 	seq0, err := cr.r.audit.last()
 	if err != nil {
@@ -92,7 +117,7 @@ func hostileNamesCase(ctx context.Context, cr *caseRun) outcome {
 		if expect("CreateFunction", n.label, err) {
 			refused++
 			if first == "" {
-				first = grpcFailure("", err).msg
+				first = asFailure(err).msg
 			}
 		}
 	}
@@ -131,16 +156,20 @@ func hostileNamesCase(ctx context.Context, cr *caseRun) outcome {
 		return o
 	}
 	denials := 0
+	var allowed []string
 	for _, r := range recs {
 		switch {
 		case r.Seq > seq0 && r.Seq <= seq1 && strings.HasPrefix(r.Type, "function.") && r.Decision == "deny":
 			denials++
 		case r.Type == "function.created" && r.Decision == "allow" && r.Resource != "function/default/"+okName &&
 			(strings.Contains(r.Resource, prefix) || r.Resource == "function/default/"):
-			o.fails = append(o.fails, fmt.Sprintf("audit record %d allows the creation of %.120q, a function with a hostile name", r.Seq, r.Resource))
+			allowed = append(allowed, fmt.Sprintf("%d %.80q", r.Seq, r.Resource))
 		case r.Type == "worker.started" && r.Pod == hostilePod:
 			o.fails = append(o.fails, fmt.Sprintf("audit record %d: a worker was started (%s) for the module bound only under hostile names: a refused name got as far as a pod", r.Seq, r.Decision))
 		}
+	}
+	if len(allowed) > 0 {
+		o.fails = append(o.fails, fmt.Sprintf("%d function.created allow records for functions with hostile names (records %s)", len(allowed), strings.Join(allowed, ", ")))
 	}
 	if denials < len(names) {
 		o.fails = append(o.fails, fmt.Sprintf("%d of %d refused CreateFunction calls were audited as a denial (a function.* record with decision deny)", denials, len(names)))
@@ -181,4 +210,13 @@ func fileSize(path string) (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
+}
+
+// asFailure is err as a *failure: one already, or a gRPC status.
+func asFailure(err error) *failure {
+	var f *failure
+	if errors.As(err, &f) {
+		return f
+	}
+	return grpcFailure("", err)
 }

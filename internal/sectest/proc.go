@@ -130,35 +130,65 @@ func processTree(root int) map[int]procCPU {
 	return tree
 }
 
-// busyProc is the process of a tree that used the most CPU in a window.
+// busyProc is the busiest process of a tree over a window.
 type busyProc struct {
-	pid   int
-	comm  string
-	share float64 // of one core
+	pid  int
+	comm string
+	// share is the CPU it used, as a share of one core: on a loaded
+	// machine a spinning process may get much less than a core.
+	share float64
+	// runnable is the share of samples in which one of its threads was
+	// running or waiting for a CPU (state R): near 1 for a thread that
+	// spins, however loaded the machine, near 0 for an idle one.
+	runnable float64
 }
 
-// busiestDescendant samples root's process tree twice, window apart, and
-// returns the process (present both times) that used the most CPU.
+// busiestDescendant samples root's process tree over window and returns
+// the process, present from start to end, with the most runnable thread
+// (ties: the most CPU).
 func busiestDescendant(root int, window time.Duration) (busyProc, error) {
 	const ticksPerSecond = 100 // USER_HZ on Linux
 	before := processTree(root)
 	if len(before) == 0 {
 		return busyProc{}, fmt.Errorf("process %d not found", root)
 	}
+	type tid struct{ pid, tid int }
+	running := map[tid]int{}
+	samples := 0
 	t0 := time.Now()
-	time.Sleep(window)
+	for time.Since(t0) < window {
+		for pid := range before {
+			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/[0-9]*/stat", pid))
+			for _, t := range tasks {
+				b, err := os.ReadFile(t)
+				if err != nil {
+					continue
+				}
+				if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'R' {
+					n, _ := strconv.Atoi(filepath.Base(filepath.Dir(t)))
+					running[tid{pid, n}]++
+				}
+			}
+		}
+		samples++
+		time.Sleep(20 * time.Millisecond)
+	}
 	after := processTree(root)
 	secs := time.Since(t0).Seconds()
-	var best busyProc
+	best := map[int]float64{}
+	for t, n := range running {
+		best[t.pid] = max(best[t.pid], float64(n)/float64(samples))
+	}
+	var out busyProc
 	for pid, a := range after {
 		b, ok := before[pid]
 		if !ok {
 			continue
 		}
-		share := float64(a.ticks-b.ticks) / ticksPerSecond / secs
-		if share > best.share || best.pid == 0 {
-			best = busyProc{pid: pid, comm: a.comm, share: share}
+		p := busyProc{pid: pid, comm: a.comm, share: float64(a.ticks-b.ticks) / ticksPerSecond / secs, runnable: best[pid]}
+		if out.pid == 0 || p.runnable > out.runnable || p.runnable == out.runnable && p.share > out.share {
+			out = p
 		}
 	}
-	return best, nil
+	return out, nil
 }
