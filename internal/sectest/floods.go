@@ -110,7 +110,7 @@ func anonFlood(ctx context.Context, cr *caseRun) outcome {
 			first := time.Now()
 			for time.Since(first) < 2*time.Second {
 				if recs, _, _ := cr.authFailures(cr.seq); len(recs) > 0 {
-					o.notes = append(o.notes, fmt.Sprintf("the first failure was recorded after %s", time.Since(first).Round(10*time.Millisecond)))
+					o.notes = append(o.notes, fmt.Sprintf("the first failure was recorded after %s", time.Since(first).Round(time.Millisecond)))
 					break
 				}
 				time.Sleep(20 * time.Millisecond)
