@@ -89,10 +89,10 @@ func concurrentValues(ctx context.Context, cr *caseRun) outcome {
 	case failed > 0:
 		o.msg = fmt.Sprintf("%d of %d calls were not answered correctly", failed, rounds*calls)
 	case len(o.fails) > 0:
-		o.msg = fmt.Sprintf("all %d calls answered %s, but not without charges", rounds*calls, short(want))
+		o.msg = fmt.Sprintf("all %d calls answered %s, but not without charges", rounds*calls, rawJSON(want))
 	default:
 		o.stage = "contained"
-		o.msg = fmt.Sprintf("%d rounds of %d concurrent calls all answered %s", rounds, calls, short(want))
+		o.msg = fmt.Sprintf("%d rounds of %d concurrent calls all answered %s", rounds, calls, rawJSON(want))
 	}
 	return o
 }
@@ -291,4 +291,10 @@ func rawValue(v any) string {
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// rawJSON prints manifest values as they are written.
+func rawJSON(v []json.RawMessage) string {
+	b, _ := json.Marshal(v)
+	return short(string(b))
 }
