@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/udfhost/udfhost/internal/jsonrows"
 )
 
@@ -52,6 +55,24 @@ func TestNotOneLine(t *testing.T) {
 	for _, tc := range tests {
 		if got := notOneLine(tc.msg); tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 			t.Errorf("notOneLine(%.40q) = %q, want %q", tc.msg, got, tc.want)
+		}
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{status.Error(codes.ResourceExhausted, "grpc: received message larger than max (1048620 vs. 1048576)"), true},
+		{&failure{stage: "create", code: "ResourceExhausted", msg: "grpc: received message larger than max (1048620 vs. 1048576)"}, true},
+		{status.Error(codes.ResourceExhausted, "too many compiles, retry in 1s"), false},
+		{status.Error(codes.InvalidArgument, "name is longer than max"), false},
+	}
+	for _, tc := range tests {
+		if got := tooLarge(tc.err); got != tc.want {
+			t.Errorf("tooLarge(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

@@ -37,7 +37,9 @@ const maxRefusalBytes = 4096
 // hostileNamesCase binds the case's module (export, signature) under
 // hostile names, and asks for upload URLs, gets and deletes functions by
 // them. Every call must be refused with INVALID_ARGUMENT and a one-line
-// message; every refused CreateFunction audited as a denial (a function.*
+// message (or, for the 1 MiB name only, gRPC's own RESOURCE_EXHAUSTED
+// "larger than max" if the server caps such messages); every
+// CreateFunction refused by the server audited as a denial (a function.*
 // record, decision deny); no function.created allow record may name any of
 // them, no worker may start for the module they were bound to, and the
 // audit log must not swallow the 1 MiB name (params.max_audit_kb). A
@@ -104,7 +106,7 @@ func hostileNamesCase(ctx context.Context, cr *caseRun) (o outcome) {
 	if err != nil {
 		return setupFailed(err)
 	}
-	refused := 0
+	refused, audited := 0, 0
 	var first string
 	for _, n := range names {
 		_, err := cr.r.api.createFunction(ctx, n.name, art.Id, cr.c.Export, cr.c.Signature, cr.c.ABI)
@@ -114,6 +116,15 @@ func hostileNamesCase(ctx context.Context, cr *caseRun) (o outcome) {
 				cr.r.api.fn.DeleteFunction(ctx, &udfhostv1.DeleteFunctionRequest{Name: name, Env: "default"})
 			})
 		}
+		if tooLarge(err) {
+			// A server may cap control-plane messages: gRPC itself then
+			// refuses the 1 MiB request before any of the server's code
+			// (so nothing to audit), which is as good as the grammar.
+			refused++
+			o.notes = append(o.notes, fmt.Sprintf("CreateFunction with the %s was refused by the message size limit: %.120q", n.label, asFailure(err).msg))
+			continue
+		}
+		audited++
 		if expect("CreateFunction", n.label, err) {
 			refused++
 			if first == "" {
@@ -133,13 +144,16 @@ func hostileNamesCase(ctx context.Context, cr *caseRun) (o outcome) {
 			return setupFailed(err)
 		}
 		if n.name != "" { // an upload's name is optional
-			_, err = cr.r.api.requestURL(ctx, n.name, data, 0)
-			expect("CreateUploadURL", n.label, err)
+			if _, err = cr.r.api.requestURL(ctx, n.name, data, 0); !tooLarge(err) {
+				expect("CreateUploadURL", n.label, err)
+			}
 		}
-		_, err = cr.r.api.fn.GetFunction(ctx, &udfhostv1.GetFunctionRequest{Name: n.name, Env: "default"})
-		expect("GetFunction", n.label, err)
-		_, err = cr.r.api.fn.DeleteFunction(ctx, &udfhostv1.DeleteFunctionRequest{Name: n.name, Env: "default"})
-		expect("DeleteFunction", n.label, err)
+		if _, err = cr.r.api.fn.GetFunction(ctx, &udfhostv1.GetFunctionRequest{Name: n.name, Env: "default"}); !tooLarge(err) {
+			expect("GetFunction", n.label, err)
+		}
+		if _, err = cr.r.api.fn.DeleteFunction(ctx, &udfhostv1.DeleteFunctionRequest{Name: n.name, Env: "default"}); !tooLarge(err) {
+			expect("DeleteFunction", n.label, err)
+		}
 	}
 
 	// The control: an ordinary name on the same code is created.
@@ -171,8 +185,8 @@ func hostileNamesCase(ctx context.Context, cr *caseRun) (o outcome) {
 	if len(allowed) > 0 {
 		o.fails = append(o.fails, fmt.Sprintf("%d function.created allow records for functions with hostile names (records %s)", len(allowed), strings.Join(allowed, ", ")))
 	}
-	if denials < len(names) {
-		o.fails = append(o.fails, fmt.Sprintf("%d of %d refused CreateFunction calls were audited as a denial (a function.* record with decision deny)", denials, len(names)))
+	if denials < audited {
+		o.fails = append(o.fails, fmt.Sprintf("%d of %d refused CreateFunction calls were audited as a denial (a function.* record with decision deny)", denials, audited))
 	} else {
 		o.notes = append(o.notes, fmt.Sprintf("%d denials audited", denials))
 	}
@@ -219,4 +233,14 @@ func asFailure(err error) *failure {
 		return f
 	}
 	return grpcFailure("", err)
+}
+
+// tooLarge reports whether err is gRPC's own refusal of a message over the
+// server's receive limit.
+func tooLarge(err error) bool {
+	if err == nil {
+		return false
+	}
+	f := asFailure(err)
+	return f.code == "ResourceExhausted" && strings.Contains(f.msg, "larger than max")
 }
