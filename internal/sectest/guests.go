@@ -99,20 +99,23 @@ func concurrentValues(ctx context.Context, cr *caseRun) outcome {
 
 // nothingCharged waits a moment, then lists what the audit log charged to
 // a function (resource fn) or its pod since the case started: sandbox
-// violations, workers that stopped with an error (killed: e.g. an OOM), and
-// more than workers worker starts (a batch re-run on a fresh worker).
+// violations, workers that stopped with an error (killed: e.g. an OOM),
+// batches re-run on a fresh worker (invocation.retried), and more than
+// workers worker starts.
 func nothingCharged(cr *caseRun, fn, pod string, workers int) []string {
 	time.Sleep(time.Second) // an exit or violation is recorded asynchronously
 	recs, err := cr.r.audit.since(cr.seq)
 	if err != nil {
 		return []string{err.Error()}
 	}
-	var viol, died []Record
+	var viol, died, retried []Record
 	started := 0
 	for _, r := range recs {
 		switch {
 		case r.Type == "sandbox.violation" && (r.Resource == fn || r.Pod == pod):
 			viol = append(viol, r)
+		case r.Type == "invocation.retried" && (r.Resource == fn || r.Pod == pod):
+			retried = append(retried, r)
 		case r.Type == "worker.stopped" && r.Pod == pod && r.Decision != "allow":
 			died = append(died, r)
 		case r.Type == "worker.started" && r.Pod == pod:
@@ -127,6 +130,9 @@ func nothingCharged(cr *caseRun, fn, pod string, workers int) []string {
 	if len(died) > 0 {
 		out = append(out, fmt.Sprintf("the pod's worker died %d times under a guest inside its limits (first: record %d, pid %s: %q)",
 			len(died), died[0].Seq, died[0].Details["pid"], died[0].Reason))
+	}
+	if len(retried) > 0 {
+		out = append(out, fmt.Sprintf("%d batches were re-run on a fresh worker (first: record %d: %q)", len(retried), retried[0].Seq, retried[0].Reason))
 	}
 	if started > workers {
 		out = append(out, fmt.Sprintf("the pod's worker was started %d times (want %d): batches were re-run on a fresh worker", started, workers))

@@ -39,9 +39,10 @@ const maxRefusalBytes = 4096
 // them. Every call must be refused with INVALID_ARGUMENT and a one-line
 // message (or, for the 1 MiB name only, gRPC's own RESOURCE_EXHAUSTED
 // "larger than max" if the server caps such messages); every
-// CreateFunction refused by the server audited as a denial (a function.*
-// record, decision deny); no function.created allow record may name any of
-// them, no worker may start for the module they were bound to, and the
+// CreateFunction refused by the server audited as a denial (a
+// policy.denied or function.* record, decision deny); no function.created
+// allow record may name any of them, no worker may start for the module
+// they were bound to, and the
 // audit log must not swallow the 1 MiB name (params.max_audit_kb). A
 // function with an ordinary name on another upload of the same module
 // must still be created, to show the refusals are about the names.
@@ -173,7 +174,7 @@ func hostileNamesCase(ctx context.Context, cr *caseRun) (o outcome) {
 	var allowed []string
 	for _, r := range recs {
 		switch {
-		case r.Seq > seq0 && r.Seq <= seq1 && strings.HasPrefix(r.Type, "function.") && r.Decision == "deny":
+		case r.Seq > seq0 && r.Seq <= seq1 && (r.Type == "policy.denied" || strings.HasPrefix(r.Type, "function.")) && r.Decision == "deny":
 			denials++
 		case r.Type == "function.created" && r.Decision == "allow" && r.Resource != "function/default/"+okName &&
 			(strings.Contains(r.Resource, prefix) || r.Resource == "function/default/"):
@@ -186,7 +187,7 @@ func hostileNamesCase(ctx context.Context, cr *caseRun) (o outcome) {
 		o.fails = append(o.fails, fmt.Sprintf("%d function.created allow records for functions with hostile names (records %s)", len(allowed), strings.Join(allowed, ", ")))
 	}
 	if denials < audited {
-		o.fails = append(o.fails, fmt.Sprintf("%d of %d refused CreateFunction calls were audited as a denial (a function.* record with decision deny)", denials, audited))
+		o.fails = append(o.fails, fmt.Sprintf("%d of %d refused CreateFunction calls were audited as a denial (a policy.denied or function.* record with decision deny)", denials, audited))
 	} else {
 		o.notes = append(o.notes, fmt.Sprintf("%d denials audited", denials))
 	}
