@@ -127,6 +127,7 @@ func TestBusiestDescendant(t *testing.T) {
 		}
 		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
 	}
+	time.Sleep(200 * time.Millisecond) // past the shell's start-up
 	tree := processTree(os.Getpid())
 	if _, ok := tree[spin.Process.Pid]; !ok {
 		t.Fatalf("processTree(self) = %v; want it to hold child %d", tree, spin.Process.Pid)
@@ -135,8 +136,8 @@ func TestBusiestDescendant(t *testing.T) {
 		t.Errorf("child %d read as %+v; want ppid %d, comm sleep", idle.Process.Pid, p, os.Getpid())
 	}
 	busy, err := busiestDescendant(spin.Process.Pid, 300*time.Millisecond)
-	if err != nil || busy.pid != spin.Process.Pid || busy.runnable < 0.9 {
-		t.Errorf("spinning process: %+v, %v; want it runnable in at least 90%% of samples", busy, err)
+	if err != nil || busy.pid != spin.Process.Pid || busy.runnable < 0.8 {
+		t.Errorf("spinning process: %+v, %v; want it runnable in at least 80%% of samples", busy, err)
 	}
 	quiet, err := busiestDescendant(idle.Process.Pid, 300*time.Millisecond)
 	if err != nil || quiet.pid != idle.Process.Pid || quiet.runnable != 0 {
