@@ -24,7 +24,8 @@ type Record struct {
 	Details  map[string]string `json:"details"`
 }
 
-// AuditMatch describes the record a case must produce. String fields may
+// AuditMatch describes the record a case must produce. A type ending in
+// ".*" matches every type with that prefix ("function.*"). String fields may
 // name the case's facts as {upload}, {artifact}, {function}, {pod},
 // {digest} and {local} (the client's address of the connection involved);
 // empty fields match anything.
@@ -73,7 +74,7 @@ func (m AuditMatch) Resolve(vars map[string]string) (AuditMatch, error) {
 
 // Match reports whether r is the record m describes.
 func (m AuditMatch) Match(r Record) bool {
-	if !m.Type.equal(r.Type) || !m.Decision.equal(r.Decision) || !m.Reason.within(r.Reason) {
+	if !m.typeMatch(r.Type) || !m.Decision.equal(r.Decision) || !m.Reason.within(r.Reason) {
 		return false
 	}
 	for _, f := range [][2]string{{m.Resource, r.Resource}, {m.Pod, r.Pod}, {m.Actor, r.Actor}} {
@@ -88,6 +89,17 @@ func (m AuditMatch) Match(r Record) bool {
 		}
 	}
 	return true
+}
+
+// typeMatch reports whether t is one of m's types or has one of its
+// prefixes.
+func (m AuditMatch) typeMatch(t string) bool {
+	for _, want := range m.Type {
+		if p, ok := strings.CutSuffix(want, "*"); ok && strings.HasPrefix(t, p) || want == t {
+			return true
+		}
+	}
+	return len(m.Type) == 0
 }
 
 // String renders m for a failure message.

@@ -37,6 +37,10 @@ func TestAuditMatch(t *testing.T) {
 		{"details differ", `{"type":"sandbox.violation","details":{"class":"trap"}}`, false},
 		{"details key absent", `{"type":"sandbox.violation","details":{"layer":"seccomp"}}`, false},
 		{"actor", `{"type":"sandbox.violation","actor":"{local}"}`, false},
+		{"type prefix", `{"type":"sandbox.*"}`, true},
+		{"type prefix among others", `{"type":["auth.failed","sandbox.*"],"decision":"deny"}`, true},
+		{"other type prefix", `{"type":"function.*"}`, false},
+		{"prefix is not a substring", `{"type":"violation*"}`, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -78,6 +78,12 @@ func (cr *caseRun) set(k, v string) {
 	cr.mu.Unlock()
 }
 
+func (cr *caseRun) get(k string) string {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	return cr.vars[k]
+}
+
 func (cr *caseRun) later(fn func(context.Context)) {
 	cr.mu.Lock()
 	cr.undo = append(cr.undo, fn)

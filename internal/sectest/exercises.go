@@ -38,6 +38,11 @@ func init() {
 		"cross_tenant":           crossTenant,
 		"quarantine":             quarantine,
 		"start_hang":             startHang,
+		"concurrent_values":      concurrentValues,
+		"abandoned_runaway":      abandonedRunaway,
+		"hostile_names":          hostileNamesCase,
+		"anon_flood":             anonFlood,
+		"unauth_big_message":     unauthBigMessage,
 	}
 }
 
@@ -131,6 +136,9 @@ func valuesCase(ctx context.Context, cr *caseRun) outcome {
 type check func(ctx context.Context, cr *caseRun, vals []any) (bool, string)
 
 var checks = map[string]check{
+	// Per-row values, or {"error": "substring"} for rows that must be
+	// per-row errors (guests.go).
+	"row_errors": rowErrors,
 	"equal": func(_ context.Context, cr *caseRun, vals []any) (bool, string) {
 		ok, why := sameValues(vals, cr.c.Want)
 		return ok, "results: " + why

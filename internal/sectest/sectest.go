@@ -302,7 +302,7 @@ func (r *runner) checkAudit(ctx context.Context, c *Case, vars map[string]string
 func nearMisses(recs []Record, m AuditMatch) string {
 	var out []string
 	for _, rec := range recs {
-		if m.Type.equal(rec.Type) && (m.Resource == "" || rec.Resource == m.Resource || rec.Pod == m.Pod) {
+		if m.typeMatch(rec.Type) && (m.Resource == "" || rec.Resource == m.Resource || rec.Pod == m.Pod) {
 			out = append(out, fmt.Sprintf("%d %s %s %q", rec.Seq, rec.Type, rec.Resource, rec.Reason))
 		}
 	}
