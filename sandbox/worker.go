@@ -108,6 +108,11 @@ type Config struct {
 // isolation layers could not be installed.
 var ErrLayerMissing = errors.New("sandbox layer missing")
 
+// ErrModuleLoad means the worker could not load the module it was given
+// (compile, instantiate, its start function): the module is at fault for
+// those limits, not the host, unlike a worker that could not be started.
+var ErrModuleLoad = errors.New("module failed to load")
+
 // Worker is the host's handle on one worker process.
 type Worker struct {
 	identity string
@@ -393,7 +398,7 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 		w.info.cacheData, rest = append(w.info.cacheData, rest[:f.Size]), rest[f.Size:]
 	}
 	if w.info.Error != "" {
-		return errors.New(w.info.Error)
+		return fmt.Errorf("%w: %s", ErrModuleLoad, w.info.Error)
 	}
 	return nil
 }
