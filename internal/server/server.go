@@ -166,7 +166,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.stats = newInvocationStats()
 	// One spare worker process: a new pod then waits only for its module.
 	s.spares = sandbox.NewSpares(s.workerBase, 1)
-	s.pods = pods.NewRegistry(s.startWorker(cacheDir), s.workerExited)
+	s.pods = s.newPods(cacheDir, s.hostMemory())
 
 	// Admission runs before a message is read: a flood of big batches is
 	// refused while it is still in the client, not after it is in memory.
