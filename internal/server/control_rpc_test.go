@@ -105,6 +105,9 @@ func TestHostileNames(t *testing.T) {
 	l := startLive(t, nil)
 	art := l.upload(addK(t, 0))
 	l.mustCreateAdd("canary", art.Id)
+	// CreateFunction goes for an artifact no function uses: a worker
+	// started for it would be left with no function.
+	unused := l.upload(addK(t, 5))
 	hostile := map[string]string{
 		"1 MiB":   strings.Repeat("a", 1<<20),
 		"dotdot":  "../x",
@@ -116,15 +119,15 @@ func TestHostileNames(t *testing.T) {
 	const sig = "(BIGINT, BIGINT) -> BIGINT"
 	rpcs := map[string]func(bad string) error{
 		"CreateFunction name": func(bad string) error {
-			_, err := l.functions().CreateFunction(l.ctx, &udfhostv1.CreateFunctionRequest{Name: bad, ArtifactId: art.Id, Export: "add", Signature: sig})
+			_, err := l.functions().CreateFunction(l.ctx, &udfhostv1.CreateFunctionRequest{Name: bad, ArtifactId: unused.Id, Export: "add", Signature: sig})
 			return err
 		},
 		"CreateFunction env": func(bad string) error {
-			_, err := l.functions().CreateFunction(l.ctx, &udfhostv1.CreateFunctionRequest{Name: "f", Env: bad, ArtifactId: art.Id, Export: "add", Signature: sig})
+			_, err := l.functions().CreateFunction(l.ctx, &udfhostv1.CreateFunctionRequest{Name: "f", Env: bad, ArtifactId: unused.Id, Export: "add", Signature: sig})
 			return err
 		},
 		"CreateFunction pool": func(bad string) error {
-			_, err := l.functions().CreateFunction(l.ctx, &udfhostv1.CreateFunctionRequest{Name: "f", Pool: bad, ArtifactId: art.Id, Export: "add", Signature: sig})
+			_, err := l.functions().CreateFunction(l.ctx, &udfhostv1.CreateFunctionRequest{Name: "f", Pool: bad, ArtifactId: unused.Id, Export: "add", Signature: sig})
 			return err
 		},
 		"CreateFunction artifact": func(bad string) error {
@@ -132,7 +135,7 @@ func TestHostileNames(t *testing.T) {
 			return err
 		},
 		"CreateFunction export": func(bad string) error {
-			_, err := l.functions().CreateFunction(l.ctx, &udfhostv1.CreateFunctionRequest{Name: "f", ArtifactId: art.Id, Export: bad, Signature: sig})
+			_, err := l.functions().CreateFunction(l.ctx, &udfhostv1.CreateFunctionRequest{Name: "f", ArtifactId: unused.Id, Export: bad, Signature: sig})
 			return err
 		},
 		"GetFunction name": func(bad string) error {
