@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -379,5 +380,60 @@ func TestDeleteArtifactRacesCreateFunction(t *testing.T) {
 	}
 	if v, err := l.add("f2", 1, 1); err != nil || v != 9 {
 		t.Errorf("f2(1, 1) = %d, %v", v, err)
+	}
+}
+
+// TestPodCapRefusesWhenAllBusy: at the cap with every pod busy, a call
+// that needs a new pod is refused with RESOURCE_EXHAUSTED naming the cap,
+// with a retry hint, and audited; once the pod is idle the call gets in.
+func TestPodCapRefusesWhenAllBusy(t *testing.T) {
+	p := policies.Default()
+	p.Pools["default/default"].MaxPods = 1
+	l := startLive(t, p)
+	spin := l.upload(wat(t, `(module (func (export "add") (param i64 i64) (result i64)
+		(if (i64.lt_s (local.get 0) (i64.const 0)) (then (loop $l (br $l))))
+		(local.get 0)))`))
+	spinFn := l.mustCreateAdd("spin", spin.Id)
+	l.mustCreateAdd("add", l.upload(addK(t, 0)).Id) // evicts spin's idle pod
+	busy := make(chan error, 1)
+	go func() { _, err := l.add("spin", -1, 0); busy <- err }() // runs to its deadline
+	waitFor(t, func() bool {
+		for _, id := range l.s.pods.Live() {
+			if id.SPIFFEID() == spinFn.SpiffeId {
+				w, err := l.s.pods.Get(l.ctx, id)
+				return err == nil && w.InFlight() > 0
+			}
+		}
+		return false
+	}, "spin's batch in flight")
+	_, err := l.add("add", 1, 2)
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), `compute pool "default/default" has 1 live pods, its cap is 1, and every one is busy`) {
+		t.Errorf("call past the cap: %s %q", st.Code(), st.Message())
+	}
+	if d, ok := retryAfter(errors.Join(&pods.CapError{After: time.Second})); !ok || d != time.Second {
+		t.Errorf("retry hint %s, %v", d, ok)
+	}
+	hinted := false
+	for _, d := range st.Details() {
+		_, hinted = d.(*errdetails.RetryInfo)
+	}
+	if !hinted {
+		t.Error("no retry hint")
+	}
+	if err := <-busy; status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("spin: %v, want DEADLINE_EXCEEDED", err)
+	}
+	if v, err := l.add("add", 1, 2); err != nil || v != 3 {
+		t.Errorf("add once spin is done: %d, %v", v, err)
+	}
+	refused := 0
+	for _, r := range l.records() {
+		if r.Type == audit.TypeWorkerStarted && r.Decision == audit.Deny && strings.Contains(r.Reason, "its cap is 1") {
+			refused++
+		}
+	}
+	if refused != 1 {
+		t.Errorf("%d refusals audited, want 1", refused)
 	}
 }
