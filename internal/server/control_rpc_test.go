@@ -300,6 +300,13 @@ func TestPodCapEvictsLeastRecentlyUsed(t *testing.T) {
 	// and f2 is live when f2 is called (f0 and f2 live), then f1 evicts
 	// f0.
 	waitFor(t, func() bool { return len(evicted()) == 6 }, "6 evictions audited")
+	var loads []string
+	for _, r := range l.records() {
+		if r.Type == audit.TypeWorkerStarted && r.Decision == audit.Allow {
+			loads = append(loads, r.Details["load_ms"])
+		}
+	}
+	t.Logf("pod starts (load_ms): %v", loads)
 }
 
 // TestCapErrorIsResourceExhausted: a refusal at a pod cap reaches the
