@@ -42,7 +42,7 @@ var (
 	ArtifactName = kind("artifact name", `^[a-z0-9][a-z0-9._-]{0,62}$`)
 	ArtifactID   = kind("artifact id", `^art-[0-9a-f]{16}$`)
 	UploadID     = kind("upload id", `^up-[0-9a-f]{16}$`)
-	Export       = Kind{What: "export", Rule: "1 to 256 bytes of UTF-8 without control characters", max: 256, export: true}
+	Export       = Kind{What: "export", Rule: "must be 1 to 256 bytes of UTF-8 without control characters", max: 256, export: true}
 )
 
 func kind(what, pattern string) Kind {
