@@ -132,3 +132,49 @@ func TestRegistryPersists(t *testing.T) {
 		t.Errorf("deleted function still there: %v", err)
 	}
 }
+
+// TestReserve: a reserved name is taken but not visible; commit makes it
+// visible and stored, cancel frees it.
+func TestReserve(t *testing.T) {
+	dir := t.TempDir()
+	r, err := OpenRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Function{Name: "f", Env: "default", Args: []udfhostv1.SqlType{tBigint}, Result: tBigint}
+	commit, cancel, err := r.Reserve(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Reserve(f); !errors.Is(err, ErrExists) {
+		t.Errorf("second reserve: %v, want ErrExists", err)
+	}
+	if _, err := r.Get("default", "f"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("reserved function visible: %v", err)
+	}
+	cancel()
+	commit, _, err = r.Reserve(f)
+	if err != nil {
+		t.Fatalf("reserve after cancel: %v", err)
+	}
+	if err := commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get("default", "f"); err != nil {
+		t.Errorf("committed function: %v", err)
+	}
+	if r2, _ := OpenRegistry(dir); len(r2.List("")) != 1 {
+		t.Error("committed function not stored")
+	}
+	if _, _, err := r.Reserve(f); !errors.Is(err, ErrExists) {
+		t.Errorf("reserve of a stored name: %v, want ErrExists", err)
+	}
+	for _, bad := range []struct{ env, name string }{{"default", "../x"}, {"../x", "f"}, {"default", strings.Repeat("a", 1<<20)}} {
+		if _, err := r.Get(bad.env, bad.name); !errors.Is(err, ErrName) || len(err.Error()) > 200 {
+			t.Errorf("Get(%.20q, %.20q) = %.200v, want a short ErrName", bad.env, bad.name, err)
+		}
+		if _, _, err := r.Reserve(&Function{Env: bad.env, Name: bad.name}); !errors.Is(err, ErrName) {
+			t.Errorf("Reserve(%.20q, %.20q) = %.200v, want ErrName", bad.env, bad.name, err)
+		}
+	}
+}

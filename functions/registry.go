@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/udfhost/udfhost/internal/atomicfile"
+	"github.com/udfhost/udfhost/internal/names"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 	"github.com/udfhost/udfhost/sandbox"
 )
@@ -20,7 +20,9 @@ import (
 var (
 	ErrNotFound = errors.New("function not found")
 	ErrExists   = errors.New("function already exists")
-	ErrName     = errors.New("invalid function name")
+	// ErrName is wrapped by a refused function or environment name (the
+	// message, from package names, quotes at most a short prefix of it).
+	ErrName = names.ErrInvalid
 )
 
 // Function is a callable binding of an artifact's export.
@@ -46,19 +48,19 @@ func (f *Function) Spec() sandbox.FuncSpec {
 	return sandbox.FuncSpec{Export: f.Export, ABI: f.ABI, Args: f.Args, Result: f.Result}
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]{0,127}$`)
-
 // Registry stores functions as one JSON file each under dir/<env>/, written
 // atomically, and serves them from memory.
 type Registry struct {
 	dir string
 	mu  sync.RWMutex
 	fns map[string]*Function // env + "/" + name
+	// reserved holds names being created: taken, not yet visible.
+	reserved map[string]bool
 }
 
 // OpenRegistry loads every function stored under dir.
 func OpenRegistry(dir string) (*Registry, error) {
-	r := &Registry{dir: dir, fns: map[string]*Function{}}
+	r := &Registry{dir: dir, fns: map[string]*Function{}, reserved: map[string]bool{}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open function registry: %w", err)
 	}
@@ -80,17 +82,60 @@ func OpenRegistry(dir string) (*Registry, error) {
 	return r, nil
 }
 
+// checkNames refuses a function or environment name outside the grammar
+// (package names) before it is used as a key or a file name.
+func checkNames(env, name string) error {
+	if err := names.Env.Check(env); err != nil {
+		return err
+	}
+	return names.Function.Check(name)
+}
+
 // Create stores f; the name must be new in its environment.
 func (r *Registry) Create(f *Function) error {
-	if !nameRE.MatchString(f.Name) {
-		return fmt.Errorf("%w %q: use letters, digits and _, starting with a letter or _", ErrName, f.Name)
+	commit, _, err := r.Reserve(f)
+	if err != nil {
+		return err
+	}
+	return commit()
+}
+
+// Reserve takes f's name in its environment without making f visible:
+// commit stores f (and frees the name if storing fails), cancel frees the
+// name. Exactly one of them must be called. A creation that has more to
+// do before it is final (start a worker, audit) reserves first, so that
+// nothing it does is for a name another caller gets.
+func (r *Registry) Reserve(f *Function) (commit func() error, cancel func(), err error) {
+	if err := checkNames(f.Env, f.Name); err != nil {
+		return nil, nil, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := f.Env + "/" + f.Name
-	if _, ok := r.fns[key]; ok {
-		return fmt.Errorf("%w: %s in environment %s", ErrExists, f.Name, f.Env)
+	if _, ok := r.fns[key]; ok || r.reserved[key] {
+		return nil, nil, fmt.Errorf("%w: %s in environment %s", ErrExists, f.Name, f.Env)
 	}
+	r.reserved[key] = true
+	release := func() {
+		r.mu.Lock()
+		delete(r.reserved, key)
+		r.mu.Unlock()
+	}
+	commit = func() error {
+		defer release()
+		if err := r.store(f); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.fns[key] = f
+		r.mu.Unlock()
+		return nil
+	}
+	return commit, release, nil
+}
+
+// store writes f's file.
+func (r *Registry) store(f *Function) error {
 	if err := os.MkdirAll(filepath.Join(r.dir, f.Env), 0o700); err != nil {
 		return fmt.Errorf("store function %s: %w", f.Name, err)
 	}
@@ -101,7 +146,6 @@ func (r *Registry) Create(f *Function) error {
 	if err := atomicfile.WriteFile(r.path(f.Env, f.Name), b, 0o600); err != nil {
 		return fmt.Errorf("store function %s: %w", f.Name, err)
 	}
-	r.fns[key] = f
 	return nil
 }
 
@@ -111,6 +155,9 @@ func (r *Registry) path(env, name string) string {
 
 // Get returns the function name in env.
 func (r *Registry) Get(env, name string) (*Function, error) {
+	if err := checkNames(env, name); err != nil {
+		return nil, err
+	}
 	r.mu.RLock()
 	f, ok := r.fns[env+"/"+name]
 	r.mu.RUnlock()
@@ -152,6 +199,9 @@ func (r *Registry) UsingArtifact(id string) []*Function {
 
 // Delete removes the function name in env and returns it.
 func (r *Registry) Delete(env, name string) (*Function, error) {
+	if err := checkNames(env, name); err != nil {
+		return nil, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := env + "/" + name

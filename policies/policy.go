@@ -8,6 +8,9 @@ package policies
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -73,6 +76,13 @@ type Pool struct {
 	// it. QuarantineAfter 0 disables quarantine.
 	QuarantineAfter  int
 	QuarantineWindow time.Duration
+	// MaxPods caps the pool's live pods (one per artifact the pool runs).
+	// 0: derived from the host's memory at start (see PodCaps). A new pod
+	// past the cap evicts the pool's least recently used idle pod, which
+	// is started again from the compiled cache on its next call; when
+	// every pod of the pool is busy, the call is refused with
+	// RESOURCE_EXHAUSTED and a retry hint.
+	MaxPods int
 }
 
 // Edge bounds what the server's gRPC edge holds for its callers, whichever
@@ -137,6 +147,10 @@ type Policy struct {
 	Environments map[string]*Environment
 	Pools        map[string]*Pool // keyed by Env + "/" + Name
 	Edge         Edge
+	// MaxLivePods caps live pods host-wide, whatever their pool, as
+	// Pool.MaxPods does per pool. 0: derived from the host's memory at
+	// start (see PodCaps).
+	MaxLivePods int
 }
 
 // Default is the embedded policy: org "default", public environment
@@ -167,7 +181,7 @@ func Default() *Policy {
 func (p *Policy) Env(name string) (*Environment, error) {
 	e, ok := p.Environments[name]
 	if !ok {
-		return nil, fmt.Errorf("environment %q: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("environment %q %w", name, ErrNotFound)
 	}
 	return e, nil
 }
@@ -177,7 +191,81 @@ func (p *Policy) Env(name string) (*Environment, error) {
 func (p *Policy) Pool(env, name string) (*Pool, error) {
 	pl, ok := p.Pools[env+"/"+name]
 	if !ok {
-		return nil, fmt.Errorf("compute pool %q in environment %q: %w", name, env, ErrNotFound)
+		return nil, fmt.Errorf("compute pool %q in environment %q %w", name, env, ErrNotFound)
 	}
 	return pl, nil
+}
+
+// MaxMessageBytes is the largest gRPC message the server receives or
+// sends (grpc.MaxRecvMsgSize and MaxSendMsgSize). A response can be that
+// large, so a client must raise its receive limit (commonly 4 MiB) to it.
+const MaxMessageBytes = 80 << 20
+
+// StreamWindow bounds the batches of one InvokeStream processed at once;
+// answers still go out in request order.
+const StreamWindow = 16
+
+// memoryShare is the part of the host's memory the pods' cgroup limits
+// may add up to; the rest is the host process's, the page cache's and
+// the system's.
+const memoryShare = 0.75
+
+// PodCaps returns the caps on live pods for a host with memTotal bytes of
+// memory, podBytes being the memory limit of one pod of a pool (its
+// cgroup limit). A cap set in the policy is kept; a zero one is derived
+// so that the pods' limits add up to at most 3/4 of memTotal: host-wide
+// with the largest pod of any pool, per pool with the pool's own (never
+// more than the host's), at least 1. memTotal <= 0 (unknown) derives no
+// cap. perPool is keyed like Pools.
+func (p *Policy) PodCaps(memTotal int64, podBytes func(*Pool) int64) (host int, perPool map[string]int) {
+	derive := func(per int64) int {
+		if memTotal <= 0 || per <= 0 {
+			return 0
+		}
+		return max(1, int(float64(memTotal)*memoryShare/float64(per)))
+	}
+	var largest int64
+	for _, pl := range p.Pools {
+		largest = max(largest, podBytes(pl))
+	}
+	host = p.MaxLivePods
+	if host <= 0 {
+		host = derive(largest)
+	}
+	perPool = map[string]int{}
+	for key, pl := range p.Pools {
+		n := pl.MaxPods
+		if n <= 0 {
+			n = derive(podBytes(pl))
+			if host > 0 && (n == 0 || n > host) {
+				n = host
+			}
+		}
+		perPool[key] = n
+	}
+	return host, perPool
+}
+
+// ReadMemTotal returns MemTotal of a /proc/meminfo file, in bytes.
+func ReadMemTotal(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read host memory: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "MemTotal:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			break
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || kb <= 0 {
+			break
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("read host memory: %s has no MemTotal line in kB", path)
 }

@@ -20,6 +20,21 @@ type functionJSON struct {
 	ABI        string    `json:"abi"`
 	SPIFFEID   string    `json:"spiffe_id"`
 	CreatedAt  time.Time `json:"created_at"`
+	// Limits are the pool's and the server's (see docs/CLIENTS.md).
+	Limits *limitsJSON `json:"limits,omitempty"`
+}
+
+type limitsJSON struct {
+	MaxBatchRows           uint32 `json:"max_batch_rows"`
+	MaxBatchBytes          uint64 `json:"max_batch_bytes"`
+	MaxMessageBytes        uint64 `json:"max_message_bytes"`
+	BatchDeadlineMS        uint32 `json:"batch_deadline_ms"`
+	MemoryBytesPerInstance uint64 `json:"memory_bytes_per_instance"`
+	InstancesPerWorker     uint32 `json:"instances_per_worker"`
+	QueuePerWorker         uint32 `json:"queue_per_worker"`
+	FirstRequestTimeoutMS  uint32 `json:"first_request_timeout_ms"`
+	StreamIdleTimeoutMS    uint32 `json:"stream_idle_timeout_ms"`
+	StreamWindow           uint32 `json:"stream_window"`
 }
 
 func functionView(f *udfhostv1.FunctionInfo) functionJSON {
@@ -27,10 +42,20 @@ func functionView(f *udfhostv1.FunctionInfo) functionJSON {
 	if f.Abi == udfhostv1.ABI_ABI_BATCH {
 		abi = "batch"
 	}
-	return functionJSON{
+	v := functionJSON{
 		Name: f.Name, Env: f.Env, Pool: f.Pool, ArtifactID: f.ArtifactId, Digest: f.Digest, Export: f.Export,
 		Signature: f.Signature, ABI: abi, SPIFFEID: f.SpiffeId, CreatedAt: f.CreatedAt.AsTime(),
 	}
+	if l := f.Limits; l != nil {
+		v.Limits = &limitsJSON{
+			MaxBatchRows: l.MaxBatchRows, MaxBatchBytes: l.MaxBatchBytes, MaxMessageBytes: l.MaxMessageBytes,
+			BatchDeadlineMS: l.BatchDeadlineMs, MemoryBytesPerInstance: l.MemoryBytesPerInstance,
+			InstancesPerWorker: l.InstancesPerWorker, QueuePerWorker: l.QueuePerWorker,
+			FirstRequestTimeoutMS: l.FirstRequestTimeoutMs, StreamIdleTimeoutMS: l.StreamIdleTimeoutMs,
+			StreamWindow: l.StreamWindow,
+		}
+	}
+	return v
 }
 
 func newFunctionCmd(g *globals) *cobra.Command {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/udfhost/udfhost/artifacts"
 	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/internal/names"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -28,6 +29,13 @@ func envOrDefault(env string) string {
 
 func (a *artifactService) CreateUploadURL(ctx context.Context, req *udfhostv1.CreateUploadURLRequest) (*udfhostv1.CreateUploadURLResponse, error) {
 	env := envOrDefault(req.Env)
+	check := []nameArg{{names.Env, env}}
+	if req.Name != "" {
+		check = append(check, nameArg{names.ArtifactName, req.Name})
+	}
+	if err := a.s.checkNames(ctx, check...); err != nil {
+		return nil, err
+	}
 	if _, err := a.s.policy.Env(env); err != nil {
 		return nil, err
 	}
@@ -49,6 +57,9 @@ func (a *artifactService) CreateUploadURL(ctx context.Context, req *udfhostv1.Cr
 }
 
 func (a *artifactService) CommitUpload(ctx context.Context, req *udfhostv1.CommitUploadRequest) (*udfhostv1.Artifact, error) {
+	if err := a.s.checkNames(ctx, nameArg{names.UploadID, req.UploadId}); err != nil {
+		return nil, err
+	}
 	art, err := a.s.store.Commit(ctx, req.UploadId, principal(ctx), "")
 	if err != nil {
 		return nil, err
@@ -57,6 +68,9 @@ func (a *artifactService) CommitUpload(ctx context.Context, req *udfhostv1.Commi
 }
 
 func (a *artifactService) GetArtifact(ctx context.Context, req *udfhostv1.GetArtifactRequest) (*udfhostv1.Artifact, error) {
+	if err := a.s.checkNames(ctx, nameArg{names.ArtifactID, req.Id}); err != nil {
+		return nil, err
+	}
 	art, err := a.s.store.Get(ctx, req.Id)
 	if err != nil {
 		return nil, err
@@ -65,6 +79,14 @@ func (a *artifactService) GetArtifact(ctx context.Context, req *udfhostv1.GetArt
 }
 
 func (a *artifactService) ListArtifacts(ctx context.Context, req *udfhostv1.ListArtifactsRequest) (*udfhostv1.ListArtifactsResponse, error) {
+	if req.Env != "" {
+		if err := a.s.checkNames(ctx, nameArg{names.Env, req.Env}); err != nil {
+			return nil, err
+		}
+		if _, err := a.s.policy.Env(req.Env); err != nil {
+			return nil, err
+		}
+	}
 	arts, err := a.s.store.List(ctx, req.Env)
 	if err != nil {
 		return nil, err
@@ -76,7 +98,14 @@ func (a *artifactService) ListArtifacts(ctx context.Context, req *udfhostv1.List
 	return resp, nil
 }
 
+// DeleteArtifact deletes an artifact no function uses. It excludes CreateFunction on the same digest (digestLocks): the
+// functions using it are looked up under the lock, and CreateFunction
+// looks the artifact up again under it, so a function is never bound to
+// a deleted artifact whichever call gets the lock first.
 func (a *artifactService) DeleteArtifact(ctx context.Context, req *udfhostv1.DeleteArtifactRequest) (*udfhostv1.DeleteArtifactResponse, error) {
+	if err := a.s.checkNames(ctx, nameArg{names.ArtifactID, req.Id}); err != nil {
+		return nil, err
+	}
 	art, err := a.s.store.Get(ctx, req.Id)
 	if err != nil {
 		return nil, err
@@ -99,6 +128,9 @@ func (a *artifactService) DeleteArtifact(ctx context.Context, req *udfhostv1.Del
 // with its digest; its violation count starts again from zero. The release
 // is audited first: if the log refuses, the artifact stays quarantined.
 func (a *artifactService) ReleaseArtifact(ctx context.Context, req *udfhostv1.ReleaseArtifactRequest) (*udfhostv1.Artifact, error) {
+	if err := a.s.checkNames(ctx, nameArg{names.ArtifactID, req.Id}); err != nil {
+		return nil, err
+	}
 	art, err := a.s.store.Get(ctx, req.Id)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/udfhost/udfhost/artifacts"
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
+	"github.com/udfhost/udfhost/internal/names"
 	"github.com/udfhost/udfhost/pods"
 	"github.com/udfhost/udfhost/policies"
 	"github.com/udfhost/udfhost/sandbox"
@@ -22,6 +23,22 @@ import (
 
 // errInvalid marks request errors found by the server itself.
 var errInvalid = errors.New("invalid request")
+
+// errBadModule marks a worker start the module made fail (INVALID_ARGUMENT),
+// errWorkerStart one the host did (UNAVAILABLE); see startError.
+var (
+	errBadModule   = errors.New("module cannot run in its pool")
+	errWorkerStart = errors.New("worker could not be started")
+)
+
+// classedError gives err a class for the edge without changing its
+// message (and without the class's words doubling it).
+type classedError struct {
+	class, err error
+}
+
+func (e *classedError) Error() string   { return e.err.Error() }
+func (e *classedError) Unwrap() []error { return []error{e.class, e.err} }
 
 // toStatus maps the packages' sentinel errors to gRPC codes at the edge; the
 // message keeps the wrapped detail, which names the problem.
@@ -32,7 +49,7 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	if errors.Is(err, sandbox.ErrOverloaded) || errors.Is(err, errBusy) {
+	if errors.Is(err, sandbox.ErrOverloaded) || errors.Is(err, errBusy) || errors.Is(err, pods.ErrCapacity) {
 		// Tell the caller when to come back (google.rpc.RetryInfo), so a
 		// task manager backs off instead of hammering a full queue.
 		st := status.New(codes.ResourceExhausted, err.Error())
@@ -45,6 +62,10 @@ func toStatus(err error) error {
 	}
 	code := codes.Internal
 	switch {
+	case errors.Is(err, errBadModule):
+		// Before the deadline case: a start function that overran its
+		// deadline is the module's fault, not a slow call.
+		code = codes.InvalidArgument
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, sandbox.ErrTimeout):
@@ -56,13 +77,13 @@ func toStatus(err error) error {
 	case errors.Is(err, artifacts.ErrInvalidArgument), errors.Is(err, artifacts.ErrInvalidModule),
 		errors.Is(err, artifacts.ErrDisallowedImport), errors.Is(err, artifacts.ErrTooLarge),
 		errors.Is(err, functions.ErrSignature), errors.Is(err, functions.ErrName),
-		errors.Is(err, errInvalid):
+		errors.Is(err, errInvalid), errors.Is(err, names.ErrInvalid):
 		code = codes.InvalidArgument
 	case errors.Is(err, artifacts.ErrUploadState), errors.Is(err, errInUse), errors.Is(err, errQuarantined):
 		code = codes.FailedPrecondition
 	case errors.Is(err, sandbox.ErrTrap), errors.Is(err, sandbox.ErrGuest), errors.Is(err, sandbox.ErrBadOutput):
 		code = codes.Aborted
-	case errors.Is(err, sandbox.ErrWorkerDied), errors.Is(err, pods.ErrClosed),
+	case errors.Is(err, sandbox.ErrWorkerDied), errors.Is(err, pods.ErrClosed), errors.Is(err, errWorkerStart),
 		errors.Is(err, audit.ErrBroken), errors.Is(err, audit.ErrClosed):
 		code = codes.Unavailable
 	}
@@ -102,6 +123,10 @@ func retryAfter(err error) (time.Duration, bool) {
 	var oe *overloadError
 	if errors.As(err, &oe) {
 		return oe.after, true
+	}
+	var ce *pods.CapError
+	if errors.As(err, &ce) {
+		return ce.RetryAfter(), true
 	}
 	return 0, false
 }

@@ -9,6 +9,9 @@ import (
 
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
+	"github.com/udfhost/udfhost/internal/names"
+	"github.com/udfhost/udfhost/pods"
+	"github.com/udfhost/udfhost/policies"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 	"github.com/udfhost/udfhost/sandbox"
 )
@@ -22,6 +25,13 @@ type functionService struct {
 // worker before storing it: the module is compiled and instantiated under
 // the pool's limits now, so a module that cannot run there is refused here
 // and the first invoke finds a warm worker.
+//
+// Order matters: every name is checked, and the whole record built and
+// its name reserved, before a worker starts or anything is recorded as
+// allowed; the artifact is looked up again under its digest's lock (a
+// DeleteArtifact may have run while this call waited for it); and a
+// failure after the worker started stops it unless another function
+// needs it.
 func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.CreateFunctionRequest) (*udfhostv1.FunctionInfo, error) {
 	s := fs.s
 	env := envOrDefault(req.Env)
@@ -29,14 +39,22 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 	if poolName == "" {
 		poolName = "default"
 	}
+	if err := s.checkNames(ctx, nameArg{names.Function, req.Name}, nameArg{names.Env, env}, nameArg{names.Pool, poolName},
+		nameArg{names.ArtifactID, req.ArtifactId}, nameArg{names.Export, req.Export}); err != nil {
+		return nil, err
+	}
+	if err := checkSignature(req.Signature); err != nil {
+		s.refused(ctx, "signature", err)
+		return nil, err
+	}
+	if req.Signature == "" {
+		return nil, fmt.Errorf("%w: a signature is required, e.g. \"(BIGINT, BIGINT) -> BIGINT\"", errInvalid)
+	}
 	if _, err := s.policy.Env(env); err != nil {
 		return nil, err
 	}
 	if _, err := s.policy.Pool(env, poolName); err != nil {
 		return nil, err
-	}
-	if req.Name == "" || req.ArtifactId == "" || req.Export == "" || req.Signature == "" {
-		return nil, fmt.Errorf("%w: name, artifact, export and signature are all required", errInvalid)
 	}
 	art, err := s.store.Get(ctx, req.ArtifactId)
 	if err != nil {
@@ -58,33 +76,64 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 		Export: req.Export, Args: args, Result: result, ABI: abi, CreatedAt: time.Now().UTC(),
 	}
 	defer s.digestLocks.lock(art.Digest)()
-	if _, err := s.fns.Get(env, req.Name); err == nil {
-		return nil, fmt.Errorf("%w: %s in environment %s", functions.ErrExists, req.Name, env)
+	// Deleted while this call waited for the lock: binding to it now
+	// would leave a function whose artifact is gone.
+	if again, err := s.store.Get(ctx, art.ID); err != nil {
+		return nil, fmt.Errorf("artifact %s was deleted while the function was being created: %w", art.ID, err)
+	} else if again.Digest != art.Digest {
+		return nil, fmt.Errorf("%w: artifact %s changed while the function was being created", errInvalid, art.ID)
+	}
+	commit, cancel, err := s.fns.Reserve(f)
+	if err != nil {
+		return nil, err
 	}
 	id := s.identity(f)
+	// undo frees the name and stops a worker no function needs.
+	undo := func() {
+		cancel()
+		s.stopIfUnused(ctx, id)
+	}
 	w, err := s.pods.Get(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("start worker for function %s: %w", req.Name, err)
+		undo()
+		return nil, fmt.Errorf("start worker for function %s: %w", f.Name, err)
 	}
 	spec := f.Spec()
 	if err := w.Prepare(ctx, &spec); err != nil {
-		return nil, fmt.Errorf("%w: prepare function %s: %v", errInvalid, req.Name, err)
+		undo()
+		return nil, fmt.Errorf("%w: prepare function %s: %v", errInvalid, f.Name, err)
 	}
-	if err := s.audit.Record(ctx, audit.Event{
+	e := audit.Event{
 		Type: audit.TypeFunctionCreated, Actor: principal(ctx), Pod: id.SPIFFEID(),
 		Resource: "function/" + env + "/" + f.Name, Decision: audit.Allow,
 		Details: map[string]string{"artifact": art.ID, "digest": art.Digest, "export": f.Export, "signature": f.Signature()},
-	}); err != nil {
+	}
+	if err := s.audit.Record(ctx, e); err != nil {
+		undo()
 		return nil, err
 	}
-	if err := s.fns.Create(f); err != nil {
+	if err := commit(); err != nil {
+		e.Decision, e.Reason = audit.Error, "creation failed after it was recorded; the function does not exist: "+err.Error()
+		s.audit.Record(context.WithoutCancel(ctx), e)
+		s.stopIfUnused(ctx, id)
 		return nil, err
 	}
 	return s.functionProto(f), nil
 }
 
+// stopIfUnused stops the pod id unless a function is bound to it. Called
+// with its digest's lock held.
+func (s *Server) stopIfUnused(ctx context.Context, id pods.Identity) {
+	for _, other := range s.fns.List("") {
+		if s.identity(other) == id {
+			return
+		}
+	}
+	s.pods.Stop(context.WithoutCancel(ctx), id)
+}
+
 func (fs *functionService) GetFunction(ctx context.Context, req *udfhostv1.GetFunctionRequest) (*udfhostv1.FunctionInfo, error) {
-	f, err := fs.s.fns.Get(envOrDefault(req.Env), req.Name)
+	f, err := fs.s.lookupFunction(ctx, req.Env, req.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -92,9 +141,18 @@ func (fs *functionService) GetFunction(ctx context.Context, req *udfhostv1.GetFu
 }
 
 func (fs *functionService) ListFunctions(ctx context.Context, req *udfhostv1.ListFunctionsRequest) (*udfhostv1.ListFunctionsResponse, error) {
+	s := fs.s
+	if req.Env != "" {
+		if err := s.checkNames(ctx, nameArg{names.Env, req.Env}); err != nil {
+			return nil, err
+		}
+		if _, err := s.policy.Env(req.Env); err != nil {
+			return nil, err
+		}
+	}
 	resp := &udfhostv1.ListFunctionsResponse{}
-	for _, f := range fs.s.fns.List(req.Env) {
-		resp.Functions = append(resp.Functions, fs.s.functionProto(f))
+	for _, f := range s.fns.List(req.Env) {
+		resp.Functions = append(resp.Functions, s.functionProto(f))
 	}
 	return resp, nil
 }
@@ -104,7 +162,7 @@ func (fs *functionService) ListFunctions(ctx context.Context, req *udfhostv1.Lis
 func (fs *functionService) DeleteFunction(ctx context.Context, req *udfhostv1.DeleteFunctionRequest) (*udfhostv1.DeleteFunctionResponse, error) {
 	s := fs.s
 	env := envOrDefault(req.Env)
-	f, err := s.fns.Get(env, req.Name)
+	f, err := s.lookupFunction(ctx, env, req.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -122,12 +180,7 @@ func (fs *functionService) DeleteFunction(ctx context.Context, req *udfhostv1.De
 	if _, err := s.fns.Delete(env, req.Name); err != nil {
 		return nil, err
 	}
-	for _, other := range s.fns.List("") {
-		if s.identity(other) == id {
-			return &udfhostv1.DeleteFunctionResponse{}, nil
-		}
-	}
-	s.pods.Stop(ctx, id)
+	s.stopIfUnused(ctx, id)
 	return &udfhostv1.DeleteFunctionResponse{}, nil
 }
 
@@ -136,10 +189,31 @@ func (s *Server) functionProto(f *functions.Function) *udfhostv1.FunctionInfo {
 	if f.ABI == sandbox.ABIBatch {
 		abi = udfhostv1.ABI_ABI_BATCH
 	}
-	return &udfhostv1.FunctionInfo{
+	info := &udfhostv1.FunctionInfo{
 		Name: f.Name, ArtifactId: f.ArtifactID, Digest: f.Digest, Export: f.Export,
 		Signature: f.Signature(), ArgTypes: f.Args, ResultType: f.Result,
 		Env: f.Env, Pool: f.Pool, Abi: abi, SpiffeId: s.identity(f).SPIFFEID(),
 		CreatedAt: timestamppb.New(f.CreatedAt),
+	}
+	if pool, err := s.policy.Pool(f.Env, f.Pool); err == nil {
+		info.Limits = limitsProto(pool, s.policy.Edge.WithDefaults())
+	}
+	return info
+}
+
+// limitsProto is what one call to a function of pool may carry and take,
+// as the server enforces it (policies and the edge constants).
+func limitsProto(pool *policies.Pool, edge policies.Edge) *udfhostv1.Limits {
+	return &udfhostv1.Limits{
+		MaxBatchRows:           uint32(pool.MaxBatchRows),
+		MaxBatchBytes:          uint64(pool.MaxBatchBytes),
+		MaxMessageBytes:        policies.MaxMessageBytes,
+		BatchDeadlineMs:        uint32(pool.BatchDeadline.Milliseconds()),
+		MemoryBytesPerInstance: uint64(pool.MemoryLimitPages) * 65536,
+		InstancesPerWorker:     uint32(pool.InstancesPerWorker),
+		QueuePerWorker:         uint32(pool.QueuePerWorker),
+		FirstRequestTimeoutMs:  uint32(edge.RequestTimeout.Milliseconds()),
+		StreamIdleTimeoutMs:    uint32(edge.StreamIdleTimeout.Milliseconds()),
+		StreamWindow:           policies.StreamWindow,
 	}
 }

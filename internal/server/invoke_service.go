@@ -72,7 +72,7 @@ var inputPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return
 func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeRequest) (*udfhostv1.InvokeResponse, error) {
 	read := time.Now()
 	s := is.s
-	f, err := s.fns.Get(envOrDefault(req.Env), req.Function)
+	f, err := s.lookupFunction(ctx, req.Env, req.Function)
 	if err != nil {
 		return nil, err
 	}

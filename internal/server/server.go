@@ -188,7 +188,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.stats = newInvocationStats()
 	// One spare worker process: a new pod then waits only for its module.
 	s.spares = sandbox.NewSpares(s.workerBase, 1)
-	s.pods = pods.NewRegistry(s.startWorker(cacheDir), s.workerExited)
+	s.pods = s.newPods(cacheDir, s.hostMemory())
 
 	admit := newAdmission(s.policy.Edge)
 	s.grpc = grpc.NewServer(s.grpcOptions(admit)...)

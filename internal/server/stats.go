@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,10 +15,19 @@ import (
 // invocationStats aggregates invocations per function between audit
 // summaries: a task manager calls for every batch, and one audit record (an
 // fsync) per batch would cost more than the batch.
+//
+// Counters are never replaced: a batch still running when a summary is
+// taken holds the same counters, and what it adds afterwards goes into the
+// next summary. Each summary takes every counter with Swap(0), so across
+// summaries every count appears exactly once.
 type invocationStats struct {
 	mu  sync.Mutex
-	fns map[string]*fnStats
+	fns map[statsKey]*fnStats
 }
+
+// statsKey is one function as it was bound: a function deleted and created
+// again under its name on another artifact runs in another pod.
+type statsKey struct{ env, name, pod string }
 
 type fnStats struct {
 	fn                                       *functions.Function
@@ -25,12 +35,19 @@ type fnStats struct {
 	batches, rows, rowErrors, fails, refused atomic.Int64
 }
 
+// summary is what one fnStats counted since the last one was taken.
+type summary struct {
+	fn                                       *functions.Function
+	pod                                      string
+	batches, rows, rowErrors, fails, refused int64
+}
+
 func newInvocationStats() *invocationStats {
-	return &invocationStats{fns: map[string]*fnStats{}}
+	return &invocationStats{fns: map[statsKey]*fnStats{}}
 }
 
 func (st *invocationStats) get(f *functions.Function, pod string) *fnStats {
-	key := f.Env + "/" + f.Name
+	key := statsKey{f.Env, f.Name, pod}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	c, ok := st.fns[key]
@@ -41,15 +58,25 @@ func (st *invocationStats) get(f *functions.Function, pod string) *fnStats {
 	return c
 }
 
-// take returns and resets the counters gathered so far.
-func (st *invocationStats) take() []*fnStats {
+// take returns what was counted since the last take, for every function
+// that counted anything, and resets it without losing a count made
+// concurrently.
+func (st *invocationStats) take() []summary {
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	out := make([]*fnStats, 0, len(st.fns))
+	all := make([]*fnStats, 0, len(st.fns))
 	for _, c := range st.fns {
-		out = append(out, c)
+		all = append(all, c)
 	}
-	st.fns = map[string]*fnStats{}
+	st.mu.Unlock()
+	var out []summary
+	for _, c := range all {
+		s := summary{fn: c.fn, pod: c.pod,
+			batches: c.batches.Swap(0), rows: c.rows.Swap(0), rowErrors: c.rowErrors.Swap(0),
+			fails: c.fails.Swap(0), refused: c.refused.Swap(0)}
+		if s.batches|s.rows|s.rowErrors|s.fails|s.refused != 0 {
+			out = append(out, s)
+		}
+	}
 	return out
 }
 
@@ -68,25 +95,26 @@ func (s *Server) flushSummaries() {
 	}
 }
 
+// writeSummaries records one summary per function that counted anything.
+// A summary the log refuses does not stop the others; the errors are
+// joined.
 func (s *Server) writeSummaries(ctx context.Context) error {
+	var errs []error
 	for _, c := range s.stats.take() {
-		if c.batches.Load() == 0 {
-			continue
-		}
 		err := s.audit.Record(ctx, audit.Event{
 			Type: audit.TypeInvocation, Actor: "task-managers", Pod: c.pod,
 			Resource: "function/" + c.fn.Env + "/" + c.fn.Name, Decision: audit.Allow,
 			Details: map[string]string{
-				"batches":         strconv.FormatInt(c.batches.Load(), 10),
-				"rows":            strconv.FormatInt(c.rows.Load(), 10),
-				"row_errors":      strconv.FormatInt(c.rowErrors.Load(), 10),
-				"failed_batches":  strconv.FormatInt(c.fails.Load(), 10),
-				"refused_batches": strconv.FormatInt(c.refused.Load(), 10),
+				"batches":         strconv.FormatInt(c.batches, 10),
+				"rows":            strconv.FormatInt(c.rows, 10),
+				"row_errors":      strconv.FormatInt(c.rowErrors, 10),
+				"failed_batches":  strconv.FormatInt(c.fails, 10),
+				"refused_batches": strconv.FormatInt(c.refused, 10),
 			},
 		})
 		if err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

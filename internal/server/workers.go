@@ -50,7 +50,7 @@ func (s *Server) startWorker(cacheDir string) pods.StartFunc {
 			s.audit.Record(ctx, audit.Event{
 				Type: audit.TypeWorkerStarted, Actor: "udfhost", Pod: id.SPIFFEID(), Decision: audit.Error, Reason: err.Error(),
 			})
-			return nil, fmt.Errorf("%w: %v", errInvalid, err)
+			return nil, startError(err)
 		}
 		var active []string
 		for _, l := range w.Layers() {
@@ -74,16 +74,61 @@ func (s *Server) startWorker(cacheDir string) pods.StartFunc {
 	}
 }
 
-func (s *Server) workerExited(id pods.Identity, w *sandbox.Worker, err error) {
+// startError classes a failed worker start: the module's fault (it does
+// not load, or its start function overran its deadline, under the pool's
+// limits) is the caller's to fix, INVALID_ARGUMENT; anything else — no
+// socket, no exec, no free uid block, no cgroup, a jail layer missing —
+// is the host's, UNAVAILABLE and worth retrying.
+func startError(err error) error {
+	if errors.Is(err, sandbox.ErrModule) || errors.Is(err, sandbox.ErrTimeout) || errors.Is(err, sandbox.ErrCompile) {
+		return &classedError{class: errBadModule, err: err}
+	}
+	return &classedError{class: errWorkerStart, err: err}
+}
+
+func (s *Server) workerExited(id pods.Identity, w *sandbox.Worker, why pods.StopReason, err error) {
 	e := audit.Event{
 		Type: audit.TypeWorkerStopped, Actor: "udfhost", Pod: id.SPIFFEID(), Decision: audit.Allow,
-		Details: map[string]string{"pid": strconv.Itoa(w.PID())},
+		Reason: string(why), Details: map[string]string{"pid": strconv.Itoa(w.PID())},
 	}
 	if err != nil {
-		e.Decision, e.Reason = audit.Error, err.Error()
+		e.Decision, e.Reason = audit.Error, string(why)+": "+err.Error()
 	}
 	s.audit.Record(context.Background(), e)
-	s.log.Info("worker stopped", "pod", id.SPIFFEID(), "pid", w.PID(), "err", err)
+	s.log.Info("worker stopped", "pod", id.SPIFFEID(), "pid", w.PID(), "reason", why, "err", err)
+}
+
+// newPods returns the pod registry with the policy's caps on live pods,
+// those left at 0 derived from memTotal (bytes; <= 0: unknown, no derived
+// cap), and refusals at a cap audited.
+func (s *Server) newPods(cacheDir string, memTotal int64) *pods.Registry {
+	podBytes := func(pl *policies.Pool) int64 {
+		return sandbox.PodLimits(pl.MemoryLimitPages, pl.InstancesPerWorker).MemoryBytes
+	}
+	host, perPool := s.policy.PodCaps(memTotal, podBytes)
+	s.log.Info("pod caps", "host", host, "pools", fmt.Sprint(perPool), "mem_total_mib", memTotal>>20)
+	caps := pods.Caps{
+		MaxLive: host,
+		PoolMax: func(id pods.Identity) int { return perPool[id.Env+"/"+id.Pool] },
+		Refused: func(id pods.Identity, err *pods.CapError) {
+			s.audit.Record(context.Background(), audit.Event{
+				Type: audit.TypeWorkerStarted, Actor: "udfhost", Pod: id.SPIFFEID(), Decision: audit.Deny, Reason: err.Error(),
+				Details: map[string]string{"live": strconv.Itoa(err.Live), "cap": strconv.Itoa(err.Max)},
+			})
+		},
+	}
+	return pods.New(s.startWorker(cacheDir), s.workerExited, caps)
+}
+
+// hostMemory is the host's memory in bytes, read once at start; 0 if it
+// cannot be read (no cap is then derived from it).
+func (s *Server) hostMemory() int64 {
+	n, err := policies.ReadMemTotal("/proc/meminfo")
+	if err != nil {
+		s.log.Warn("no pod caps derived from memory", "err", err)
+		return 0
+	}
+	return n
 }
 
 // checkSandbox runs the doctor's probes in jailed workers at start, logs
