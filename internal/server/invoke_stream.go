@@ -13,13 +13,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/udfhost/udfhost/policies"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
 // streamWindow bounds the batches of one stream processed at once. A task
 // manager that pipelines (sends before the previous answer arrives) gets its
 // batches run concurrently; answers still go out in request order.
-const streamWindow = 16
+const streamWindow = policies.StreamWindow
 
 // streamLimits says how long a stream may keep the server waiting for a
 // request (policies.Edge).

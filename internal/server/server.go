@@ -229,8 +229,8 @@ func (s *Server) grpcOptions(admit *admission) []grpc.ServerOption {
 	return append(admit.serverOptions(),
 		grpc.ChainUnaryInterceptor(s.unaryAuth),
 		grpc.ChainStreamInterceptor(s.streamAuth),
-		grpc.MaxRecvMsgSize(80<<20),
-		grpc.MaxSendMsgSize(80<<20),
+		grpc.MaxRecvMsgSize(policies.MaxMessageBytes),
+		grpc.MaxSendMsgSize(policies.MaxMessageBytes),
 	)
 }
 
