@@ -337,8 +337,10 @@ type Limits struct {
 	QueuePerWorker uint32 `protobuf:"varint,7,opt,name=queue_per_worker,json=queuePerWorker,proto3" json:"queue_per_worker,omitempty"`
 	// How long an Invoke call, or a new InvokeStream, may take to deliver its
 	// (first) request, and how long an InvokeStream with nothing in flight
-	// may stay idle; past either the call ends with UNAVAILABLE and a message
-	// saying it was an idle cut (open a new stream and resend).
+	// may stay idle. Past either, a stream ends with UNAVAILABLE and a message
+	// starting "idle stream cut:" (open a new stream; nothing sent before was
+	// lost), and an Invoke whose request did not arrive ends CANCELED (its
+	// handler never ran: safe to retry).
 	FirstRequestTimeoutMs uint32 `protobuf:"varint,8,opt,name=first_request_timeout_ms,json=firstRequestTimeoutMs,proto3" json:"first_request_timeout_ms,omitempty"`
 	StreamIdleTimeoutMs   uint32 `protobuf:"varint,9,opt,name=stream_idle_timeout_ms,json=streamIdleTimeoutMs,proto3" json:"stream_idle_timeout_ms,omitempty"`
 	// Batches of one InvokeStream that run concurrently (answers stay in
