@@ -142,7 +142,7 @@ func TestReserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &Function{Name: "f", Env: "default", Args: []udfhostv1.SqlType{tBigint}, Result: tBigint}
-	commit, cancel, err := r.Reserve(f)
+	_, cancel, err := r.Reserve(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestReserve(t *testing.T) {
 		t.Errorf("reserved function visible: %v", err)
 	}
 	cancel()
-	commit, _, err = r.Reserve(f)
+	commit, _, err := r.Reserve(f)
 	if err != nil {
 		t.Fatalf("reserve after cancel: %v", err)
 	}

@@ -38,47 +38,47 @@ type probeRequest struct {
 
 // probe is what untrusted code that escaped wasm would try first. Probes
 // run as the worker's own Go code, so they test the native layers, not
-// wazero. run returns nil if the attempt succeeded (the jail did not stop
-// it) and what it could do.
+// wazero. run returns what the attempt could do and a nil error if it
+// succeeded (the jail did not stop it).
 type probe struct {
 	name string
-	run  func(req probeRequest) (error, string)
+	run  func(req probeRequest) (string, error)
 }
 
 var probes = []probe{
-	{"read /etc/passwd", func(probeRequest) (error, string) {
+	{"read /etc/passwd", func(probeRequest) (string, error) {
 		f, err := os.Open("/etc/passwd")
 		if err == nil {
 			f.Close()
 		}
-		return err, "readable"
+		return "readable", err
 	}},
-	{"write outside the private /tmp", func(probeRequest) (error, string) {
+	{"write outside the private /tmp", func(probeRequest) (string, error) {
 		f, err := os.CreateTemp("/var/tmp", "udfhost-probe-")
 		if err == nil {
 			f.Close()
 			os.Remove(f.Name())
 		}
-		return err, "created a file in /var/tmp"
+		return "created a file in /var/tmp", err
 	}},
-	{"create a socket", func(probeRequest) (error, string) {
+	{"create a socket", func(probeRequest) (string, error) {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 		if err == nil {
 			unix.Close(fd)
 		}
-		return err, "created"
+		return "created", err
 	}},
-	{"connect to the host's loopback", func(req probeRequest) (error, string) {
+	{"connect to the host's loopback", func(req probeRequest) (string, error) {
 		conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(req.HostPort)), 500*time.Millisecond)
 		if err == nil {
 			conn.Close()
 		}
-		return err, "connected"
+		return "connected", err
 	}},
-	{"see a network interface", func(probeRequest) (error, string) {
+	{"see a network interface", func(probeRequest) (string, error) {
 		ifs, err := net.Interfaces()
 		if err != nil {
-			return err, ""
+			return "", err
 		}
 		var up []string
 		for _, i := range ifs {
@@ -87,23 +87,23 @@ var probes = []probe{
 			}
 		}
 		if len(up) == 0 {
-			return fmt.Errorf("no network interface is up"), ""
+			return "", fmt.Errorf("no network interface is up")
 		}
-		return nil, fmt.Sprintf("up: %v", up)
+		return fmt.Sprintf("up: %v", up), nil
 	}},
-	{"execve /bin/true", func(probeRequest) (error, string) {
+	{"execve /bin/true", func(probeRequest) (string, error) {
 		c := exec.Command("/bin/true")
 		// Not /dev/null: Landlock would refuse it before execve is tried.
 		c.Stdin, c.Stdout, c.Stderr = os.Stderr, os.Stderr, os.Stderr
-		return c.Run(), "ran"
+		return "ran", c.Run()
 	}},
-	{"ptrace another process", func(probeRequest) (error, string) {
-		return unix.PtraceAttach(1), "attached to pid 1"
+	{"ptrace another process", func(probeRequest) (string, error) {
+		return "attached to pid 1", unix.PtraceAttach(1)
 	}},
-	{"see other processes", func(probeRequest) (error, string) {
+	{"see other processes", func(probeRequest) (string, error) {
 		entries, err := os.ReadDir("/proc")
 		if err != nil {
-			return err, ""
+			return "", err
 		}
 		others := 0
 		for _, e := range entries {
@@ -112,37 +112,37 @@ var probes = []probe{
 			}
 		}
 		if others == 0 {
-			return fmt.Errorf("no other process visible in /proc"), ""
+			return "", fmt.Errorf("no other process visible in /proc")
 		}
-		return nil, fmt.Sprintf("%d other processes visible", others)
+		return fmt.Sprintf("%d other processes visible", others), nil
 	}},
-	{"raise an rlimit", func(probeRequest) (error, string) {
+	{"raise an rlimit", func(probeRequest) (string, error) {
 		lim := unix.Rlimit{Cur: 4096, Max: 4096}
 		err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
-		return err, "raised RLIMIT_NOFILE to 4096"
+		return "raised RLIMIT_NOFILE to 4096", err
 	}},
-	{"become root", func(probeRequest) (error, string) {
-		return unix.Setresuid(0, 0, 0), "setresuid(0) succeeded"
+	{"become root", func(probeRequest) (string, error) {
+		return "setresuid(0) succeeded", unix.Setresuid(0, 0, 0)
 	}},
-	{"mount a filesystem", func(probeRequest) (error, string) {
-		return unix.Mount("tmpfs", "/tmp", "tmpfs", 0, ""), "mounted a tmpfs"
+	{"mount a filesystem", func(probeRequest) (string, error) {
+		return "mounted a tmpfs", unix.Mount("tmpfs", "/tmp", "tmpfs", 0, "")
 	}},
-	{"start a process (fork)", func(probeRequest) (error, string) {
+	{"start a process (fork)", func(probeRequest) (string, error) {
 		pid, _, errno := unix.RawSyscall(unix.SYS_FORK, 0, 0, 0)
 		if errno != 0 {
-			return errno, ""
+			return "", errno
 		}
 		if pid == 0 {
 			unix.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
 		}
-		return nil, "forked"
+		return "forked", nil
 	}},
 }
 
 func runProbe(req probeRequest) (Probe, error) {
 	for _, p := range probes {
 		if p.name == req.Name {
-			err, detail := p.run(req)
+			detail, err := p.run(req)
 			pr := Probe{Name: p.name, Denied: err != nil, Detail: detail}
 			if err != nil {
 				pr.Detail = err.Error()

@@ -191,9 +191,6 @@ func (s *server) ctx() context.Context {
 func (s *server) artifacts() udfhostv1.ArtifactServiceClient {
 	return udfhostv1.NewArtifactServiceClient(s.conn)
 }
-func (s *server) functions() udfhostv1.FunctionServiceClient {
-	return udfhostv1.NewFunctionServiceClient(s.conn)
-}
 func (s *server) invoker() udfhostv1.InvokeServiceClient {
 	return udfhostv1.NewInvokeServiceClient(s.conn)
 }

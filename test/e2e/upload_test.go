@@ -186,11 +186,9 @@ func TestUploadRejectsBadModules(t *testing.T) {
 func TestUnauthenticatedCallsAreRefusedAndAudited(t *testing.T) {
 	s := startServer(t)
 	for _, tok := range []string{"", "wrong-token"} {
-		ctx := s.ctx()
+		ctx := s.ctxNoToken()
 		if tok != "" {
-			ctx = withToken(s.ctxNoToken(), tok)
-		} else {
-			ctx = s.ctxNoToken()
+			ctx = withToken(ctx, tok)
 		}
 		_, err := s.artifacts().ListArtifacts(ctx, &udfhostv1.ListArtifactsRequest{})
 		if status.Code(err) != codes.Unauthenticated {
