@@ -1,13 +1,13 @@
 // Package artifacts is the content-addressed store for uploaded WebAssembly
-// modules. Bytes arrive through pre-signed, single-use upload URLs served by
-// the Store itself, are checked against the declared size and sha256 while
+// modules. Bytes arrive through pre-signed upload URLs served by the Store
+// itself (usable until they expire or a PUT stores the bytes), are checked against the declared size and sha256 while
 // they stream in, and become an Artifact only when Commit has validated the
 // module (it compiles, imports only what its kind allows, and exports
 // functions).
 //
 // On disk, under Config.Dir:
 //
-//	uploads/<up-id>.json    upload record (pending, uploading, received, committed, rejected)
+//	uploads/<up-id>.json    upload record (pending, received, committed, rejected)
 //	uploads/<up-id>.wasm    received bytes waiting for Commit
 //	objects/sha256/<hex>    module bytes, one file per distinct content
 //	meta/<art-id>.json      artifact metadata (with any quarantine); writing it is the commit point
@@ -114,7 +114,10 @@ type Config struct {
 	// UploadIdle is how long an upload body may make no progress before
 	// the upload is rejected; default DefaultUploadIdle.
 	UploadIdle time.Duration
-	Now        func() time.Time
+	// ExpiryGrace is how long past its URL's expiry an upload body may
+	// still be arriving before it is cut off; default DefaultExpiryGrace.
+	ExpiryGrace time.Duration
+	Now         func() time.Time
 	// CacheDir, if set, holds one wazero compilation cache per digest
 	// (CacheDirFor): validation compiles into it, and a jailed worker is
 	// handed a copy of its own artifact's cache and nothing else.
@@ -130,17 +133,16 @@ type Config struct {
 
 // Defaults for Config fields left zero.
 const (
-	DefaultMaxSize    = 100 << 20
-	DefaultUploadTTL  = 15 * time.Minute
-	DefaultMaxTTL     = time.Hour
-	filePerm          = 0o600
-	dirPerm           = 0o700
-	tmpPrefix         = ".tmp-"
-	uploadIDPrefix    = "up-"
-	artifactIDPrefix  = "art-"
-	digestPrefix      = "sha256:"
-	uploadKeyPrefix   = "uploads/"
-	interruptedReason = "upload interrupted by a server restart"
+	DefaultMaxSize   = 100 << 20
+	DefaultUploadTTL = 15 * time.Minute
+	DefaultMaxTTL    = time.Hour
+	filePerm         = 0o600
+	dirPerm          = 0o700
+	tmpPrefix        = ".tmp-"
+	uploadIDPrefix   = "up-"
+	artifactIDPrefix = "art-"
+	digestPrefix     = "sha256:"
+	uploadKeyPrefix  = "uploads/"
 )
 
 // Store is the artifact store and the handler of its pre-signed upload
@@ -154,6 +156,7 @@ type Store struct {
 
 	mu         sync.Mutex          // guards records, meta and objects on disk
 	committing map[string]struct{} // uploads whose Commit is validating
+	receiving  map[string]struct{} // uploads whose body a PUT is streaming
 	// quarantined maps digest to quarantine. The map is replaced under mu,
 	// never modified, so Quarantined reads it without a lock.
 	quarantined atomic.Pointer[map[string]*Quarantine]
@@ -195,6 +198,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		objectsDir: filepath.Join(cfg.Dir, "objects", "sha256"),
 		metaDir:    filepath.Join(cfg.Dir, "meta"),
 		committing: map[string]struct{}{},
+		receiving:  map[string]struct{}{},
 	}
 	for _, d := range []string{s.uploadsDir, s.objectsDir, s.metaDir} {
 		if err := os.MkdirAll(d, dirPerm); err != nil {
@@ -255,7 +259,9 @@ func (s *Store) recover() error {
 			rec.State, rec.ArtifactID, rec.Reason = stateCommitted, art, ""
 			changed = true
 		} else if rec.State == stateUploading {
-			rec.State, rec.Reason = stateRejected, interruptedReason
+			// An older version's in-progress mark: nothing was stored,
+			// so the URL is usable again.
+			rec.State, rec.Reason = statePending, ""
 			changed = true
 		} else if rec.State == stateReceived {
 			if _, err := os.Stat(s.stagedPath(id)); errors.Is(err, fs.ErrNotExist) {

@@ -90,13 +90,14 @@ func (s *Store) beginCommit(uploadID string) (*uploadRecord, error) {
 	}
 	switch rec.State {
 	case stateReceived:
-	case statePending:
+	case statePending, stateUploading:
+		if _, busy := s.receiving[uploadID]; busy {
+			return nil, fmt.Errorf("%w: upload %s is still receiving its bytes", ErrUploadState, uploadID)
+		}
 		if s.now().After(rec.ExpiresAt) {
 			return nil, fmt.Errorf("%w: upload %s expired at %s: nothing was uploaded", ErrUploadState, uploadID, rec.ExpiresAt.Format(time.RFC3339))
 		}
 		return nil, fmt.Errorf("%w: upload %s is pending: nothing was uploaded yet", ErrUploadState, uploadID)
-	case stateUploading:
-		return nil, fmt.Errorf("%w: upload %s is still receiving its bytes", ErrUploadState, uploadID)
 	case stateCommitted:
 		return nil, fmt.Errorf("%w: upload %s already committed as %s", ErrUploadState, uploadID, rec.ArtifactID)
 	case stateRejected:
