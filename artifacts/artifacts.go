@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,10 @@ var (
 	ErrUploadState = errors.New("upload in wrong state")
 	// ErrTooLarge means a declared or actual size exceeds the limit.
 	ErrTooLarge = errors.New("too large")
+	// ErrBusy means the host is compiling as many modules as it allows
+	// and none finished in time; nothing was changed and the same call
+	// may be retried later (see BusyError).
+	ErrBusy = errors.New("host busy")
 )
 
 // Kind is what an artifact is for; it decides which imports it may have.
@@ -129,7 +134,17 @@ type Config struct {
 	// Runtime is the wazero configuration to validate with (see Validate);
 	// nil for wazero's default.
 	Runtime wazero.RuntimeConfig
+	// MaxCompiles is how many module compiles (Precompile, or the
+	// in-process one) run at once; default the number of CPUs. A Commit
+	// past it waits up to CompileQueueWait (default
+	// DefaultCompileQueueWait) for a slot, then fails with ErrBusy.
+	MaxCompiles      int
+	CompileQueueWait time.Duration
 }
+
+// DefaultCompileQueueWait is how long a Commit waits for a compile slot
+// when Config.CompileQueueWait is zero.
+const DefaultCompileQueueWait = 2 * time.Second
 
 // Defaults for Config fields left zero.
 const (
@@ -154,6 +169,7 @@ type Store struct {
 	objectsDir string
 	metaDir    string
 
+	compiles   chan struct{}       // one token per running compile, capacity Config.MaxCompiles
 	mu         sync.Mutex          // guards records, meta and objects on disk
 	committing map[string]struct{} // uploads whose Commit is validating
 	receiving  map[string]struct{} // uploads whose body a PUT is streaming
@@ -192,6 +208,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxCompiles <= 0 {
+		cfg.MaxCompiles = max(runtime.NumCPU(), 1)
+	}
+	if cfg.CompileQueueWait <= 0 {
+		cfg.CompileQueueWait = DefaultCompileQueueWait
+	}
 	s := &Store{
 		cfg:        cfg,
 		uploadsDir: filepath.Join(cfg.Dir, "uploads"),
@@ -199,6 +221,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		metaDir:    filepath.Join(cfg.Dir, "meta"),
 		committing: map[string]struct{}{},
 		receiving:  map[string]struct{}{},
+		compiles:   make(chan struct{}, cfg.MaxCompiles),
 	}
 	for _, d := range []string{s.uploadsDir, s.objectsDir, s.metaDir} {
 		if err := os.MkdirAll(d, dirPerm); err != nil {

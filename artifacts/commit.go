@@ -311,15 +311,22 @@ func mustHex(h string) []byte {
 }
 
 // validate checks an upload and fills its compilation cache. With a
-// Precompile hook, the module is decoded and validated here by wazero's
-// interpreter configuration (no native code generation: linear, cheap)
-// and compiled by the hook, in a jailed worker; without one, in process.
+// Precompile hook, the host only walks the module (Describe: memory in
+// proportion to its counts, not to its code) and the hook compiles it, in a
+// jailed worker, which is also where its code is type-checked; without
+// one, it is compiled in process (Validate). Either compile takes one of
+// the Config.MaxCompiles slots, waiting at most Config.CompileQueueWait.
 func (s *Store) validate(ctx context.Context, data []byte, kind Kind, digest string) (Info, error) {
 	if s.cfg.Precompile != nil {
-		info, err := Validate(ctx, data, kind, nil, wazero.NewRuntimeConfigInterpreter())
+		info, err := Describe(ctx, data, kind)
 		if err != nil {
 			return info, err
 		}
+		release, err := s.compileSlot(ctx)
+		if err != nil {
+			return Info{}, err
+		}
+		defer release()
 		if err := s.cfg.Precompile(ctx, data, CacheDirFor(s.cfg.CacheDir, digest)); err != nil {
 			return info, err
 		}
@@ -333,5 +340,48 @@ func (s *Store) validate(ctx context.Context, data []byte, kind Kind, digest str
 		}
 		defer cache.Close(ctx)
 	}
+	release, err := s.compileSlot(ctx)
+	if err != nil {
+		return Info{}, err
+	}
+	defer release()
 	return Validate(ctx, data, kind, cache, s.cfg.Runtime)
+}
+
+// BusyError is the error of a Commit refused because every compile slot
+// stayed taken for Config.CompileQueueWait. It wraps ErrBusy; nothing was
+// changed, so the same Commit may be retried after RetryAfter.
+type BusyError struct {
+	Running    int           // compiles running (the cap)
+	Waited     time.Duration // how long this one waited for a slot
+	RetryAfter time.Duration // when trying again is reasonable
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("%v: %d module compiles already running, none finished within %s; retry after %s",
+		ErrBusy, e.Running, e.Waited, e.RetryAfter)
+}
+
+func (e *BusyError) Unwrap() error { return ErrBusy }
+
+// compileSlot takes one of the MaxCompiles slots, waiting at most
+// CompileQueueWait, and returns its release.
+func (s *Store) compileSlot(ctx context.Context) (func(), error) {
+	release := func() { <-s.compiles }
+	select {
+	case s.compiles <- struct{}{}:
+		return release, nil
+	default:
+	}
+	wait := s.cfg.CompileQueueWait
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case s.compiles <- struct{}{}:
+		return release, nil
+	case <-t.C:
+		return nil, &BusyError{Running: cap(s.compiles), Waited: wait, RetryAfter: wait}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a compile slot: %w", ctx.Err())
+	}
 }

@@ -111,6 +111,22 @@ type moduleScan struct {
 	bodies       int           // function bodies scanned
 	work         int64         // flowModel work of all function bodies
 	maxWork      int64
+
+	// What describe needs to know a module without compiling it.
+	types     []funcSig   // the type section, rec groups flattened
+	funcTypes []uint32    // type index of every function: imported, then defined
+	exportsOf []rawExport // the export section
+}
+
+// funcSig is a function type: its parameter and result value types, each
+// the type's first byte in the binary (api.ValueType for numeric types).
+type funcSig struct{ params, results []byte }
+
+// rawExport is one entry of the export section.
+type rawExport struct {
+	name  string
+	kind  byte // as RawImport.Kind
+	index uint32
 }
 
 // tableLimits is a table's declared size and whether the code grows it.
@@ -128,6 +144,15 @@ type tableLimits struct {
 // whose sizes are now known to be sane. It walks function bodies' control
 // flow only to bound what compiling them will cost (see flowModel).
 func scanModule(wasm []byte) ([]RawImport, error) {
+	m, err := scan(wasm)
+	if err != nil {
+		return nil, err
+	}
+	return m.imports, nil
+}
+
+// scan is scanModule returning all it learnt.
+func scan(wasm []byte) (*moduleScan, error) {
 	if err := checkHeader(wasm); err != nil {
 		return nil, err
 	}
@@ -175,7 +200,7 @@ func scanModule(wasm []byte) ([]RawImport, error) {
 	if err := m.checkTableGrowth(); err != nil {
 		return nil, err
 	}
-	return m.imports, nil
+	return m, nil
 }
 
 func (m *moduleScan) section(id byte, r *reader) error {
@@ -217,9 +242,11 @@ func (m *moduleScan) section(id byte, r *reader) error {
 				return fmt.Errorf("more than %d types", maxTypes)
 			}
 			for j := uint32(0); j < members; j++ {
-				if err := r.funcType(); err != nil {
+				sig, err := r.funcType()
+				if err != nil {
 					return fmt.Errorf("type %d: %w", i, err)
 				}
+				m.types = append(m.types, sig)
 			}
 		}
 	case secImport:
@@ -228,13 +255,14 @@ func (m *moduleScan) section(id byte, r *reader) error {
 			return err
 		}
 		for i := uint32(0); i < n; i++ {
-			imp, err := r.importEntry()
+			imp, typeIdx, err := r.importEntry()
 			if err != nil {
 				return fmt.Errorf("import %d: %w", i, err)
 			}
 			switch imp.Kind {
 			case importFunc:
 				m.funcs++
+				m.funcTypes = append(m.funcTypes, typeIdx)
 			case importTable: // numbered before defined tables; sized by the host
 				m.tables = append(m.tables, tableLimits{})
 			}
@@ -249,9 +277,11 @@ func (m *moduleScan) section(id byte, r *reader) error {
 			return fmt.Errorf("more than %d functions", maxFunctions)
 		}
 		for i := uint32(0); i < n; i++ {
-			if _, err := r.u32(); err != nil {
+			t, err := r.u32()
+			if err != nil {
 				return err
 			}
+			m.funcTypes = append(m.funcTypes, t)
 		}
 	case secTable:
 		n, err := r.count(maxTables, "tables")
@@ -317,7 +347,8 @@ func (m *moduleScan) section(id byte, r *reader) error {
 		}
 		m.exports = uint64(n)
 		for i := uint32(0); i < n; i++ {
-			if _, err := r.name(); err != nil {
+			name, err := r.name()
+			if err != nil {
 				return fmt.Errorf("export %d name: %w", i, err)
 			}
 			kind, err := r.byte()
@@ -327,9 +358,11 @@ func (m *moduleScan) section(id byte, r *reader) error {
 			if kind > importTag {
 				return fmt.Errorf("export %d: unknown kind 0x%02x", i, kind)
 			}
-			if _, err := r.u32(); err != nil {
+			idx, err := r.u32()
+			if err != nil {
 				return err
 			}
+			m.exportsOf = append(m.exportsOf, rawExport{name: name, kind: kind, index: idx})
 		}
 	case secStart, secDataCount:
 		_, err := r.u32()
@@ -583,29 +616,33 @@ func (r *reader) valType() error {
 	return nil
 }
 
-func (r *reader) funcType() error {
+func (r *reader) funcType() (funcSig, error) {
 	b, err := r.byte()
 	if err != nil {
-		return err
+		return funcSig{}, err
 	}
 	if b != 0x60 {
-		return fmt.Errorf("function type starts with 0x%02x, want 0x60", b)
+		return funcSig{}, fmt.Errorf("function type starts with 0x%02x, want 0x60", b)
 	}
+	var sig funcSig
 	for _, part := range []struct {
 		limit uint32
 		what  string
-	}{{maxParams, "parameters"}, {maxResults, "results"}} {
+		out   *[]byte
+	}{{maxParams, "parameters", &sig.params}, {maxResults, "results", &sig.results}} {
 		n, err := r.count(part.limit, part.what)
 		if err != nil {
-			return err
+			return funcSig{}, err
 		}
 		for i := uint32(0); i < n; i++ {
+			first := r.pos
 			if err := r.valType(); err != nil {
-				return err
+				return funcSig{}, err
 			}
+			*part.out = append(*part.out, r.buf[first])
 		}
 	}
-	return nil
+	return sig, nil
 }
 
 // limits reads memory or table limits: flag 0-3, min and optional max.
@@ -652,23 +689,26 @@ func (r *reader) tableType() (tableLimits, error) {
 	return l, err
 }
 
-func (r *reader) importEntry() (RawImport, error) {
+// importEntry reads an import; for a function import it also returns its
+// type index.
+func (r *reader) importEntry() (RawImport, uint32, error) {
 	mod, err := r.name()
 	if err != nil {
-		return RawImport{}, fmt.Errorf("module name: %w", err)
+		return RawImport{}, 0, fmt.Errorf("module name: %w", err)
 	}
 	name, err := r.name()
 	if err != nil {
-		return RawImport{}, fmt.Errorf("name: %w", err)
+		return RawImport{}, 0, fmt.Errorf("name: %w", err)
 	}
 	kind, err := r.byte()
 	if err != nil {
-		return RawImport{}, err
+		return RawImport{}, 0, err
 	}
 	imp := RawImport{Module: mod, Name: name, Kind: kind}
+	var typeIdx uint32
 	switch kind {
 	case importFunc:
-		_, err = r.u32()
+		typeIdx, err = r.u32()
 	case importTable:
 		_, err = r.tableType()
 	case importMemory:
@@ -685,9 +725,9 @@ func (r *reader) importEntry() (RawImport, error) {
 		err = fmt.Errorf("unknown import kind 0x%02x", kind)
 	}
 	if err != nil {
-		return RawImport{}, fmt.Errorf("%s: %w", quoteName(mod+"."+name), err)
+		return RawImport{}, 0, fmt.Errorf("%s: %w", quoteName(mod+"."+name), err)
 	}
-	return imp, nil
+	return imp, typeIdx, nil
 }
 
 // constExpr reads a constant expression up to and including its end.
