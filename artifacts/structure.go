@@ -3,6 +3,7 @@ package artifacts
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -112,10 +113,20 @@ type moduleScan struct {
 	work         int64         // flowModel work of all function bodies
 	maxWork      int64
 
-	// What describe needs to know a module without compiling it.
-	types     []funcSig   // the type section, rec groups flattened
+	// What Describe needs to know a module without compiling it.
+	wasm      []byte
+	base      int         // offset in wasm of the section being scanned
+	types     []uint32    // offset in wasm of every type (rec groups flattened); see typeAt
 	funcTypes []uint32    // type index of every function: imported, then defined
 	exportsOf []rawExport // the export section
+}
+
+// typeAt decodes type i again from the binary: 4 bytes a type kept while
+// scanning, not a decoded copy of every one.
+func (m *moduleScan) typeAt(i uint32) funcSig {
+	r := &reader{buf: m.wasm, pos: int(m.types[i])}
+	sig, _ := r.funcType(true) // scanned once already
+	return sig
 }
 
 // funcSig is a function type: its parameter and result value types, each
@@ -159,7 +170,7 @@ func scan(wasm []byte) (*moduleScan, error) {
 	if len(wasm) > maxModuleSize {
 		return nil, fmt.Errorf("module is %d bytes, more than %d", len(wasm), maxModuleSize)
 	}
-	m := &moduleScan{maxWork: moduleWorkBase + moduleWorkPerByte*int64(len(wasm))}
+	m := &moduleScan{maxWork: moduleWorkBase + moduleWorkPerByte*int64(len(wasm)), wasm: wasm}
 	r := reader{buf: wasm, pos: 8}
 	lastRank := 0
 	for r.pos < len(r.buf) {
@@ -187,6 +198,7 @@ func scan(wasm []byte) (*moduleScan, error) {
 			lastRank = rank
 		}
 		sr := &reader{buf: body}
+		m.base = r.pos - len(body)
 		if err := m.section(id, sr); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -224,6 +236,7 @@ func (m *moduleScan) section(id byte, r *reader) error {
 		if err != nil {
 			return err
 		}
+		m.types = slices.Grow(m.types, int(n)) // n is backed by bytes (count)
 		for i := uint32(0); i < n; i++ {
 			b, err := r.byte()
 			if err != nil {
@@ -242,11 +255,10 @@ func (m *moduleScan) section(id byte, r *reader) error {
 				return fmt.Errorf("more than %d types", maxTypes)
 			}
 			for j := uint32(0); j < members; j++ {
-				sig, err := r.funcType()
-				if err != nil {
+				m.types = append(m.types, uint32(m.base+r.pos))
+				if _, err := r.funcType(false); err != nil {
 					return fmt.Errorf("type %d: %w", i, err)
 				}
-				m.types = append(m.types, sig)
 			}
 		}
 	case secImport:
@@ -276,6 +288,7 @@ func (m *moduleScan) section(id byte, r *reader) error {
 		if m.funcs += uint64(n); m.funcs > maxFunctions {
 			return fmt.Errorf("more than %d functions", maxFunctions)
 		}
+		m.funcTypes = slices.Grow(m.funcTypes, int(n))
 		for i := uint32(0); i < n; i++ {
 			t, err := r.u32()
 			if err != nil {
@@ -346,6 +359,7 @@ func (m *moduleScan) section(id byte, r *reader) error {
 			return err
 		}
 		m.exports = uint64(n)
+		m.exportsOf = slices.Grow(m.exportsOf, int(n))
 		for i := uint32(0); i < n; i++ {
 			name, err := r.name()
 			if err != nil {
@@ -616,7 +630,9 @@ func (r *reader) valType() error {
 	return nil
 }
 
-func (r *reader) funcType() (funcSig, error) {
+// funcType reads a function type; with collect, it also returns it
+// (without, it allocates nothing: the scan reads every type once).
+func (r *reader) funcType(collect bool) (sig funcSig, err error) {
 	b, err := r.byte()
 	if err != nil {
 		return funcSig{}, err
@@ -624,25 +640,33 @@ func (r *reader) funcType() (funcSig, error) {
 	if b != 0x60 {
 		return funcSig{}, fmt.Errorf("function type starts with 0x%02x, want 0x60", b)
 	}
-	var sig funcSig
-	for _, part := range []struct {
-		limit uint32
-		what  string
-		out   *[]byte
-	}{{maxParams, "parameters", &sig.params}, {maxResults, "results", &sig.results}} {
-		n, err := r.count(part.limit, part.what)
-		if err != nil {
-			return funcSig{}, err
-		}
-		for i := uint32(0); i < n; i++ {
-			first := r.pos
-			if err := r.valType(); err != nil {
-				return funcSig{}, err
-			}
-			*part.out = append(*part.out, r.buf[first])
-		}
+	if sig.params, err = r.valTypes(maxParams, "parameters", collect); err != nil {
+		return funcSig{}, err
+	}
+	if sig.results, err = r.valTypes(maxResults, "results", collect); err != nil {
+		return funcSig{}, err
 	}
 	return sig, nil
+}
+
+// valTypes reads a vector of value types, returning each one's first byte
+// if collect.
+func (r *reader) valTypes(limit uint32, what string, collect bool) ([]byte, error) {
+	n, err := r.count(limit, what)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for i := uint32(0); i < n; i++ {
+		first := r.pos
+		if err := r.valType(); err != nil {
+			return nil, err
+		}
+		if collect {
+			out = append(out, r.buf[first])
+		}
+	}
+	return out, nil
 }
 
 // limits reads memory or table limits: flag 0-3, min and optional max.

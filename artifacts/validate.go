@@ -142,7 +142,7 @@ func Describe(ctx context.Context, wasm []byte, kind Kind) (Info, error) {
 		if int(t) >= len(m.types) {
 			return funcSig{}, fmt.Errorf("%w: function %d has type index %d out of range: the module has %d types", ErrInvalidModule, fn, t, len(m.types))
 		}
-		return m.types[t], nil
+		return m.typeAt(t), nil
 	}
 	var wasi []namedSig
 	fn := uint32(0) // function imports come first in the function index space
