@@ -134,10 +134,11 @@ type Config struct {
 	// Runtime is the wazero configuration to validate with (see Validate);
 	// nil for wazero's default.
 	Runtime wazero.RuntimeConfig
-	// MaxCompiles is how many module compiles (Precompile, or the
-	// in-process one) run at once; default the number of CPUs. A Commit
-	// past it waits up to CompileQueueWait (default
-	// DefaultCompileQueueWait) for a slot, then fails with ErrBusy.
+	// MaxCompiles is how many Commits validate and compile at once (so
+	// how many Precompile workers run, and how many modules the host holds
+	// for them); default the number of CPUs. A Commit past it waits up to
+	// CompileQueueWait (default DefaultCompileQueueWait) for a slot, then
+	// fails with ErrBusy, changing nothing.
 	MaxCompiles      int
 	CompileQueueWait time.Duration
 }

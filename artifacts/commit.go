@@ -37,6 +37,14 @@ func (s *Store) Commit(ctx context.Context, uploadID, actor, requestID string) (
 		delete(s.committing, uploadID)
 		s.mu.Unlock()
 	}()
+	// One of MaxCompiles slots from before the bytes are read: what the
+	// host holds for commits (the module, the walk, an in-process compile)
+	// is bounded by the cap too, not only the compile workers.
+	release, err := s.compileSlot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("commit upload %s: %w", uploadID, err)
+	}
+	defer release()
 
 	data, err := os.ReadFile(s.stagedPath(uploadID))
 	if err != nil {
@@ -314,19 +322,14 @@ func mustHex(h string) []byte {
 // Precompile hook, the host only walks the module (Describe: memory in
 // proportion to its counts, not to its code) and the hook compiles it, in a
 // jailed worker, which is also where its code is type-checked; without
-// one, it is compiled in process (Validate). Either compile takes one of
-// the Config.MaxCompiles slots, waiting at most Config.CompileQueueWait.
+// one, it is compiled in process (Validate). The caller holds a compile
+// slot (compileSlot).
 func (s *Store) validate(ctx context.Context, data []byte, kind Kind, digest string) (Info, error) {
 	if s.cfg.Precompile != nil {
 		info, err := Describe(ctx, data, kind)
 		if err != nil {
 			return info, err
 		}
-		release, err := s.compileSlot(ctx)
-		if err != nil {
-			return Info{}, err
-		}
-		defer release()
 		if err := s.cfg.Precompile(ctx, data, CacheDirFor(s.cfg.CacheDir, digest)); err != nil {
 			return info, err
 		}
@@ -340,11 +343,6 @@ func (s *Store) validate(ctx context.Context, data []byte, kind Kind, digest str
 		}
 		defer cache.Close(ctx)
 	}
-	release, err := s.compileSlot(ctx)
-	if err != nil {
-		return Info{}, err
-	}
-	defer release()
 	return Validate(ctx, data, kind, cache, s.cfg.Runtime)
 }
 
@@ -364,8 +362,9 @@ func (e *BusyError) Error() string {
 
 func (e *BusyError) Unwrap() error { return ErrBusy }
 
-// compileSlot takes one of the MaxCompiles slots, waiting at most
-// CompileQueueWait, and returns its release.
+// compileSlot takes one of the MaxCompiles slots (held by a Commit from
+// reading the module to storing it), waiting at most CompileQueueWait, and
+// returns its release.
 func (s *Store) compileSlot(ctx context.Context) (func(), error) {
 	release := func() { <-s.compiles }
 	select {
