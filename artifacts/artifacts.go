@@ -1,13 +1,13 @@
 // Package artifacts is the content-addressed store for uploaded WebAssembly
-// modules. Bytes arrive through pre-signed, single-use upload URLs served by
-// the Store itself, are checked against the declared size and sha256 while
+// modules. Bytes arrive through pre-signed upload URLs served by the Store
+// itself (usable until they expire or a PUT stores the bytes), are checked against the declared size and sha256 while
 // they stream in, and become an Artifact only when Commit has validated the
 // module (it compiles, imports only what its kind allows, and exports
 // functions).
 //
 // On disk, under Config.Dir:
 //
-//	uploads/<up-id>.json    upload record (pending, uploading, received, committed, rejected)
+//	uploads/<up-id>.json    upload record (pending, received, committed, rejected)
 //	uploads/<up-id>.wasm    received bytes waiting for Commit
 //	objects/sha256/<hex>    module bytes, one file per distinct content
 //	meta/<art-id>.json      artifact metadata (with any quarantine); writing it is the commit point
@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,10 @@ var (
 	ErrUploadState = errors.New("upload in wrong state")
 	// ErrTooLarge means a declared or actual size exceeds the limit.
 	ErrTooLarge = errors.New("too large")
+	// ErrBusy means the host is compiling as many modules as it allows
+	// and none finished in time; nothing was changed and the same call
+	// may be retried later (see BusyError).
+	ErrBusy = errors.New("host busy")
 )
 
 // Kind is what an artifact is for; it decides which imports it may have.
@@ -114,7 +119,10 @@ type Config struct {
 	// UploadIdle is how long an upload body may make no progress before
 	// the upload is rejected; default DefaultUploadIdle.
 	UploadIdle time.Duration
-	Now        func() time.Time
+	// ExpiryGrace is how long past its URL's expiry an upload body may
+	// still be arriving before it is cut off; default DefaultExpiryGrace.
+	ExpiryGrace time.Duration
+	Now         func() time.Time
 	// CacheDir, if set, holds one wazero compilation cache per digest
 	// (CacheDirFor): validation compiles into it, and a jailed worker is
 	// handed a copy of its own artifact's cache and nothing else.
@@ -126,21 +134,31 @@ type Config struct {
 	// Runtime is the wazero configuration to validate with (see Validate);
 	// nil for wazero's default.
 	Runtime wazero.RuntimeConfig
+	// MaxCompiles is how many Commits validate and compile at once (so
+	// how many Precompile workers run, and how many modules the host holds
+	// for them); default the number of CPUs. A Commit past it waits up to
+	// CompileQueueWait (default DefaultCompileQueueWait) for a slot, then
+	// fails with ErrBusy, changing nothing.
+	MaxCompiles      int
+	CompileQueueWait time.Duration
 }
+
+// DefaultCompileQueueWait is how long a Commit waits for a compile slot
+// when Config.CompileQueueWait is zero.
+const DefaultCompileQueueWait = 2 * time.Second
 
 // Defaults for Config fields left zero.
 const (
-	DefaultMaxSize    = 100 << 20
-	DefaultUploadTTL  = 15 * time.Minute
-	DefaultMaxTTL     = time.Hour
-	filePerm          = 0o600
-	dirPerm           = 0o700
-	tmpPrefix         = ".tmp-"
-	uploadIDPrefix    = "up-"
-	artifactIDPrefix  = "art-"
-	digestPrefix      = "sha256:"
-	uploadKeyPrefix   = "uploads/"
-	interruptedReason = "upload interrupted by a server restart"
+	DefaultMaxSize   = 100 << 20
+	DefaultUploadTTL = 15 * time.Minute
+	DefaultMaxTTL    = time.Hour
+	filePerm         = 0o600
+	dirPerm          = 0o700
+	tmpPrefix        = ".tmp-"
+	uploadIDPrefix   = "up-"
+	artifactIDPrefix = "art-"
+	digestPrefix     = "sha256:"
+	uploadKeyPrefix  = "uploads/"
 )
 
 // Store is the artifact store and the handler of its pre-signed upload
@@ -152,8 +170,10 @@ type Store struct {
 	objectsDir string
 	metaDir    string
 
+	compiles   chan struct{}       // one token per running compile, capacity Config.MaxCompiles
 	mu         sync.Mutex          // guards records, meta and objects on disk
 	committing map[string]struct{} // uploads whose Commit is validating
+	receiving  map[string]struct{} // uploads whose body a PUT is streaming
 	// quarantined maps digest to quarantine. The map is replaced under mu,
 	// never modified, so Quarantined reads it without a lock.
 	quarantined atomic.Pointer[map[string]*Quarantine]
@@ -189,12 +209,20 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxCompiles <= 0 {
+		cfg.MaxCompiles = max(runtime.NumCPU(), 1)
+	}
+	if cfg.CompileQueueWait <= 0 {
+		cfg.CompileQueueWait = DefaultCompileQueueWait
+	}
 	s := &Store{
 		cfg:        cfg,
 		uploadsDir: filepath.Join(cfg.Dir, "uploads"),
 		objectsDir: filepath.Join(cfg.Dir, "objects", "sha256"),
 		metaDir:    filepath.Join(cfg.Dir, "meta"),
 		committing: map[string]struct{}{},
+		receiving:  map[string]struct{}{},
+		compiles:   make(chan struct{}, cfg.MaxCompiles),
 	}
 	for _, d := range []string{s.uploadsDir, s.objectsDir, s.metaDir} {
 		if err := os.MkdirAll(d, dirPerm); err != nil {
@@ -255,7 +283,9 @@ func (s *Store) recover() error {
 			rec.State, rec.ArtifactID, rec.Reason = stateCommitted, art, ""
 			changed = true
 		} else if rec.State == stateUploading {
-			rec.State, rec.Reason = stateRejected, interruptedReason
+			// An older version's in-progress mark: nothing was stored,
+			// so the URL is usable again.
+			rec.State, rec.Reason = statePending, ""
 			changed = true
 		} else if rec.State == stateReceived {
 			if _, err := os.Stat(s.stagedPath(id)); errors.Is(err, fs.ErrNotExist) {

@@ -37,6 +37,14 @@ func (s *Store) Commit(ctx context.Context, uploadID, actor, requestID string) (
 		delete(s.committing, uploadID)
 		s.mu.Unlock()
 	}()
+	// One of MaxCompiles slots from before the bytes are read: what the
+	// host holds for commits (the module, the walk, an in-process compile)
+	// is bounded by the cap too, not only the compile workers.
+	release, err := s.compileSlot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("commit upload %s: %w", uploadID, err)
+	}
+	defer release()
 
 	data, err := os.ReadFile(s.stagedPath(uploadID))
 	if err != nil {
@@ -90,13 +98,14 @@ func (s *Store) beginCommit(uploadID string) (*uploadRecord, error) {
 	}
 	switch rec.State {
 	case stateReceived:
-	case statePending:
+	case statePending, stateUploading:
+		if _, busy := s.receiving[uploadID]; busy {
+			return nil, fmt.Errorf("%w: upload %s is still receiving its bytes", ErrUploadState, uploadID)
+		}
 		if s.now().After(rec.ExpiresAt) {
 			return nil, fmt.Errorf("%w: upload %s expired at %s: nothing was uploaded", ErrUploadState, uploadID, rec.ExpiresAt.Format(time.RFC3339))
 		}
 		return nil, fmt.Errorf("%w: upload %s is pending: nothing was uploaded yet", ErrUploadState, uploadID)
-	case stateUploading:
-		return nil, fmt.Errorf("%w: upload %s is still receiving its bytes", ErrUploadState, uploadID)
 	case stateCommitted:
 		return nil, fmt.Errorf("%w: upload %s already committed as %s", ErrUploadState, uploadID, rec.ArtifactID)
 	case stateRejected:
@@ -310,12 +319,14 @@ func mustHex(h string) []byte {
 }
 
 // validate checks an upload and fills its compilation cache. With a
-// Precompile hook, the module is decoded and validated here by wazero's
-// interpreter configuration (no native code generation: linear, cheap)
-// and compiled by the hook, in a jailed worker; without one, in process.
+// Precompile hook, the host only walks the module (Describe: memory in
+// proportion to its counts, not to its code) and the hook compiles it, in a
+// jailed worker, which is also where its code is type-checked; without
+// one, it is compiled in process (Validate). The caller holds a compile
+// slot (compileSlot).
 func (s *Store) validate(ctx context.Context, data []byte, kind Kind, digest string) (Info, error) {
 	if s.cfg.Precompile != nil {
-		info, err := Validate(ctx, data, kind, nil, wazero.NewRuntimeConfigInterpreter())
+		info, err := Describe(ctx, data, kind)
 		if err != nil {
 			return info, err
 		}
@@ -333,4 +344,43 @@ func (s *Store) validate(ctx context.Context, data []byte, kind Kind, digest str
 		defer cache.Close(ctx)
 	}
 	return Validate(ctx, data, kind, cache, s.cfg.Runtime)
+}
+
+// BusyError is the error of a Commit refused because every compile slot
+// stayed taken for Config.CompileQueueWait. It wraps ErrBusy; nothing was
+// changed, so the same Commit may be retried after RetryAfter.
+type BusyError struct {
+	Running    int           // compiles running (the cap)
+	Waited     time.Duration // how long this one waited for a slot
+	RetryAfter time.Duration // when trying again is reasonable
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("%v: %d module compiles already running, none finished within %s; retry after %s",
+		ErrBusy, e.Running, e.Waited, e.RetryAfter)
+}
+
+func (e *BusyError) Unwrap() error { return ErrBusy }
+
+// compileSlot takes one of the MaxCompiles slots (held by a Commit from
+// reading the module to storing it), waiting at most CompileQueueWait, and
+// returns its release.
+func (s *Store) compileSlot(ctx context.Context) (func(), error) {
+	release := func() { <-s.compiles }
+	select {
+	case s.compiles <- struct{}{}:
+		return release, nil
+	default:
+	}
+	wait := s.cfg.CompileQueueWait
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case s.compiles <- struct{}{}:
+		return release, nil
+	case <-t.C:
+		return nil, &BusyError{Running: cap(s.compiles), Waited: wait, RetryAfter: wait}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a compile slot: %w", ctx.Err())
+	}
 }

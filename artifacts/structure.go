@@ -3,6 +3,7 @@ package artifacts
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -111,6 +112,32 @@ type moduleScan struct {
 	bodies       int           // function bodies scanned
 	work         int64         // flowModel work of all function bodies
 	maxWork      int64
+
+	// What Describe needs to know a module without compiling it.
+	wasm      []byte
+	base      int         // offset in wasm of the section being scanned
+	types     []uint32    // offset in wasm of every type (rec groups flattened); see typeAt
+	funcTypes []uint32    // type index of every function: imported, then defined
+	exportsOf []rawExport // the export section
+}
+
+// typeAt decodes type i again from the binary: 4 bytes a type kept while
+// scanning, not a decoded copy of every one.
+func (m *moduleScan) typeAt(i uint32) funcSig {
+	r := &reader{buf: m.wasm, pos: int(m.types[i])}
+	sig, _ := r.funcType(true) // scanned once already
+	return sig
+}
+
+// funcSig is a function type: its parameter and result value types, each
+// the type's first byte in the binary (api.ValueType for numeric types).
+type funcSig struct{ params, results []byte }
+
+// rawExport is one entry of the export section.
+type rawExport struct {
+	name  string
+	kind  byte // as RawImport.Kind
+	index uint32
 }
 
 // tableLimits is a table's declared size and whether the code grows it.
@@ -128,13 +155,22 @@ type tableLimits struct {
 // whose sizes are now known to be sane. It walks function bodies' control
 // flow only to bound what compiling them will cost (see flowModel).
 func scanModule(wasm []byte) ([]RawImport, error) {
+	m, err := scan(wasm)
+	if err != nil {
+		return nil, err
+	}
+	return m.imports, nil
+}
+
+// scan is scanModule returning all it learnt.
+func scan(wasm []byte) (*moduleScan, error) {
 	if err := checkHeader(wasm); err != nil {
 		return nil, err
 	}
 	if len(wasm) > maxModuleSize {
 		return nil, fmt.Errorf("module is %d bytes, more than %d", len(wasm), maxModuleSize)
 	}
-	m := &moduleScan{maxWork: moduleWorkBase + moduleWorkPerByte*int64(len(wasm))}
+	m := &moduleScan{maxWork: moduleWorkBase + moduleWorkPerByte*int64(len(wasm)), wasm: wasm}
 	r := reader{buf: wasm, pos: 8}
 	lastRank := 0
 	for r.pos < len(r.buf) {
@@ -162,6 +198,7 @@ func scanModule(wasm []byte) ([]RawImport, error) {
 			lastRank = rank
 		}
 		sr := &reader{buf: body}
+		m.base = r.pos - len(body)
 		if err := m.section(id, sr); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -175,7 +212,7 @@ func scanModule(wasm []byte) ([]RawImport, error) {
 	if err := m.checkTableGrowth(); err != nil {
 		return nil, err
 	}
-	return m.imports, nil
+	return m, nil
 }
 
 func (m *moduleScan) section(id byte, r *reader) error {
@@ -199,6 +236,7 @@ func (m *moduleScan) section(id byte, r *reader) error {
 		if err != nil {
 			return err
 		}
+		m.types = slices.Grow(m.types, int(n)) // n is backed by bytes (count)
 		for i := uint32(0); i < n; i++ {
 			b, err := r.byte()
 			if err != nil {
@@ -217,7 +255,8 @@ func (m *moduleScan) section(id byte, r *reader) error {
 				return fmt.Errorf("more than %d types", maxTypes)
 			}
 			for j := uint32(0); j < members; j++ {
-				if err := r.funcType(); err != nil {
+				m.types = append(m.types, uint32(m.base+r.pos))
+				if _, err := r.funcType(false); err != nil {
 					return fmt.Errorf("type %d: %w", i, err)
 				}
 			}
@@ -228,13 +267,14 @@ func (m *moduleScan) section(id byte, r *reader) error {
 			return err
 		}
 		for i := uint32(0); i < n; i++ {
-			imp, err := r.importEntry()
+			imp, typeIdx, err := r.importEntry()
 			if err != nil {
 				return fmt.Errorf("import %d: %w", i, err)
 			}
 			switch imp.Kind {
 			case importFunc:
 				m.funcs++
+				m.funcTypes = append(m.funcTypes, typeIdx)
 			case importTable: // numbered before defined tables; sized by the host
 				m.tables = append(m.tables, tableLimits{})
 			}
@@ -248,10 +288,13 @@ func (m *moduleScan) section(id byte, r *reader) error {
 		if m.funcs += uint64(n); m.funcs > maxFunctions {
 			return fmt.Errorf("more than %d functions", maxFunctions)
 		}
+		m.funcTypes = slices.Grow(m.funcTypes, int(n))
 		for i := uint32(0); i < n; i++ {
-			if _, err := r.u32(); err != nil {
+			t, err := r.u32()
+			if err != nil {
 				return err
 			}
+			m.funcTypes = append(m.funcTypes, t)
 		}
 	case secTable:
 		n, err := r.count(maxTables, "tables")
@@ -316,8 +359,10 @@ func (m *moduleScan) section(id byte, r *reader) error {
 			return err
 		}
 		m.exports = uint64(n)
+		m.exportsOf = slices.Grow(m.exportsOf, int(n))
 		for i := uint32(0); i < n; i++ {
-			if _, err := r.name(); err != nil {
+			name, err := r.name()
+			if err != nil {
 				return fmt.Errorf("export %d name: %w", i, err)
 			}
 			kind, err := r.byte()
@@ -327,9 +372,11 @@ func (m *moduleScan) section(id byte, r *reader) error {
 			if kind > importTag {
 				return fmt.Errorf("export %d: unknown kind 0x%02x", i, kind)
 			}
-			if _, err := r.u32(); err != nil {
+			idx, err := r.u32()
+			if err != nil {
 				return err
 			}
+			m.exportsOf = append(m.exportsOf, rawExport{name: name, kind: kind, index: idx})
 		}
 	case secStart, secDataCount:
 		_, err := r.u32()
@@ -583,29 +630,43 @@ func (r *reader) valType() error {
 	return nil
 }
 
-func (r *reader) funcType() error {
+// funcType reads a function type; with collect, it also returns it
+// (without, it allocates nothing: the scan reads every type once).
+func (r *reader) funcType(collect bool) (sig funcSig, err error) {
 	b, err := r.byte()
 	if err != nil {
-		return err
+		return funcSig{}, err
 	}
 	if b != 0x60 {
-		return fmt.Errorf("function type starts with 0x%02x, want 0x60", b)
+		return funcSig{}, fmt.Errorf("function type starts with 0x%02x, want 0x60", b)
 	}
-	for _, part := range []struct {
-		limit uint32
-		what  string
-	}{{maxParams, "parameters"}, {maxResults, "results"}} {
-		n, err := r.count(part.limit, part.what)
-		if err != nil {
-			return err
+	if sig.params, err = r.valTypes(maxParams, "parameters", collect); err != nil {
+		return funcSig{}, err
+	}
+	if sig.results, err = r.valTypes(maxResults, "results", collect); err != nil {
+		return funcSig{}, err
+	}
+	return sig, nil
+}
+
+// valTypes reads a vector of value types, returning each one's first byte
+// if collect.
+func (r *reader) valTypes(limit uint32, what string, collect bool) ([]byte, error) {
+	n, err := r.count(limit, what)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for i := uint32(0); i < n; i++ {
+		first := r.pos
+		if err := r.valType(); err != nil {
+			return nil, err
 		}
-		for i := uint32(0); i < n; i++ {
-			if err := r.valType(); err != nil {
-				return err
-			}
+		if collect {
+			out = append(out, r.buf[first])
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // limits reads memory or table limits: flag 0-3, min and optional max.
@@ -652,23 +713,26 @@ func (r *reader) tableType() (tableLimits, error) {
 	return l, err
 }
 
-func (r *reader) importEntry() (RawImport, error) {
+// importEntry reads an import; for a function import it also returns its
+// type index.
+func (r *reader) importEntry() (RawImport, uint32, error) {
 	mod, err := r.name()
 	if err != nil {
-		return RawImport{}, fmt.Errorf("module name: %w", err)
+		return RawImport{}, 0, fmt.Errorf("module name: %w", err)
 	}
 	name, err := r.name()
 	if err != nil {
-		return RawImport{}, fmt.Errorf("name: %w", err)
+		return RawImport{}, 0, fmt.Errorf("name: %w", err)
 	}
 	kind, err := r.byte()
 	if err != nil {
-		return RawImport{}, err
+		return RawImport{}, 0, err
 	}
 	imp := RawImport{Module: mod, Name: name, Kind: kind}
+	var typeIdx uint32
 	switch kind {
 	case importFunc:
-		_, err = r.u32()
+		typeIdx, err = r.u32()
 	case importTable:
 		_, err = r.tableType()
 	case importMemory:
@@ -685,9 +749,9 @@ func (r *reader) importEntry() (RawImport, error) {
 		err = fmt.Errorf("unknown import kind 0x%02x", kind)
 	}
 	if err != nil {
-		return RawImport{}, fmt.Errorf("%s: %w", quoteName(mod+"."+name), err)
+		return RawImport{}, 0, fmt.Errorf("%s: %w", quoteName(mod+"."+name), err)
 	}
-	return imp, nil
+	return imp, typeIdx, nil
 }
 
 // constExpr reads a constant expression up to and including its end.

@@ -20,15 +20,15 @@ import (
 	"github.com/udfhost/udfhost/presign"
 )
 
-// Upload states. An upload moves pending -> uploading -> received ->
-// committed, or to rejected from uploading or received; nothing leaves
-// committed or rejected.
+// Upload states. An upload moves pending -> received -> committed, or from
+// received to rejected; nothing leaves committed or rejected. A PUT whose
+// body is refused leaves it pending.
 const (
-	statePending   = "pending"   // URL issued, not used yet
-	stateUploading = "uploading" // URL used once; the body is streaming
+	statePending   = "pending"   // URL issued, nothing stored yet
+	stateUploading = "uploading" // written by older versions while a body streamed; read as pending
 	stateReceived  = "received"  // bytes verified and staged, waiting for Commit
 	stateCommitted = "committed" // an artifact was created from it
-	stateRejected  = "rejected"  // failed; Reason says why
+	stateRejected  = "rejected"  // failed validation; Reason says why
 )
 
 // uploadRecord is the persisted state of one upload.
@@ -61,7 +61,9 @@ type UploadRequest struct {
 }
 
 // Upload is an issued upload URL: PUT exactly the declared bytes to URL with
-// Headers before ExpiresAt, once.
+// Headers before ExpiresAt (the transfer must end by ExpiresAt plus the
+// store's expiry grace). The URL may be tried again until a PUT stores the
+// bytes; then it is used up.
 type Upload struct {
 	ID        string
 	URL       string
@@ -144,26 +146,31 @@ func (s *Store) CreateUpload(ctx context.Context, req UploadRequest) (Upload, er
 	}
 	return Upload{
 		ID: id, URL: url, Method: http.MethodPut,
-		Headers: map[string]string{
-			"Content-Type":   "application/wasm",
-			"Content-Length": strconv.FormatInt(req.Size, 10),
-		},
+		// Only what a client must set itself: Content-Length (or chunked
+		// transfer) is its HTTP library's business, and some (Java's
+		// HttpClient) refuse to be told it.
+		Headers:   map[string]string{"Content-Type": "application/wasm"},
 		ExpiresAt: rec.ExpiresAt,
 	}, nil
 }
 
 // httpError is a failure of the upload endpoint: status and a one-line
-// message for the client, which is also the reason recorded for a rejected
-// upload.
+// message for the client, which is also the reason recorded for a refused
+// body. retry, if set, is sent as Retry-After (seconds).
 type httpError struct {
 	status int
 	msg    string
+	retry  time.Duration
 }
 
 // ServeHTTP is the pre-signed upload endpoint: PUT
-// /v1/objects/uploads/<id>?X-Udfhost-…. The URL is verified, used at most
-// once, and the body must be exactly the declared bytes; on success the bytes
-// are staged for Commit. Errors are answered with one line of plain text.
+// /v1/objects/uploads/<id>?X-Udfhost-…. The URL is verified and the body
+// must be exactly the declared bytes, with Content-Length or chunked; on
+// success the bytes are staged for Commit and the URL is used up. A body
+// that is refused (wrong size or digest, cut off, stalled, the URL expired
+// during the transfer) stores nothing and leaves the URL usable until it
+// expires. One PUT at a time per upload: another one meanwhile gets 409.
+// Errors are answered with one line of plain text.
 func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPut {
 		w.Header().Set("Allow", http.MethodPut)
@@ -192,7 +199,17 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rec, herr := s.claimUpload(p)
 	if herr != nil {
-		if herr.status < 500 {
+		switch {
+		case herr.status == http.StatusConflict && herr.retry > 0:
+			// Another PUT of this upload is under way: most likely a
+			// client retrying while its first attempt still runs. The
+			// credential is fine; the refusal is accounted for.
+			_ = s.record(ctx, audit.Event{
+				Type: audit.TypeUploadRejected, Actor: rec.Actor, Resource: "upload/" + p.ID,
+				Decision: audit.Deny, Reason: herr.msg, RequestID: rec.RequestID,
+				Details: map[string]string{"remote": r.RemoteAddr},
+			})
+		case herr.status < 500:
 			// A verified URL refused for its state, most often a replay of
 			// a used one: a credential misuse like a forged or expired
 			// URL. The upload itself is untouched; the record names it
@@ -202,23 +219,34 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				Reason: herr.msg, Details: map[string]string{"remote": r.RemoteAddr},
 			})
 		}
-		http.Error(w, herr.msg, herr.status)
+		writeError(w, herr)
 		return
 	}
-	if herr := s.receive(w, r, rec); herr != nil {
-		// A failed body read (client gone, stalled) cancels the request's
-		// context; the rejection must be recorded all the same.
-		s.rejectUpload(context.WithoutCancel(ctx), rec, herr.msg, r.RemoteAddr)
+	defer s.releaseClaim(rec.ID)
+	// Once the body is in, the request's context ends when the client
+	// closes its side (a half-close after the last byte is legal HTTP/1.1)
+	// or goes away: the store and its audit record must complete, or be
+	// refused, all the same.
+	bg := context.WithoutCancel(ctx)
+	if herr := s.receive(bg, w, r, rec); herr != nil {
+		s.refuseBody(bg, rec, herr.msg, r.RemoteAddr)
 		if herr.status == http.StatusRequestEntityTooLarge || herr.status == http.StatusRequestTimeout {
 			w.Header().Set("Connection", "close")
 		}
-		http.Error(w, herr.msg, herr.status)
+		writeError(w, herr)
 		return
 	}
 	w.Header().Set("ETag", `"`+rec.SHA256+`"`)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, "upload %s received: %d bytes\n", rec.ID, rec.Size)
+}
+
+func writeError(w http.ResponseWriter, herr *httpError) {
+	if herr.retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((herr.retry+time.Second-1)/time.Second)))
+	}
+	http.Error(w, herr.msg, herr.status)
 }
 
 // verifyMessage turns a presign error into the client's one-line message.
@@ -236,46 +264,65 @@ func verifyMessage(err error) string {
 	}
 }
 
-// claimUpload moves a pending upload to uploading (persisted), so the URL
-// cannot be used again whatever happens to this request.
+// claimUpload reserves a pending upload for this request: until
+// releaseClaim, any other PUT of it is refused with 409 "upload in
+// progress". The claim is in memory only: nothing is stored until the body
+// has been verified, so a restart or a refused body leaves the upload
+// pending and its URL usable. On a 409 the returned record, if not nil, is
+// the upload's, for the audit record.
 func (s *Store) claimUpload(p presign.Params) (*uploadRecord, *httpError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, err := s.loadUpload(p.ID)
 	if errors.Is(err, ErrNotFound) {
-		return nil, &httpError{http.StatusNotFound, "upload " + p.ID + " not found"}
+		return nil, &httpError{status: http.StatusNotFound, msg: "upload " + p.ID + " not found"}
 	}
 	if err != nil {
-		return nil, &httpError{http.StatusInternalServerError, "upload record unreadable"}
+		return nil, &httpError{status: http.StatusInternalServerError, msg: "upload record unreadable"}
 	}
 	if rec.Size != p.Size || rec.SHA256 != p.SHA256 || !rec.ExpiresAt.Equal(p.Expires) {
-		return nil, &httpError{http.StatusForbidden, "upload URL does not match the upload"}
+		return nil, &httpError{status: http.StatusForbidden, msg: "upload URL does not match the upload"}
 	}
 	if rec.State != statePending {
-		return nil, &httpError{http.StatusConflict, "upload URL already used"}
+		return nil, &httpError{status: http.StatusConflict, msg: "upload URL already used"}
 	}
-	rec.State = stateUploading
-	if err := s.saveUpload(rec); err != nil {
-		return nil, &httpError{http.StatusInternalServerError, "could not record the upload"}
+	if _, busy := s.receiving[rec.ID]; busy {
+		// Retry-After: by then the other PUT has finished or stalled out.
+		return rec, &httpError{status: http.StatusConflict, msg: "upload in progress: another PUT of this upload is under way", retry: s.uploadIdle()}
 	}
+	s.receiving[rec.ID] = struct{}{}
 	return rec, nil
 }
 
+// releaseClaim ends the claim of claimUpload.
+func (s *Store) releaseClaim(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.receiving, id)
+}
+
 // receive streams the body into a temporary file, checks size and digest,
-// audits and stages it. On error nothing is left on disk.
-func (s *Store) receive(w http.ResponseWriter, r *http.Request, rec *uploadRecord) *httpError {
+// audits and stages it, and marks the upload received. On error nothing is
+// left on disk and the upload is still pending. ctx must outlive the
+// client's side of the connection (see ServeHTTP).
+func (s *Store) receive(ctx context.Context, w http.ResponseWriter, r *http.Request, rec *uploadRecord) *httpError {
 	// Refuse an announced oversize body before reading any of it.
 	if r.ContentLength > s.cfg.MaxSize {
-		return &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
+		return &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf(
 			"upload Content-Length %d exceeds the maximum artifact size %d", r.ContentLength, s.cfg.MaxSize)}
 	}
 	if r.ContentLength > rec.Size {
-		return &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf(
+		return &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf(
 			"upload Content-Length %d exceeds declared size %d", r.ContentLength, rec.Size)}
 	}
+	// The transfer must end by the URL's expiry plus a grace, however
+	// steadily it moves: a URL is not a licence to trickle bytes for ever.
+	// In wall-clock time, as connection deadlines are.
+	grace := s.expiryGrace()
+	cutoff := time.Now().Add(rec.ExpiresAt.Add(grace).Sub(s.now()))
 	f, err := os.CreateTemp(s.uploadsDir, tmpPrefix+rec.ID+"-*")
 	if err != nil {
-		return &httpError{http.StatusInternalServerError, "could not stage the upload"}
+		return &httpError{status: http.StatusInternalServerError, msg: "could not stage the upload"}
 	}
 	tmp := f.Name()
 	staged := false
@@ -290,39 +337,48 @@ func (s *Store) receive(w http.ResponseWriter, r *http.Request, rec *uploadRecor
 
 	h := sha256.New()
 	idle := s.uploadIdle()
-	body := http.MaxBytesReader(w, newIdleReader(w, r.Body, idle), rec.Size+1)
+	body := http.MaxBytesReader(w, newIdleReader(w, r.Body, idle, cutoff), rec.Size+1)
 	n, err := io.Copy(io.MultiWriter(f, h), body)
 	// What follows may take a while (fsync, audit); the server's own
 	// read of the connection must not time out meanwhile.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	expired := func() *httpError {
+		return &httpError{status: http.StatusRequestTimeout, msg: fmt.Sprintf(
+			"upload URL expired during the transfer: %d of %d bytes arrived by its expiry (%s) plus the %s grace",
+			n, rec.Size, rec.ExpiresAt.Format(time.RFC3339), grace)}
+	}
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr) || n > rec.Size:
-		return &httpError{http.StatusBadRequest, fmt.Sprintf("upload size exceeds declared size %d", rec.Size)}
+		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("upload size exceeds declared size %d", rec.Size)}
+	case errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(cutoff):
+		return expired()
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return &httpError{http.StatusRequestTimeout, fmt.Sprintf(
+		return &httpError{status: http.StatusRequestTimeout, msg: fmt.Sprintf(
 			"upload stalled: no data for %s after %d of %d bytes", idle, n, rec.Size)}
 	case err != nil:
-		return &httpError{http.StatusBadRequest, "upload body could not be read: " + err.Error()}
+		return &httpError{status: http.StatusBadRequest, msg: "upload body could not be read: " + err.Error()}
 	case n != rec.Size:
-		return &httpError{http.StatusBadRequest, fmt.Sprintf("upload size %d does not match declared size %d", n, rec.Size)}
+		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("upload size %d does not match declared size %d", n, rec.Size)}
+	case time.Now().After(cutoff):
+		return expired() // the last bytes came in after the cut-off
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != rec.SHA256 {
-		return &httpError{http.StatusBadRequest, fmt.Sprintf("upload sha256 mismatch: declared %s, got %s", rec.SHA256, got)}
+		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("upload sha256 mismatch: declared %s, got %s", rec.SHA256, got)}
 	}
 	if err := f.Sync(); err != nil {
-		return &httpError{http.StatusInternalServerError, "could not stage the upload"}
+		return &httpError{status: http.StatusInternalServerError, msg: "could not stage the upload"}
 	}
 	err = f.Close()
 	f = nil
 	if err != nil {
-		return &httpError{http.StatusInternalServerError, "could not stage the upload"}
+		return &httpError{status: http.StatusInternalServerError, msg: "could not stage the upload"}
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Audit first: bytes the log does not know about are not kept.
-	err = s.record(r.Context(), audit.Event{
+	err = s.record(ctx, audit.Event{
 		Type: audit.TypeUploadReceived, Actor: rec.Actor, Resource: "upload/" + rec.ID,
 		Decision: audit.Allow, RequestID: rec.RequestID,
 		Details: map[string]string{
@@ -330,28 +386,47 @@ func (s *Store) receive(w http.ResponseWriter, r *http.Request, rec *uploadRecor
 		},
 	})
 	if err != nil {
-		return &httpError{http.StatusInternalServerError, "audit log unavailable: upload refused"}
+		return &httpError{status: http.StatusInternalServerError, msg: "audit log unavailable: upload refused"}
+	}
+	// From here on a failure undoes the staging and says so in the log,
+	// which must not claim an upload the store does not have.
+	undo := func(err error) *httpError {
+		os.Remove(s.stagedPath(rec.ID))
+		rec.State = statePending
+		_ = s.saveUpload(rec) // in case only the directory sync failed
+		_ = s.record(ctx, audit.Event{
+			Type: audit.TypeUploadReceived, Actor: rec.Actor, Resource: "upload/" + rec.ID,
+			Decision: audit.Error, RequestID: rec.RequestID,
+			Reason: "upload failed after it was recorded; nothing was kept: " + err.Error(),
+		})
+		return &httpError{status: http.StatusInternalServerError, msg: "could not record the upload"}
 	}
 	if err := os.Rename(tmp, s.stagedPath(rec.ID)); err != nil {
-		return &httpError{http.StatusInternalServerError, "could not stage the upload"}
+		return undo(fmt.Errorf("stage upload %s: %w", rec.ID, err))
 	}
 	staged = true
 	rec.State = stateReceived
-	if err := s.saveUpload(rec); err == nil {
+	err = s.saveUpload(rec)
+	if err == nil {
 		err = atomicfile.SyncDir(s.uploadsDir)
 	}
 	if err != nil {
-		os.Remove(s.stagedPath(rec.ID))
-		return &httpError{http.StatusInternalServerError, "could not record the upload"}
+		return undo(err)
 	}
 	return nil
 }
 
 // DefaultUploadIdle is how long an upload body may make no progress
-// before it is rejected, when Config.UploadIdle is zero. A stall that long
+// before it is refused, when Config.UploadIdle is zero. A stall that long
 // is a broken or hostile client: without a bound, a half-sent body would
-// hold a connection, a staged file and its one-use URL forever.
+// hold a connection, a temporary file and its upload for ever.
 const DefaultUploadIdle = 10 * time.Second
+
+// DefaultExpiryGrace is how long after its URL expired an upload body may
+// still be arriving, when Config.ExpiryGrace is zero: a transfer that
+// started in time is not cut the very moment the URL expires, but it ends
+// at the latest ExpiresAt + DefaultExpiryGrace.
+const DefaultExpiryGrace = 5 * time.Second
 
 func (s *Store) uploadIdle() time.Duration {
 	if s.cfg.UploadIdle > 0 {
@@ -360,41 +435,53 @@ func (s *Store) uploadIdle() time.Duration {
 	return DefaultUploadIdle
 }
 
+func (s *Store) expiryGrace() time.Duration {
+	if s.cfg.ExpiryGrace > 0 {
+		return s.cfg.ExpiryGrace
+	}
+	return DefaultExpiryGrace
+}
+
 // idleReader moves the connection's read deadline idle into the future
-// each time the body makes progress: a slow upload that keeps moving goes
-// on, a stalled one fails with os.ErrDeadlineExceeded.
+// each time the body makes progress, but never past cutoff: a slow upload
+// that keeps moving goes on until cutoff, a stalled one fails with
+// os.ErrDeadlineExceeded.
 type idleReader struct {
 	io.ReadCloser
-	rc   *http.ResponseController
-	idle time.Duration
+	rc     *http.ResponseController
+	idle   time.Duration
+	cutoff time.Time
 	// ok is false when the connection has no deadlines (a ResponseWriter
-	// that does not expose them); the upload is then unbounded in time.
+	// that does not expose them); receive's own check of the cut-off
+	// after the body then still refuses a late one.
 	ok bool
 }
 
-func newIdleReader(w http.ResponseWriter, r io.ReadCloser, idle time.Duration) *idleReader {
-	ir := &idleReader{ReadCloser: r, rc: http.NewResponseController(w), idle: idle}
-	ir.ok = ir.rc.SetReadDeadline(time.Now().Add(idle)) == nil
+func newIdleReader(w http.ResponseWriter, r io.ReadCloser, idle time.Duration, cutoff time.Time) *idleReader {
+	ir := &idleReader{ReadCloser: r, rc: http.NewResponseController(w), idle: idle, cutoff: cutoff}
+	ir.ok = ir.rc.SetReadDeadline(ir.deadline()) == nil
 	return ir
+}
+
+func (ir *idleReader) deadline() time.Time {
+	if d := time.Now().Add(ir.idle); d.Before(ir.cutoff) {
+		return d
+	}
+	return ir.cutoff
 }
 
 func (ir *idleReader) Read(p []byte) (int, error) {
 	n, err := ir.ReadCloser.Read(p)
 	if n > 0 && ir.ok {
-		ir.rc.SetReadDeadline(time.Now().Add(ir.idle))
+		ir.rc.SetReadDeadline(ir.deadline())
 	}
 	return n, err
 }
 
-// rejectUpload marks rec rejected with reason, removes anything staged and
-// audits the rejection.
-func (s *Store) rejectUpload(ctx context.Context, rec *uploadRecord, reason, remote string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_ = os.Remove(s.stagedPath(rec.ID))
-	rec.State, rec.Reason = stateRejected, reason
-	_ = s.saveUpload(rec)
-	// The rejection stands whether or not the log takes it; there is
+// refuseBody audits a refused body. Nothing was stored, so the upload stays
+// pending and its URL usable until it expires.
+func (s *Store) refuseBody(ctx context.Context, rec *uploadRecord, reason, remote string) {
+	// The refusal stands whether or not the log takes it; there is
 	// nothing further to refuse.
 	_ = s.record(ctx, audit.Event{
 		Type: audit.TypeUploadRejected, Actor: rec.Actor, Resource: "upload/" + rec.ID,

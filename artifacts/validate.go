@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -71,27 +72,16 @@ func (i RawImport) KindName() string {
 // rc, if not nil, is the runtime configuration to compile with: pass the
 // workers' one (sandbox.RuntimeConfig) so that this compile fills the
 // compilation cache they load from, since wazero keys its cache on it.
+//
+// Validate compiles in the calling process, which costs memory in
+// proportion to the module's code (hundreds of bytes an instruction); a
+// host that takes modules from outside should call Describe and compile
+// out of process, as the Store does with Config.Precompile.
 func Validate(ctx context.Context, wasm []byte, kind Kind, cache wazero.CompilationCache, rc wazero.RuntimeConfig) (Info, error) {
-	if kind != KindUDF && kind != KindConnector {
-		return Info{}, fmt.Errorf("%w: unknown artifact kind %q", ErrInvalidArgument, kind)
-	}
-	if err := checkHeader(wasm); err != nil {
-		return Info{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return Info{}, fmt.Errorf("validate module: %w", err)
-	}
-	// Our own bounds-checked walk first: wazero's decoder trusts declared
-	// counts, so hostile sizes must never reach it. It also finds the
-	// imports, so a disallowed one is reported clearly without compiling.
-	imports, err := ParseImports(wasm)
+	info, err := Describe(ctx, wasm, kind)
 	if err != nil {
 		return Info{}, err
 	}
-	if err := checkImports(imports, kind); err != nil {
-		return Info{}, err
-	}
-
 	cfg := wazero.NewRuntimeConfigCompiler()
 	if rc != nil {
 		cfg = rc
@@ -106,51 +96,110 @@ func Validate(ctx context.Context, wasm []byte, kind Kind, cache wazero.Compilat
 		return Info{}, fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
 	defer cm.Close(ctx)
+	// Cross-check with what wazero decoded (defence in depth: Describe
+	// is what a host that compiles out of process relies on).
+	if err := sameAsWazero(info, cm); err != nil {
+		return Info{}, err
+	}
+	return info, nil
+}
 
-	// Cross-check with what wazero decoded (defence in depth).
-	for _, f := range cm.ImportedFunctions() {
-		mod, name, _ := f.Import()
-		if err := checkImports([]RawImport{{Module: mod, Name: name, Kind: importFunc}}, kind); err != nil {
+// Describe checks what can be checked of a module without compiling its
+// code and describes it, as Validate does: the bounds-checked structural
+// walk and implementation limits (ParseImports), the import rules for kind,
+// the WASI functions' types, the exports and the batch ABI. It does not
+// type-check function bodies: a compile does (Validate, or the Store's
+// Precompile hook). Its memory is in proportion to the module's counts of
+// types, functions and exports, not to its code.
+func Describe(ctx context.Context, wasm []byte, kind Kind) (Info, error) {
+	if kind != KindUDF && kind != KindConnector {
+		return Info{}, fmt.Errorf("%w: unknown artifact kind %q", ErrInvalidArgument, kind)
+	}
+	if err := checkHeader(wasm); err != nil {
+		return Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, fmt.Errorf("validate module: %w", err)
+	}
+	// Our own bounds-checked walk first: wazero's decoder trusts declared
+	// counts, so hostile sizes must never reach it. It also finds the
+	// imports, so a disallowed one is reported clearly without compiling.
+	m, err := scan(wasm)
+	if err != nil {
+		if !errors.Is(err, ErrInvalidModule) {
+			err = fmt.Errorf("%w: %v", ErrInvalidModule, err)
+		}
+		return Info{}, err
+	}
+	if err := checkImports(m.imports, kind); err != nil {
+		return Info{}, err
+	}
+	sigOf := func(fn uint32) (funcSig, error) {
+		if int(fn) >= len(m.funcTypes) {
+			return funcSig{}, fmt.Errorf("%w: function index %d out of range: the module has %d functions", ErrInvalidModule, fn, len(m.funcTypes))
+		}
+		t := m.funcTypes[fn]
+		if int(t) >= len(m.types) {
+			return funcSig{}, fmt.Errorf("%w: function %d has type index %d out of range: the module has %d types", ErrInvalidModule, fn, t, len(m.types))
+		}
+		return m.typeAt(t), nil
+	}
+	var wasi []namedSig
+	fn := uint32(0) // function imports come first in the function index space
+	for _, imp := range m.imports {
+		if imp.Kind != importFunc {
+			continue // checkImports refused these
+		}
+		sig, err := sigOf(fn)
+		if err != nil {
 			return Info{}, err
 		}
+		wasi = append(wasi, namedSig{imp.Name, sig})
+		fn++
 	}
-	for _, m := range cm.ImportedMemories() {
-		mod, name, _ := m.Import()
-		return Info{}, fmt.Errorf("%w: %s: memory imports are not allowed", ErrDisallowedImport, quoteName(mod+"."+name))
-	}
-	if err := checkWASISignatures(ctx, rt, cm); err != nil {
+	if err := checkWASISignatures(ctx, wasi); err != nil {
 		return Info{}, err
 	}
 
 	info := Info{}
-	for _, imp := range imports {
+	for _, imp := range m.imports {
 		info.Imports = append(info.Imports, imp.Module+"."+imp.Name)
 	}
 	sort.Strings(info.Imports)
 	info.Imports = slices.Compact(info.Imports)
 
-	fns := cm.ExportedFunctions()
+	fns := map[string]funcSig{}
+	seen := make(map[string]struct{}, len(m.exportsOf))
+	for _, e := range m.exportsOf {
+		if _, dup := seen[e.name]; dup {
+			return Info{}, fmt.Errorf("%w: duplicate export name %s", ErrInvalidModule, quoteName(e.name))
+		}
+		seen[e.name] = struct{}{}
+		if e.kind != importFunc {
+			continue
+		}
+		sig, err := sigOf(e.index)
+		if err != nil {
+			return Info{}, fmt.Errorf("export %s: %w", quoteName(e.name), err)
+		}
+		fns[e.name] = sig
+		info.Exports = append(info.Exports, Export{Name: e.name, Params: typeNames(sig.params), Results: typeNames(sig.results)})
+	}
 	if len(fns) == 0 {
 		return Info{}, fmt.Errorf("%w: module exports no functions", ErrInvalidModule)
 	}
-	for name, def := range fns {
-		info.Exports = append(info.Exports, Export{
-			Name:    name,
-			Params:  typeNames(def.ParamTypes()),
-			Results: typeNames(def.ResultTypes()),
-		})
-	}
 	sort.Slice(info.Exports, func(i, j int) bool { return info.Exports[i].Name < info.Exports[j].Name })
 
+	i32 := []byte{byte(api.ValueTypeI32)}
 	ver, hasVer := fns[ExportABIVersion]
 	alloc, hasAlloc := fns[ExportAlloc]
 	switch {
 	case hasVer && hasAlloc:
-		if !sigIs(ver, nil, []api.ValueType{api.ValueTypeI32}) {
-			return Info{}, fmt.Errorf("%w: %s must have type () -> i32, has %s", ErrInvalidModule, ExportABIVersion, sigString(ver))
+		if !ver.is(nil, i32) {
+			return Info{}, fmt.Errorf("%w: %s must have type () -> i32, has %s", ErrInvalidModule, ExportABIVersion, ver)
 		}
-		if !sigIs(alloc, []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}) {
-			return Info{}, fmt.Errorf("%w: %s must have type (i32) -> i32, has %s", ErrInvalidModule, ExportAlloc, sigString(alloc))
+		if !alloc.is(i32, i32) {
+			return Info{}, fmt.Errorf("%w: %s must have type (i32) -> i32, has %s", ErrInvalidModule, ExportAlloc, alloc)
 		}
 		info.ABIVersion = 1
 	case hasVer:
@@ -159,6 +208,55 @@ func Validate(ctx context.Context, wasm []byte, kind Kind, cache wazero.Compilat
 		return Info{}, fmt.Errorf("%w: module exports %s but not %s; a batch ABI module must export both", ErrInvalidModule, ExportAlloc, ExportABIVersion)
 	}
 	return info, nil
+}
+
+// namedSig is a WASI function import: its name and type.
+type namedSig struct {
+	name string
+	sig  funcSig
+}
+
+func (f funcSig) is(params, results []byte) bool {
+	return bytes.Equal(f.params, params) && bytes.Equal(f.results, results)
+}
+
+func (f funcSig) String() string {
+	return "(" + strings.Join(typeNames(f.params), ", ") + ") -> (" + strings.Join(typeNames(f.results), ", ") + ")"
+}
+
+// sameAsWazero checks that wazero decoded the imports and exports Describe
+// found.
+func sameAsWazero(info Info, cm wazero.CompiledModule) error {
+	var imports []string
+	for _, f := range cm.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		imports = append(imports, mod+"."+name)
+	}
+	for _, m := range cm.ImportedMemories() {
+		mod, name, _ := m.Import()
+		return fmt.Errorf("%w: %s: memory imports are not allowed", ErrDisallowedImport, quoteName(mod+"."+name))
+	}
+	sort.Strings(imports)
+	imports = slices.Compact(imports)
+	var exports []Export
+	for name, def := range cm.ExportedFunctions() {
+		exports = append(exports, Export{Name: name, Params: typeNames(valueTypes(def.ParamTypes())), Results: typeNames(valueTypes(def.ResultTypes()))})
+	}
+	sort.Slice(exports, func(i, j int) bool { return exports[i].Name < exports[j].Name })
+	if !slices.Equal(imports, info.Imports) || !slices.EqualFunc(exports, info.Exports, func(a, b Export) bool {
+		return a.Name == b.Name && slices.Equal(a.Params, b.Params) && slices.Equal(a.Results, b.Results)
+	}) {
+		return fmt.Errorf("%w: the module's imports or exports decode differently in wazero (%v, %v) and in the host's own walk (%v, %v)", ErrInvalidModule, imports, exports, info.Imports, info.Exports)
+	}
+	return nil
+}
+
+func valueTypes(ts []api.ValueType) []byte {
+	out := make([]byte, len(ts))
+	for i, t := range ts {
+		out[i] = byte(t)
+	}
+	return out
 }
 
 // checkHeader gives a clear error for inputs that are not wasm at all.
@@ -199,12 +297,14 @@ func checkImports(imports []RawImport, kind Kind) error {
 
 // checkWASISignatures makes sure every WASI import names a function the
 // host's WASI implementation has, with the same type, so that the module
-// will instantiate later.
-func checkWASISignatures(ctx context.Context, rt wazero.Runtime, cm wazero.CompiledModule) error {
-	imported := cm.ImportedFunctions()
+// will instantiate later. Only the host module is compiled, never the
+// guest.
+func checkWASISignatures(ctx context.Context, imported []namedSig) error {
 	if len(imported) == 0 {
 		return nil
 	}
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	defer rt.Close(ctx)
 	host, err := wasi_snapshot_preview1.NewBuilder(rt).Compile(ctx)
 	if err != nil {
 		return fmt.Errorf("validate module: compile WASI host module: %w", err)
@@ -212,13 +312,13 @@ func checkWASISignatures(ctx context.Context, rt wazero.Runtime, cm wazero.Compi
 	defer host.Close(ctx)
 	have := host.ExportedFunctions()
 	for _, f := range imported {
-		mod, name, _ := f.Import()
-		h, ok := have[name]
-		if mod != WASIModule || !ok {
-			return fmt.Errorf("%w: %s: no such function in %s", ErrDisallowedImport, quoteName(mod+"."+name), WASIModule)
+		h, ok := have[f.name]
+		if !ok {
+			return fmt.Errorf("%w: %s: no such function in %s", ErrDisallowedImport, quoteName(WASIModule+"."+f.name), WASIModule)
 		}
-		if !slices.Equal(f.ParamTypes(), h.ParamTypes()) || !slices.Equal(f.ResultTypes(), h.ResultTypes()) {
-			return fmt.Errorf("%w: %s is imported as %s but has type %s", ErrInvalidModule, quoteName(mod+"."+name), sigString(f), sigString(h))
+		want := funcSig{valueTypes(h.ParamTypes()), valueTypes(h.ResultTypes())}
+		if !f.sig.is(want.params, want.results) {
+			return fmt.Errorf("%w: %s is imported as %s but has type %s", ErrInvalidModule, quoteName(WASIModule+"."+f.name), f.sig, want)
 		}
 	}
 	return nil
@@ -238,18 +338,10 @@ func quoteName(s string) string {
 	return s
 }
 
-func sigIs(def api.FunctionDefinition, params, results []api.ValueType) bool {
-	return slices.Equal(def.ParamTypes(), params) && slices.Equal(def.ResultTypes(), results)
-}
-
-func sigString(def api.FunctionDefinition) string {
-	return "(" + strings.Join(typeNames(def.ParamTypes()), ", ") + ") -> (" + strings.Join(typeNames(def.ResultTypes()), ", ") + ")"
-}
-
-func typeNames(ts []api.ValueType) []string {
+func typeNames(ts []byte) []string {
 	out := make([]string, len(ts))
 	for i, t := range ts {
-		out[i] = valueTypeName(t)
+		out[i] = valueTypeName(api.ValueType(t))
 	}
 	return out
 }

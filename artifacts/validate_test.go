@@ -3,6 +3,8 @@ package artifacts
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -232,5 +234,96 @@ func TestScanAcceptsValidModules(t *testing.T) {
 	}
 	if len(info.Exports) != 1 {
 		t.Fatalf("%+v", info)
+	}
+}
+
+// TestDescribeAgreesWithValidate: what Describe finds without compiling
+// (the Store's view when the compile runs in a jailed worker) is what
+// Validate finds after wazero decoded and compiled the module: the same
+// Info for every module that compiles, among them every example and
+// hostile module built by make examples hostile, and the same error for
+// every module refused for its imports, exports or ABI.
+func TestDescribeAgreesWithValidate(t *testing.T) {
+	ctx := context.Background()
+	mods := map[string][]byte{
+		"add": addModule(), "batch": batchModule(), "fd_write": fdWriteModule(),
+		"half ABI": halfABIModule(), "ABI signature": badABISigModule(), "no exports": noExportModule(),
+		"env import":      importFuncModule("env", "system", []byte{tI32}, []byte{tI32}),
+		"wasi wrong type": importFuncModule("wasi_snapshot_preview1", "fd_write", nil, nil),
+		"unknown wasi":    importFuncModule("wasi_snapshot_preview1", "no_such_call", nil, nil),
+		"memory":          importOtherModule("wasi_snapshot_preview1", "mem", memoryDesc),
+	}
+	for _, dir := range []string{"../bin/examples", "../bin/hostile"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.wasm"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mods[f] = b
+		}
+	}
+	if len(mods) < 20 {
+		t.Log("examples not built (make examples hostile): checking the hand-made modules only")
+	}
+	for name, m := range mods {
+		t.Run(filepath.Base(name), func(t *testing.T) {
+			vinfo, verr := Validate(ctx, m, KindUDF, nil, nil)
+			dinfo, derr := Describe(ctx, m, KindUDF)
+			switch {
+			case verr == nil && derr == nil:
+				if !reflect.DeepEqual(vinfo, dinfo) {
+					t.Fatalf("Validate %+v, Describe %+v", vinfo, dinfo)
+				}
+			case derr != nil:
+				if verr == nil || verr.Error() != derr.Error() {
+					t.Fatalf("Describe refused what Validate says: %v / %v", derr, verr)
+				}
+			default:
+				// Only the compile finds this one (a body that does
+				// not type-check, say): the jailed compile refuses it.
+				if !errors.Is(verr, ErrInvalidModule) {
+					t.Fatalf("Validate: %v", verr)
+				}
+			}
+		})
+	}
+}
+
+// TestDescribeRefusesBadIndices: an export or import naming a function or
+// type that does not exist, and duplicate export names, are refused by
+// Describe itself, without a compile.
+func TestDescribeRefusesBadIndices(t *testing.T) {
+	cases := map[string]struct {
+		m   []byte
+		msg string
+	}{
+		"export past the functions": {wasmModule(
+			section(1, vec(funcType(nil, nil))),
+			section(3, vec(leb(0))),
+			section(7, vec(exportFunc("f", 5))),
+			section(10, vec(body())),
+		), "function index 5 out of range"},
+		"function of no type": {wasmModule(
+			section(1, vec(funcType(nil, nil))),
+			section(3, vec(leb(3))),
+			section(7, vec(exportFunc("f", 0))),
+			section(10, vec(body())),
+		), "type index 3 out of range"},
+		"duplicate export": {wasmModule(
+			section(1, vec(funcType(nil, nil))),
+			section(3, vec(leb(0))),
+			section(7, vec(exportFunc("f", 0), exportFunc("f", 0))),
+			section(10, vec(body())),
+		), "duplicate export name f"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Describe(context.Background(), tc.m, KindUDF)
+			wantErr(t, err, ErrInvalidModule, tc.msg)
+			if _, err := Validate(context.Background(), tc.m, KindUDF, nil, nil); !errors.Is(err, ErrInvalidModule) {
+				t.Fatalf("Validate: %v", err)
+			}
+		})
 	}
 }

@@ -1,8 +1,8 @@
 // Package presign issues and verifies HMAC-SHA256 pre-signed URLs for the
 // host's own object endpoint. A URL grants one method on one object key,
-// with a declared size and sha256, until it expires; the single-use nonce
-// (ID) is carried and signed here, but enforcing single use is the job of
-// whoever serves the URL.
+// with a declared size and sha256, until it expires; the nonce (ID) is
+// carried and signed here, but deciding when a URL is used up is the job of
+// whoever serves it (the artifact store: when a PUT stored the bytes).
 package presign
 
 import (
@@ -58,7 +58,7 @@ type Params struct {
 	Key     string    // host-chosen object key, e.g. "uploads/<id>"
 	Size    int64     // exact byte count for PUT (0 for GET)
 	SHA256  string    // lower-case hex of the content
-	ID      string    // single-use nonce (the upload id)
+	ID      string    // nonce (the upload id)
 	Expires time.Time // unix-second precision
 }
 

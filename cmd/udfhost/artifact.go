@@ -190,6 +190,9 @@ func put(ctx context.Context, up *udfhostv1.CreateUploadURLResponse, data []byte
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
+	// The body's length is net/http's to send (bytes.Reader: Content-Length);
+	// an older server also listed it among the headers, where it is ignored.
+	req.ContentLength = int64(len(data))
 	for k, v := range up.Headers {
 		if !strings.EqualFold(k, "Content-Length") {
 			req.Header.Set(k, v)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -62,9 +63,20 @@ func (a *artifactService) CommitUpload(ctx context.Context, req *udfhostv1.Commi
 	}
 	art, err := a.s.store.Commit(ctx, req.UploadId, principal(ctx), "")
 	if err != nil {
-		return nil, err
+		return nil, commitError(err)
 	}
 	return artifactProto(art), nil
+}
+
+// commitError gives a Commit refused for want of a compile slot its retry
+// hint (google.rpc.RetryInfo at the edge); nothing was changed, so the same
+// CommitUpload may be retried then.
+func commitError(err error) error {
+	var busy *artifacts.BusyError
+	if errors.As(err, &busy) {
+		return &overloadError{err: err, after: busy.RetryAfter}
+	}
+	return err
 }
 
 func (a *artifactService) GetArtifact(ctx context.Context, req *udfhostv1.GetArtifactRequest) (*udfhostv1.Artifact, error) {

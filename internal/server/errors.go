@@ -49,7 +49,7 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	if errors.Is(err, sandbox.ErrOverloaded) || errors.Is(err, errBusy) || errors.Is(err, pods.ErrCapacity) {
+	if errors.Is(err, sandbox.ErrOverloaded) || errors.Is(err, errBusy) || errors.Is(err, pods.ErrCapacity) || errors.Is(err, artifacts.ErrBusy) {
 		// Tell the caller when to come back (google.rpc.RetryInfo), so a
 		// task manager backs off instead of hammering a full queue.
 		st := status.New(codes.ResourceExhausted, err.Error())
