@@ -386,6 +386,25 @@ func TestWasmSDKRowErrors(t *testing.T) {
 	checkRows(t, "reverse", col, errs, []any{nil, nil, nil, "!", "long string!"}, map[int]string{0: "late", 1: "first"})
 }
 
+// TestWasmVarcharResultMustBeUTF8: a guest that returns bytes that are not
+// UTF-8 as VARCHAR gets those rows turned into row errors by the host.
+func TestWasmVarcharResultMustBeUTF8(t *testing.T) {
+	g := newGuest(t, "guest/internal/testudf")
+	b := newColBuilder(tBytes)
+	for _, v := range []any{"ok", "\xff", nil, "straße", "\xc3"} {
+		b.add(v)
+	}
+	batch := &udfhostv1.Batch{Rows: 5, Columns: []*udfhostv1.Column{b.column()}}
+	col, errs, err := g.call("varchar_of_bytes", batch, []udfhostv1.SqlType{tBytes}, tVarchar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, "varchar_of_bytes", col, errs, []any{"ok", nil, nil, "straße", nil}, map[int]string{
+		1: "row 1: result is not valid UTF-8",
+		4: "row 4: result is not valid UTF-8",
+	})
+}
+
 // checkRows checks a decoded result against want (nil = NULL) and the row
 // errors against wantErrs.
 func checkRows(t *testing.T, name string, col *udfhostv1.Column, errs []*udfhostv1.RowError, want []any, wantErrs map[int]string) {
