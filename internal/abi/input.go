@@ -147,6 +147,9 @@ func checkUTF8(validity []byte, o uint64, offs, values []byte, rows int) (int, b
 func rowsUTF8(offs, values []byte, rows int) bool {
 	first, last := le.Uint32(offs), le.Uint32(offs[rows*4:])
 	data := values[first:last]
+	if isASCII(data) { // the common case: every byte starts a rune
+		return true
+	}
 	if !utf8.Valid(data) {
 		return false
 	}
@@ -156,6 +159,19 @@ func rowsUTF8(offs, values []byte, rows int) bool {
 		}
 	}
 	return true
+}
+
+// isASCII reports whether every byte of b is below 0x80, 8 bytes at a time.
+func isASCII(b []byte) bool {
+	var acc uint64
+	for len(b) >= 8 {
+		acc |= le.Uint64(b)
+		b = b[8:]
+	}
+	for _, c := range b {
+		acc |= uint64(c)
+	}
+	return acc&0x8080808080808080 == 0
 }
 
 // varlenRange returns the first and last offset of the rows of a validated
