@@ -58,3 +58,28 @@ func TestUnicodeVersionDocumented(t *testing.T) {
 		t.Errorf("docs/ABI.md does not say %q (this toolchain's unicode.Version)", want)
 	}
 }
+
+// TestAppendUpperNoAllocs: with room in dst, no row allocates, ASCII or not
+// (in wasm an allocation costs about a microsecond).
+func TestAppendUpperNoAllocs(t *testing.T) {
+	c := cases.Upper(language.Und)
+	dst := make([]byte, 0, 1024)
+	for _, s := range []string{"abcdefghijklmnop", "grüße aus köln ß"} {
+		if n := testing.AllocsPerRun(100, func() { dst, _ = appendUpper(c, dst[:0], s) }); n != 0 {
+			t.Errorf("appendUpper(%q) allocates %.0f times per row", s, n)
+		}
+	}
+}
+
+func BenchmarkAppendUpper(b *testing.B) {
+	c := cases.Upper(language.Und)
+	for _, s := range []string{"abcdefghijklmnop", "grüße aus köln ß"} {
+		b.Run(s, func(b *testing.B) {
+			dst := make([]byte, 0, 1024)
+			b.ReportAllocs()
+			for b.Loop() {
+				dst, _ = appendUpper(c, dst[:0], s)
+			}
+		})
+	}
+}
