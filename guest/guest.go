@@ -39,6 +39,15 @@
 // batch (check its signature with Batch.CheckArgs). A panic while computing a row becomes that row's error; a panic or
 // error from a Call function fails every row of the batch with its message.
 //
+// VARCHAR arguments are valid UTF-8 in every non-NULL row (the host refuses
+// other input), and VARCHAR results must be: a result row that is not
+// becomes that row's error. Unicode tables come with the guest, from the Go
+// toolchain it is built with (Unicode 15.0.0 for Go 1.26's unicode.Version)
+// and, for full case mapping (strings.ToUpper maps one rune to one, so ß
+// stays ß; SQL's UPPER gives SS), from golang.org/x/text/cases, as
+// examples/go/upper does; docs/ABI.md ("Unicode in Go guests") has the
+// versions.
+//
 // Strings and byte slices read from a Batch alias the input buffer and are
 // valid only during the call; copy them (strings.Clone, bytes.Clone) to keep
 // them. The SDK reuses its input and output buffers across calls, so steady

@@ -118,12 +118,24 @@ func TestValidateBatchErrors(t *testing.T) {
 		{"nil column", 9, []*udfhostv1.Column{good(tInt), nil}, []udfhostv1.SqlType{tInt, tInt}, "column 2: missing"},
 		{"type", 9, []*udfhostv1.Column{good(tInt), good(tBigint)}, []udfhostv1.SqlType{tInt, tDouble}, "column 2: type BIGINT, want DOUBLE"},
 		{"bad declared type", 9, []*udfhostv1.Column{good(tInt)}, []udfhostv1.SqlType{0}, "invalid argument"},
-		{"fixed length", 10, []*udfhostv1.Column{good(tBigint)}, []udfhostv1.SqlType{tBigint}, "column 1: values are 72 bytes, want 80"},
-		{"bool length", 17, []*udfhostv1.Column{{Type: tBool, Values: make([]byte, 2)}}, []udfhostv1.SqlType{tBool}, "values are 2 bytes, want 3"},
-		{"validity length", 9, []*udfhostv1.Column{{Type: tInt, Validity: []byte{1}, Values: make([]byte, 36)}}, []udfhostv1.SqlType{tInt}, "validity is 1 bytes, want 0 or 2"},
+		{"fixed length", 10, []*udfhostv1.Column{good(tBigint)}, []udfhostv1.SqlType{tBigint}, "column 1: values are 72 bytes, want at least 80 for 10 BIGINT rows"},
+		{"bool length", 17, []*udfhostv1.Column{{Type: tBool, Values: make([]byte, 2)}}, []udfhostv1.SqlType{tBool}, "values are 2 bytes, want at least 3 for 17 BOOLEAN rows"},
+		{"validity length", 9, []*udfhostv1.Column{{Type: tInt, Validity: []byte{1}, Values: make([]byte, 36)}}, []udfhostv1.SqlType{tInt}, "validity is 1 bytes, want 0 or at least 2 for 9 rows"},
 		{"offsets on fixed", 1, []*udfhostv1.Column{{Type: tInt, Offsets: offs(0, 0), Values: make([]byte, 4)}}, []udfhostv1.SqlType{tInt}, "want none"},
-		{"offsets length", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 1), Values: []byte("ab")}}, []udfhostv1.SqlType{tVarchar}, "offsets are 8 bytes, want 12"},
-		{"first offset", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(1, 1, 2), Values: []byte("ab")}}, []udfhostv1.SqlType{tVarchar}, "first offset is 1"},
+		{"offsets length", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 1), Values: []byte("ab")}}, []udfhostv1.SqlType{tVarchar}, "offsets are 8 bytes, want at least 12 for 2 rows"},
+		{"negative first offset", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0xffffffff, 1, 2), Values: []byte("ab")}}, []udfhostv1.SqlType{tVarchar}, "first offset -1 is negative"},
+		// With an element offset, what the rows need is counted from it.
+		{"fixed length at offset", 2, []*udfhostv1.Column{{Type: tInt, Offset: 3, Values: make([]byte, 16)}}, []udfhostv1.SqlType{tInt}, "values are 16 bytes, want at least 20 for 2 INT rows at offset 3"},
+		{"bool length at offset", 2, []*udfhostv1.Column{{Type: tBool, Offset: 7, Values: make([]byte, 1)}}, []udfhostv1.SqlType{tBool}, "values are 1 bytes, want at least 2 for 2 BOOLEAN rows at offset 7"},
+		{"validity at offset", 2, []*udfhostv1.Column{{Type: tInt, Offset: 7, Validity: []byte{0xff}, Values: make([]byte, 36)}}, []udfhostv1.SqlType{tInt}, "validity is 1 bytes, want 0 or at least 2 for 2 rows at offset 7"},
+		{"offsets at offset", 2, []*udfhostv1.Column{{Type: tBytes, Offset: 1, Offsets: offs(0, 1, 2), Values: []byte("ab")}}, []udfhostv1.SqlType{tBytes}, "offsets are 12 bytes, want at least 16 for 2 rows at offset 1"},
+		{"huge offset", 2, []*udfhostv1.Column{{Type: tBigint, Offset: 0xffffffff, Values: make([]byte, 16)}}, []udfhostv1.SqlType{tBigint}, "want at least 34359738376"},
+		{"monotonic at offset", 2, []*udfhostv1.Column{{Type: tBytes, Offset: 1, Offsets: offs(9, 0, 2, 1), Values: []byte("ab")}}, []udfhostv1.SqlType{tBytes}, "not monotonic at row 1"},
+		{"past values at offset", 1, []*udfhostv1.Column{{Type: tBytes, Offset: 2, Offsets: offs(0, 0, 1, 3), Values: []byte("ab")}}, []udfhostv1.SqlType{tBytes}, "last offset 3 is past the 2 bytes"},
+		// VARCHAR is UTF-8: a row that is not is refused, naming the row.
+		{"not UTF-8", 3, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 2, 4, 6), Values: []byte("ok\xff\xfeno")}}, []udfhostv1.SqlType{tVarchar}, "column 1: row 1 is not valid UTF-8"},
+		{"rune split across rows", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 1, 2), Values: []byte("\xc3\xa9")}}, []udfhostv1.SqlType{tVarchar}, "row 0 is not valid UTF-8"},
+		{"not UTF-8 at offset", 2, []*udfhostv1.Column{{Type: tVarchar, Offset: 1, Validity: []byte{0b011}, Offsets: offs(0, 1, 3, 4), Values: []byte("a\xff\xffb")}}, []udfhostv1.SqlType{tVarchar}, "row 0 is not valid UTF-8"},
 		{"monotonic", 2, []*udfhostv1.Column{{Type: tBytes, Offsets: offs(0, 2, 1), Values: []byte("ab")}}, []udfhostv1.SqlType{tBytes}, "not monotonic at row 1"},
 		{"negative", 2, []*udfhostv1.Column{{Type: tBytes, Offsets: offs(0, 1, 0x80000000), Values: []byte("ab")}}, []udfhostv1.SqlType{tBytes}, "not monotonic"},
 		{"past values", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 1, 3), Values: []byte("ab")}}, []udfhostv1.SqlType{tVarchar}, "last offset 3 is past the 2 bytes"},
@@ -136,6 +148,53 @@ func TestValidateBatchErrors(t *testing.T) {
 	}
 	if err := ValidateBatch(nil, nil); err == nil {
 		t.Error("nil batch accepted")
+	}
+}
+
+// TestValidateBatchAccepts lists columns that are consistent although not
+// exact: what Arrow libraries hand over.
+func TestValidateBatchAccepts(t *testing.T) {
+	offs := func(o ...uint32) []byte {
+		var b []byte
+		for _, x := range o {
+			b = binary.LittleEndian.AppendUint32(b, x)
+		}
+		return b
+	}
+	tests := []struct {
+		name string
+		rows uint32
+		col  *udfhostv1.Column
+		want []any
+	}{
+		{"padded values", 2, &udfhostv1.Column{Type: tInt, Values: []byte{1, 0, 0, 0, 2, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9}}, []any{int32(1), int32(2)}},
+		{"padded validity", 2, &udfhostv1.Column{Type: tInt, Validity: []byte{0b10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, Values: make([]byte, 8)}, []any{nil, int32(0)}},
+		{"padded bool", 3, &udfhostv1.Column{Type: tBool, Values: []byte{0b101, 0xff}}, []any{true, false, true}},
+		{"first offset not 0", 2, &udfhostv1.Column{Type: tVarchar, Offsets: offs(1, 1, 2), Values: []byte("ab")}, []any{"", "b"}},
+		{"offsets past the rows", 1, &udfhostv1.Column{Type: tBytes, Offsets: offs(0, 2, 1, 0), Values: []byte("ab")}, []any{"ab"}},
+		{"offset into values", 2, &udfhostv1.Column{Type: tBigint, Offset: 1, Values: make([]byte, 24)}, []any{int64(0), int64(0)}},
+		{"offset into bools", 2, &udfhostv1.Column{Type: tBool, Offset: 7, Values: []byte{0x80, 0x00}}, []any{true, false}},
+		{"offset into offsets", 1, &udfhostv1.Column{Type: tVarchar, Offset: 1, Offsets: offs(0, 1, 3), Values: []byte("abc")}, []any{"bc"}},
+		{"offset past an empty batch", 0, &udfhostv1.Column{Type: tInt, Offset: 2, Values: make([]byte, 8)}, nil},
+		{"no offsets, no rows", 0, &udfhostv1.Column{Type: tBytes, Offset: 5}, nil},
+		{"garbage under a NULL", 2, &udfhostv1.Column{Type: tVarchar, Validity: []byte{0b10}, Offsets: offs(0, 1, 2), Values: []byte("\xffb")}, []any{nil, "b"}},
+	}
+	for _, tc := range tests {
+		b := &udfhostv1.Batch{Rows: tc.rows, Columns: []*udfhostv1.Column{tc.col}}
+		if err := ValidateBatch(b, []udfhostv1.SqlType{tc.col.Type}); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		in, err := ParseInput(AppendInput(nil, b))
+		if err != nil {
+			t.Errorf("%s: ParseInput: %v", tc.name, err)
+			continue
+		}
+		for i, w := range tc.want {
+			if g := colValue(&in.Cols[0], i); !sameValue(g, w) {
+				t.Errorf("%s: row %d = %#v, want %#v", tc.name, i, g, w)
+			}
+		}
 	}
 }
 

@@ -69,3 +69,45 @@ func BenchmarkOutputBuilderBigint1024(b *testing.B) {
 		out = ob.AppendTo(out[:0])
 	}
 }
+
+// varchar1024 is 1024 16-byte ASCII rows, the upper benchmark's shape.
+func varchar1024() *udfhostv1.Batch {
+	b := newColBuilder(tVarchar)
+	for range 1024 {
+		b.add("abcdefghijklmnop")
+	}
+	return &udfhostv1.Batch{Rows: 1024, Columns: []*udfhostv1.Column{b.column()}}
+}
+
+// BenchmarkValidateAppendVarchar1024 is the host's per-batch input work for
+// a VARCHAR column: ValidateBatch (with its UTF-8 check) and AppendInput.
+func BenchmarkValidateAppendVarchar1024(b *testing.B) {
+	batch := varchar1024()
+	types := []udfhostv1.SqlType{tVarchar}
+	buf := AppendInput(nil, batch)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ValidateBatch(batch, types); err != nil {
+			b.Fatal(err)
+		}
+		buf = AppendInput(buf[:0], batch)
+	}
+}
+
+// BenchmarkDecodeOutputVarchar1024 includes the result's UTF-8 check.
+func BenchmarkDecodeOutputVarchar1024(b *testing.B) {
+	mem := make([]byte, 32<<10)
+	n := rawFromColumn(varchar1024().Columns[0], 1024).write(mem, 8)
+	out, err := CopyOutput(nil, mem, 8, n, 1024, tVarchar)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(out)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := DecodeOutput(out, 1024, tVarchar); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -5,16 +5,22 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"unicode/utf8"
 
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
 // ValidateBatch checks b against the function's argument types: column
-// count, column types and buffer lengths (fixed width*rows, BOOLEAN
-// ceil(rows/8), validity empty or ceil(rows/8), VARCHAR/BYTES offsets
-// (rows+1)*4, starting at 0, monotonic, last <= len(values)). A VARCHAR or
-// BYTES column of an empty batch may also have empty offsets. Errors name the
-// column (1-based) and the problem.
+// count, column types and buffer lengths, with the rules of docs/ABI.md
+// ("Columns as callers send them"). With rows = n and a column's offset o,
+// buffers may be longer than needed (Arrow pads them and sizes them to their
+// capacity) and only what the rows need is read: validity empty or at least
+// ceil((o+n)/8) bytes; fixed width w at least (o+n)*w bytes, BOOLEAN at
+// least ceil((o+n)/8); VARCHAR/BYTES at least o+n+1 offsets, non-decreasing
+// from offsets[o] >= 0 to offsets[o+n] <= len(values). A VARCHAR or BYTES
+// column of an empty batch may also have empty offsets. Every non-NULL
+// VARCHAR row must be valid UTF-8. Errors name the column (1-based) and the
+// problem.
 func ValidateBatch(b *udfhostv1.Batch, types []udfhostv1.SqlType) error {
 	if b == nil {
 		return fmt.Errorf("batch is missing")
@@ -34,6 +40,14 @@ func ValidateBatch(b *udfhostv1.Batch, types []udfhostv1.SqlType) error {
 	return nil
 }
 
+// at names a column's offset in messages, when it has one.
+func at(o uint64) string {
+	if o == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" at offset %d", o)
+}
+
 func validateColumn(c *udfhostv1.Column, want udfhostv1.SqlType, rows int) error {
 	if c == nil {
 		return fmt.Errorf("missing")
@@ -44,25 +58,40 @@ func validateColumn(c *udfhostv1.Column, want udfhostv1.SqlType, rows int) error
 	if c.Type != want {
 		return fmt.Errorf("type %s, want %s", TypeName(c.Type), TypeName(want))
 	}
-	if n := len(c.Validity); n != 0 && n != bitmapLen(rows) {
-		return fmt.Errorf("validity is %d bytes, want 0 or %d for %d rows", n, bitmapLen(rows), rows)
+	// o+n fits easily in uint64: o is a u32 and n at most a u32.
+	o, end := uint64(c.Offset), uint64(c.Offset)+uint64(rows)
+	if n, w := uint64(len(c.Validity)), (end+7)/8; n != 0 && n < w {
+		return fmt.Errorf("validity is %d bytes, want 0 or at least %d for %d rows%s", n, w, rows, at(o))
 	}
 	if !isVarlen(want) {
 		if len(c.Offsets) != 0 {
 			return fmt.Errorf("%s column has %d bytes of offsets, want none", TypeName(want), len(c.Offsets))
 		}
-		if n, w := len(c.Values), valuesLen(want, rows); n != w {
-			return fmt.Errorf("values are %d bytes, want %d for %d %s rows", n, w, rows, TypeName(want))
+		w := (end + 7) / 8
+		if fw := fixedWidth(want); fw > 0 {
+			w = end * uint64(fw)
+		}
+		if n := uint64(len(c.Values)); n < w {
+			return fmt.Errorf("values are %d bytes, want at least %d for %d %s rows%s", n, w, rows, TypeName(want), at(o))
 		}
 		return nil
 	}
 	if rows == 0 && len(c.Offsets) == 0 {
 		return nil
 	}
-	if n, w := len(c.Offsets), (rows+1)*4; n != w {
-		return fmt.Errorf("offsets are %d bytes, want %d for %d rows", n, w, rows)
+	if n, w := uint64(len(c.Offsets)), (end+1)*4; n < w {
+		return fmt.Errorf("offsets are %d bytes, want at least %d for %d rows%s", n, w, rows, at(o))
 	}
-	return checkOffsets(c.Offsets, rows, uint64(len(c.Values)), true)
+	offs := c.Offsets[o*4 : (end+1)*4]
+	if err := checkOffsets(offs, rows, uint64(len(c.Values)), false); err != nil {
+		return err
+	}
+	if want == udfhostv1.SqlType_TYPE_VARCHAR {
+		if row, ok := checkUTF8(c.Validity, o, offs, c.Values, rows); !ok {
+			return fmt.Errorf("row %d is not valid UTF-8 (VARCHAR is UTF-8; declare BYTES for other bytes)", row)
+		}
+	}
+	return nil
 }
 
 // checkOffsets checks rows+1 little-endian offsets (the buffer has at least
@@ -91,35 +120,102 @@ func checkOffsets(offs []byte, rows int, limit uint64, zeroFirst bool) error {
 	return nil
 }
 
-// varlenEnd returns the last offset of a validated VARCHAR/BYTES column (0
-// when it has no offsets).
-func varlenEnd(c *udfhostv1.Column) int {
-	if len(c.Offsets) < 4 {
-		return 0
+// checkUTF8 reports whether every row of a VARCHAR column whose validity bit
+// (at bit o+row of validity, nil or empty: all valid) is set is valid UTF-8,
+// and if not the first row that is not. offs are the column's rows+1 checked
+// offsets into values. NULL rows are skipped when it comes to checking rows
+// one by one: their bytes are not values.
+func checkUTF8(validity []byte, o uint64, offs, values []byte, rows int) (int, bool) {
+	if rowsUTF8(offs, values, rows) {
+		return 0, true
 	}
-	return int(le.Uint32(c.Offsets[len(c.Offsets)-4:]))
+	for i := range rows {
+		if len(validity) > 0 && !bitSet(validity, int(o)+i) {
+			continue
+		}
+		if !utf8.Valid(values[le.Uint32(offs[i*4:]):le.Uint32(offs[i*4+4:])]) {
+			return i, false
+		}
+	}
+	return 0, true
 }
 
-// InputSize returns the number of bytes AppendInput appends for b.
+// rowsUTF8 reports whether all bytes of the rows (NULL or not) that the
+// rows+1 checked offsets offs delimit in values are valid UTF-8, each row on
+// its own. It costs one utf8.Valid over the rows' bytes and one byte test per
+// row: a valid UTF-8 string cut only where runes start yields valid pieces.
+func rowsUTF8(offs, values []byte, rows int) bool {
+	first, last := le.Uint32(offs), le.Uint32(offs[rows*4:])
+	data := values[first:last]
+	if isASCII(data) { // the common case: every byte starts a rune
+		return true
+	}
+	if !utf8.Valid(data) {
+		return false
+	}
+	for i := 1; i < rows; i++ {
+		if p := le.Uint32(offs[i*4:]) - first; int(p) < len(data) && !utf8.RuneStart(data[p]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isASCII reports whether every byte of b is below 0x80, 8 bytes at a time.
+func isASCII(b []byte) bool {
+	var acc uint64
+	for len(b) >= 8 {
+		acc |= le.Uint64(b)
+		b = b[8:]
+	}
+	for _, c := range b {
+		acc |= uint64(c)
+	}
+	return acc&0x8080808080808080 == 0
+}
+
+// varlenRange returns the first and last offset of the rows of a validated
+// VARCHAR/BYTES column of a batch of rows rows (0, 0 when it has no
+// offsets).
+func varlenRange(c *udfhostv1.Column, rows int) (first, last int) {
+	if len(c.Offsets) < 4 {
+		return 0, 0
+	}
+	o := int(c.Offset)
+	return int(le.Uint32(c.Offsets[4*o:])), int(le.Uint32(c.Offsets[4*(o+rows):]))
+}
+
+// hasValidity reports whether AppendInput lays out a validity bitmap for c.
+func hasValidity(c *udfhostv1.Column, rows int) bool { return len(c.Validity) > 0 && rows > 0 }
+
+// InputSize returns the number of bytes AppendInput appends for b, which
+// must have passed ValidateBatch.
 func InputSize(b *udfhostv1.Batch) int {
+	rows := int(b.Rows)
 	size := inHeaderSize + inColSize*len(b.Columns)
 	for _, c := range b.Columns {
-		size += align8(len(c.Validity))
+		if hasValidity(c, rows) {
+			size += align8(bitmapLen(rows))
+		}
 		if isVarlen(c.Type) {
-			size += align8(max(len(c.Offsets), 4)) + align8(varlenEnd(c))
+			first, last := varlenRange(c, rows)
+			size += align8((rows+1)*4) + align8(last-first)
 		} else {
-			size += align8(len(c.Values))
+			size += align8(valuesLen(c.Type, rows))
 		}
 	}
 	return size
 }
 
-var zeroOffset [4]byte
-
 // AppendInput appends the batch v1 input region for b to dst and returns the
-// extended slice. b must have passed ValidateBatch. Only the bytes of a
-// VARCHAR/BYTES values buffer up to its last offset are copied.
+// extended slice. b must have passed ValidateBatch. The region has the exact
+// layout guests expect whatever the caller's buffers were: offset 0, exact
+// buffer sizes, VARCHAR/BYTES offsets starting at 0 and only the values the
+// rows use. For a column at offset 0 (the common case) that is one copy per
+// buffer, as for exact buffers; only a sliced column's bitmaps (at an offset
+// that is not a multiple of 8) are shifted and its offsets rebased.
 func AppendInput(dst []byte, b *udfhostv1.Batch) []byte {
+	rows := int(b.Rows)
 	size := InputSize(b)
 	start := len(dst)
 	dst = slices.Grow(dst, size)[:start+size]
@@ -131,33 +227,43 @@ func AppendInput(dst []byte, b *udfhostv1.Batch) []byte {
 	pos := inHeaderSize + inColSize*len(b.Columns)
 	for i, c := range b.Columns {
 		d := r[inHeaderSize+inColSize*i : inHeaderSize+inColSize*(i+1)]
+		o := int(c.Offset)
 		var voff int
-		if len(c.Validity) > 0 {
+		if hasValidity(c, rows) {
 			voff = pos
-			pos = putAligned(r, pos, c.Validity)
+			pos = putBits(r, pos, c.Validity, o, rows)
 		}
-		var ooff int
-		values := c.Values
-		if isVarlen(c.Type) {
+		var ooff, valoff, vallen int
+		switch {
+		case isVarlen(c.Type):
 			ooff = pos
+			first, last := varlenRange(c, rows)
 			if len(c.Offsets) == 0 {
 				pos = putAligned(r, pos, zeroOffset[:])
 			} else {
-				pos = putAligned(r, pos, c.Offsets)
+				pos = putOffsets(r, pos, c.Offsets[4*o:4*(o+rows+1)], uint32(first))
 			}
-			values = values[:varlenEnd(c)]
+			valoff, vallen = pos, last-first
+			pos = putAligned(r, pos, c.Values[first:last])
+		case c.Type == udfhostv1.SqlType_TYPE_BOOLEAN:
+			valoff, vallen = pos, bitmapLen(rows)
+			pos = putBits(r, pos, c.Values, o, rows)
+		default:
+			w := fixedWidth(c.Type)
+			valoff, vallen = pos, w*rows
+			pos = putAligned(r, pos, c.Values[w*o:w*(o+rows)])
 		}
-		valoff := pos
-		pos = putAligned(r, pos, values)
 		le.PutUint32(d[0:], uint32(c.Type))
 		le.PutUint32(d[4:], uint32(voff))
 		le.PutUint32(d[8:], uint32(ooff))
 		le.PutUint32(d[12:], uint32(valoff))
-		le.PutUint32(d[16:], uint32(len(values)))
+		le.PutUint32(d[16:], uint32(vallen))
 		clear(d[20:32])
 	}
 	return dst
 }
+
+var zeroOffset [4]byte
 
 // putAligned copies src to r[pos:], zeroes the padding up to the next
 // multiple of 8 and returns that position.
@@ -165,6 +271,50 @@ func putAligned(r []byte, pos int, src []byte) int {
 	end := pos + copy(r[pos:], src)
 	next := align8(end)
 	clear(r[end:next])
+	return next
+}
+
+// putBits writes bits [o, o+rows) of the LSB-first bitmap src (which has at
+// least that many) to r[pos:] as a bitmap starting at bit 0, clears the bits
+// past rows and the padding, and returns the next 8-aligned position. At an
+// offset that is a multiple of 8 this is a copy.
+func putBits(r []byte, pos int, src []byte, o, rows int) int {
+	n := bitmapLen(rows)
+	out := r[pos : pos+n]
+	src = src[o>>3:]
+	if s := uint(o) & 7; s == 0 {
+		copy(out, src[:n])
+	} else {
+		// Output byte j takes bits s..7 of src[j] and 0..s-1 of src[j+1];
+		// src[j+1] exists whenever the rows need any of its bits.
+		need := (int(s) + rows + 7) >> 3
+		for j := range out {
+			v := src[j] >> s
+			if j+1 < need {
+				v |= src[j+1] << (8 - s)
+			}
+			out[j] = v
+		}
+	}
+	maskTail(out, rows)
+	next := align8(pos + n)
+	clear(r[pos+n : next])
+	return next
+}
+
+// putOffsets writes rows+1 offsets, each less first (the offsets were
+// checked to be non-decreasing from first), to r[pos:] and returns the next
+// 8-aligned position. With first == 0, the common case, it is a copy.
+func putOffsets(r []byte, pos int, offs []byte, first uint32) int {
+	if first == 0 {
+		return putAligned(r, pos, offs)
+	}
+	out := r[pos : pos+len(offs)]
+	for i := 0; i < len(offs); i += 4 {
+		le.PutUint32(out[i:], le.Uint32(offs[i:])-first)
+	}
+	next := align8(pos + len(offs))
+	clear(r[pos+len(offs) : next])
 	return next
 }
 

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -291,6 +292,11 @@ func CopyOutput(dst, mem []byte, ptr, n uint32, rows int, typ udfhostv1.SqlType)
 // alias buf, and its row errors. It checks the region again, and that error
 // rows are strictly increasing and NULL; errors wrap ErrBadOutput. Invalid
 // UTF-8 in messages is replaced by U+FFFD (proto strings must be UTF-8).
+//
+// The column is a result as docs/ABI.md promises: offset 0, exact buffers,
+// rows+1 offsets from 0 for VARCHAR/BYTES (one for 0 rows). A VARCHAR row
+// that is not valid UTF-8 becomes NULL with the row error "row N: result is
+// not valid UTF-8" (the column is then a copy); BYTES rows are not checked.
 func DecodeOutput(buf []byte, rows int, typ udfhostv1.SqlType) (*udfhostv1.Column, []*udfhostv1.RowError, error) {
 	v, err := parseOutput(buf, rows, typ)
 	if err != nil {
@@ -302,10 +308,13 @@ func DecodeOutput(buf []byte, rows int, typ udfhostv1.SqlType) (*udfhostv1.Colum
 			return nil, nil, badOutput("first offset is %d, want 0", v.first)
 		}
 		col.Values = v.values[:v.last:v.last]
+		if v.offsets == nil { // rows == 0: Arrow still wants its one offset
+			col.Offsets = make([]byte, 4)
+		}
 	}
 	nerr := len(v.errs) / errEntrySize
 	if nerr == 0 {
-		return col, nil, nil
+		return checkResultUTF8(col, rows, nil)
 	}
 	if v.validity == nil {
 		return nil, nil, badOutput("%d row errors but no validity bitmap", nerr)
@@ -333,7 +342,67 @@ func DecodeOutput(buf []byte, rows int, typ udfhostv1.SqlType) (*udfhostv1.Colum
 		structs[i].Message = msg
 		errs[i] = &structs[i]
 	}
-	return col, errs, nil
+	return checkResultUTF8(col, rows, errs)
+}
+
+// EmptyResult returns the result column of a batch of 0 rows of type typ:
+// no buffers, except the one offset (0) that a VARCHAR or BYTES array of
+// length 0 carries in Arrow.
+func EmptyResult(typ udfhostv1.SqlType) *udfhostv1.Column {
+	col := &udfhostv1.Column{Type: typ}
+	if isVarlen(typ) {
+		col.Offsets = make([]byte, 4)
+	}
+	return col
+}
+
+// checkResultUTF8 returns col and errs unchanged unless col is a VARCHAR
+// result with bytes that are not valid UTF-8 (VARCHAR is UTF-8 in and out).
+// Then it returns a copy in which each such non-NULL row is NULL with a row
+// error naming it, added to errs in row order, and NULL rows hold no bytes,
+// so that the result is valid Arrow. The common case costs a utf8.Valid
+// over the values and a byte test per row.
+func checkResultUTF8(col *udfhostv1.Column, rows int, errs []*udfhostv1.RowError) (*udfhostv1.Column, []*udfhostv1.RowError, error) {
+	if col.Type != udfhostv1.SqlType_TYPE_VARCHAR || rows == 0 || rowsUTF8(col.Offsets, col.Values, rows) {
+		return col, errs, nil
+	}
+	validity := make([]byte, bitmapLen(rows))
+	if len(col.Validity) > 0 {
+		copy(validity, col.Validity)
+	} else {
+		for i := range validity {
+			validity[i] = 0xff
+		}
+		maskTail(validity, rows)
+	}
+	offs := make([]byte, 4*(rows+1))
+	values := make([]byte, 0, len(col.Values))
+	out := make([]*udfhostv1.RowError, 0, len(errs)+1)
+	next := 0 // errs[next:] are after the rows seen so far
+	for i := range rows {
+		if bitSet(validity, i) {
+			b := col.Values[le.Uint32(col.Offsets[4*i:]):le.Uint32(col.Offsets[4*i+4:])]
+			if utf8.Valid(b) {
+				values = append(values, b...)
+			} else {
+				validity[i>>3] &^= 1 << (uint(i) & 7)
+				for next < len(errs) && int(errs[next].Row) < i {
+					out = append(out, errs[next])
+					next++
+				}
+				out = append(out, &udfhostv1.RowError{Row: uint32(i), Message: "row " + strconv.Itoa(i) + ": result is not valid UTF-8"})
+			}
+		}
+		le.PutUint32(offs[4*i+4:], uint32(len(values)))
+	}
+	out = append(out, errs[next:]...)
+	if len(out) == 0 {
+		out = nil
+	}
+	if allValid(validity, rows) {
+		validity = nil
+	}
+	return &udfhostv1.Column{Type: col.Type, Validity: validity, Offsets: offs, Values: values}, out, nil
 }
 
 // OutputBuilder builds a compact output region row by row, for fixed-width

@@ -183,20 +183,37 @@ func sp(s string) *string { return &s }
 
 func TestWasmUpper(t *testing.T) {
 	g := newGuest(t, "examples/go/upper")
-	in := []*string{sp("hello"), nil, sp(""), sp("äbç ñ"), sp("bad \xff\xfe utf8"), sp("MiXeD 123"), nil}
-	want := []any{"HELLO", nil, "", "ÄBÇ Ñ", nil, "MIXED 123", nil}
+	// Full case mapping: ß is SS, as in SQL engines (strings.ToUpper keeps ß).
+	in := []*string{sp("hello"), nil, sp(""), sp("äbç ñ"), sp("straße"), sp("MiXeD 123"), nil, sp("ǆ ﬃ")}
+	want := []any{"HELLO", nil, "", "ÄBÇ Ñ", "STRASSE", "MIXED 123", nil, "Ǆ FFI"}
 	b := &udfhostv1.Batch{Rows: uint32(len(in)), Columns: []*udfhostv1.Column{varcharColumn(in)}}
 	for range 3 { // repeated calls reuse the guest's buffers
 		col, errs, err := g.call("upper", b, []udfhostv1.SqlType{tVarchar}, tVarchar)
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkRows(t, "upper", col, errs, want, map[int]string{4: "upper: argument is not valid UTF-8"})
+		checkRows(t, "upper", col, errs, want, nil)
 	}
+
+	// The host refuses VARCHAR input that is not UTF-8 (ValidateBatch); a
+	// guest handed some anyway fails that row.
+	bad := &udfhostv1.Batch{Rows: 2, Columns: []*udfhostv1.Column{varcharColumn([]*string{sp("bad \xff\xfe utf8"), sp("ok")})}}
+	region := AppendInput(nil, bad)
+	res := g.callRaw("upper", g.place(region), uint32(len(region)))
+	mem, _ := g.mod.Memory().Read(0, g.mod.Memory().Size())
+	out, err := CopyOutput(nil, mem, uint32(res), uint32(res>>32), 2, tVarchar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, errs, err := DecodeOutput(out, 2, tVarchar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, "upper of invalid UTF-8", col, errs, []any{nil, "OK"}, map[int]string{0: "upper: argument is not valid UTF-8"})
 
 	// An empty batch.
 	empty := &udfhostv1.Batch{Columns: []*udfhostv1.Column{{Type: tVarchar}}}
-	col, errs, err := g.call("upper", empty, []udfhostv1.SqlType{tVarchar}, tVarchar)
+	col, errs, err = g.call("upper", empty, []udfhostv1.SqlType{tVarchar}, tVarchar)
 	if err != nil || len(errs) != 0 || len(col.Values) != 0 {
 		t.Errorf("empty batch: %v %v %v", col, errs, err)
 	}
@@ -367,6 +384,25 @@ func TestWasmSDKRowErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRows(t, "reverse", col, errs, []any{nil, nil, nil, "!", "long string!"}, map[int]string{0: "late", 1: "first"})
+}
+
+// TestWasmVarcharResultMustBeUTF8: a guest that returns bytes that are not
+// UTF-8 as VARCHAR gets those rows turned into row errors by the host.
+func TestWasmVarcharResultMustBeUTF8(t *testing.T) {
+	g := newGuest(t, "guest/internal/testudf")
+	b := newColBuilder(tBytes)
+	for _, v := range []any{"ok", "\xff", nil, "straße", "\xc3"} {
+		b.add(v)
+	}
+	batch := &udfhostv1.Batch{Rows: 5, Columns: []*udfhostv1.Column{b.column()}}
+	col, errs, err := g.call("varchar_of_bytes", batch, []udfhostv1.SqlType{tBytes}, tVarchar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, "varchar_of_bytes", col, errs, []any{"ok", nil, nil, "straße", nil}, map[int]string{
+		1: "row 1: result is not valid UTF-8",
+		4: "row 4: result is not valid UTF-8",
+	})
 }
 
 // checkRows checks a decoded result against want (nil = NULL) and the row

@@ -86,3 +86,49 @@ func TestRowErrorsOverrideValues(t *testing.T) {
 		t.Errorf("Values = %#v", v)
 	}
 }
+
+// TestValuesHonourOffset reads columns whose first row is at an element
+// offset, as an Arrow slice has: the rows before it are not results.
+func TestValuesHonourOffset(t *testing.T) {
+	types := []udfhostv1.SqlType{
+		udfhostv1.SqlType_TYPE_INT, udfhostv1.SqlType_TYPE_BIGINT, udfhostv1.SqlType_TYPE_FLOAT, udfhostv1.SqlType_TYPE_DOUBLE,
+		udfhostv1.SqlType_TYPE_BOOLEAN, udfhostv1.SqlType_TYPE_VARCHAR, udfhostv1.SqlType_TYPE_BYTES,
+	}
+	junk := `[7, 7, 7, 7, true, "junk", "AAAA"]`
+	rows := []string{
+		`[null, null, null, null, null, null, null]`,
+		`[1, 2, 1.5, 2.5, false, "héllo", "AAEC"]`,
+		`[3, 4, -1, -2, true, "", ""]`,
+	}
+	for _, skip := range []int{1, 3, 8, 9} {
+		b := NewBuilder(types)
+		for range skip {
+			if err := b.AddLine([]byte(junk)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, r := range rows {
+			if err := b.AddLine([]byte(r)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		batch := b.Batch()
+		for c := range types {
+			col := batch.Columns[c]
+			col.Offset = uint32(skip)
+			got, _ := json.Marshal(Values(&udfhostv1.InvokeResponse{Rows: uint32(len(rows)), Result: col}))
+			var want []any
+			for _, r := range rows {
+				var vals []any
+				dec := json.NewDecoder(strings.NewReader(r))
+				dec.UseNumber()
+				dec.Decode(&vals)
+				want = append(want, vals[c])
+			}
+			wantJSON, _ := json.Marshal(want)
+			if string(got) != string(wantJSON) {
+				t.Errorf("skip %d column %d: got %s, want %s", skip, c, got, wantJSON)
+			}
+		}
+	}
+}

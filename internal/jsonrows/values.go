@@ -23,11 +23,14 @@ func Values(resp *udfhostv1.InvokeResponse) []any {
 	if col == nil {
 		return out
 	}
+	// Results from the service have offset 0; a column with an offset (an
+	// Arrow slice) is read from its element o on, like any Arrow reader.
+	o := int(col.Offset)
 	for r := 0; r < rows; r++ {
-		if len(col.Validity) > 0 && (r/8 >= len(col.Validity) || col.Validity[r/8]&(1<<(r%8)) == 0) {
+		if i := o + r; len(col.Validity) > 0 && (i/8 >= len(col.Validity) || col.Validity[i/8]&(1<<(i%8)) == 0) {
 			continue
 		}
-		out[r] = value(col, r)
+		out[r] = value(col, o+r)
 	}
 	for _, e := range resp.Errors {
 		if int(e.Row) < rows {
@@ -37,6 +40,7 @@ func Values(resp *udfhostv1.InvokeResponse) []any {
 	return out
 }
 
+// value returns element r of c's buffers (row r-c.Offset).
 func value(c *udfhostv1.Column, r int) any {
 	v := c.Values
 	switch c.Type {

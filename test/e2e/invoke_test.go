@@ -47,7 +47,8 @@ func TestInvokeExamples(t *testing.T) {
 	}{
 		{"add", "[1, 2]\n[null, 3]\n[40, 2]\n[9223372036854775807, 1]\n[-5, null]\n",
 			"3\nnull\n42\n-9223372036854775808\nnull\n"},
-		{"upper", "[\"hello\"]\n[null]\n[\"grüße\"]\n[\"\"]\n", "\"HELLO\"\nnull\n\"GRÜßE\"\n\"\"\n"},
+		// Full case mapping, as SQL engines: ß is SS.
+		{"upper", "[\"hello\"]\n[null]\n[\"grüße\"]\n[\"\"]\n[\"straße\"]\n", "\"HELLO\"\nnull\n\"GRÜSSE\"\n\"\"\n\"STRASSE\"\n"},
 		// A malformed row gets its own error line; the others still run.
 		{"add", "[1, 1]\n[\"x\", 1]\n[2, 2]\n", "2\n{\"error\":\"bad input row: argument 1: want a number for BIGINT, got \\\"x\\\"\"}\n4\n"},
 	}
@@ -84,32 +85,58 @@ func TestInvokeTenThousandRowsInOrder(t *testing.T) {
 	}
 }
 
-// TestRowErrorsAreNotNulls sends invalid UTF-8 to the Go upper example,
-// which reports a row error: it must arrive as an error on that row only.
+// TestRowErrorsAreNotNulls calls a guest that reports a row error for a 0
+// argument: it must arrive as an error on that row only.
 func TestRowErrorsAreNotNulls(t *testing.T) {
 	s := startServer(t)
-	s.createFunction("upper", s.upload("go-upper"), "upper", "(VARCHAR) -> VARCHAR")
-	col := &udfhostv1.Column{
-		Type:    udfhostv1.SqlType_TYPE_VARCHAR,
-		Offsets: []byte{0, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 6, 0, 0, 0},
-		Values:  []byte("ok\xff\xfeno"),
+	s.createFunction("checked", s.upload("go-testudf"), "checked", "(BIGINT) -> BIGINT")
+	resp, err := s.invoker().Invoke(s.ctx(), &udfhostv1.InvokeRequest{Function: "checked", Batch: bigints([]int64{50, 0, 4})})
+	if err != nil {
+		t.Fatal(err)
 	}
+	vals := jsonrows.Values(resp)
+	if vals[0] != int64(2) || vals[2] != int64(25) {
+		t.Errorf("rows 0 and 2 = %v, %v; want 2, 25", vals[0], vals[2])
+	}
+	re, ok := vals[1].(jsonrows.RowError)
+	if !ok || re.Error != "zero is not allowed" {
+		t.Fatalf("row 1 = %#v, want the row error \"zero is not allowed\"", vals[1])
+	}
+	if len(resp.Errors) != 1 || resp.Errors[0].Row != 1 {
+		t.Errorf("errors = %v, want exactly row 1", resp.Errors)
+	}
+}
+
+// TestVarcharIsUTF8 checks both directions: VARCHAR input that is not
+// UTF-8 is refused as INVALID_ARGUMENT naming the column and row; a guest's
+// VARCHAR result row that is not UTF-8 becomes that row's error.
+func TestVarcharIsUTF8(t *testing.T) {
+	s := startServer(t)
+	s.createFunction("upper", s.upload("go-upper"), "upper", "(VARCHAR) -> VARCHAR")
+	s.createFunction("careless", s.upload("go-testudf"), "varchar_of_bytes", "(BYTES) -> VARCHAR")
+	col := func(typ udfhostv1.SqlType) *udfhostv1.Column {
+		return &udfhostv1.Column{
+			Type:    typ,
+			Offsets: []byte{0, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 6, 0, 0, 0},
+			Values:  []byte("ok\xff\xfeno"),
+		}
+	}
+	_, err := s.invoker().Invoke(s.ctx(), &udfhostv1.InvokeRequest{
+		Function: "upper", Batch: &udfhostv1.Batch{Rows: 3, Columns: []*udfhostv1.Column{col(udfhostv1.SqlType_TYPE_VARCHAR)}},
+	})
+	if msg := status.Convert(err).Message(); status.Code(err) != codes.InvalidArgument || !strings.Contains(msg, "column 1: row 1 is not valid UTF-8") {
+		t.Errorf("invalid UTF-8 input: %v; want INVALID_ARGUMENT naming column 1, row 1", err)
+	}
+
 	resp, err := s.invoker().Invoke(s.ctx(), &udfhostv1.InvokeRequest{
-		Function: "upper", Batch: &udfhostv1.Batch{Rows: 3, Columns: []*udfhostv1.Column{col}},
+		Function: "careless", Batch: &udfhostv1.Batch{Rows: 3, Columns: []*udfhostv1.Column{col(udfhostv1.SqlType_TYPE_BYTES)}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	vals := jsonrows.Values(resp)
-	if vals[0] != "OK" || vals[2] != "NO" {
-		t.Errorf("rows 0 and 2 = %v, %v; want OK, NO", vals[0], vals[2])
-	}
-	re, ok := vals[1].(jsonrows.RowError)
-	if !ok || re.Error == "" {
-		t.Fatalf("row 1 = %#v, want a row error", vals[1])
-	}
-	if len(resp.Errors) != 1 || resp.Errors[0].Row != 1 {
-		t.Errorf("errors = %v, want exactly row 1", resp.Errors)
+	if vals[0] != "ok" || vals[2] != "no" || vals[1] != (jsonrows.RowError{Error: "row 1: result is not valid UTF-8"}) {
+		t.Errorf("careless guest's rows = %#v; want ok, a row error for row 1, no", vals)
 	}
 }
 

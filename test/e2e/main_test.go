@@ -77,9 +77,10 @@ func build(dir string) error {
 		}
 		wasm[name] = out
 	}
-	for _, name := range []string{"upper", "affine"} {
+	for _, pkg := range []string{"examples/go/upper", "examples/go/affine", "guest/internal/testudf"} {
+		name := filepath.Base(pkg)
 		out := filepath.Join(dir, name+".wasm")
-		if err := run([]string{"GOOS=wasip1", "GOARCH=wasm"}, "go", "build", "-buildmode=c-shared", "-o", out, "./examples/go/"+name); err != nil {
+		if err := run([]string{"GOOS=wasip1", "GOARCH=wasm"}, "go", "build", "-buildmode=c-shared", "-o", out, "./"+pkg); err != nil {
 			return err
 		}
 		wasm["go-"+name] = out
