@@ -90,15 +90,18 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 	if int(b.Rows) > pool.MaxBatchRows {
 		return nil, fmt.Errorf("%w: batch of %d rows exceeds the pool's limit of %d", errInvalid, b.Rows, pool.MaxBatchRows)
 	}
-	if err := checkBatchSize(batchBytes(b), pool); err != nil {
-		return nil, err
-	}
 	if err := abi.ValidateBatch(b, f.Args); err != nil {
 		return nil, fmt.Errorf("%w: function %s %s: %v", errInvalid, f.Name, f.Signature(), err)
 	}
+	// The limit counts what the rows need, as laid out for the guest: an
+	// Arrow buffer's padding or a slice's unused parent does not count (the
+	// gRPC message limit already bounds what the host holds of them).
+	if err := checkBatchSize(abi.InputSize(b), pool); err != nil {
+		return nil, err
+	}
 	resp := &udfhostv1.InvokeResponse{Seq: req.Seq, Rows: b.Rows}
 	if b.Rows == 0 {
-		resp.Result = emptyColumn(f.Result)
+		resp.Result = abi.EmptyResult(f.Result)
 		return resp, nil
 	}
 	id := s.identity(f)
@@ -240,16 +243,6 @@ func (is *invokeService) retried(ctx context.Context, f *functions.Function, id 
 	})
 }
 
-// emptyColumn is the result of a 0-row batch, valid Arrow: a VARCHAR or
-// BYTES column still carries its one offset (0).
-func emptyColumn(t udfhostv1.SqlType) *udfhostv1.Column {
-	c := &udfhostv1.Column{Type: t}
-	if t == udfhostv1.SqlType_TYPE_VARCHAR || t == udfhostv1.SqlType_TYPE_BYTES {
-		c.Offsets = make([]byte, 4)
-	}
-	return c
-}
-
 func violationClass(err error) string {
 	switch {
 	case errors.Is(err, sandbox.ErrTimeout):
@@ -284,13 +277,4 @@ func checkResultSize(n int, pool *policies.Pool) error {
 		return fmt.Errorf("%w: result of %d bytes exceeds the pool's batch limit of %d bytes", sandbox.ErrBadOutput, n, pool.MaxBatchBytes)
 	}
 	return nil
-}
-
-// batchBytes is the size of b's column buffers.
-func batchBytes(b *udfhostv1.Batch) int {
-	n := 0
-	for _, c := range b.Columns {
-		n += len(c.Validity) + len(c.Offsets) + len(c.Values)
-	}
-	return n
 }

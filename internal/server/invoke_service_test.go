@@ -1,12 +1,14 @@
 package server
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/udfhost/udfhost/internal/abi"
 	"github.com/udfhost/udfhost/policies"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
@@ -39,21 +41,27 @@ func TestResultSize(t *testing.T) {
 }
 
 // TestBatchSize: a request over the pool's batch limit is refused as
-// INVALID_ARGUMENT before it reaches a worker.
+// INVALID_ARGUMENT before it reaches a worker, and the limit counts what
+// the rows need: Arrow's padding does not count against it.
 func TestBatchSize(t *testing.T) {
-	b := &udfhostv1.Batch{Rows: 4, Columns: []*udfhostv1.Column{
-		{Validity: make([]byte, 1), Values: make([]byte, 32)},
-		{Offsets: make([]byte, 20), Values: make([]byte, 100)},
+	exact := &udfhostv1.Batch{Rows: 4, Columns: []*udfhostv1.Column{
+		{Type: udfhostv1.SqlType_TYPE_BIGINT, Validity: make([]byte, 1), Values: make([]byte, 32)},
+		{Type: udfhostv1.SqlType_TYPE_VARCHAR, Offsets: make([]byte, 20), Values: make([]byte, 0)},
 	}}
-	n := batchBytes(b)
-	if n != 153 {
-		t.Fatalf("batchBytes = %d, want 153", n)
+	padded := &udfhostv1.Batch{Rows: 4, Columns: []*udfhostv1.Column{
+		{Type: udfhostv1.SqlType_TYPE_BIGINT, Validity: make([]byte, 64), Values: make([]byte, 64)},
+		{Type: udfhostv1.SqlType_TYPE_VARCHAR, Offsets: make([]byte, 64), Values: make([]byte, 64)},
+	}}
+	n := abi.InputSize(exact)
+	if m := abi.InputSize(padded); m != n {
+		t.Fatalf("padded batch counts %d bytes, exact one %d: padding must not count", m, n)
 	}
-	if err := checkBatchSize(n, &policies.Pool{MaxBatchBytes: 153}); err != nil {
+	if err := checkBatchSize(n, &policies.Pool{MaxBatchBytes: n}); err != nil {
 		t.Fatalf("at the limit: %v", err)
 	}
-	err := checkBatchSize(n, &policies.Pool{MaxBatchBytes: 152})
-	if st := status.Convert(toStatus(err)); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "batch of 153 bytes exceeds the pool's limit of 152 bytes") {
+	err := checkBatchSize(n, &policies.Pool{MaxBatchBytes: n - 1})
+	want := fmt.Sprintf("batch of %d bytes exceeds the pool's limit of %d bytes", n, n-1)
+	if st := status.Convert(toStatus(err)); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), want) {
 		t.Errorf("over the limit: %v", err)
 	}
 }

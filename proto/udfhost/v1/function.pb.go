@@ -317,8 +317,10 @@ type Limits struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Rows per batch.
 	MaxBatchRows uint32 `protobuf:"varint,1,opt,name=max_batch_rows,json=maxBatchRows,proto3" json:"max_batch_rows,omitempty"`
-	// Bytes of one batch's columns (validity + offsets + values), and of one
-	// result column.
+	// Bytes of one batch as its rows need them (validity, offsets and values
+	// for those rows, each 8-byte aligned, plus a small header: the batch
+	// ABI's input region, docs/ABI.md); Arrow padding and the unused parts of
+	// a sliced buffer do not count. Also bounds one result column.
 	MaxBatchBytes uint64 `protobuf:"varint,2,opt,name=max_batch_bytes,json=maxBatchBytes,proto3" json:"max_batch_bytes,omitempty"`
 	// The largest gRPC message the server receives or sends. A response can
 	// be up to this size: a client must raise its receive limit (commonly
