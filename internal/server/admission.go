@@ -43,10 +43,11 @@ type admission struct {
 	// avgNanos is a moving average of Invoke durations, the retry hint.
 	avgNanos atomic.Int64
 
-	mu    sync.Mutex
-	total int64                // request bytes reserved by invocations in flight
-	conns map[string]*connLoad // connections with bytes in flight
-	open  map[string]int       // calls open per connection to methods anyone may call
+	mu       sync.Mutex
+	total    int64                // request bytes reserved by invocations in flight
+	conns    map[string]*connLoad // connections with bytes in flight
+	open     map[string]int       // calls open per connection to methods anyone may call
+	openAnon int                  // the same, server-wide
 }
 
 // connLoad is one connection's share of admission.
@@ -70,6 +71,11 @@ const (
 	// server hold that times its stream limit. A prober or a client's
 	// health watch needs one or two.
 	maxOpenPerConn = 4
+	// maxOpenAnonymous caps them server-wide, so that many connections
+	// cannot multiply the per-connection cap either: what anonymous
+	// callers can make the server hold is at most this many messages of
+	// the receive limit.
+	maxOpenAnonymous = 8
 )
 
 func newAdmission(e policies.Edge) *admission {
@@ -146,7 +152,7 @@ func (a *admission) tap(ctx context.Context, info *tap.Info) (context.Context, e
 		if unauthenticated(info.FullMethodName) {
 			conn := connOf(ctx)
 			if !a.openCall(conn) {
-				return nil, toStatus(a.overloadErr(fmt.Sprintf("this connection has %d health or reflection calls open, the most it may", maxOpenPerConn)))
+				return nil, toStatus(a.overloadErr(fmt.Sprintf("too many health or reflection calls open (at most %d per connection, %d in all)", maxOpenPerConn, maxOpenAnonymous)))
 			}
 			context.AfterFunc(ctx, func() { a.closeCall(conn) })
 		}
@@ -155,20 +161,23 @@ func (a *admission) tap(ctx context.Context, info *tap.Info) (context.Context, e
 }
 
 // openCall counts a call to a method anyone may call on conn, if conn has
-// fewer than maxOpenPerConn open.
+// fewer than maxOpenPerConn open and the server fewer than
+// maxOpenAnonymous.
 func (a *admission) openCall(conn string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.open[conn] >= maxOpenPerConn {
+	if a.open[conn] >= maxOpenPerConn || a.openAnon >= maxOpenAnonymous {
 		return false
 	}
 	a.open[conn]++
+	a.openAnon++
 	return true
 }
 
 func (a *admission) closeCall(conn string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.openAnon--
 	if a.open[conn]--; a.open[conn] <= 0 {
 		delete(a.open, conn)
 	}

@@ -577,3 +577,39 @@ func TestOpenCallsPerConnection(t *testing.T) {
 		c()
 	}
 }
+
+// TestOpenAnonymousCallsServerWide: many connections cannot multiply the
+// per-connection cap: past maxOpenAnonymous calls open in all, a new one
+// is refused on any connection, and a token-bearing API call is not.
+func TestOpenAnonymousCallsServerWide(t *testing.T) {
+	s, f := edgeServer(t, time.Hour)
+	close(f.release) // the fake answers Invoke at once
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	for i := range maxOpenAnonymous {
+		h := healthpb.NewHealthClient(dialFrom(t, s, "")) // one call per connection
+		wctx, wcancel := context.WithCancel(ctx)
+		cancels = append(cancels, wcancel)
+		w, err := h.Watch(wctx, &healthpb.HealthCheckRequest{})
+		if err == nil {
+			_, err = w.Recv()
+		}
+		if err != nil {
+			t.Fatalf("watch %d: %v", i, err)
+		}
+	}
+	fresh := healthpb.NewHealthClient(dialFrom(t, s, ""))
+	if _, err := fresh.Check(ctx, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("an anonymous call past the server-wide cap on a new connection: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	api := udfhostv1.NewInvokeServiceClient(dialFrom(t, s, ""))
+	if _, err := api.Invoke(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+testToken), &udfhostv1.InvokeRequest{Function: "f"}); err != nil {
+		t.Fatalf("an authenticated call while anonymous calls are at their cap: %v", err)
+	}
+}
