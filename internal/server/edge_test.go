@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -95,25 +94,7 @@ func dialFrom(t *testing.T, s *Server, local string) *grpc.ClientConn {
 // records reads the audit log of s (after Shutdown or while running).
 func records(t *testing.T, s *Server) []audit.Record {
 	t.Helper()
-	f, err := os.Open(s.audit.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []audit.Record
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 2<<20)
-	for sc.Scan() {
-		var r audit.Record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("audit line %q: %v", sc.Text(), err)
-		}
-		out = append(out, r)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return readAudit(t, s.audit.Path())
 }
 
 func TestBearerToken(t *testing.T) {
