@@ -10,6 +10,10 @@ command -v wat2wasm >/dev/null || need+=(wabt)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)
 command -v strace >/dev/null || need+=(strace)
+# The e2e suite's outside client (test/e2e/testdata/taskmanager.py) is
+# Python with Debian's grpcio and protobuf: no PyPI.
+dpkg -s python3-grpcio >/dev/null 2>&1 || need+=(python3-grpcio)
+dpkg -s python3-protobuf >/dev/null 2>&1 || need+=(python3-protobuf)
 if ((${#need[@]})); then
   echo "install-deps: apt-get install ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

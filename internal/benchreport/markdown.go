@@ -108,7 +108,7 @@ func (r *report) markdown() string {
 	w("| host (`udfhost serve`) | %d MiB | %d MiB |", r.hostIdle/1024, r.hostLoad/1024)
 	w("| one worker (affine) | %d MiB | %d MiB |", r.workerIdle/1024, r.workerLoad/1024)
 	if len(r.fifty) > 0 {
-		w("| %d more pods (a small WAT module each), idle | %d × %d MiB (median) = %d MiB | |", len(r.fifty), len(r.fifty), r.fifty[len(r.fifty)/2]/1024, sum/1024)
+		w("| %d more pods (a small WAT module each), idle; %d of them live (the others evicted by the live-pod cap) | %d × %d MiB (median) = %d MiB | |", fiftyPods, len(r.fifty), len(r.fifty), r.fifty[len(r.fifty)/2]/1024, sum/1024)
 	}
 	w("")
 	w("## The worker hop and the interrupt modes (in-process benchmarks)")

@@ -200,13 +200,13 @@ func run(cfg config) (*report, error) {
 		return nil, err
 	}
 
-	// Footprint of 50 idle pods.
+	// Footprint of fiftyPods idle pods.
 	add, err := read("add")
 	if err != nil {
 		return nil, err
 	}
 	before, _ := s.workerPIDs()
-	for i := 0; i < 50; i++ {
+	for i := 0; i < fiftyPods; i++ {
 		id, err := s.uploadBytes(fmt.Sprintf("add%d", i), withNonce(add, i))
 		if err != nil {
 			return nil, err
@@ -223,6 +223,9 @@ func run(cfg config) (*report, error) {
 	}
 	return r, nil
 }
+
+// fiftyPods is how many small pods the footprint creates.
+const fiftyPods = 50
 
 // workerFor returns the worker pid serving a function.
 func workerFor(s *server, name string) int {

@@ -132,8 +132,9 @@ func (s *server) invoker() udfhostv1.InvokeServiceClient {
 	return udfhostv1.NewInvokeServiceClient(s.conn)
 }
 
-// workerPIDs returns the pid of each pod's current worker, from the audit
-// log's worker.started records.
+// workerPIDs returns the pid of each pod's live worker, from the audit
+// log's worker.started and worker.stopped records (a pod evicted by the
+// live-pod cap has none).
 func (s *server) workerPIDs() (map[string]int, error) {
 	b, err := os.ReadFile(filepath.Join(s.data, "audit", "audit.log"))
 	if err != nil {
@@ -146,10 +147,16 @@ func (s *server) workerPIDs() (map[string]int, error) {
 			Pod     string            `json:"pod"`
 			Details map[string]string `json:"details"`
 		}
-		if json.Unmarshal(line, &rec) == nil && rec.Type == "worker.started" {
-			if pid, err := strconv.Atoi(rec.Details["pid"]); err == nil {
-				pids[rec.Pod] = pid
-			}
+		if json.Unmarshal(line, &rec) != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(rec.Details["pid"])
+		switch {
+		case err != nil:
+		case rec.Type == "worker.started":
+			pids[rec.Pod] = pid
+		case rec.Type == "worker.stopped" && pids[rec.Pod] == pid:
+			delete(pids, rec.Pod)
 		}
 	}
 	return pids, nil
