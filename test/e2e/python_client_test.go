@@ -50,8 +50,8 @@ func TestPythonTaskManager(t *testing.T) {
 		Limits       map[string]int64
 		Upper        []*string
 		Add          []*int64
-		BigRows      int    `json:"big_rows"`
-		BigOK        bool   `json:"big_ok"`
+		BigRows      int  `json:"big_rows"`
+		BigOK        bool `json:"big_ok"`
 		Stream       [][]any
 		EmptyOffsets int    `json:"empty_offsets"`
 		NoScheme     string `json:"no_scheme"`
