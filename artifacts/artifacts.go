@@ -103,6 +103,15 @@ type Auditor interface {
 	Record(ctx context.Context, e audit.Event) error
 }
 
+// Denials accounts for upload requests refused for their credential (a
+// forged, malformed, expired or used-up URL): anyone can send those, so a
+// server aggregates them per source instead of writing one record each
+// (the gRPC edge's authentication failures go the same way). remote is the
+// client's host:port.
+type Denials interface {
+	Deny(ctx context.Context, remote, resource, reason string)
+}
+
 // CacheDirFor is the compilation cache directory of one digest under root.
 func CacheDirFor(root, digest string) string {
 	return filepath.Join(root, strings.Replace(digest, ":", "-", 1))
@@ -110,9 +119,12 @@ func CacheDirFor(root, digest string) string {
 
 // Config configures a Store. Dir, Signer and Audit are required.
 type Config struct {
-	Dir        string          // root, e.g. <data>/artifacts
-	Signer     *presign.Signer // signs upload URLs and verifies them in ServeHTTP
-	Audit      Auditor
+	Dir    string          // root, e.g. <data>/artifacts
+	Signer *presign.Signer // signs upload URLs and verifies them in ServeHTTP
+	Audit  Auditor
+	// Denials, if set, takes the upload endpoint's credential refusals
+	// instead of one auth.failed record each.
+	Denials    Denials
 	MaxSize    int64         // largest accepted module; default 100 MiB
 	DefaultTTL time.Duration // upload URL lifetime when the request gives none; default 15m
 	MaxTTL     time.Duration // longest upload URL lifetime; default 1h
@@ -331,6 +343,21 @@ func (s *Store) uploadPath(id string) string                     { return filepa
 func (s *Store) stagedPath(id string) string                     { return filepath.Join(s.uploadsDir, id+".wasm") }
 func (s *Store) now() time.Time                                  { return s.cfg.Now() }
 func (s *Store) record(ctx context.Context, e audit.Event) error { return s.cfg.Audit.Record(ctx, e) }
+
+// deny accounts for a request refused for its credential: through
+// Config.Denials when set, else as one auth.failed record. Either way the
+// request is refused; a denial that cannot be recorded refuses nothing
+// more.
+func (s *Store) deny(ctx context.Context, remote, resource, reason string) {
+	if s.cfg.Denials != nil {
+		s.cfg.Denials.Deny(ctx, remote, resource, reason)
+		return
+	}
+	_ = s.record(ctx, audit.Event{
+		Type: audit.TypeAuthFailed, Resource: resource, Decision: audit.Deny,
+		Reason: reason, Details: map[string]string{"remote": remote},
+	})
+}
 
 func (s *Store) loadMeta(id string) (*metaRecord, error) {
 	b, err := os.ReadFile(s.metaPath(id))

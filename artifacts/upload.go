@@ -186,13 +186,12 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = fmt.Errorf("%w: bad upload id", presign.ErrMalformed)
 	}
 	if err != nil {
-		msg := verifyMessage(err)
+		msg, class := verifyMessage(err)
 		// Not tied to an upload: the id in a URL that does not verify is
-		// the client's word only. Record the denial; answer 403 either way.
-		_ = s.record(ctx, audit.Event{
-			Type: audit.TypeAuthFailed, Resource: "upload-url", Decision: audit.Deny,
-			Reason: msg, Details: map[string]string{"remote": r.RemoteAddr},
-		})
+		// the client's word only. Account for the denial under its class
+		// (the detail is the client's text, and would make every forged
+		// URL a group of its own); answer 403 either way.
+		s.deny(ctx, r.RemoteAddr, "upload-url", class)
 		http.Error(w, msg, http.StatusForbidden)
 		return
 	}
@@ -214,10 +213,7 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// a used one: a credential misuse like a forged or expired
 			// URL. The upload itself is untouched; the record names it
 			// because a verified id is the host's, not the client's word.
-			_ = s.record(ctx, audit.Event{
-				Type: audit.TypeAuthFailed, Resource: "upload/" + p.ID, Decision: audit.Deny,
-				Reason: herr.msg, Details: map[string]string{"remote": r.RemoteAddr},
-			})
+			s.deny(ctx, r.RemoteAddr, "upload/"+p.ID, herr.msg)
 		}
 		writeError(w, herr)
 		return
@@ -251,16 +247,18 @@ func writeError(w http.ResponseWriter, herr *httpError) {
 
 // verifyMessage turns a presign error into the client's one-line message.
 // The presign errors never contain the signature.
-func verifyMessage(err error) string {
+// verifyMessage returns the answer to a URL that does not verify, and its
+// class: the same words without the client's own text.
+func verifyMessage(err error) (msg, class string) {
 	switch {
 	case errors.Is(err, presign.ErrExpired):
-		return "upload URL expired"
+		return "upload URL expired", "upload URL expired"
 	case errors.Is(err, presign.ErrBadSignature):
-		return "upload URL signature invalid"
+		return "upload URL signature invalid", "upload URL signature invalid"
 	case errors.Is(err, presign.ErrWrongMethod):
-		return "upload URL not valid for this method"
+		return "upload URL not valid for this method", "upload URL not valid for this method"
 	default:
-		return "upload URL malformed: " + strings.TrimPrefix(err.Error(), presign.ErrMalformed.Error()+": ")
+		return "upload URL malformed: " + strings.TrimPrefix(err.Error(), presign.ErrMalformed.Error()+": "), "upload URL malformed"
 	}
 }
 

@@ -30,6 +30,7 @@ func init() {
 		"url_tampered_size":      urlTamperedSize,
 		"url_expired":            urlExpired,
 		"url_reused":             urlReused,
+		"anon_url_flood":         anonURLFlood,
 		"upload_slowloris":       uploadSlowloris,
 		"no_token":               noToken,
 		"bad_token":              badToken,

@@ -14,22 +14,25 @@ import (
 	"github.com/udfhost/udfhost/audit"
 )
 
-// authFailures accounts for refused authentications without letting a
-// flood of them fill the audit log or hold up audited actions (each record
-// costs an fsync). Failures are grouped by source (the peer's IP; an IPv6
-// /64, which one host usually owns whole) and reason, per interval: the
-// first of a group in an interval is recorded at once, so a single failure
-// shows up as promptly as any other record, and the rest are counted in
-// memory and recorded as one auth.failed record with their count and the
-// times of the first and last when the interval ends (flush). Every denial
-// is in some record's count. At most max groups are tracked per interval;
-// sources past that are folded into one "other" source per reason, so
-// memory is bounded however many addresses a flood comes from.
+// authFailures accounts for refused authentications — of the gRPC API and
+// of the upload endpoint's pre-signed URLs — without letting a flood of
+// them fill the audit log or hold up audited actions (each record costs an
+// fsync). Failures are grouped by source (the peer's IP; an IPv6 /64,
+// which one host usually owns whole) and reason, per interval: the first
+// burst of a group in an interval are recorded at once, each with its
+// client's address, so a few failures show up as promptly and precisely as
+// any other record; the rest are counted in memory and recorded as one
+// auth.failed record with their count and the times of the first and last
+// when the interval ends (flush). Every denial is in some record's count.
+// At most max groups are tracked per interval; sources past that are
+// folded into one "other" source per reason, so memory and records are
+// bounded however many addresses a flood comes from.
 type authFailures struct {
 	audit *audit.Log
 	log   *slog.Logger
 	now   func() time.Time
 	max   int
+	burst int // failures of a group recorded one by one per interval
 
 	mu   sync.Mutex
 	seen map[failKey]*failCount // the groups of the current interval
@@ -39,6 +42,7 @@ type failKey struct{ source, reason string }
 
 // failCount is what a group's next record will say.
 type failCount struct {
+	recorded    int       // failures recorded one by one this interval
 	n           int       // failures not yet in a record
 	first, last time.Time // of those n
 	resource    string    // the method of the last of them
@@ -48,24 +52,45 @@ type failCount struct {
 // bound.
 const otherSources = "other"
 
-// maxFailSources bounds the groups tracked per interval, and so the
-// records a flood can cause: at most two per group per interval (the first
-// failure and the count), about 500 records every 10 s however many
-// addresses it comes from.
-const maxFailSources = 256
+// maxFailSources bounds the groups tracked per interval, and failBurst
+// the failures of a group recorded one by one, and so the records a flood
+// can cause: at most failBurst+1 per group per interval, one source's
+// flood a handful every 10 s however long it lasts.
+const (
+	maxFailSources = 256
+	failBurst      = 5
+)
 
-func newAuthFailures(l *audit.Log, lg *slog.Logger, max int) *authFailures {
-	return &authFailures{audit: l, log: lg, now: time.Now, max: max, seen: map[failKey]*failCount{}}
+func newAuthFailures(l *audit.Log, lg *slog.Logger, max, burst int) *authFailures {
+	return &authFailures{audit: l, log: lg, now: time.Now, max: max, burst: max1(burst), seen: map[failKey]*failCount{}}
 }
 
-// note accounts for one call refused for reason. Only the first of its
-// group in an interval writes a record (and waits for it); the others
-// update a counter. A nil *authFailures records nothing.
+func max1(n int) int {
+	if n < 1 {
+		return 1
+	}
+	return n
+}
+
+// note accounts for one gRPC call to method refused for reason.
 func (a *authFailures) note(ctx context.Context, method, reason string) {
+	addr := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		addr = p.Addr.String()
+	}
+	a.Deny(ctx, addr, method, reason)
+}
+
+// Deny accounts for one request from remote (host:port) refused for
+// reason: the first burst of its group in an interval write a record each
+// (and wait for it), the others update a counter. It is how the upload
+// endpoint (artifacts.Denials) records forged, expired and replayed URLs.
+// A nil *authFailures records nothing.
+func (a *authFailures) Deny(ctx context.Context, remote, resource, reason string) {
 	if a == nil {
 		return
 	}
-	addr, source := peerSource(ctx)
+	source := sourceOf(remote)
 	now := a.now()
 	a.mu.Lock()
 	k := failKey{source, reason}
@@ -74,21 +99,25 @@ func (a *authFailures) note(ctx context.Context, method, reason string) {
 		k.source = otherSources
 		c, ok = a.seen[k]
 	}
-	if ok {
+	if !ok {
+		c = &failCount{}
+		a.seen[k] = c
+	}
+	if c.recorded >= a.burst {
 		if c.n == 0 {
 			c.first = now
 		}
 		c.n++
-		c.last, c.resource = now, method
+		c.last, c.resource = now, resource
 		a.mu.Unlock()
 		return
 	}
-	a.seen[k] = &failCount{}
+	c.recorded++
 	a.mu.Unlock()
 	// The caller may be gone already; the record is written regardless.
 	if err := a.audit.Record(context.WithoutCancel(ctx), audit.Event{
-		Type: audit.TypeAuthFailed, Actor: addr, Resource: method, Decision: audit.Deny, Reason: reason,
-		Details: map[string]string{"source": k.source, "count": "1"},
+		Type: audit.TypeAuthFailed, Actor: remote, Resource: resource, Decision: audit.Deny, Reason: reason,
+		Details: map[string]string{"source": k.source, "count": "1", "remote": remote},
 	}); err != nil {
 		a.log.Error("audit an authentication failure", "source", k.source, "reason", reason, "err", err)
 	}
@@ -149,20 +178,22 @@ func (a *authFailures) run(stop <-chan struct{}, every time.Duration) {
 	}
 }
 
-// peerSource returns the caller's address and the source its failures are
-// grouped under.
-func peerSource(ctx context.Context) (addr, source string) {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return "", "unknown"
+// sourceOf returns the source a client at addr (host:port) has its
+// failures grouped under: its IPv4 address, or its IPv6 /64.
+func sourceOf(addr string) string {
+	if addr == "" {
+		return "unknown"
 	}
-	addr = p.Addr.String()
-	tcp, ok := p.Addr.(*net.TCPAddr)
-	if !ok {
-		return addr, addr
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
 	}
-	if ip4 := tcp.IP.To4(); ip4 != nil {
-		return addr, ip4.String()
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil:
+		return host
+	case ip.To4() != nil:
+		return ip.To4().String()
 	}
-	return addr, tcp.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }

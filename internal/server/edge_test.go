@@ -48,7 +48,7 @@ func edgeServer(t *testing.T, authInterval time.Duration) (*Server, *fakeInvoke)
 	if s.audit, err = audit.Open(filepath.Join(dir, "audit", "audit.log")); err != nil {
 		t.Fatal(err)
 	}
-	s.authFails = newAuthFailures(s.audit, s.log, maxFailSources)
+	s.authFails = newAuthFailures(s.audit, s.log, maxFailSources, failBurst)
 	if s.grpcLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -304,15 +304,16 @@ func TestAuthFailuresAggregated(t *testing.T) {
 			t.Fatalf("other source: %v", err)
 		}
 	}
-	// The first failure of a source is on disk before its refusal.
+	// The first failBurst failures of a source are on disk before their
+	// refusals, one record each.
 	firsts := map[string]int{}
 	for _, r := range records(t, s) {
 		if r.Type == audit.TypeAuthFailed {
 			firsts[r.Details["source"]]++
 		}
 	}
-	if firsts["127.0.0.1"] != 1 || firsts["127.0.0.2"] != 1 {
-		t.Errorf("before the flush: records per source %v, want one each", firsts)
+	if firsts["127.0.0.1"] != failBurst || firsts["127.0.0.2"] != 3 {
+		t.Errorf("before the flush: records per source %v, want %d and 3", firsts, failBurst)
 	}
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
@@ -333,7 +334,7 @@ func TestAuthFailuresAggregated(t *testing.T) {
 	if count["127.0.0.1"] != n || count["127.0.0.2"] != 3 || len(count) != 2 {
 		t.Errorf("counts per source %v, want 127.0.0.1:%d 127.0.0.2:3", count, n)
 	}
-	if recs["127.0.0.1"] > 3 {
+	if recs["127.0.0.1"] > failBurst+2 {
 		t.Errorf("%d records for one source's flood", recs["127.0.0.1"])
 	}
 	if _, err := audit.Verify(s.audit.Path()); err != nil {
@@ -351,7 +352,7 @@ func TestAuthFailuresBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	a := newAuthFailures(l, slog.New(slog.NewTextHandler(io.Discard, nil)), 2)
+	a := newAuthFailures(l, slog.New(slog.NewTextHandler(io.Discard, nil)), 2, 1)
 	from := func(ip string) context.Context {
 		return peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 1234}})
 	}
@@ -391,8 +392,15 @@ func TestAuthFailuresBounded(t *testing.T) {
 	if len(sum) != len(want) {
 		t.Errorf("sources %v, want %v", sum, want)
 	}
-	if _, src := peerSource(from("2001:db8::1:2:3:4")); src != "2001:db8::/64" {
-		t.Errorf("IPv6 source %q, want its /64", src)
+	for addr, want := range map[string]string{
+		"[2001:db8::1:2:3:4]:443": "2001:db8::/64",
+		"10.1.2.3:5":              "10.1.2.3",
+		"[::ffff:10.1.2.3]:5":     "10.1.2.3",
+		"":                        "unknown",
+	} {
+		if src := sourceOf(addr); src != want {
+			t.Errorf("source of %q is %q, want %q", addr, src, want)
+		}
 	}
 }
 

@@ -141,7 +141,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.audit, err = audit.Open(filepath.Join(data, "audit", "audit.log")); err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
-	s.authFails = newAuthFailures(s.audit, s.log, maxFailSources)
+	s.authFails = newAuthFailures(s.audit, s.log, maxFailSources, failBurst)
 	key, err := presign.LoadOrCreateKey(filepath.Join(data, "presign.key"))
 	if err != nil {
 		return fmt.Errorf("load URL signing key: %w", err)
@@ -172,9 +172,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		maxSize = pool.MaxArtifactBytes
 	}
 	s.store, err = artifacts.New(ctx, artifacts.Config{
-		Dir:      filepath.Join(data, "artifacts"),
-		Signer:   presign.NewSigner(key, "http://"+s.httpLn.Addr().String()),
-		Audit:    s.audit,
+		Dir:    filepath.Join(data, "artifacts"),
+		Signer: presign.NewSigner(key, "http://"+s.httpLn.Addr().String()),
+		Audit:  s.audit,
+		// Forged and replayed upload URLs are anonymous like a bad token.
+		Denials:  s.authFails,
 		MaxSize:  maxSize,
 		CacheDir: cacheDir,
 		// Compile as the default pool's workers will, so they load the
