@@ -76,6 +76,9 @@ const (
 	// callers can make the server hold is at most this many messages of
 	// the receive limit.
 	maxOpenAnonymous = 8
+	// maxHeaderListBytes bounds one call's metadata: an authorization
+	// header, tracing and a few more fit many times over.
+	maxHeaderListBytes = 16 << 10
 )
 
 func newAdmission(e policies.Edge) *admission {
@@ -94,6 +97,11 @@ func (a *admission) serverOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.InTapHandle(a.tap),
 		grpc.MaxConcurrentStreams(a.edge.MaxStreamsPerConn),
+		// Headers arrive before the tap can authenticate anything: gRPC's
+		// default lets one stream's headers be 16 MiB (it is moving to
+		// 8 KiB upstream), which any anonymous caller could make the
+		// server decode and hold on every stream.
+		grpc.MaxHeaderListSize(maxHeaderListBytes),
 		grpc.InitialWindowSize(256 << 10),
 		grpc.InitialConnWindowSize(1 << 20),
 		grpc.KeepaliveParams(keepalive.ServerParameters{

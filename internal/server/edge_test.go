@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -600,5 +602,71 @@ func TestOpenAnonymousCallsServerWide(t *testing.T) {
 	api := udfhostv1.NewInvokeServiceClient(dialFrom(t, s, ""))
 	if _, err := api.Invoke(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+testToken), &udfhostv1.InvokeRequest{Function: "f"}); err != nil {
 		t.Fatalf("an authenticated call while anonymous calls are at their cap: %v", err)
+	}
+}
+
+// TestHeaderListBounded: a call's metadata is bounded before anything is
+// authenticated, so no anonymous caller makes the server decode and hold
+// megabytes of headers: a raw HTTP/2 client that ignores the server's
+// SETTINGS and sends 1 MiB of headers has its stream reset by the
+// transport (before, the call reached authentication and was answered
+// UNAUTHENTICATED), and ordinary metadata is untouched.
+func TestHeaderListBounded(t *testing.T) {
+	s, f := edgeServer(t, time.Hour)
+	close(f.release) // the fake answers Invoke at once
+	c := udfhostv1.NewInvokeServiceClient(dialFrom(t, s, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	auth := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+testToken, "traceparent", strings.Repeat("a", 2<<10))
+	if _, err := c.Invoke(auth, &udfhostv1.InvokeRequest{Function: "f"}); err != nil {
+		t.Fatalf("a call with 2 KiB of ordinary metadata: %v", err)
+	}
+
+	conn, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	fr.WriteSettings()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, h := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", udfhostv1.InvokeService_Invoke_FullMethodName},
+		{":authority", s.Addr()}, {"content-type", "application/grpc"}, {"te", "trailers"}, {"x-junk", strings.Repeat("a", 1<<20)}} {
+		enc.WriteField(hpack.HeaderField{Name: h[0], Value: h[1]})
+	}
+	b := block.Bytes()
+	const chunk = 16 << 10
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: b[:chunk], EndStream: true}); err != nil {
+		t.Fatal(err)
+	}
+	for b = b[chunk:]; len(b) > 0; {
+		n := min(chunk, len(b))
+		if err := fr.WriteContinuation(1, n == len(b), b[:n]); err != nil {
+			break // the server may close the connection first
+		}
+		b = b[n:]
+	}
+	for {
+		frame, err := fr.ReadFrame()
+		if err != nil {
+			break // connection closed: refused too
+		}
+		if h, ok := frame.(*http2.HeadersFrame); ok && h.StreamID == 1 {
+			t.Fatal("the server answered a call with 1 MiB of headers (it decoded them)")
+		}
+		if r, ok := frame.(*http2.RSTStreamFrame); ok && r.StreamID == 1 {
+			break
+		}
+		if _, ok := frame.(*http2.GoAwayFrame); ok {
+			break
+		}
+	}
+	if _, err := c.Invoke(auth, &udfhostv1.InvokeRequest{Function: "f"}); err != nil {
+		t.Fatalf("after a refused oversized header: %v", err)
 	}
 }
