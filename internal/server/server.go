@@ -30,6 +30,10 @@ import (
 	"github.com/udfhost/udfhost/sandbox"
 )
 
+// maxURLHeaderBytes bounds the request line and headers of a request to
+// the pre-signed URL endpoint.
+const maxURLHeaderBytes = 32 << 10
+
 // Config is everything a Server needs; zero values are the embedded defaults.
 type Config struct {
 	DataDir    string // default ./udfhost-data
@@ -203,7 +207,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/objects/", s.store)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	// Anyone can reach the URL endpoint; a pre-signed PUT's request line
+	// and headers are a few KiB (an S3-style URL is the longest), so
+	// net/http's 1 MiB default header allowance is only a gift to floods.
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: maxURLHeaderBytes}
 
 	if err := s.audit.Record(ctx, audit.Event{
 		Type: audit.TypeServerStarted, Actor: "udfhost", Decision: audit.Allow,

@@ -90,3 +90,26 @@ func TestForgedUploadURLFloodAggregated(t *testing.T) {
 		t.Errorf("%d auth.failed records for %d forged URLs from one client, want at most %d", recs, n, 2*(failBurst+1))
 	}
 }
+
+// TestURLEndpointHeadersBounded: the anonymous URL endpoint refuses a
+// request whose headers are far beyond what a pre-signed PUT needs
+// (431), and still serves ordinary ones.
+func TestURLEndpointHeadersBounded(t *testing.T) {
+	l := startLive(t, nil)
+	get := func(junk int) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+l.s.HTTPAddr()+"/healthz", nil)
+		req.Header.Set("X-Junk", strings.Repeat("a", junk))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(4 << 10); code != http.StatusOK {
+		t.Fatalf("4 KiB of headers: HTTP %d, want 200", code)
+	}
+	if code := get(512 << 10); code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("512 KiB of headers: HTTP %d, want 431", code)
+	}
+}
