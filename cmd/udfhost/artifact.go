@@ -86,7 +86,7 @@ func newArtifactCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if name == "" {
-				name = strings.TrimSuffix(filepath.Base(args[0]), filepath.Ext(args[0]))
+				name = defaultArtifactName(args[0])
 			}
 			conn, err := g.dial()
 			if err != nil {
@@ -208,4 +208,24 @@ func put(ctx context.Context, up *udfhostv1.CreateUploadURLResponse, data []byte
 		return fmt.Errorf("upload refused (%s): %s", resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil
+}
+
+// defaultArtifactName is a file's base name without its extension, made
+// to fit the artifact-name grammar (docs/CLIENTS.md "Names"): characters
+// outside it become '-', a leading '.', '_' or '-' is dropped, and it is
+// cut to 128 bytes; "" (no name) if nothing is left.
+func defaultArtifactName(path string) string {
+	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	b := []byte(base)
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
+			b[i] = '-'
+		}
+	}
+	name := strings.TrimLeft(string(b), "._-")
+	if len(name) > 128 {
+		name = name[:128]
+	}
+	return name
 }

@@ -33,13 +33,14 @@ type Kind struct {
 }
 
 // The kinds of names, each with its grammar. Function names are SQL
-// identifiers; environment, pool and artifact names are the lower-case
-// names of file paths and SPIFFE IDs; ids are what the server hands out.
+// identifiers; environment and pool names are the lower-case names of
+// file paths and SPIFFE IDs; an artifact name is a display name, a file's
+// base name; ids are what the server hands out.
 var (
 	Function     = kind("function name", `^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 	Env          = kind("environment", `^[a-z0-9][a-z0-9-]{0,62}$`)
 	Pool         = kind("compute pool", `^[a-z0-9][a-z0-9-]{0,62}$`)
-	ArtifactName = kind("artifact name", `^[a-z0-9][a-z0-9._-]{0,62}$`)
+	ArtifactName = kind("artifact name", `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 	ArtifactID   = kind("artifact id", `^art-[0-9a-f]{16}$`)
 	UploadID     = kind("upload id", `^up-[0-9a-f]{16}$`)
 	Export       = Kind{What: "export", Rule: "must be 1 to 256 bytes of UTF-8 without control characters", max: 256, export: true}

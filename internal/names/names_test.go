@@ -31,6 +31,8 @@ func TestCheck(t *testing.T) {
 		{Pool, "default", true},
 		{Pool, "a b", false},
 		{ArtifactName, "my.udf-1", true},
+		{ArtifactName, "My_UDF.v2", true},
+		{ArtifactName, ".hidden", false},
 		{ArtifactName, "x/y", false},
 		{ArtifactID, "art-0123456789abcdef", true},
 		{ArtifactID, "art-0123456789ABCDEF", false},
