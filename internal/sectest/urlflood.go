@@ -3,7 +3,6 @@ package sectest
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -22,15 +21,7 @@ func anonURLFlood(ctx context.Context, cr *caseRun) outcome {
 	if err != nil {
 		return refused(err)
 	}
-	forged := tamper(up.Url, func(q url.Values) {
-		for k, v := range q {
-			if strings.Contains(strings.ToLower(k), "signature") && len(v) == 1 && v[0] != "" {
-				b := []byte(v[0])
-				b[0] ^= 1
-				q.Set(k, string(b))
-			}
-		}
-	})
+	forged := forgeSignature(up.Url)
 	if forged == up.Url {
 		return outcome{code: "error", msg: "no signature parameter found in " + redact(up.Url)}
 	}

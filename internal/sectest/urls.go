@@ -112,21 +112,33 @@ func urlTamperedSignature(ctx context.Context, cr *caseRun) outcome {
 	if err != nil {
 		return refused(err)
 	}
-	forged := tamper(up.Url, func(q url.Values) {
-		for k, v := range q {
-			if strings.Contains(strings.ToLower(k), "signature") && len(v) == 1 && v[0] != "" {
-				b := []byte(v[0])
-				b[0] ^= 1
-				q.Set(k, string(b))
-			}
-		}
-	})
+	forged := forgeSignature(up.Url)
 	if forged == up.Url {
 		return outcome{code: "error", msg: "no signature parameter found in " + redact(up.Url)}
 	}
 	o := cr.putOutcome(ctx, forged, up.Headers, data)
 	cr.commitRefused(ctx, &o, up.UploadId)
 	return o
+}
+
+// forgeSignature changes one character of rawURL's signature parameter
+// to another hex digit, so the URL is well-formed and only its signature
+// is wrong (a non-hex character would make it malformed instead). It
+// returns rawURL unchanged if it has no signature parameter.
+func forgeSignature(rawURL string) string {
+	return tamper(rawURL, func(q url.Values) {
+		for k, v := range q {
+			if strings.Contains(strings.ToLower(k), "signature") && len(v) == 1 && v[0] != "" {
+				b := []byte(v[0])
+				if b[0] == '0' {
+					b[0] = '1'
+				} else {
+					b[0] = '0'
+				}
+				q.Set(k, string(b))
+			}
+		}
+	})
 }
 
 // urlTamperedSize raises the size the URL allows and sends that many bytes.

@@ -36,10 +36,14 @@ func TestForgedUploadURLFloodAggregated(t *testing.T) {
 	forged := func(i int) string {
 		q := u.Query()
 		if i%2 == 0 {
-			for k, v := range q { // flip a bit of the signature
+			for k, v := range q { // another hex digit: well-formed, wrong
 				if strings.Contains(strings.ToLower(k), "sig") && len(v) == 1 && v[0] != "" {
 					b := []byte(v[0])
-					b[0] ^= 1
+					if b[0] == '0' {
+						b[0] = '1'
+					} else {
+						b[0] = '0'
+					}
 					q.Set(k, string(b))
 				}
 			}
