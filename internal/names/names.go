@@ -8,8 +8,8 @@ package names
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -21,15 +21,19 @@ var ErrInvalid = errors.New("invalid name")
 type Kind struct {
 	// What names the field in messages, e.g. "function name".
 	What string
-	// Rule is the grammar as shown to callers.
+	// Rule is the grammar as shown to callers: a regular expression for
+	// the kinds with a pattern, which Check matches without a regexp (it
+	// runs on every call's function and environment name).
 	Rule string
-	re   *regexp.Regexp
-	// max bounds the length in bytes; for kinds with a pattern the
-	// pattern bounds it too.
-	max int
+	// A pattern kind is prefix, then one byte of first (nil: of rest),
+	// then minRest to maxRest bytes of rest.
+	prefix           string
+	first, rest      *byteSet
+	minRest, maxRest int
 	// export: any UTF-8 without control characters (wasm export names
-	// may be any UTF-8 string); re is nil.
+	// may be any UTF-8 string), at most max bytes.
 	export bool
+	max    int
 }
 
 // The kinds of names, each with its grammar. Function names are SQL
@@ -37,17 +41,46 @@ type Kind struct {
 // file paths and SPIFFE IDs; an artifact name is a display name, a file's
 // base name; ids are what the server hands out.
 var (
-	Function     = kind("function name", `^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-	Env          = kind("environment", `^[a-z0-9][a-z0-9-]{0,62}$`)
-	Pool         = kind("compute pool", `^[a-z0-9][a-z0-9-]{0,62}$`)
-	ArtifactName = kind("artifact name", `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	ArtifactID   = kind("artifact id", `^art-[0-9a-f]{16}$`)
-	UploadID     = kind("upload id", `^up-[0-9a-f]{16}$`)
+	Function     = kind("function name", "A-Za-z_", "A-Za-z0-9_", 127)
+	Env          = kind("environment", "a-z0-9", "a-z0-9-", 62)
+	Pool         = kind("compute pool", "a-z0-9", "a-z0-9-", 62)
+	ArtifactName = kind("artifact name", "A-Za-z0-9", "A-Za-z0-9._-", 127)
+	ArtifactID   = id("artifact id", "art-", "0-9a-f", 16)
+	UploadID     = id("upload id", "up-", "0-9a-f", 16)
 	Export       = Kind{What: "export", Rule: "must be 1 to 256 bytes of UTF-8 without control characters", max: 256, export: true}
 )
 
-func kind(what, pattern string) Kind {
-	return Kind{What: what, Rule: "must match " + pattern, re: regexp.MustCompile(pattern)}
+// kind is a name of one byte of first and up to maxRest bytes of rest,
+// each a character class ("a-z0-9-": ranges and single bytes).
+func kind(what, first, rest string, maxRest int) Kind {
+	return Kind{What: what, Rule: fmt.Sprintf("must match ^[%s][%s]{0,%d}$", first, rest, maxRest),
+		first: newByteSet(first), rest: newByteSet(rest), maxRest: maxRest}
+}
+
+// id is prefix and exactly n bytes of class.
+func id(what, prefix, class string, n int) Kind {
+	return Kind{What: what, Rule: fmt.Sprintf("must match ^%s[%s]{%d}$", prefix, class, n),
+		prefix: prefix, rest: newByteSet(class), minRest: n, maxRest: n}
+}
+
+// byteSet is a character class of single bytes.
+type byteSet [256]bool
+
+// newByteSet parses a class as written between brackets in Rule: ranges
+// like a-z and single bytes (a '-' that ends a class is itself).
+func newByteSet(class string) *byteSet {
+	var s byteSet
+	for i := 0; i < len(class); i++ {
+		if i+2 < len(class) && class[i+1] == '-' {
+			for c := int(class[i]); c <= int(class[i+2]); c++ {
+				s[c] = true
+			}
+			i += 2
+			continue
+		}
+		s[class[i]] = true
+	}
+	return &s
 }
 
 // Error is a refused name. Its message never holds more than a short,
@@ -75,16 +108,32 @@ func (k Kind) Check(s string) error {
 }
 
 func (k Kind) valid(s string) bool {
-	if !k.export {
-		// The patterns bound the length; refuse long input before the
-		// regexp reads it.
-		return len(s) <= 128 && k.re.MatchString(s)
+	if k.export {
+		if s == "" || len(s) > k.max || !utf8.ValidString(s) {
+			return false
+		}
+		for _, r := range s {
+			if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+				return false
+			}
+		}
+		return true
 	}
-	if s == "" || len(s) > k.max || !utf8.ValidString(s) {
+	rest, ok := strings.CutPrefix(s, k.prefix)
+	if !ok {
 		return false
 	}
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+	if k.first != nil {
+		if rest == "" || !k.first[rest[0]] {
+			return false
+		}
+		rest = rest[1:]
+	}
+	if len(rest) < k.minRest || len(rest) > k.maxRest {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if !k.rest[rest[i]] {
 			return false
 		}
 	}

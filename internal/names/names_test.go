@@ -2,6 +2,7 @@ package names
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -81,5 +82,46 @@ func TestQuote(t *testing.T) {
 	e := Function.Check(strings.Repeat("a", 1<<20)).Error()
 	if want := `function name: must match ^[A-Za-z_][A-Za-z0-9_]{0,127}$, got "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"… (1048576 bytes)`; e != want {
 		t.Errorf("message %s, want %s", e, want)
+	}
+}
+
+// TestCheckIsRule: each pattern kind accepts exactly what the regular
+// expression its Rule shows callers matches, on the table above and on
+// every short string over the bytes the grammars care about.
+func TestCheckIsRule(t *testing.T) {
+	alphabet := "aZ0_.-/\x00\n\xffrtpu" // class members, edges and outsiders, the id prefixes' letters
+	var inputs []string
+	var grow func(prefix string, n int)
+	grow = func(prefix string, n int) {
+		inputs = append(inputs, prefix)
+		if n == 0 {
+			return
+		}
+		for i := 0; i < len(alphabet); i++ {
+			grow(prefix+alphabet[i:i+1], n-1)
+		}
+	}
+	grow("", 4)
+	inputs = append(inputs, "art-0123456789abcdef", "up-0123456789abcdef", "art-0123456789abcde", "up-0123456789abcdef0",
+		strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat("a", 128), strings.Repeat("a", 129), "-x", "x-", "default")
+	for _, k := range []Kind{Function, Env, Pool, ArtifactName, ArtifactID, UploadID} {
+		pattern, ok := strings.CutPrefix(k.Rule, "must match ")
+		if !ok {
+			t.Fatalf("%s: rule %q is not a pattern", k.What, k.Rule)
+		}
+		re := regexp.MustCompile(pattern)
+		for _, in := range inputs {
+			if got, want := k.Check(in) == nil, re.MatchString(in); got != want {
+				t.Errorf("%s: Check(%q) ok=%v, but %s matches: %v", k.What, in, got, pattern, want)
+			}
+		}
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	for range b.N {
+		if Env.Check("default") != nil || Function.Check("affine_batch") != nil {
+			b.Fatal("refused")
+		}
 	}
 }
