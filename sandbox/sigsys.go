@@ -48,7 +48,9 @@ import (
 // syscall (see udfhost_sigsys).
 const sigsysExitCode = 159
 
-const sigsysMarker = "udfhost-seccomp-violation syscall="
+// SeccompViolationMarker starts the line a worker writes to its stderr
+// when its seccomp filter trapped a syscall; the syscall number follows.
+const SeccompViolationMarker = "udfhost-seccomp-violation syscall="
 
 // installSigsysHandler replaces the Go runtime's SIGSYS handler (which
 // would print a goroutine dump without the syscall number).
@@ -84,7 +86,7 @@ func (s *stderrWatch) Write(p []byte) (int, error) {
 			break
 		}
 		line := s.partial[:i]
-		if rest, ok := bytes.CutPrefix(line, []byte(sigsysMarker)); ok {
+		if rest, ok := bytes.CutPrefix(line, []byte(SeccompViolationMarker)); ok {
 			if nr, err := strconv.Atoi(string(rest)); err == nil {
 				s.syscall = nr
 			}

@@ -408,6 +408,10 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// InFlight is how many calls were sent to the worker and not yet
+// answered: the pod registry evicts only workers with none.
+func (w *Worker) InFlight() int { return len(w.inFlight) }
+
 // RetryAfter estimates when a refused caller may find room: the time the
 // worker needs to drain its current queue.
 func (w *Worker) RetryAfter() time.Duration {

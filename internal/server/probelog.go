@@ -9,10 +9,6 @@ import (
 	"github.com/udfhost/udfhost/sandbox"
 )
 
-// probeSigsys is how a worker reports the syscall its seccomp filter
-// trapped (sandbox's SIGSYS handler writes it to the worker's stderr).
-const probeSigsys = "udfhost-seccomp-violation syscall="
-
 // probeConfig is the worker configuration the start-up probes run with:
 // the workers' usual one, but their stderr goes to the log as probe
 // results. A probe the filter traps is supposed to print the violation
@@ -52,7 +48,7 @@ func (p *probeLog) Write(b []byte) (int, error) {
 }
 
 func (p *probeLog) line(l string) {
-	if nr, ok := strings.CutPrefix(l, probeSigsys); ok {
+	if nr, ok := strings.CutPrefix(l, sandbox.SeccompViolationMarker); ok {
 		p.log.Info("sandbox probe result: denied by the seccomp filter, as expected", "syscall", nr)
 		return
 	}
