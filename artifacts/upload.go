@@ -245,21 +245,22 @@ func writeError(w http.ResponseWriter, herr *httpError) {
 	http.Error(w, herr.msg, herr.status)
 }
 
-// verifyMessage turns a presign error into the client's one-line message.
-// The presign errors never contain the signature.
 // verifyMessage returns the answer to a URL that does not verify, and its
-// class: the same words without the client's own text.
+// class: the same words without the client's own text (which only a
+// malformed URL's answer carries). Neither ever contains the signature.
 func verifyMessage(err error) (msg, class string) {
 	switch {
 	case errors.Is(err, presign.ErrExpired):
-		return "upload URL expired", "upload URL expired"
+		class = "upload URL expired"
 	case errors.Is(err, presign.ErrBadSignature):
-		return "upload URL signature invalid", "upload URL signature invalid"
+		class = "upload URL signature invalid"
 	case errors.Is(err, presign.ErrWrongMethod):
-		return "upload URL not valid for this method", "upload URL not valid for this method"
+		class = "upload URL not valid for this method"
 	default:
-		return "upload URL malformed: " + strings.TrimPrefix(err.Error(), presign.ErrMalformed.Error()+": "), "upload URL malformed"
+		class = "upload URL malformed"
+		return class + ": " + strings.TrimPrefix(err.Error(), presign.ErrMalformed.Error()+": "), class
 	}
+	return class, class
 }
 
 // claimUpload reserves a pending upload for this request: until

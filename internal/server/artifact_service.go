@@ -110,10 +110,11 @@ func (a *artifactService) ListArtifacts(ctx context.Context, req *udfhostv1.List
 	return resp, nil
 }
 
-// DeleteArtifact deletes an artifact no function uses. It excludes CreateFunction on the same digest (digestLocks): the
-// functions using it are looked up under the lock, and CreateFunction
-// looks the artifact up again under it, so a function is never bound to
-// a deleted artifact whichever call gets the lock first.
+// DeleteArtifact deletes an artifact no function uses. It excludes
+// CreateFunction on the same digest (digestLocks): the functions using it
+// are looked up under the lock, and CreateFunction looks the artifact up
+// again under it, so a function is never bound to a deleted artifact
+// whichever call gets the lock first.
 func (a *artifactService) DeleteArtifact(ctx context.Context, req *udfhostv1.DeleteArtifactRequest) (*udfhostv1.DeleteArtifactResponse, error) {
 	if err := a.s.checkNames(ctx, nameArg{names.ArtifactID, req.Id}); err != nil {
 		return nil, err

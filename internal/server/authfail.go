@@ -61,15 +61,8 @@ const (
 	failBurst      = 5
 )
 
-func newAuthFailures(l *audit.Log, lg *slog.Logger, max, burst int) *authFailures {
-	return &authFailures{audit: l, log: lg, now: time.Now, max: max, burst: max1(burst), seen: map[failKey]*failCount{}}
-}
-
-func max1(n int) int {
-	if n < 1 {
-		return 1
-	}
-	return n
+func newAuthFailures(l *audit.Log, lg *slog.Logger, groups, burst int) *authFailures {
+	return &authFailures{audit: l, log: lg, now: time.Now, max: groups, burst: max(burst, 1), seen: map[failKey]*failCount{}}
 }
 
 // note accounts for one gRPC call to method refused for reason.
