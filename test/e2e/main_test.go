@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -103,10 +104,26 @@ type server struct {
 
 var readyRE = regexp.MustCompile(`msg=ready grpc=(\S+) http=(\S+)`)
 
+// startServer starts a server on a new data directory.
 func startServer(t *testing.T) *server {
 	t.Helper()
-	s := &server{t: t, data: filepath.Join(t.TempDir(), "data"), exited: make(chan struct{})}
+	return serveOn(t, filepath.Join(t.TempDir(), "data"), "")
+}
+
+// serveOn starts a server on data (which it may reuse across restarts).
+// prelude, if not empty, is shell run first in the server's own private
+// mount namespace, with $DATA the data directory: a test mounts what the
+// server alone must see there (see path).
+func serveOn(t *testing.T, data, prelude string) *server {
+	t.Helper()
+	s := &server{t: t, data: data, exited: make(chan struct{})}
 	s.cmd = exec.Command(binPath, "serve", "--data", s.data, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	if prelude != "" {
+		s.cmd = exec.Command("/bin/sh", "-c", prelude+` && exec "$BIN" serve --data "$DATA" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0`)
+		s.cmd.Env = append(os.Environ(), "BIN="+binPath, "DATA="+data)
+		// Go makes the new namespace's mounts private before exec.
+		s.cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	}
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +171,12 @@ func startServer(t *testing.T) *server {
 		}
 	})
 	return s
+}
+
+// path returns where p (a path in the server's mount namespace) is seen
+// from the test's.
+func (s *server) path(p string) string {
+	return filepath.Join("/proc", strconv.Itoa(s.cmd.Process.Pid), "root", p)
 }
 
 func (s *server) logs() string {
