@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/udfhost/udfhost/internal/bearer"
 	"github.com/udfhost/udfhost/sandbox"
 )
 
@@ -111,7 +111,7 @@ func (g *globals) dial() (*grpc.ClientConn, error) {
 	}
 	conn, err := grpc.NewClient(g.addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(bearer(tok)),
+		grpc.WithPerRPCCredentials(bearer.Token(tok)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(80<<20), grpc.MaxCallSendMsgSize(80<<20)),
 	)
 	if err != nil {
@@ -119,15 +119,6 @@ func (g *globals) dial() (*grpc.ClientConn, error) {
 	}
 	return conn, nil
 }
-
-// bearer sends the token; it allows plaintext because the dev listener is
-// loopback-only (mTLS comes with production identities).
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + strings.TrimSpace(string(b))}, nil
-}
-func (bearer) RequireTransportSecurity() bool { return false }
 
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/udfhost/udfhost/internal/bearer"
 )
 
 // TestTokenValue: the token file's trailing newline (or CRLF) and any
@@ -50,7 +52,7 @@ func TestTokenValue(t *testing.T) {
 	}
 	// The credentials trim too, whoever built them.
 	for _, raw := range []string{tok, tok + "\n", tok + "\r\n", " " + tok} {
-		md, _ := bearer(raw).GetRequestMetadata(context.Background())
+		md, _ := bearer.Token(raw).GetRequestMetadata(context.Background())
 		if md["authorization"] != "Bearer "+tok {
 			t.Errorf("bearer(%q) sends %q", raw, md["authorization"])
 		}

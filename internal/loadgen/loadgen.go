@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/udfhost/udfhost/functions"
+	"github.com/udfhost/udfhost/internal/bearer"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -321,7 +321,7 @@ func Dial(addr, token string) (*grpc.ClientConn, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(80<<20), grpc.MaxCallSendMsgSize(80<<20)),
 	}
 	if token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(token)))
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer.Token(token)))
 	}
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
@@ -329,15 +329,6 @@ func Dial(addr, token string) (*grpc.ClientConn, error) {
 	}
 	return conn, nil
 }
-
-// bearer sends the token without the whitespace a token read from a file
-// keeps (its newline, a CR).
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + strings.TrimSpace(string(b))}, nil
-}
-func (bearer) RequireTransportSecurity() bool { return false }
 
 // waitReady connects c before the clock starts, so connection set-up is
 // neither measured nor mistaken for failed batches, and so an unreachable

@@ -18,22 +18,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/udfhost/udfhost/internal/bearer"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
-
-// bearer sends a token with every call, without the whitespace a token
-// read from a file keeps (its newline, a CR); plaintext is fine because the
-// suite talks to a loopback dev listener, like the CLI.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return nil, nil
-	}
-	return map[string]string{"authorization": "Bearer " + tok}, nil
-}
-func (bearer) RequireTransportSecurity() bool { return false }
 
 // localAddrs remembers the client-side address of every connection a
 // dialer made, so a case can find its own audit records (the server
@@ -64,7 +51,7 @@ func (l *localAddrs) list() []string {
 func dial(addr, token string, la *localAddrs) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(bearer(token)),
+		grpc.WithPerRPCCredentials(bearer.Token(token)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(300<<20), grpc.MaxCallSendMsgSize(80<<20)),
 	}
 	if la != nil {
