@@ -55,9 +55,17 @@ func (c *codeCounter) others(want string) []string {
 }
 
 // authFailures are the auth.failed records of the gRPC API (not of upload
-// URLs) since seq, and the failures they account for: a record's
-// details["count"], or 1 without one.
+// URLs) since seq, and the failures they account for (see denials).
 func (cr *caseRun) authFailures(seq uint64) ([]Record, int, error) {
+	return cr.denials(seq, func(r Record) bool {
+		return r.Resource != "upload-url" && !strings.HasPrefix(r.Resource, "upload/")
+	})
+}
+
+// denials are the auth.failed records since seq that keep accepts, and
+// the failures they account for: a record's details["count"], or 1
+// without one.
+func (cr *caseRun) denials(seq uint64, keep func(Record) bool) ([]Record, int, error) {
 	recs, err := cr.r.audit.since(seq)
 	if err != nil {
 		return nil, 0, err
@@ -65,7 +73,7 @@ func (cr *caseRun) authFailures(seq uint64) ([]Record, int, error) {
 	var out []Record
 	sum := 0
 	for _, r := range recs {
-		if r.Type != "auth.failed" || r.Resource == "upload-url" || strings.HasPrefix(r.Resource, "upload/") {
+		if r.Type != "auth.failed" || !keep(r) {
 			continue
 		}
 		out = append(out, r)
@@ -76,6 +84,47 @@ func (cr *caseRun) authFailures(seq uint64) ([]Record, int, error) {
 		sum += n
 	}
 	return out, sum, nil
+}
+
+// checkAggregated waits up to params.wait_s for the auth.failed records
+// keep accepts to account for total refusals (what they were, for
+// messages), and adds to o a failure unless their counts sum to total
+// (within params.slack, for earlier cases' refusals flushed in the same
+// interval), in at most params.max_records records, with the audit log
+// grown by at most params.max_audit_kb KiB since it was size0 bytes.
+func (cr *caseRun) checkAggregated(ctx context.Context, o *outcome, keep func(Record) bool, total int, what string, size0 int64, defSlack int) {
+	wait := seconds(cr.c.Params["wait_s"], 15)
+	var recs []Record
+	var sum int
+	for deadline := time.Now().Add(wait); ; {
+		var err error
+		if recs, sum, err = cr.denials(cr.seq, keep); err != nil {
+			o.fails = append(o.fails, err.Error())
+			return
+		}
+		if sum >= total || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	slack := param(cr.c, "slack", defSlack)
+	o.notes = append(o.notes, fmt.Sprintf("%d auth.failed records account for %d %s", len(recs), sum, what))
+	switch {
+	case sum < total:
+		o.fails = append(o.fails, fmt.Sprintf("after %s the audit log accounts for %d of %d %s (auth.failed details count): denials were lost", wait, sum, total, what))
+	case sum > total+slack:
+		o.fails = append(o.fails, fmt.Sprintf("the audit log accounts for %d %s, %d were made: denials are counted twice", sum, what, total))
+	}
+	if maxRecs := param(cr.c, "max_records", 20); len(recs) > maxRecs {
+		o.fails = append(o.fails, fmt.Sprintf("%d auth.failed records for %d %s of one client (at most %d): repeated failures are not aggregated", len(recs), total, what, maxRecs))
+	}
+	if size1, err := fileSize(cr.r.audit.path); err == nil {
+		grew, limit := (size1-size0)>>10, int64(param(cr.c, "max_audit_kb", 64))
+		o.notes = append(o.notes, fmt.Sprintf("the audit log grew by %d KiB", grew))
+		if grew > limit {
+			o.fails = append(o.fails, fmt.Sprintf("the audit log grew by %d KiB for %d %s (limit %d KiB): an anonymous flood fills the disk", grew, total, what, limit))
+		}
+	}
 }
 
 // anonFlood makes params.calls calls with no token and as many with a
@@ -151,37 +200,9 @@ func anonFlood(ctx context.Context, cr *caseRun) outcome {
 	}
 
 	// Every denial accounted for, in a bounded number of records.
-	wait := seconds(cr.c.Params["wait_s"], 15)
-	var recs []Record
-	sum := 0
-	for deadline := time.Now().Add(wait); ; {
-		if recs, sum, err = cr.authFailures(cr.seq); err != nil {
-			o.fails = append(o.fails, err.Error())
-			return o
-		}
-		if sum >= total || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	slack := param(cr.c, "slack", 100)
-	o.notes = append(o.notes, fmt.Sprintf("%d auth.failed records account for %d failures", len(recs), sum))
-	switch {
-	case sum < total:
-		o.fails = append(o.fails, fmt.Sprintf("after %s the audit log accounts for %d of %d refused calls (auth.failed details count): denials were lost", wait, sum, total))
-	case sum > total+slack:
-		o.fails = append(o.fails, fmt.Sprintf("the audit log accounts for %d failures, %d refused calls were made: denials are counted twice", sum, total))
-	}
-	if maxRecs := param(cr.c, "max_records", 20); len(recs) > maxRecs {
-		o.fails = append(o.fails, fmt.Sprintf("%d auth.failed records for %d failures of one client (at most %d): repeated failures are not aggregated", len(recs), total, maxRecs))
-	}
-	if size1, err := fileSize(cr.r.audit.path); err == nil {
-		grew, limit := (size1-size0)>>10, int64(param(cr.c, "max_audit_kb", 64))
-		o.notes = append(o.notes, fmt.Sprintf("the audit log grew by %d KiB", grew))
-		if grew > limit {
-			o.fails = append(o.fails, fmt.Sprintf("the audit log grew by %d KiB for %d refused calls (limit %d KiB): an anonymous flood fills the disk", grew, total, limit))
-		}
-	}
+	cr.checkAggregated(ctx, &o, func(r Record) bool {
+		return r.Resource != "upload-url" && !strings.HasPrefix(r.Resource, "upload/")
+	}, total, "refused calls", size0, 100)
 	return o
 }
 
