@@ -26,7 +26,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -36,6 +35,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/internal/names"
 	"github.com/udfhost/udfhost/presign"
 )
 
@@ -408,15 +408,11 @@ func randomID(prefix string) (string, error) {
 	return prefix + hex.EncodeToString(b[:]), nil
 }
 
-var (
-	uploadIDRe   = regexp.MustCompile(`^up-[0-9a-f]{16}$`)
-	artifactIDRe = regexp.MustCompile(`^art-[0-9a-f]{16}$`)
-	envRe        = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	nameRe       = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-)
-
-func validUploadID(id string) bool   { return uploadIDRe.MatchString(id) }
-func validArtifactID(id string) bool { return artifactIDRe.MatchString(id) }
+// The grammars of ids and names are package names' (the API's, checked
+// at the server's edge too), so that the store never takes what the API
+// refuses or the other way round.
+func validUploadID(id string) bool   { return names.UploadID.Check(id) == nil }
+func validArtifactID(id string) bool { return names.ArtifactID.Check(id) == nil }
 
 // parseDigest accepts "sha256:<64 lower-case hex>" and returns the hex.
 func parseDigest(d string) (string, error) {

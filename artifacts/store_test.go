@@ -277,7 +277,7 @@ func TestHappyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !artifactIDRe.MatchString(art.ID) || art.Digest != "sha256:"+sha(data) || art.Size != int64(len(data)) ||
+	if !validArtifactID(art.ID) || art.Digest != "sha256:"+sha(data) || art.Size != int64(len(data)) ||
 		art.Kind != KindUDF || art.Env != "default" || art.Name != "my-udf" || art.ABIVersion != 0 || len(art.Imports) != 0 {
 		t.Fatalf("artifact %+v", art)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/internal/atomicfile"
+	"github.com/udfhost/udfhost/internal/names"
 	"github.com/udfhost/udfhost/presign"
 )
 
@@ -86,11 +87,13 @@ func (s *Store) CreateUpload(ctx context.Context, req UploadRequest) (Upload, er
 	if req.Env == "" {
 		return Upload{}, fmt.Errorf("%w: environment is required", ErrInvalidArgument)
 	}
-	if !envRe.MatchString(req.Env) {
-		return Upload{}, fmt.Errorf("%w: environment %q must match [a-z0-9][a-z0-9-]{0,62}", ErrInvalidArgument, req.Env)
+	if err := names.Env.Check(req.Env); err != nil {
+		return Upload{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
 	}
-	if req.Name != "" && !nameRe.MatchString(req.Name) {
-		return Upload{}, fmt.Errorf("%w: name %q must match [a-z0-9][a-z0-9._-]{0,62}", ErrInvalidArgument, req.Name)
+	if req.Name != "" {
+		if err := names.ArtifactName.Check(req.Name); err != nil {
+			return Upload{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+		}
 	}
 	if req.Size <= 0 {
 		return Upload{}, fmt.Errorf("%w: declared size %d must be positive", ErrInvalidArgument, req.Size)
