@@ -88,11 +88,11 @@ test: deps vet lint build examples hostile
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -race -timeout 30m $(RACE_PKGS)
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./...
-	$(GO) run ./internal/benchreport -quick -out bin/BENCHMARKS.quick.md
+	$(GO) run ./internal/tools/benchreport -quick -out bin/BENCHMARKS.quick.md
 
 # The benchmark suite: writes docs/BENCHMARKS.md from one run.
 bench: deps build examples
-	$(GO) run ./internal/benchreport -out docs/BENCHMARKS.md
+	$(GO) run ./internal/tools/benchreport -out docs/BENCHMARKS.md
 
 demo: deps build examples
 	scripts/demo.sh

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/udfhost/udfhost/functions"
-	"github.com/udfhost/udfhost/internal/loadgen"
+	"github.com/udfhost/udfhost/internal/tools/loadgen"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 

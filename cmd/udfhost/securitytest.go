@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/udfhost/udfhost/internal/sectest"
+	"github.com/udfhost/udfhost/internal/tools/sectest"
 )
 
 func newSecurityTestCmd(g *globals) *cobra.Command {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/udfhost/udfhost/internal/loadgen"
+	"github.com/udfhost/udfhost/internal/tools/loadgen"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 

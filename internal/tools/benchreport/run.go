@@ -357,11 +357,11 @@ func (r *report) goBenchmarks(cfg config) error {
 		}
 		return res, strings.Join(lines, "\n"), nil
 	}
-	sha, shaLines, err := runBench("-bench", "SHA256", "./internal/benchsuite")
+	sha, shaLines, err := runBench("-bench", "SHA256", "./internal/tools/benchsuite")
 	if err != nil {
 		return err
 	}
-	pure, pureLines, err := runBench("-tags", "purego", "-bench", "SHA256Native", "./internal/benchsuite")
+	pure, pureLines, err := runBench("-tags", "purego", "-bench", "SHA256Native", "./internal/tools/benchsuite")
 	if err != nil {
 		return err
 	}
