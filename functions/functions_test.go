@@ -7,29 +7,28 @@ import (
 	"testing"
 
 	"github.com/udfhost/udfhost/artifacts"
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
-	"github.com/udfhost/udfhost/sandbox"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 const (
-	tInt     = udfhostv1.SqlType_TYPE_INT
-	tBigint  = udfhostv1.SqlType_TYPE_BIGINT
-	tDouble  = udfhostv1.SqlType_TYPE_DOUBLE
-	tVarchar = udfhostv1.SqlType_TYPE_VARCHAR
-	tBool    = udfhostv1.SqlType_TYPE_BOOLEAN
+	tInt     = udf.Int
+	tBigint  = udf.BigInt
+	tDouble  = udf.Double
+	tVarchar = udf.Varchar
+	tBool    = udf.Boolean
 )
 
 func TestParseSignature(t *testing.T) {
 	tests := []struct {
 		in      string
-		args    []udfhostv1.SqlType
-		result  udfhostv1.SqlType
+		args    []udf.Type
+		result  udf.Type
 		wantErr string
 	}{
-		{in: "(BIGINT, BIGINT) -> BIGINT", args: []udfhostv1.SqlType{tBigint, tBigint}, result: tBigint},
-		{in: "( varchar )->boolean", args: []udfhostv1.SqlType{tVarchar}, result: tBool},
+		{in: "(BIGINT, BIGINT) -> BIGINT", args: []udf.Type{tBigint, tBigint}, result: tBigint},
+		{in: "( varchar )->boolean", args: []udf.Type{tVarchar}, result: tBool},
 		{in: "() -> DOUBLE", result: tDouble},
-		{in: "(INTEGER, STRING) -> INT", args: []udfhostv1.SqlType{tInt, tVarchar}, result: tInt},
+		{in: "(INTEGER, STRING) -> INT", args: []udf.Type{tInt, tVarchar}, result: tInt},
 		{in: "BIGINT -> BIGINT", wantErr: "parentheses"},
 		{in: "(BIGINT, BIGINT)", wantErr: "want \"(ARG"},
 		{in: "(BIGINT, DECIMAL) -> BIGINT", wantErr: "argument 2: unknown type \"DECIMAL\""},
@@ -66,17 +65,17 @@ func TestChooseABI(t *testing.T) {
 		art     *artifacts.Artifact
 		export  string
 		sig     string
-		want    udfhostv1.ABI
-		abi     sandbox.ABI
+		want    udf.ABI
+		abi     udf.ABI
 		wantErr string
 	}{
-		{"direct by default", direct, "add", "(BIGINT, BIGINT) -> BIGINT", 0, sandbox.ABIDirect, ""},
-		{"batch shape without SDK stays direct", direct, "pick", "(INT, INT) -> BIGINT", 0, sandbox.ABIDirect, ""},
-		{"SDK module is batch", sdk, "upper", "(VARCHAR) -> VARCHAR", 0, sandbox.ABIBatch, ""},
-		{"forced direct on SDK module", sdk, "upper", "(INT, INT) -> BIGINT", udfhostv1.ABI_ABI_DIRECT, sandbox.ABIDirect, ""},
+		{"direct by default", direct, "add", "(BIGINT, BIGINT) -> BIGINT", 0, udf.ABIDirect, ""},
+		{"batch shape without SDK stays direct", direct, "pick", "(INT, INT) -> BIGINT", 0, udf.ABIDirect, ""},
+		{"SDK module is batch", sdk, "upper", "(VARCHAR) -> VARCHAR", 0, udf.ABIBatch, ""},
+		{"forced direct on SDK module", sdk, "upper", "(INT, INT) -> BIGINT", udf.ABIDirect, udf.ABIDirect, ""},
 		{"mismatch names both", direct, "add", "(INT, BIGINT) -> BIGINT", 0, 0, "wasm type (i32, i64) -> i64, but it has (i64, i64) -> i64"},
-		{"varchar in direct", direct, "add", "(VARCHAR, BIGINT) -> BIGINT", udfhostv1.ABI_ABI_DIRECT, 0, "direct ABI cannot pass"},
-		{"batch without SDK", direct, "pick", "(VARCHAR) -> VARCHAR", udfhostv1.ABI_ABI_BATCH, 0, "does not implement the batch ABI"},
+		{"varchar in direct", direct, "add", "(VARCHAR, BIGINT) -> BIGINT", udf.ABIDirect, 0, "direct ABI cannot pass"},
+		{"batch without SDK", direct, "pick", "(VARCHAR) -> VARCHAR", udf.ABIBatch, 0, "does not implement the batch ABI"},
 		{"missing export", direct, "sub", "(BIGINT) -> BIGINT", 0, 0, "no export \"sub\" (exports: add, pick)"},
 	}
 	for _, tc := range tests {
@@ -106,7 +105,7 @@ func TestRegistryPersists(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &Function{Name: "add", Env: "default", Pool: "default", ArtifactID: "art-1", Export: "add",
-		Args: []udfhostv1.SqlType{tBigint, tBigint}, Result: tBigint, ABI: sandbox.ABIDirect}
+		Args: []udf.Type{tBigint, tBigint}, Result: tBigint, ABI: udf.ABIDirect}
 	if err := r.Create(f); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +140,7 @@ func TestReserve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &Function{Name: "f", Env: "default", Args: []udfhostv1.SqlType{tBigint}, Result: tBigint}
+	f := &Function{Name: "f", Env: "default", Args: []udf.Type{tBigint}, Result: tBigint}
 	_, cancel, err := r.Reserve(f)
 	if err != nil {
 		t.Fatal(err)

@@ -12,8 +12,7 @@ import (
 
 	"github.com/udfhost/udfhost/internal/atomicfile"
 	"github.com/udfhost/udfhost/internal/names"
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
-	"github.com/udfhost/udfhost/sandbox"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // Errors callers branch on.
@@ -27,26 +26,21 @@ var (
 
 // Function is a callable binding of an artifact's export.
 type Function struct {
-	Name       string              `json:"name"`
-	Org        string              `json:"org"`
-	Env        string              `json:"env"`
-	Pool       string              `json:"pool"`
-	ArtifactID string              `json:"artifact_id"`
-	Digest     string              `json:"digest"`
-	Export     string              `json:"export"`
-	Args       []udfhostv1.SqlType `json:"args"`
-	Result     udfhostv1.SqlType   `json:"result"`
-	ABI        sandbox.ABI         `json:"abi"`
-	CreatedAt  time.Time           `json:"created_at"`
+	Name       string     `json:"name"`
+	Org        string     `json:"org"`
+	Env        string     `json:"env"`
+	Pool       string     `json:"pool"`
+	ArtifactID string     `json:"artifact_id"`
+	Digest     string     `json:"digest"`
+	Export     string     `json:"export"`
+	Args       []udf.Type `json:"args"`
+	Result     udf.Type   `json:"result"`
+	ABI        udf.ABI    `json:"abi"`
+	CreatedAt  time.Time  `json:"created_at"`
 }
 
 // Signature is the function's canonical SQL signature.
 func (f *Function) Signature() string { return FormatSignature(f.Args, f.Result) }
-
-// Spec is how a worker calls the function.
-func (f *Function) Spec() sandbox.FuncSpec {
-	return sandbox.FuncSpec{Export: f.Export, ABI: f.ABI, Args: f.Args, Result: f.Result}
-}
 
 // Registry stores functions as one JSON file each under dir/<env>/, written
 // atomically, and serves them from memory.

@@ -7,25 +7,24 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/udfhost/udfhost/internal/abi"
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // ErrSignature is wrapped by every signature parse or type-check failure.
 var ErrSignature = errors.New("invalid signature")
 
-var typeNames = map[string]udfhostv1.SqlType{
-	"INT": udfhostv1.SqlType_TYPE_INT, "INTEGER": udfhostv1.SqlType_TYPE_INT,
-	"BIGINT":  udfhostv1.SqlType_TYPE_BIGINT,
-	"FLOAT":   udfhostv1.SqlType_TYPE_FLOAT,
-	"DOUBLE":  udfhostv1.SqlType_TYPE_DOUBLE,
-	"BOOLEAN": udfhostv1.SqlType_TYPE_BOOLEAN,
-	"VARCHAR": udfhostv1.SqlType_TYPE_VARCHAR, "STRING": udfhostv1.SqlType_TYPE_VARCHAR,
-	"BYTES": udfhostv1.SqlType_TYPE_BYTES, "VARBINARY": udfhostv1.SqlType_TYPE_BYTES,
+var typeNames = map[string]udf.Type{
+	"INT": udf.Int, "INTEGER": udf.Int,
+	"BIGINT":  udf.BigInt,
+	"FLOAT":   udf.Float,
+	"DOUBLE":  udf.Double,
+	"BOOLEAN": udf.Boolean,
+	"VARCHAR": udf.Varchar, "STRING": udf.Varchar,
+	"BYTES": udf.Bytes, "VARBINARY": udf.Bytes,
 }
 
 // ParseSignature parses "(T1, T2, …) -> R", case-insensitively.
-func ParseSignature(s string) (args []udfhostv1.SqlType, result udfhostv1.SqlType, err error) {
+func ParseSignature(s string) (args []udf.Type, result udf.Type, err error) {
 	params, ret, ok := strings.Cut(s, "->")
 	if !ok {
 		return nil, 0, fmt.Errorf("%w %q: want \"(ARG, …) -> RESULT\"", ErrSignature, s)
@@ -54,7 +53,7 @@ func ParseSignature(s string) (args []udfhostv1.SqlType, result udfhostv1.SqlTyp
 	return args, result, nil
 }
 
-func parseType(s string) (udfhostv1.SqlType, error) {
+func parseType(s string) (udf.Type, error) {
 	name := strings.ToUpper(strings.TrimSpace(s))
 	if t, ok := typeNames[name]; ok {
 		return t, nil
@@ -63,10 +62,10 @@ func parseType(s string) (udfhostv1.SqlType, error) {
 }
 
 // FormatSignature renders types in the canonical form ParseSignature reads.
-func FormatSignature(args []udfhostv1.SqlType, result udfhostv1.SqlType) string {
+func FormatSignature(args []udf.Type, result udf.Type) string {
 	names := make([]string, len(args))
 	for i, t := range args {
-		names[i] = abi.TypeName(t)
+		names[i] = t.String()
 	}
-	return "(" + strings.Join(names, ", ") + ") -> " + abi.TypeName(result)
+	return "(" + strings.Join(names, ", ") + ") -> " + result.String()
 }

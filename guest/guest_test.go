@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/udfhost/udfhost/internal/abi"
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // These tests run the SDK natively: addresses are the low 32 bits of Go
@@ -17,7 +17,7 @@ import (
 
 // run copies region into the SDK's input buffer, calls the export body and
 // decodes the output with the host's codec.
-func run(t *testing.T, region []byte, rows int, typ udfhostv1.SqlType, export func(ptr, n uint32) uint64) (*udfhostv1.Column, []*udfhostv1.RowError) {
+func run(t *testing.T, region []byte, rows int, typ udf.Type, export func(ptr, n uint32) uint64) (*abi.Column, []*abi.RowError) {
 	t.Helper()
 	ptr := alloc(uint32(len(region)))
 	if ptr%8 != 0 {
@@ -48,7 +48,7 @@ func run(t *testing.T, region []byte, rows int, typ udfhostv1.SqlType, export fu
 }
 
 func bigintBatch(vals ...any) []byte {
-	c := &udfhostv1.Column{Type: udfhostv1.SqlType_TYPE_BIGINT, Validity: make([]byte, (len(vals)+7)/8)}
+	c := &abi.Column{Type: udf.BigInt, Validity: make([]byte, (len(vals)+7)/8)}
 	for i, v := range vals {
 		x, ok := v.(int64)
 		if ok {
@@ -58,11 +58,11 @@ func bigintBatch(vals ...any) []byte {
 			c.Values = append(c.Values, byte(uint64(x)>>(8*k)))
 		}
 	}
-	return abi.AppendInput(nil, &udfhostv1.Batch{Rows: uint32(len(vals)), Columns: []*udfhostv1.Column{c}})
+	return abi.AppendInput(nil, &abi.Batch{Rows: uint32(len(vals)), Columns: []*abi.Column{c}})
 }
 
-func varcharBatch(typ udfhostv1.SqlType, vals ...any) []byte {
-	c := &udfhostv1.Column{Type: typ, Validity: make([]byte, (len(vals)+7)/8), Offsets: make([]byte, 4)}
+func varcharBatch(typ udf.Type, vals ...any) []byte {
+	c := &abi.Column{Type: typ, Validity: make([]byte, (len(vals)+7)/8), Offsets: make([]byte, 4)}
 	for i, v := range vals {
 		s, ok := v.(string)
 		if ok {
@@ -72,10 +72,10 @@ func varcharBatch(typ udfhostv1.SqlType, vals ...any) []byte {
 		n := len(c.Values)
 		c.Offsets = append(c.Offsets, byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
 	}
-	return abi.AppendInput(nil, &udfhostv1.Batch{Rows: uint32(len(vals)), Columns: []*udfhostv1.Column{c}})
+	return abi.AppendInput(nil, &abi.Batch{Rows: uint32(len(vals)), Columns: []*abi.Column{c}})
 }
 
-func values(col *udfhostv1.Column, rows int) []any {
+func values(col *abi.Column, rows int) []any {
 	c := &abi.Col{Type: col.Type, Validity: col.Validity, Offsets: col.Offsets, Values: col.Values}
 	if len(c.Validity) == 0 {
 		c.Validity = nil
@@ -86,16 +86,16 @@ func values(col *udfhostv1.Column, rows int) []any {
 			continue
 		}
 		switch c.Type {
-		case udfhostv1.SqlType_TYPE_BIGINT:
+		case udf.BigInt:
 			out[i] = c.Int64(i)
-		case udfhostv1.SqlType_TYPE_VARCHAR, udfhostv1.SqlType_TYPE_BYTES:
+		case udf.Varchar, udf.Bytes:
 			out[i] = string(c.Bytes(i))
 		}
 	}
 	return out
 }
 
-func errMap(errs []*udfhostv1.RowError) map[uint32]string {
+func errMap(errs []*abi.RowError) map[uint32]string {
 	m := map[uint32]string{}
 	for _, e := range errs {
 		m[e.Row] = e.Message
@@ -108,10 +108,10 @@ func TestMapInt64x2(t *testing.T) {
 	// Two columns: reuse the single-column encoder and merge by hand.
 	in, _ := abi.ParseInput(a)
 	c := in.Cols[0]
-	col := &udfhostv1.Column{Type: c.Type, Validity: c.Validity, Values: c.Values}
-	b := &udfhostv1.Batch{Rows: 5, Columns: []*udfhostv1.Column{col, col}}
+	col := &abi.Column{Type: c.Type, Validity: c.Validity, Values: c.Values}
+	b := &abi.Batch{Rows: 5, Columns: []*abi.Column{col, col}}
 	region := abi.AppendInput(nil, b)
-	got, errs := run(t, region, 5, udfhostv1.SqlType_TYPE_BIGINT, func(ptr, n uint32) uint64 {
+	got, errs := run(t, region, 5, udf.BigInt, func(ptr, n uint32) uint64 {
 		return MapInt64x2(ptr, n, func(x, y int64) (int64, error) {
 			if x == 4 {
 				return 0, errors.New("four")
@@ -135,8 +135,8 @@ func TestMapInt64x2(t *testing.T) {
 
 func TestMapStringAndBytes(t *testing.T) {
 	long := strings.Repeat("é", 700)
-	region := varcharBatch(udfhostv1.SqlType_TYPE_VARCHAR, "a", nil, "", "fail", long)
-	got, errs := run(t, region, 5, udfhostv1.SqlType_TYPE_VARCHAR, func(ptr, n uint32) uint64 {
+	region := varcharBatch(udf.Varchar, "a", nil, "", "fail", long)
+	got, errs := run(t, region, 5, udf.Varchar, func(ptr, n uint32) uint64 {
 		return MapString(ptr, n, func(s string) (string, error) {
 			if s == "fail" {
 				return "", errors.New("failed: " + long)
@@ -154,8 +154,8 @@ func TestMapStringAndBytes(t *testing.T) {
 		t.Errorf("errors %.40v (len %d)", m, len(m[3]))
 	}
 
-	region = varcharBatch(udfhostv1.SqlType_TYPE_BYTES, "\x00\x01", nil)
-	got, _ = run(t, region, 2, udfhostv1.SqlType_TYPE_BYTES, func(ptr, n uint32) uint64 {
+	region = varcharBatch(udf.Bytes, "\x00\x01", nil)
+	got, _ = run(t, region, 2, udf.Bytes, func(ptr, n uint32) uint64 {
 		return MapBytes(ptr, n, func(b []byte) ([]byte, error) { return append([]byte{9}, b...), nil })
 	})
 	if v := values(got, 2); v[0] != "\x09\x00\x01" || v[1] != nil {
@@ -164,9 +164,9 @@ func TestMapStringAndBytes(t *testing.T) {
 }
 
 func TestCallErrorsAndOrder(t *testing.T) {
-	region := varcharBatch(udfhostv1.SqlType_TYPE_VARCHAR, "a", "b", "c", nil)
+	region := varcharBatch(udf.Varchar, "a", "b", "c", nil)
 	// Rows set out of order, overwritten, and errors set twice.
-	got, errs := run(t, region, 4, udfhostv1.SqlType_TYPE_VARCHAR, func(ptr, n uint32) uint64 {
+	got, errs := run(t, region, 4, udf.Varchar, func(ptr, n uint32) uint64 {
 		return Call(ptr, n, Varchar, func(in *Batch, out *Result) error {
 			c := in.Col(0)
 			for row := in.Rows() - 1; row >= 0; row-- {
@@ -191,7 +191,7 @@ func TestCallErrorsAndOrder(t *testing.T) {
 	}
 
 	// A Call function that panics fails every row.
-	_, errs = run(t, region, 4, udfhostv1.SqlType_TYPE_BIGINT, func(ptr, n uint32) uint64 {
+	_, errs = run(t, region, 4, udf.BigInt, func(ptr, n uint32) uint64 {
 		return Call(ptr, n, BigInt, func(in *Batch, out *Result) error {
 			out.SetInt64(0, 1)
 			_ = in.Col(0).Int64(0) // VARCHAR column
@@ -206,7 +206,7 @@ func TestCallErrorsAndOrder(t *testing.T) {
 func TestCallRowsAllTypes(t *testing.T) {
 	// One column per type, echoed by CallRows into a result of that type.
 	for _, typ := range []Type{Int, BigInt, Float, Double, Boolean, Varchar, Bytes} {
-		c := &udfhostv1.Column{Type: udfhostv1.SqlType(typ)}
+		c := &abi.Column{Type: udf.Type(typ)}
 		rows := 10
 		switch {
 		case typ.varlen():
@@ -222,8 +222,8 @@ func TestCallRowsAllTypes(t *testing.T) {
 			}
 		}
 		c.Validity = []byte{0b11110111, 0b01}
-		region := abi.AppendInput(nil, &udfhostv1.Batch{Rows: uint32(rows), Columns: []*udfhostv1.Column{c}})
-		got, errs := run(t, region, rows, udfhostv1.SqlType(typ), func(ptr, n uint32) uint64 {
+		region := abi.AppendInput(nil, &abi.Batch{Rows: uint32(rows), Columns: []*abi.Column{c}})
+		got, errs := run(t, region, rows, udf.Type(typ), func(ptr, n uint32) uint64 {
 			return CallRows(ptr, n, typ, func(in *Batch, row int, out *Result) error {
 				col := in.Col(0)
 				switch typ {
@@ -299,7 +299,7 @@ func TestRejectsBadInput(t *testing.T) {
 }
 
 func TestNoGrowth(t *testing.T) {
-	region := varcharBatch(udfhostv1.SqlType_TYPE_VARCHAR, "abc", nil, "défg", "x")
+	region := varcharBatch(udf.Varchar, "abc", nil, "défg", "x")
 	ptr := alloc(uint32(len(region)))
 	copy(asBytes(inBuf), region)
 	upper := func(s string) (string, error) { return strings.ToUpper(s), nil }
@@ -334,7 +334,7 @@ func TestHelpers(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	f.Add(bigintBatch(int64(1), nil, int64(3)))
-	f.Add(varcharBatch(udfhostv1.SqlType_TYPE_VARCHAR, "a", nil, "bc"))
+	f.Add(varcharBatch(udf.Varchar, "a", nil, "bc"))
 	f.Add([]byte("UDFB"))
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		var b Batch

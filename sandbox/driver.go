@@ -3,7 +3,7 @@ package sandbox
 import (
 	"fmt"
 
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // The direct ABI calls a plain numeric export once per row. Calling it from
@@ -40,8 +40,8 @@ const (
 
 // driverModule returns the driver for calling export with spec's types.
 func driverModule(spec *FuncSpec) ([]byte, error) {
-	for _, t := range append(append([]udfhostv1.SqlType{}, spec.Args...), spec.Result) {
-		if DirectWasmType(t) == 0 {
+	for _, t := range append(append([]udf.Type{}, spec.Args...), spec.Result) {
+		if t.DirectWasmType() == 0 {
 			return nil, fmt.Errorf("type %v has no direct-ABI mapping", t)
 		}
 	}
@@ -49,14 +49,14 @@ func driverModule(spec *FuncSpec) ([]byte, error) {
 	// Types: 0 = the UDF's, 1 = run's.
 	var udfParams []byte
 	for _, t := range spec.Args {
-		udfParams = append(udfParams, DirectWasmType(t))
+		udfParams = append(udfParams, t.DirectWasmType())
 	}
 	runParams := make([]byte, 2*n+3)
 	for i := range runParams {
 		runParams[i] = valI32
 	}
 	types := vec(2, concat(
-		funcType(udfParams, []byte{DirectWasmType(spec.Result)}),
+		funcType(udfParams, []byte{spec.Result.DirectWasmType()}),
 		funcType(runParams, nil),
 	))
 	imports := vec(1, concat(name("udf"), name(spec.Export), []byte{0x00}, uleb(0)))
@@ -67,7 +67,7 @@ func driverModule(spec *FuncSpec) ([]byte, error) {
 	rows := uint32(0)
 	outVals, outValid := uint32(2*n+1), uint32(2*n+2)
 	r := uint32(2*n + 3) // the row counter, the only declared local
-	boolResult := spec.Result == udfhostv1.SqlType_TYPE_BOOLEAN
+	boolResult := spec.Result == udf.Boolean
 	var b []byte
 	get := func(l uint32) { b = append(b, opLocalGet); b = append(b, uleb(l)...) }
 	i32 := func(v int32) { b = append(b, opI32Const); b = append(b, sleb(v)...) }
@@ -132,7 +132,7 @@ func driverModule(spec *FuncSpec) ([]byte, error) {
 		for i, t := range spec.Args {
 			vals := uint32(2*i + 1)
 			switch t {
-			case udfhostv1.SqlType_TYPE_BOOLEAN:
+			case udf.Boolean:
 				bit(vals)
 			default:
 				addr(vals, int32(widthShift(t)))
@@ -171,33 +171,33 @@ func driverModule(spec *FuncSpec) ([]byte, error) {
 	return mod, nil
 }
 
-func widthShift(t udfhostv1.SqlType) int {
+func widthShift(t udf.Type) int {
 	switch t {
-	case udfhostv1.SqlType_TYPE_BIGINT, udfhostv1.SqlType_TYPE_DOUBLE:
+	case udf.BigInt, udf.Double:
 		return 3
 	}
 	return 2
 }
 
-func loadOp(t udfhostv1.SqlType) byte {
+func loadOp(t udf.Type) byte {
 	switch t {
-	case udfhostv1.SqlType_TYPE_BIGINT:
+	case udf.BigInt:
 		return opI64Load
-	case udfhostv1.SqlType_TYPE_FLOAT:
+	case udf.Float:
 		return opF32Load
-	case udfhostv1.SqlType_TYPE_DOUBLE:
+	case udf.Double:
 		return opF64Load
 	}
 	return opI32Load
 }
 
-func storeOp(t udfhostv1.SqlType) byte {
+func storeOp(t udf.Type) byte {
 	switch t {
-	case udfhostv1.SqlType_TYPE_BIGINT:
+	case udf.BigInt:
 		return opI64Store
-	case udfhostv1.SqlType_TYPE_FLOAT:
+	case udf.Float:
 		return opF32Store
-	case udfhostv1.SqlType_TYPE_DOUBLE:
+	case udf.Double:
 		return opF64Store
 	}
 	return opI32Store

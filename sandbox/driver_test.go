@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/udfhost/udfhost/internal/abi"
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 const typesWAT = `(module
@@ -26,16 +26,16 @@ const typesWAT = `(module
 // col is a test column: values as float64 (exact for the ranges used) and
 // which rows are NULL.
 type col struct {
-	t     udfhostv1.SqlType
+	t     udf.Type
 	vals  []float64
 	nulls []bool
 }
 
-func (c col) proto() *udfhostv1.Column {
-	p := &udfhostv1.Column{Type: c.t}
+func (c col) proto() *abi.Column {
+	p := &abi.Column{Type: c.t}
 	rows := len(c.vals)
 	p.Validity = make([]byte, (rows+7)/8)
-	if c.t == udfhostv1.SqlType_TYPE_BOOLEAN {
+	if c.t == udf.Boolean {
 		p.Values = make([]byte, (rows+7)/8)
 	}
 	for i, v := range c.vals {
@@ -43,15 +43,15 @@ func (c col) proto() *udfhostv1.Column {
 			p.Validity[i/8] |= 1 << (i % 8)
 		}
 		switch c.t {
-		case udfhostv1.SqlType_TYPE_INT:
+		case udf.Int:
 			p.Values = binary.LittleEndian.AppendUint32(p.Values, uint32(int32(v)))
-		case udfhostv1.SqlType_TYPE_BIGINT:
+		case udf.BigInt:
 			p.Values = binary.LittleEndian.AppendUint64(p.Values, uint64(int64(v)))
-		case udfhostv1.SqlType_TYPE_FLOAT:
+		case udf.Float:
 			p.Values = binary.LittleEndian.AppendUint32(p.Values, math.Float32bits(float32(v)))
-		case udfhostv1.SqlType_TYPE_DOUBLE:
+		case udf.Double:
 			p.Values = binary.LittleEndian.AppendUint64(p.Values, math.Float64bits(v))
-		case udfhostv1.SqlType_TYPE_BOOLEAN:
+		case udf.Boolean:
 			if v != 0 {
 				p.Values[i/8] |= 1 << (i % 8)
 			}
@@ -60,14 +60,14 @@ func (c col) proto() *udfhostv1.Column {
 	return p
 }
 
-func randCol(rng *rand.Rand, t udfhostv1.SqlType, rows int) col {
+func randCol(rng *rand.Rand, t udf.Type, rows int) col {
 	c := col{t: t, vals: make([]float64, rows), nulls: make([]bool, rows)}
 	for i := range c.vals {
 		c.nulls[i] = rng.IntN(5) == 0
 		switch t {
-		case udfhostv1.SqlType_TYPE_BOOLEAN:
+		case udf.Boolean:
 			c.vals[i] = float64(rng.IntN(2))
-		case udfhostv1.SqlType_TYPE_FLOAT:
+		case udf.Float:
 			c.vals[i] = float64(rng.IntN(2000)-1000) / 4
 		default:
 			c.vals[i] = float64(rng.IntN(2_000_000) - 1_000_000)
@@ -76,21 +76,21 @@ func randCol(rng *rand.Rand, t udfhostv1.SqlType, rows int) col {
 	return c
 }
 
-func readResult(t *testing.T, c *udfhostv1.Column, r int) (float64, bool) {
+func readResult(t *testing.T, c *abi.Column, r int) (float64, bool) {
 	t.Helper()
 	if len(c.Validity) > 0 && c.Validity[r/8]&(1<<(r%8)) == 0 {
 		return 0, false
 	}
 	switch c.Type {
-	case udfhostv1.SqlType_TYPE_INT:
+	case udf.Int:
 		return float64(int32(binary.LittleEndian.Uint32(c.Values[4*r:]))), true
-	case udfhostv1.SqlType_TYPE_BIGINT:
+	case udf.BigInt:
 		return float64(int64(binary.LittleEndian.Uint64(c.Values[8*r:]))), true
-	case udfhostv1.SqlType_TYPE_FLOAT:
+	case udf.Float:
 		return float64(math.Float32frombits(binary.LittleEndian.Uint32(c.Values[4*r:]))), true
-	case udfhostv1.SqlType_TYPE_DOUBLE:
+	case udf.Double:
 		return math.Float64frombits(binary.LittleEndian.Uint64(c.Values[8*r:])), true
-	case udfhostv1.SqlType_TYPE_BOOLEAN:
+	case udf.Boolean:
 		if c.Values[r/8]&(1<<(r%8)) != 0 {
 			return 1, true
 		}
@@ -104,21 +104,21 @@ func readResult(t *testing.T, c *udfhostv1.Column, r int) (float64, bool) {
 // argument and result, with NULLs, at row counts around the unroll factor.
 func TestDriverAllTypes(t *testing.T) {
 	const (
-		tInt, tBig, tFlt, tDbl, tBool = udfhostv1.SqlType_TYPE_INT, udfhostv1.SqlType_TYPE_BIGINT, udfhostv1.SqlType_TYPE_FLOAT, udfhostv1.SqlType_TYPE_DOUBLE, udfhostv1.SqlType_TYPE_BOOLEAN
+		tInt, tBig, tFlt, tDbl, tBool = udf.Int, udf.BigInt, udf.Float, udf.Double, udf.Boolean
 	)
 	funcs := []struct {
 		export string
-		args   []udfhostv1.SqlType
-		result udfhostv1.SqlType
+		args   []udf.Type
+		result udf.Type
 		want   func(v []float64) float64
 	}{
-		{"mix", []udfhostv1.SqlType{tInt, tBig, tFlt, tDbl, tBool}, tDbl, func(v []float64) float64 {
+		{"mix", []udf.Type{tInt, tBig, tFlt, tDbl, tBool}, tDbl, func(v []float64) float64 {
 			return v[0] + v[1] + (float64(float32(v[2])) + v[3]) + 1000*v[4]
 		}},
-		{"not", []udfhostv1.SqlType{tBool}, tBool, func(v []float64) float64 { return 1 - v[0] }},
-		{"half", []udfhostv1.SqlType{tFlt}, tFlt, func(v []float64) float64 { return float64(float32(v[0]) / 2) }},
-		{"neg", []udfhostv1.SqlType{tInt}, tInt, func(v []float64) float64 { return -v[0] }},
-		{"big", []udfhostv1.SqlType{tBig}, tBig, func(v []float64) float64 { return 3 * v[0] }},
+		{"not", []udf.Type{tBool}, tBool, func(v []float64) float64 { return 1 - v[0] }},
+		{"half", []udf.Type{tFlt}, tFlt, func(v []float64) float64 { return float64(float32(v[0]) / 2) }},
+		{"neg", []udf.Type{tInt}, tInt, func(v []float64) float64 { return -v[0] }},
+		{"big", []udf.Type{tBig}, tBig, func(v []float64) float64 { return 3 * v[0] }},
 	}
 	ctx := context.Background()
 	e, err := newEngine(ctx, engineConfig{MemoryLimitPages: 64, MaxInstances: 1}, compileWAT(t, typesWAT))
@@ -130,12 +130,12 @@ func TestDriverAllTypes(t *testing.T) {
 	for _, f := range funcs {
 		for _, rows := range []int{1, 15, 16, 17, 100, 1024} {
 			cols := make([]col, len(f.args))
-			batch := &udfhostv1.Batch{Rows: uint32(rows)}
+			batch := &abi.Batch{Rows: uint32(rows)}
 			for i, at := range f.args {
 				cols[i] = randCol(rng, at, rows)
 				batch.Columns = append(batch.Columns, cols[i].proto())
 			}
-			spec := &FuncSpec{Export: f.export, ABI: ABIDirect, Args: f.args, Result: f.result}
+			spec := &FuncSpec{Export: f.export, ABI: udf.ABIDirect, Args: f.args, Result: f.result}
 			out, err := e.call(ctx, spec, time.Second, abi.AppendInput(nil, batch), nil)
 			if err != nil {
 				t.Fatalf("%s/%d: %v", f.export, rows, err)

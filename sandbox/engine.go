@@ -16,7 +16,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/udfhost/udfhost/internal/abi"
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // engine holds one compiled module and a bounded set of instances of it.
@@ -172,13 +172,13 @@ func (e *engine) prepare(ctx context.Context, spec *FuncSpec) error {
 		return err
 	}
 	switch spec.ABI {
-	case ABIDirect:
+	case udf.ABIDirect:
 		if err := checkDirect(f.Definition(), spec); err != nil {
 			return err
 		}
 		_, err = e.driverFor(ctx, inst, spec)
 		return err
-	case ABIBatch:
+	case udf.ABIBatch:
 		if inst.alloc == nil {
 			return &callError{statusBadRequest, "module does not implement the batch ABI (no udfhost_abi_version/udfhost_alloc)"}
 		}
@@ -211,9 +211,9 @@ func (e *engine) call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 		return dst, classify(err, deadline)
 	}
 	switch spec.ABI {
-	case ABIDirect:
+	case udf.ABIDirect:
 		dst, err = e.callDirect(ctx, inst, spec, input, in.Rows, dst)
-	case ABIBatch:
+	case udf.ABIBatch:
 		dst, err = inst.callBatch(ctx, spec, input, in.Rows, dst, e.maxOutput)
 	default:
 		err = &callError{statusBadRequest, fmt.Sprintf("unknown ABI %d", spec.ABI)}
@@ -385,7 +385,7 @@ func (e *engine) callDirect(ctx context.Context, inst *instance, spec *FuncSpec,
 	outOff := align8(directBase + len(input))
 	valuesOff := outOff + 48
 	valuesLen := rows << widthShift(spec.Result)
-	if spec.Result == udfhostv1.SqlType_TYPE_BOOLEAN {
+	if spec.Result == udf.Boolean {
 		valuesLen = (rows + 7) / 8
 	}
 	validityOff := align8(valuesOff + valuesLen)
@@ -437,28 +437,12 @@ func align8(n int) int { return (n + 7) &^ 7 }
 // the one the SQL signature maps to; the host checked it at CreateFunction.
 func checkDirect(def api.FunctionDefinition, spec *FuncSpec) error {
 	params, results := def.ParamTypes(), def.ResultTypes()
-	ok := len(params) == len(spec.Args) && len(results) == 1 && results[0] == DirectWasmType(spec.Result)
+	ok := len(params) == len(spec.Args) && len(results) == 1 && results[0] == api.ValueType(spec.Result.DirectWasmType())
 	for i := 0; ok && i < len(params); i++ {
-		ok = params[i] == DirectWasmType(spec.Args[i])
+		ok = params[i] == api.ValueType(spec.Args[i].DirectWasmType())
 	}
 	if !ok {
 		return &callError{statusBadRequest, fmt.Sprintf("export %q does not have the direct-ABI signature of its SQL types", spec.Export)}
 	}
 	return nil
-}
-
-// DirectWasmType is the wasm value type a SQL type maps to in the direct
-// ABI, or 0 if the type has no direct mapping (VARCHAR, BYTES).
-func DirectWasmType(t udfhostv1.SqlType) api.ValueType {
-	switch t {
-	case udfhostv1.SqlType_TYPE_INT, udfhostv1.SqlType_TYPE_BOOLEAN:
-		return api.ValueTypeI32
-	case udfhostv1.SqlType_TYPE_BIGINT:
-		return api.ValueTypeI64
-	case udfhostv1.SqlType_TYPE_FLOAT:
-		return api.ValueTypeF32
-	case udfhostv1.SqlType_TYPE_DOUBLE:
-		return api.ValueTypeF64
-	}
-	return 0
 }

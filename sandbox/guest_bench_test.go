@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/udfhost/udfhost/internal/abi"
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 var (
@@ -45,10 +45,10 @@ func goGuest(tb testing.TB, name string) []byte {
 	return b
 }
 
-func bigintBatch(cols, rows int) *udfhostv1.Batch {
-	b := &udfhostv1.Batch{Rows: uint32(rows)}
+func bigintBatch(cols, rows int) *abi.Batch {
+	b := &abi.Batch{Rows: uint32(rows)}
 	for c := 0; c < cols; c++ {
-		col := &udfhostv1.Column{Type: udfhostv1.SqlType_TYPE_BIGINT}
+		col := &abi.Column{Type: udf.BigInt}
 		for r := 0; r < rows; r++ {
 			col.Values = binary.LittleEndian.AppendUint64(col.Values, uint64(r+c))
 		}
@@ -75,8 +75,8 @@ func benchEngineAffine(b *testing.B, precise bool) {
 		b.Fatal(err)
 	}
 	in := abi.AppendInput(nil, bigintBatch(3, 1024))
-	big := udfhostv1.SqlType_TYPE_BIGINT
-	spec := &FuncSpec{Export: "affine", ABI: ABIBatch, Args: []udfhostv1.SqlType{big, big, big}, Result: big}
+	big := udf.BigInt
+	spec := &FuncSpec{Export: "affine", ABI: udf.ABIBatch, Args: []udf.Type{big, big, big}, Result: big}
 	runEngine(b, e, spec, in)
 }
 
@@ -89,14 +89,14 @@ func BenchmarkEngineUpper1024(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer e.close(ctx)
-	col := &udfhostv1.Column{Type: udfhostv1.SqlType_TYPE_VARCHAR, Offsets: binary.LittleEndian.AppendUint32(nil, 0)}
+	col := &abi.Column{Type: udf.Varchar, Offsets: binary.LittleEndian.AppendUint32(nil, 0)}
 	for r := 0; r < 1024; r++ {
 		col.Values = append(col.Values, "abcdefghijklmnop"...)
 		col.Offsets = binary.LittleEndian.AppendUint32(col.Offsets, uint32(len(col.Values)))
 	}
-	in := abi.AppendInput(nil, &udfhostv1.Batch{Rows: 1024, Columns: []*udfhostv1.Column{col}})
-	vc := udfhostv1.SqlType_TYPE_VARCHAR
-	spec := &FuncSpec{Export: "upper", ABI: ABIBatch, Args: []udfhostv1.SqlType{vc}, Result: vc}
+	in := abi.AppendInput(nil, &abi.Batch{Rows: 1024, Columns: []*abi.Column{col}})
+	vc := udf.Varchar
+	spec := &FuncSpec{Export: "upper", ABI: udf.ABIBatch, Args: []udf.Type{vc}, Result: vc}
 	runEngine(b, e, spec, in)
 }
 

@@ -13,6 +13,8 @@ import (
 
 	seccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
+
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // The worker-side test hook: compiled only into this package's test
@@ -43,7 +45,7 @@ func TestForbiddenSyscallsKillTheWorker(t *testing.T) {
 	}
 	ctx := context.Background()
 	wasm := compileWAT(t, testWAT)
-	add := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}
+	add := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}
 	for _, name := range []string{
 		"socket", "connect", "bind", "execve", "execveat", "ptrace", "mount", "umount2", "bpf", "keyctl",
 		"add_key", "userfaultfd", "perf_event_open", "unshare", "setns", "chroot", "pivot_root",
@@ -158,7 +160,7 @@ func TestOutputOverBatchLimitIsRefused(t *testing.T) {
 	cfg := testConfig(t, big)
 	cfg.MaxOutputBytes, cfg.MemoryLimitPages = 1<<20, 64
 	w := startWorker(t, cfg)
-	spec := &FuncSpec{Export: "f", ABI: ABIBatch, Args: bigint2, Result: bigint2[0]}
+	spec := &FuncSpec{Export: "f", ABI: udf.ABIBatch, Args: bigint2, Result: bigint2[0]}
 	_, err := w.Call(context.Background(), spec, time.Second, input([]int64{1}, []int64{2}))
 	if !errors.Is(err, ErrBadOutput) || !strings.Contains(err.Error(), "exceeds the batch limit of 1048576 bytes") {
 		t.Fatalf("got %v", err)
@@ -195,7 +197,7 @@ func TestHostRefusesAnOversizedAnswer(t *testing.T) {
 	cfg := testConfig(t, compileWAT(t, testWAT))
 	cfg.MaxOutputBytes = 1 << 20
 	w := startWorker(t, cfg)
-	add := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}
+	add := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}
 	_, err := w.call(context.Background(), add, time.Second, []byte("answer-bytes:4000000"), flagTestHook, nil)
 	var ce *CallError
 	if !errors.As(err, &ce) || ce.Violation == nil || ce.Violation.Limit != "result size" {
@@ -228,7 +230,7 @@ func init() {
 // violation; the host's reader never blocks, and Close returns.
 func TestWorkerAnswersCannotBlockTheHost(t *testing.T) {
 	wasm := compileWAT(t, testWAT)
-	add := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}
+	add := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}
 	for _, tc := range []string{"answer-thrice", "answer-unknown"} {
 		t.Run(tc, func(t *testing.T) {
 			w := startWorker(t, testConfig(t, wasm))

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/udfhost/udfhost/internal/abi"
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // TestMeasureSyscalls is how sandbox/seccomp.profile is measured, not
@@ -59,7 +59,7 @@ func TestMeasureSyscalls(t *testing.T) {
 	wat := compileWAT(t, testWAT)
 	for _, precise := range []bool{false, true} {
 		w := start(wat, precise)
-		spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}
+		spec := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}
 		if err := w.Prepare(ctx, spec); err != nil {
 			t.Fatal(err)
 		}
@@ -74,9 +74,9 @@ func TestMeasureSyscalls(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		w.Call(ctx, &FuncSpec{Export: "boom", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}, time.Second, input([]int64{1}, []int64{1}))
+		w.Call(ctx, &FuncSpec{Export: "boom", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}, time.Second, input([]int64{1}, []int64{1}))
 		if precise {
-			w.Call(ctx, &FuncSpec{Export: "spin", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}, 100*time.Millisecond, input([]int64{-1}, []int64{1}))
+			w.Call(ctx, &FuncSpec{Export: "spin", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}, 100*time.Millisecond, input([]int64{-1}, []int64{1}))
 		}
 		w.Close(ctx)
 	}
@@ -85,12 +85,12 @@ func TestMeasureSyscalls(t *testing.T) {
     (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
     (i64.const 0)))`)
 	w := start(grow, false)
-	w.Call(ctx, &FuncSpec{Export: "grow", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}, time.Second, input([]int64{1}, []int64{1}))
+	w.Call(ctx, &FuncSpec{Export: "grow", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}, time.Second, input([]int64{1}, []int64{1}))
 	w.Close(ctx)
 
 	g := start(goGuest(t, "affine"), false)
 	big := bigint2[0]
-	aff := &FuncSpec{Export: "affine", ABI: ABIBatch, Args: []udfhostv1.SqlType{big, big, big}, Result: big}
+	aff := &FuncSpec{Export: "affine", ABI: udf.ABIBatch, Args: []udf.Type{big, big, big}, Result: big}
 	in := abi.AppendInput(nil, bigintBatch(3, 1024))
 	for i := 0; i < 2000; i++ {
 		if _, err := g.Call(ctx, aff, time.Second, in); err != nil {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udfhost/udfhost/internal/cgroup"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // Probe is one canary the worker tries after its jail is up: Denied says
@@ -202,7 +203,7 @@ func Doctor(ctx context.Context, cfg Config) (Report, error) {
 				rep.Layers, rep.StartMS = w.Layers(), float64(w.StartDuration().Microseconds())/1000
 			}
 			req, _ := json.Marshal(probeRequest{HostPort: ln.Addr().(*net.TCPAddr).Port, Name: p.name})
-			out, err := w.call(ctx, &FuncSpec{Export: "f", ABI: ABIBatch}, 30*time.Second, req, flagProbe, nil)
+			out, err := w.call(ctx, &FuncSpec{Export: "f", ABI: udf.ABIBatch}, 30*time.Second, req, flagProbe, nil)
 			var ce *CallError
 			switch {
 			case errors.As(err, &ce) && ce.Violation != nil:

@@ -4,25 +4,16 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
-)
-
-// ABI selects how a function is called; see docs/ABI.md.
-type ABI uint8
-
-// ABIs.
-const (
-	ABIDirect ABI = 1 // one wasm call per row, numeric types only
-	ABIBatch  ABI = 2 // batch v1 through guest memory
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // FuncSpec says which export to call and how. It travels with every call so
 // a worker holds no per-function state and a restarted one needs no replay.
 type FuncSpec struct {
 	Export string
-	ABI    ABI
-	Args   []udfhostv1.SqlType
-	Result udfhostv1.SqlType
+	ABI    udf.ABI
+	Args   []udf.Type
+	Result udf.Type
 }
 
 // callHeader layout (then args, export name, zero padding to 8 bytes, input):
@@ -56,13 +47,13 @@ func appendCallHeader(dst []byte, spec *FuncSpec, deadlineMS uint32, flags byte)
 
 // parseCallHeader returns the spec, the deadline, the flags and the input
 // region. args is reused for the argument types.
-func parseCallHeader(p []byte, args []udfhostv1.SqlType) (FuncSpec, uint32, byte, []byte, error) {
+func parseCallHeader(p []byte, args []udf.Type) (FuncSpec, uint32, byte, []byte, error) {
 	if len(p) < callHeaderSize {
 		return FuncSpec{}, 0, 0, nil, fmt.Errorf("call frame of %d bytes is shorter than its header", len(p))
 	}
 	flags := p[7]
 	deadline := binary.LittleEndian.Uint32(p[0:])
-	spec := FuncSpec{ABI: ABI(p[4]), Result: udfhostv1.SqlType(p[5])}
+	spec := FuncSpec{ABI: udf.ABI(p[4]), Result: udf.Type(p[5])}
 	nargs := int(p[6])
 	nameLen := int(binary.LittleEndian.Uint16(p[8:]))
 	end := callHeaderSize + nargs + nameLen
@@ -71,7 +62,7 @@ func parseCallHeader(p []byte, args []udfhostv1.SqlType) (FuncSpec, uint32, byte
 	}
 	args = args[:0]
 	for _, b := range p[callHeaderSize : callHeaderSize+nargs] {
-		args = append(args, udfhostv1.SqlType(b))
+		args = append(args, udf.Type(b))
 	}
 	spec.Args = args
 	spec.Export = string(p[callHeaderSize+nargs : end])

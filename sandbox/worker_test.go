@@ -17,7 +17,7 @@ import (
 
 	"github.com/udfhost/udfhost/internal/abi"
 	"github.com/udfhost/udfhost/internal/cgroup"
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // The test binary doubles as the worker: Start re-executes it with
@@ -89,28 +89,28 @@ func startWorker(t testing.TB, cfg Config) *Worker {
 	return w
 }
 
-var bigint2 = []udfhostv1.SqlType{udfhostv1.SqlType_TYPE_BIGINT, udfhostv1.SqlType_TYPE_BIGINT}
+var bigint2 = []udf.Type{udf.BigInt, udf.BigInt}
 
 // input lays out a two-BIGINT-column batch.
 func input(a, b []int64) []byte {
-	col := func(v []int64) *udfhostv1.Column {
-		c := &udfhostv1.Column{Type: udfhostv1.SqlType_TYPE_BIGINT}
+	col := func(v []int64) *abi.Column {
+		c := &abi.Column{Type: udf.BigInt}
 		for _, x := range v {
 			c.Values = binary.LittleEndian.AppendUint64(c.Values, uint64(x))
 		}
 		return c
 	}
-	batch := &udfhostv1.Batch{Rows: uint32(len(a)), Columns: []*udfhostv1.Column{col(a), col(b)}}
+	batch := &abi.Batch{Rows: uint32(len(a)), Columns: []*abi.Column{col(a), col(b)}}
 	return abi.AppendInput(nil, batch)
 }
 
 func call(w *Worker, export string, deadline time.Duration, a, b []int64) ([]int64, error) {
-	spec := &FuncSpec{Export: export, ABI: ABIDirect, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT}
+	spec := &FuncSpec{Export: export, ABI: udf.ABIDirect, Args: bigint2, Result: udf.BigInt}
 	out, err := w.Call(context.Background(), spec, deadline, input(a, b))
 	if err != nil {
 		return nil, err
 	}
-	col, _, err := abi.DecodeOutput(out, len(a), udfhostv1.SqlType_TYPE_BIGINT)
+	col, _, err := abi.DecodeOutput(out, len(a), udf.BigInt)
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +296,7 @@ func benchCallDirect(b *testing.B, cfg Config) {
 		a[i] = int64(i)
 	}
 	in := input(a, a)
-	spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT}
+	spec := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: udf.BigInt}
 	b.SetBytes(int64(len(in)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -323,7 +323,7 @@ func benchEngineDirect(b *testing.B, precise bool) {
 	defer e.close(ctx)
 	a := make([]int64, 1024)
 	in := input(a, a)
-	spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT}
+	spec := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: udf.BigInt}
 	runEngine(b, e, spec, in)
 }
 
@@ -337,7 +337,7 @@ func BenchmarkCallDirectBigint1024Parallel(b *testing.B) {
 			w := startWorker(b, cfg)
 			a := make([]int64, 1024)
 			in := input(a, a)
-			spec := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT}
+			spec := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: udf.BigInt}
 			b.SetParallelism(inflight / runtime.GOMAXPROCS(0))
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -371,14 +371,14 @@ func benchWorkerStart(b *testing.B, cfg Config) {
 
 func TestPrepareChecksTheExport(t *testing.T) {
 	w := startWorker(t, testConfig(t, compileWAT(t, testWAT)))
-	good := &FuncSpec{Export: "add", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT}
+	good := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: udf.BigInt}
 	if err := w.Prepare(context.Background(), good); err != nil {
 		t.Fatalf("prepare add: %v", err)
 	}
 	for _, bad := range []*FuncSpec{
-		{Export: "nope", ABI: ABIDirect, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT},
-		{Export: "add", ABI: ABIDirect, Args: bigint2[:1], Result: udfhostv1.SqlType_TYPE_BIGINT},
-		{Export: "add", ABI: ABIBatch, Args: bigint2, Result: udfhostv1.SqlType_TYPE_BIGINT},
+		{Export: "nope", ABI: udf.ABIDirect, Args: bigint2, Result: udf.BigInt},
+		{Export: "add", ABI: udf.ABIDirect, Args: bigint2[:1], Result: udf.BigInt},
+		{Export: "add", ABI: udf.ABIBatch, Args: bigint2, Result: udf.BigInt},
 	} {
 		if err := w.Prepare(context.Background(), bad); !errors.Is(err, ErrBadRequest) {
 			t.Errorf("prepare %+v: %v, want ErrBadRequest", bad, err)
@@ -447,7 +447,7 @@ func unjailed(cfg Config) Config {
 // is interrupted and the worker serves on.
 func TestAbandonedBatchIsStoppedAtItsDeadline(t *testing.T) {
 	wasm := compileWAT(t, testWAT)
-	spin := &FuncSpec{Export: "spin", ABI: ABIDirect, Args: bigint2, Result: bigint2[0]}
+	spin := &FuncSpec{Export: "spin", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}
 	for _, precise := range []bool{false, true} {
 		t.Run(fmt.Sprintf("precise=%v", precise), func(t *testing.T) {
 			cfg := testConfig(t, wasm)

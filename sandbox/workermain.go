@@ -16,7 +16,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"golang.org/x/sys/unix"
 
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // workerFD is the inherited socket to the host (ExtraFiles[0]).
@@ -244,7 +244,7 @@ func installFilter(j *jail, measure bool) {
 }
 
 func handleCall(ctx context.Context, eng *engine, w *frameWriter, fr frame) {
-	var argBuf [16]udfhostv1.SqlType
+	var argBuf [16]udf.Type
 	spec, deadlineMS, flags, input, err := parseCallHeader(fr.payload, argBuf[:0])
 	if err != nil {
 		w.write(kindResult, statusBadRequest, fr.id, []byte(err.Error()))

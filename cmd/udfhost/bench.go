@@ -39,9 +39,13 @@ func newBenchCmd(g *globals) *cobra.Command {
 			defer stop()
 			switch {
 			case signature != "":
-				var err error
-				if cfg.Args, cfg.Result, err = functions.ParseSignature(signature); err != nil {
+				args, result, err := functions.ParseSignature(signature)
+				if err != nil {
 					return err
+				}
+				cfg.Args, cfg.Result = make([]udfhostv1.SqlType, len(args)), udfhostv1.SqlType(result)
+				for i, t := range args {
+					cfg.Args[i] = udfhostv1.SqlType(t)
 				}
 			case cfg.Echo:
 				return errors.New("--echo needs --signature: there is no server to ask for the function's types")

@@ -13,9 +13,8 @@ package abi
 import (
 	"encoding/binary"
 	"errors"
-	"strconv"
 
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // Version is the batch ABI version this package implements; a module's
@@ -55,31 +54,31 @@ var le = binary.LittleEndian
 
 // fixedWidth returns the byte width of a fixed-width type, 0 for BOOLEAN
 // (bit-packed) and -1 for VARCHAR, BYTES and invalid types.
-func fixedWidth(t udfhostv1.SqlType) int {
+func fixedWidth(t udf.Type) int {
 	switch t {
-	case udfhostv1.SqlType_TYPE_INT, udfhostv1.SqlType_TYPE_FLOAT:
+	case udf.Int, udf.Float:
 		return 4
-	case udfhostv1.SqlType_TYPE_BIGINT, udfhostv1.SqlType_TYPE_DOUBLE:
+	case udf.BigInt, udf.Double:
 		return 8
-	case udfhostv1.SqlType_TYPE_BOOLEAN:
+	case udf.Boolean:
 		return 0
 	}
 	return -1
 }
 
-func validType(t udfhostv1.SqlType) bool {
-	return t >= udfhostv1.SqlType_TYPE_INT && t <= udfhostv1.SqlType_TYPE_BYTES
+func validType(t udf.Type) bool {
+	return t >= udf.Int && t <= udf.Bytes
 }
 
-func isVarlen(t udfhostv1.SqlType) bool {
-	return t == udfhostv1.SqlType_TYPE_VARCHAR || t == udfhostv1.SqlType_TYPE_BYTES
+func isVarlen(t udf.Type) bool {
+	return t == udf.Varchar || t == udf.Bytes
 }
 
 // bitmapLen is ceil(rows/8).
 func bitmapLen(rows int) int { return (rows + 7) >> 3 }
 
 // valuesLen is the exact size of the values buffer of a fixed-width column.
-func valuesLen(t udfhostv1.SqlType, rows int) int {
+func valuesLen(t udf.Type, rows int) int {
 	if w := fixedWidth(t); w > 0 {
 		return w * rows
 	}
@@ -90,30 +89,7 @@ func align8(n int) int { return (n + 7) &^ 7 }
 
 // TypeName returns the SQL name of t ("BIGINT"), or says that t is unset or
 // unknown, with its number.
-func TypeName(t udfhostv1.SqlType) string {
-	switch t {
-	case udfhostv1.SqlType_TYPE_INT:
-		return "INT"
-	case udfhostv1.SqlType_TYPE_BIGINT:
-		return "BIGINT"
-	case udfhostv1.SqlType_TYPE_FLOAT:
-		return "FLOAT"
-	case udfhostv1.SqlType_TYPE_DOUBLE:
-		return "DOUBLE"
-	case udfhostv1.SqlType_TYPE_BOOLEAN:
-		return "BOOLEAN"
-	case udfhostv1.SqlType_TYPE_VARCHAR:
-		return "VARCHAR"
-	case udfhostv1.SqlType_TYPE_BYTES:
-		return "BYTES"
-	}
-	// Not "type N": every message already says "type" before a name
-	// ("type type 0, want BIGINT").
-	if t == udfhostv1.SqlType_TYPE_UNSPECIFIED {
-		return "unset (TYPE_UNSPECIFIED)"
-	}
-	return "unknown (SqlType " + strconv.FormatInt(int64(t), 10) + ")"
-}
+func TypeName(t udf.Type) string { return t.String() }
 
 // bitSet reports whether bit i of an LSB-first bitmap is 1.
 func bitSet(b []byte, i int) bool { return b[i>>3]&(1<<(uint(i)&7)) != 0 }

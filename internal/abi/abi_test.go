@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 var rowCounts = []int{0, 1, 7, 8, 9, 100}
@@ -17,8 +17,8 @@ func TestInputRoundTrip(t *testing.T) {
 		for _, nulls := range []bool{false, true} {
 			// One batch holding every type, twice, so that buffers of several
 			// columns follow each other.
-			b := &udfhostv1.Batch{Rows: uint32(rows)}
-			var types []udfhostv1.SqlType
+			b := &Batch{Rows: uint32(rows)}
+			var types []udf.Type
 			for range 2 {
 				for _, typ := range allTypes {
 					b.Columns = append(b.Columns, sampleColumn(typ, rows, nulls))
@@ -67,8 +67,8 @@ func TestInputRoundTrip(t *testing.T) {
 
 func TestAppendInputEmptyOffsets(t *testing.T) {
 	// Arrow allows an empty offsets buffer for an empty VARCHAR column.
-	b := &udfhostv1.Batch{Columns: []*udfhostv1.Column{{Type: tVarchar}}}
-	if err := ValidateBatch(b, []udfhostv1.SqlType{tVarchar}); err != nil {
+	b := &Batch{Columns: []*Column{{Type: tVarchar}}}
+	if err := ValidateBatch(b, []udf.Type{tVarchar}); err != nil {
 		t.Fatal(err)
 	}
 	in, err := ParseInput(AppendInput(nil, b))
@@ -83,8 +83,8 @@ func TestAppendInputEmptyOffsets(t *testing.T) {
 func TestAppendInputTrimsValues(t *testing.T) {
 	c := sampleColumn(tVarchar, 5, true)
 	c.Values = append(c.Values, "unused tail"...)
-	b := &udfhostv1.Batch{Rows: 5, Columns: []*udfhostv1.Column{c}}
-	if err := ValidateBatch(b, []udfhostv1.SqlType{tVarchar}); err != nil {
+	b := &Batch{Rows: 5, Columns: []*Column{c}}
+	if err := ValidateBatch(b, []udf.Type{tVarchar}); err != nil {
 		t.Fatal(err)
 	}
 	in, err := ParseInput(AppendInput(nil, b))
@@ -99,7 +99,7 @@ func TestAppendInputTrimsValues(t *testing.T) {
 
 func TestValidateBatchErrors(t *testing.T) {
 	le := binary.LittleEndian
-	good := func(typ udfhostv1.SqlType) *udfhostv1.Column { return sampleColumn(typ, 9, true) }
+	good := func(typ udf.Type) *Column { return sampleColumn(typ, 9, true) }
 	offs := func(o ...uint32) []byte {
 		var b []byte
 		for _, x := range o {
@@ -110,38 +110,38 @@ func TestValidateBatchErrors(t *testing.T) {
 	tests := []struct {
 		name  string
 		rows  uint32
-		cols  []*udfhostv1.Column
-		types []udfhostv1.SqlType
+		cols  []*Column
+		types []udf.Type
 		want  string
 	}{
-		{"column count", 9, []*udfhostv1.Column{good(tInt)}, []udfhostv1.SqlType{tInt, tInt}, "1 columns, the function takes 2"},
-		{"nil column", 9, []*udfhostv1.Column{good(tInt), nil}, []udfhostv1.SqlType{tInt, tInt}, "column 2: missing"},
-		{"type", 9, []*udfhostv1.Column{good(tInt), good(tBigint)}, []udfhostv1.SqlType{tInt, tDouble}, "column 2: type BIGINT, want DOUBLE"},
-		{"bad declared type", 9, []*udfhostv1.Column{good(tInt)}, []udfhostv1.SqlType{0}, "invalid argument"},
-		{"fixed length", 10, []*udfhostv1.Column{good(tBigint)}, []udfhostv1.SqlType{tBigint}, "column 1: values are 72 bytes, want at least 80 for 10 BIGINT rows"},
-		{"bool length", 17, []*udfhostv1.Column{{Type: tBool, Values: make([]byte, 2)}}, []udfhostv1.SqlType{tBool}, "values are 2 bytes, want at least 3 for 17 BOOLEAN rows"},
-		{"validity length", 9, []*udfhostv1.Column{{Type: tInt, Validity: []byte{1}, Values: make([]byte, 36)}}, []udfhostv1.SqlType{tInt}, "validity is 1 bytes, want 0 or at least 2 for 9 rows"},
-		{"offsets on fixed", 1, []*udfhostv1.Column{{Type: tInt, Offsets: offs(0, 0), Values: make([]byte, 4)}}, []udfhostv1.SqlType{tInt}, "want none"},
-		{"offsets length", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 1), Values: []byte("ab")}}, []udfhostv1.SqlType{tVarchar}, "offsets are 8 bytes, want at least 12 for 2 rows"},
-		{"negative first offset", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0xffffffff, 1, 2), Values: []byte("ab")}}, []udfhostv1.SqlType{tVarchar}, "first offset -1 is negative"},
+		{"column count", 9, []*Column{good(tInt)}, []udf.Type{tInt, tInt}, "1 columns, the function takes 2"},
+		{"nil column", 9, []*Column{good(tInt), nil}, []udf.Type{tInt, tInt}, "column 2: missing"},
+		{"type", 9, []*Column{good(tInt), good(tBigint)}, []udf.Type{tInt, tDouble}, "column 2: type BIGINT, want DOUBLE"},
+		{"bad declared type", 9, []*Column{good(tInt)}, []udf.Type{0}, "invalid argument"},
+		{"fixed length", 10, []*Column{good(tBigint)}, []udf.Type{tBigint}, "column 1: values are 72 bytes, want at least 80 for 10 BIGINT rows"},
+		{"bool length", 17, []*Column{{Type: tBool, Values: make([]byte, 2)}}, []udf.Type{tBool}, "values are 2 bytes, want at least 3 for 17 BOOLEAN rows"},
+		{"validity length", 9, []*Column{{Type: tInt, Validity: []byte{1}, Values: make([]byte, 36)}}, []udf.Type{tInt}, "validity is 1 bytes, want 0 or at least 2 for 9 rows"},
+		{"offsets on fixed", 1, []*Column{{Type: tInt, Offsets: offs(0, 0), Values: make([]byte, 4)}}, []udf.Type{tInt}, "want none"},
+		{"offsets length", 2, []*Column{{Type: tVarchar, Offsets: offs(0, 1), Values: []byte("ab")}}, []udf.Type{tVarchar}, "offsets are 8 bytes, want at least 12 for 2 rows"},
+		{"negative first offset", 2, []*Column{{Type: tVarchar, Offsets: offs(0xffffffff, 1, 2), Values: []byte("ab")}}, []udf.Type{tVarchar}, "first offset -1 is negative"},
 		// With an element offset, what the rows need is counted from it.
-		{"fixed length at offset", 2, []*udfhostv1.Column{{Type: tInt, Offset: 3, Values: make([]byte, 16)}}, []udfhostv1.SqlType{tInt}, "values are 16 bytes, want at least 20 for 2 INT rows at offset 3"},
-		{"bool length at offset", 2, []*udfhostv1.Column{{Type: tBool, Offset: 7, Values: make([]byte, 1)}}, []udfhostv1.SqlType{tBool}, "values are 1 bytes, want at least 2 for 2 BOOLEAN rows at offset 7"},
-		{"validity at offset", 2, []*udfhostv1.Column{{Type: tInt, Offset: 7, Validity: []byte{0xff}, Values: make([]byte, 36)}}, []udfhostv1.SqlType{tInt}, "validity is 1 bytes, want 0 or at least 2 for 2 rows at offset 7"},
-		{"offsets at offset", 2, []*udfhostv1.Column{{Type: tBytes, Offset: 1, Offsets: offs(0, 1, 2), Values: []byte("ab")}}, []udfhostv1.SqlType{tBytes}, "offsets are 12 bytes, want at least 16 for 2 rows at offset 1"},
-		{"huge offset", 2, []*udfhostv1.Column{{Type: tBigint, Offset: 0xffffffff, Values: make([]byte, 16)}}, []udfhostv1.SqlType{tBigint}, "want at least 34359738376"},
-		{"monotonic at offset", 2, []*udfhostv1.Column{{Type: tBytes, Offset: 1, Offsets: offs(9, 0, 2, 1), Values: []byte("ab")}}, []udfhostv1.SqlType{tBytes}, "not monotonic at row 1"},
-		{"past values at offset", 1, []*udfhostv1.Column{{Type: tBytes, Offset: 2, Offsets: offs(0, 0, 1, 3), Values: []byte("ab")}}, []udfhostv1.SqlType{tBytes}, "last offset 3 is past the 2 bytes"},
+		{"fixed length at offset", 2, []*Column{{Type: tInt, Offset: 3, Values: make([]byte, 16)}}, []udf.Type{tInt}, "values are 16 bytes, want at least 20 for 2 INT rows at offset 3"},
+		{"bool length at offset", 2, []*Column{{Type: tBool, Offset: 7, Values: make([]byte, 1)}}, []udf.Type{tBool}, "values are 1 bytes, want at least 2 for 2 BOOLEAN rows at offset 7"},
+		{"validity at offset", 2, []*Column{{Type: tInt, Offset: 7, Validity: []byte{0xff}, Values: make([]byte, 36)}}, []udf.Type{tInt}, "validity is 1 bytes, want 0 or at least 2 for 2 rows at offset 7"},
+		{"offsets at offset", 2, []*Column{{Type: tBytes, Offset: 1, Offsets: offs(0, 1, 2), Values: []byte("ab")}}, []udf.Type{tBytes}, "offsets are 12 bytes, want at least 16 for 2 rows at offset 1"},
+		{"huge offset", 2, []*Column{{Type: tBigint, Offset: 0xffffffff, Values: make([]byte, 16)}}, []udf.Type{tBigint}, "want at least 34359738376"},
+		{"monotonic at offset", 2, []*Column{{Type: tBytes, Offset: 1, Offsets: offs(9, 0, 2, 1), Values: []byte("ab")}}, []udf.Type{tBytes}, "not monotonic at row 1"},
+		{"past values at offset", 1, []*Column{{Type: tBytes, Offset: 2, Offsets: offs(0, 0, 1, 3), Values: []byte("ab")}}, []udf.Type{tBytes}, "last offset 3 is past the 2 bytes"},
 		// VARCHAR is UTF-8: a row that is not is refused, naming the row.
-		{"not UTF-8", 3, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 2, 4, 6), Values: []byte("ok\xff\xfeno")}}, []udfhostv1.SqlType{tVarchar}, "column 1: row 1 is not valid UTF-8"},
-		{"rune split across rows", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 1, 2), Values: []byte("\xc3\xa9")}}, []udfhostv1.SqlType{tVarchar}, "row 0 is not valid UTF-8"},
-		{"not UTF-8 at offset", 2, []*udfhostv1.Column{{Type: tVarchar, Offset: 1, Validity: []byte{0b011}, Offsets: offs(0, 1, 3, 4), Values: []byte("a\xff\xffb")}}, []udfhostv1.SqlType{tVarchar}, "row 0 is not valid UTF-8"},
-		{"monotonic", 2, []*udfhostv1.Column{{Type: tBytes, Offsets: offs(0, 2, 1), Values: []byte("ab")}}, []udfhostv1.SqlType{tBytes}, "not monotonic at row 1"},
-		{"negative", 2, []*udfhostv1.Column{{Type: tBytes, Offsets: offs(0, 1, 0x80000000), Values: []byte("ab")}}, []udfhostv1.SqlType{tBytes}, "not monotonic"},
-		{"past values", 2, []*udfhostv1.Column{{Type: tVarchar, Offsets: offs(0, 1, 3), Values: []byte("ab")}}, []udfhostv1.SqlType{tVarchar}, "last offset 3 is past the 2 bytes"},
+		{"not UTF-8", 3, []*Column{{Type: tVarchar, Offsets: offs(0, 2, 4, 6), Values: []byte("ok\xff\xfeno")}}, []udf.Type{tVarchar}, "column 1: row 1 is not valid UTF-8"},
+		{"rune split across rows", 2, []*Column{{Type: tVarchar, Offsets: offs(0, 1, 2), Values: []byte("\xc3\xa9")}}, []udf.Type{tVarchar}, "row 0 is not valid UTF-8"},
+		{"not UTF-8 at offset", 2, []*Column{{Type: tVarchar, Offset: 1, Validity: []byte{0b011}, Offsets: offs(0, 1, 3, 4), Values: []byte("a\xff\xffb")}}, []udf.Type{tVarchar}, "row 0 is not valid UTF-8"},
+		{"monotonic", 2, []*Column{{Type: tBytes, Offsets: offs(0, 2, 1), Values: []byte("ab")}}, []udf.Type{tBytes}, "not monotonic at row 1"},
+		{"negative", 2, []*Column{{Type: tBytes, Offsets: offs(0, 1, 0x80000000), Values: []byte("ab")}}, []udf.Type{tBytes}, "not monotonic"},
+		{"past values", 2, []*Column{{Type: tVarchar, Offsets: offs(0, 1, 3), Values: []byte("ab")}}, []udf.Type{tVarchar}, "last offset 3 is past the 2 bytes"},
 	}
 	for _, tc := range tests {
-		err := ValidateBatch(&udfhostv1.Batch{Rows: tc.rows, Columns: tc.cols}, tc.types)
+		err := ValidateBatch(&Batch{Rows: tc.rows, Columns: tc.cols}, tc.types)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
 		}
@@ -164,24 +164,24 @@ func TestValidateBatchAccepts(t *testing.T) {
 	tests := []struct {
 		name string
 		rows uint32
-		col  *udfhostv1.Column
+		col  *Column
 		want []any
 	}{
-		{"padded values", 2, &udfhostv1.Column{Type: tInt, Values: []byte{1, 0, 0, 0, 2, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9}}, []any{int32(1), int32(2)}},
-		{"padded validity", 2, &udfhostv1.Column{Type: tInt, Validity: []byte{0b10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, Values: make([]byte, 8)}, []any{nil, int32(0)}},
-		{"padded bool", 3, &udfhostv1.Column{Type: tBool, Values: []byte{0b101, 0xff}}, []any{true, false, true}},
-		{"first offset not 0", 2, &udfhostv1.Column{Type: tVarchar, Offsets: offs(1, 1, 2), Values: []byte("ab")}, []any{"", "b"}},
-		{"offsets past the rows", 1, &udfhostv1.Column{Type: tBytes, Offsets: offs(0, 2, 1, 0), Values: []byte("ab")}, []any{"ab"}},
-		{"offset into values", 2, &udfhostv1.Column{Type: tBigint, Offset: 1, Values: make([]byte, 24)}, []any{int64(0), int64(0)}},
-		{"offset into bools", 2, &udfhostv1.Column{Type: tBool, Offset: 7, Values: []byte{0x80, 0x00}}, []any{true, false}},
-		{"offset into offsets", 1, &udfhostv1.Column{Type: tVarchar, Offset: 1, Offsets: offs(0, 1, 3), Values: []byte("abc")}, []any{"bc"}},
-		{"offset past an empty batch", 0, &udfhostv1.Column{Type: tInt, Offset: 2, Values: make([]byte, 8)}, nil},
-		{"no offsets, no rows", 0, &udfhostv1.Column{Type: tBytes, Offset: 5}, nil},
-		{"garbage under a NULL", 2, &udfhostv1.Column{Type: tVarchar, Validity: []byte{0b10}, Offsets: offs(0, 1, 2), Values: []byte("\xffb")}, []any{nil, "b"}},
+		{"padded values", 2, &Column{Type: tInt, Values: []byte{1, 0, 0, 0, 2, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9}}, []any{int32(1), int32(2)}},
+		{"padded validity", 2, &Column{Type: tInt, Validity: []byte{0b10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, Values: make([]byte, 8)}, []any{nil, int32(0)}},
+		{"padded bool", 3, &Column{Type: tBool, Values: []byte{0b101, 0xff}}, []any{true, false, true}},
+		{"first offset not 0", 2, &Column{Type: tVarchar, Offsets: offs(1, 1, 2), Values: []byte("ab")}, []any{"", "b"}},
+		{"offsets past the rows", 1, &Column{Type: tBytes, Offsets: offs(0, 2, 1, 0), Values: []byte("ab")}, []any{"ab"}},
+		{"offset into values", 2, &Column{Type: tBigint, Offset: 1, Values: make([]byte, 24)}, []any{int64(0), int64(0)}},
+		{"offset into bools", 2, &Column{Type: tBool, Offset: 7, Values: []byte{0x80, 0x00}}, []any{true, false}},
+		{"offset into offsets", 1, &Column{Type: tVarchar, Offset: 1, Offsets: offs(0, 1, 3), Values: []byte("abc")}, []any{"bc"}},
+		{"offset past an empty batch", 0, &Column{Type: tInt, Offset: 2, Values: make([]byte, 8)}, nil},
+		{"no offsets, no rows", 0, &Column{Type: tBytes, Offset: 5}, nil},
+		{"garbage under a NULL", 2, &Column{Type: tVarchar, Validity: []byte{0b10}, Offsets: offs(0, 1, 2), Values: []byte("\xffb")}, []any{nil, "b"}},
 	}
 	for _, tc := range tests {
-		b := &udfhostv1.Batch{Rows: tc.rows, Columns: []*udfhostv1.Column{tc.col}}
-		if err := ValidateBatch(b, []udfhostv1.SqlType{tc.col.Type}); err != nil {
+		b := &Batch{Rows: tc.rows, Columns: []*Column{tc.col}}
+		if err := ValidateBatch(b, []udf.Type{tc.col.Type}); err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
 		}
@@ -199,7 +199,7 @@ func TestValidateBatchAccepts(t *testing.T) {
 }
 
 func TestParseInputErrors(t *testing.T) {
-	b := &udfhostv1.Batch{Rows: 9, Columns: []*udfhostv1.Column{sampleColumn(tVarchar, 9, true), sampleColumn(tBigint, 9, false)}}
+	b := &Batch{Rows: 9, Columns: []*Column{sampleColumn(tVarchar, 9, true), sampleColumn(tBigint, 9, false)}}
 	good := AppendInput(nil, b)
 	if _, err := ParseInput(good); err != nil {
 		t.Fatal(err)
@@ -236,16 +236,16 @@ func TestParseInputErrors(t *testing.T) {
 
 // outputCase is an expected result column plus row errors.
 type outputCase struct {
-	col  *udfhostv1.Column
+	col  *Column
 	rows int
 	errs map[int]string
 }
 
 // checkDecoded checks a DecodeOutput result against want: error rows carry
 // their message and are NULL, other rows equal want.col.
-func checkDecoded(t *testing.T, name string, got *udfhostv1.Column, gotErrs []*udfhostv1.RowError, want outputCase) {
+func checkDecoded(t *testing.T, name string, got *Column, gotErrs []*RowError, want outputCase) {
 	t.Helper()
-	if err := ValidateBatch(&udfhostv1.Batch{Rows: uint32(want.rows), Columns: []*udfhostv1.Column{got}}, []udfhostv1.SqlType{want.col.Type}); err != nil {
+	if err := ValidateBatch(&Batch{Rows: uint32(want.rows), Columns: []*Column{got}}, []udf.Type{want.col.Type}); err != nil {
 		t.Errorf("%s: decoded column is not a valid batch column: %v", name, err)
 	}
 	if len(gotErrs) != len(want.errs) {
@@ -336,7 +336,7 @@ func TestCopyOutputErrors(t *testing.T) {
 		raw    func(o *rawOutput)
 		mutate func(r []byte)
 		rows   int
-		typ    udfhostv1.SqlType
+		typ    udf.Type
 		want   string
 	}{
 		{name: "rows mismatch", rows: 10, want: "9 rows, want 10"},
@@ -475,7 +475,7 @@ func TestDecodeOutputErrors(t *testing.T) {
 
 func TestOutputBuilder(t *testing.T) {
 	var b OutputBuilder
-	for _, typ := range []udfhostv1.SqlType{tInt, tBigint, tFloat, tDouble, tBool} {
+	for _, typ := range []udf.Type{tInt, tBigint, tFloat, tDouble, tBool} {
 		for _, rows := range rowCounts {
 			want := outputCase{col: sampleColumn(typ, rows, true), rows: rows, errs: map[int]string{}}
 			b.Reset(typ, rows)
@@ -519,7 +519,7 @@ func TestOutputBuilder(t *testing.T) {
 	}
 	got, _, err := DecodeOutput(b.AppendTo(nil), 3, tInt)
 	if err != nil || got.Validity != nil {
-		t.Errorf("all-valid result: validity %v, err %v", got.GetValidity(), err)
+		t.Errorf("all-valid result: validity %v, err %v", got.Validity, err)
 	}
 	// Unset rows are NULL.
 	b.Reset(tInt, 3)
@@ -549,7 +549,7 @@ func TestOutputBuilder(t *testing.T) {
 }
 
 func TestNoAllocs(t *testing.T) {
-	b := &udfhostv1.Batch{Rows: 1024, Columns: []*udfhostv1.Column{sampleColumn(tBigint, 1024, true), sampleColumn(tVarchar, 1024, true)}}
+	b := &Batch{Rows: 1024, Columns: []*Column{sampleColumn(tBigint, 1024, true), sampleColumn(tVarchar, 1024, true)}}
 	buf := AppendInput(nil, b)
 	if n := testing.AllocsPerRun(100, func() { buf = AppendInput(buf[:0], b) }); n != 0 {
 		t.Errorf("AppendInput allocates %v times per call", n)

@@ -10,7 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // These tests hand over buffers made by the Apache Arrow Go library exactly
@@ -19,7 +19,7 @@ import (
 // (the parent's buffers plus an element offset). The host must read the
 // same values as Arrow, row by row, NULLs included.
 
-var arrowTypes = map[udfhostv1.SqlType]arrow.DataType{
+var arrowTypes = map[udf.Type]arrow.DataType{
 	tInt:     arrow.PrimitiveTypes.Int32,
 	tBigint:  arrow.PrimitiveTypes.Int64,
 	tFloat:   arrow.PrimitiveTypes.Float32,
@@ -31,7 +31,7 @@ var arrowTypes = map[udfhostv1.SqlType]arrow.DataType{
 
 // arrowArray builds rows sample values of type t with Arrow's builder; with
 // nulls, every row sampleNull marks is NULL.
-func arrowArray(t udfhostv1.SqlType, rows int, nulls bool) arrow.Array {
+func arrowArray(t udf.Type, rows int, nulls bool) arrow.Array {
 	b := array.NewBuilder(memory.DefaultAllocator, arrowTypes[t])
 	defer b.Release()
 	for i := range rows {
@@ -63,10 +63,10 @@ func arrowArray(t udfhostv1.SqlType, rows int, nulls bool) arrow.Array {
 
 // arrowColumn hands an Arrow array's buffers and offset over unchanged, as
 // a task manager holding Arrow vectors does.
-func arrowColumn(t udfhostv1.SqlType, a arrow.Array) *udfhostv1.Column {
+func arrowColumn(t udf.Type, a arrow.Array) *Column {
 	d := a.Data()
 	bufs := d.Buffers()
-	c := &udfhostv1.Column{Type: t, Offset: uint32(d.Offset())}
+	c := &Column{Type: t, Offset: uint32(d.Offset())}
 	if bufs[0] != nil && a.NullN() > 0 {
 		c.Validity = bufs[0].Bytes()
 	}
@@ -110,17 +110,17 @@ func arrowValue(a arrow.Array, i int) any {
 // checkArrowBatch validates cols against the Arrow arrays they came from,
 // lays them into an input region and checks that the region is what guests
 // expect (offset 0, offsets from 0, exact values) and holds Arrow's values.
-func checkArrowBatch(t *testing.T, name string, arrs []arrow.Array, cols []*udfhostv1.Column) {
+func checkArrowBatch(t *testing.T, name string, arrs []arrow.Array, cols []*Column) {
 	t.Helper()
 	rows := 0
 	if len(arrs) > 0 {
 		rows = arrs[0].Len()
 	}
-	types := make([]udfhostv1.SqlType, len(cols))
+	types := make([]udf.Type, len(cols))
 	for i, c := range cols {
 		types[i] = c.Type
 	}
-	b := &udfhostv1.Batch{Rows: uint32(rows), Columns: cols}
+	b := &Batch{Rows: uint32(rows), Columns: cols}
 	if err := ValidateBatch(b, types); err != nil {
 		t.Fatalf("%s: ValidateBatch: %v", name, err)
 	}
@@ -159,7 +159,7 @@ func TestArrowBuilderBuffers(t *testing.T) {
 			for _, nulls := range []bool{false, true} {
 				a := arrowArray(typ, rows, nulls)
 				name := fmt.Sprintf("%s rows=%d nulls=%v", TypeName(typ), rows, nulls)
-				checkArrowBatch(t, name, []arrow.Array{a}, []*udfhostv1.Column{arrowColumn(typ, a)})
+				checkArrowBatch(t, name, []arrow.Array{a}, []*Column{arrowColumn(typ, a)})
 				a.Release()
 			}
 		}
@@ -178,7 +178,7 @@ func TestArrowSlices(t *testing.T) {
 					if s.Data().Offset() != off {
 						t.Fatalf("%s: Arrow offset %d", name, s.Data().Offset())
 					}
-					checkArrowBatch(t, name, []arrow.Array{s}, []*udfhostv1.Column{arrowColumn(typ, s)})
+					checkArrowBatch(t, name, []arrow.Array{s}, []*Column{arrowColumn(typ, s)})
 					s.Release()
 				}
 			}
@@ -192,7 +192,7 @@ func TestArrowSlices(t *testing.T) {
 func TestArrowSlicesEveryTypeInOneBatch(t *testing.T) {
 	for _, nulls := range []bool{false, true} {
 		var arrs []arrow.Array
-		var cols []*udfhostv1.Column
+		var cols []*Column
 		for i, typ := range allTypes {
 			parent := arrowArray(typ, 90, nulls)
 			s := array.NewSlice(parent, int64(3*i+1), int64(3*i+1+29))
@@ -240,7 +240,7 @@ func TestArrowIPCRoundTrip(t *testing.T) {
 			}
 			got := r.RecordBatch()
 			name := fmt.Sprintf("IPC rows=%d nulls=%v", rows, nulls)
-			var cols []*udfhostv1.Column
+			var cols []*Column
 			var read []arrow.Array
 			for i, typ := range allTypes {
 				read = append(read, got.Column(i))
@@ -272,9 +272,9 @@ func TestArrowSlicesThroughGuest(t *testing.T) {
 		parent := arrowArray(typ, 64, true)
 		for _, off := range []int{0, 1, 3, 7, 8, 9, 15, 17} {
 			s := array.NewSlice(parent, int64(off), int64(off+23))
-			b := &udfhostv1.Batch{Rows: 23, Columns: []*udfhostv1.Column{arrowColumn(typ, s)}}
+			b := &Batch{Rows: 23, Columns: []*Column{arrowColumn(typ, s)}}
 			export := "echo_" + stringsToLower(TypeName(typ))
-			col, errs, err := g.call(export, b, []udfhostv1.SqlType{typ}, typ)
+			col, errs, err := g.call(export, b, []udf.Type{typ}, typ)
 			if err != nil || len(errs) != 0 {
 				t.Fatalf("%s offset %d: %v %v", export, off, errs, err)
 			}

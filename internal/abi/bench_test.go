@@ -3,11 +3,11 @@ package abi
 import (
 	"testing"
 
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 func BenchmarkAppendInputBigint1024(b *testing.B) {
-	batch := &udfhostv1.Batch{Rows: 1024, Columns: []*udfhostv1.Column{sampleColumn(tBigint, 1024, true)}}
+	batch := &Batch{Rows: 1024, Columns: []*Column{sampleColumn(tBigint, 1024, true)}}
 	buf := AppendInput(nil, batch)
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
@@ -17,7 +17,7 @@ func BenchmarkAppendInputBigint1024(b *testing.B) {
 }
 
 func BenchmarkParseInputBigint1024(b *testing.B) {
-	batch := &udfhostv1.Batch{Rows: 1024, Columns: []*udfhostv1.Column{sampleColumn(tBigint, 1024, true)}}
+	batch := &Batch{Rows: 1024, Columns: []*Column{sampleColumn(tBigint, 1024, true)}}
 	buf := AppendInput(nil, batch)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -71,19 +71,19 @@ func BenchmarkOutputBuilderBigint1024(b *testing.B) {
 }
 
 // varchar1024 is 1024 16-byte ASCII rows, the upper benchmark's shape.
-func varchar1024() *udfhostv1.Batch {
+func varchar1024() *Batch {
 	b := newColBuilder(tVarchar)
 	for range 1024 {
 		b.add("abcdefghijklmnop")
 	}
-	return &udfhostv1.Batch{Rows: 1024, Columns: []*udfhostv1.Column{b.column()}}
+	return &Batch{Rows: 1024, Columns: []*Column{b.column()}}
 }
 
 // BenchmarkValidateAppendVarchar1024 is the host's per-batch input work for
 // a VARCHAR column: ValidateBatch (with its UTF-8 check) and AppendInput.
 func BenchmarkValidateAppendVarchar1024(b *testing.B) {
 	batch := varchar1024()
-	types := []udfhostv1.SqlType{tVarchar}
+	types := []udf.Type{tVarchar}
 	buf := AppendInput(nil, batch)
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/udfhost/udfhost/internal/udf"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -16,13 +17,13 @@ import (
 func seedInputs() [][]byte {
 	var seeds [][]byte
 	for _, rows := range []int{0, 1, 9} {
-		b := &udfhostv1.Batch{Rows: uint32(rows)}
+		b := &Batch{Rows: uint32(rows)}
 		for _, typ := range allTypes {
 			b.Columns = append(b.Columns, sampleColumn(typ, rows, true))
 		}
 		seeds = append(seeds, AppendInput(nil, b))
 		for _, typ := range allTypes {
-			one := &udfhostv1.Batch{Rows: uint32(rows), Columns: []*udfhostv1.Column{sampleColumn(typ, rows, rows > 1)}}
+			one := &Batch{Rows: uint32(rows), Columns: []*Column{sampleColumn(typ, rows, rows > 1)}}
 			seeds = append(seeds, AppendInput(nil, one))
 		}
 	}
@@ -45,15 +46,15 @@ func FuzzParseInput(f *testing.F) {
 		}
 		// Every accessor works on every row, and the parsed columns form a
 		// valid batch that survives a round trip.
-		b := &udfhostv1.Batch{Rows: uint32(in.Rows)}
-		types := make([]udfhostv1.SqlType, len(in.Cols))
+		b := &Batch{Rows: uint32(in.Rows)}
+		types := make([]udf.Type, len(in.Cols))
 		for i := range in.Cols {
 			c := &in.Cols[i]
 			for row := range in.Rows {
 				_ = colValue(c, row)
 			}
 			types[i] = c.Type
-			b.Columns = append(b.Columns, &udfhostv1.Column{Type: c.Type, Validity: c.Validity, Offsets: c.Offsets, Values: c.Values})
+			b.Columns = append(b.Columns, &Column{Type: c.Type, Validity: c.Validity, Offsets: c.Offsets, Values: c.Values})
 		}
 		if err := ValidateBatch(b, types); err != nil {
 			// ParseInput leaves UTF-8 to the host, which checked it before
@@ -74,7 +75,7 @@ func FuzzParseInput(f *testing.F) {
 }
 
 // seedOutputs returns guest-style output regions with their rows and type.
-func seedOutputs() (regions [][]byte, rows []int, types []udfhostv1.SqlType) {
+func seedOutputs() (regions [][]byte, rows []int, types []udf.Type) {
 	for _, typ := range allTypes {
 		for _, n := range []int{0, 3, 9} {
 			raw := rawFromColumn(sampleColumn(typ, n, true), n)
@@ -101,7 +102,7 @@ func FuzzCopyOutput(f *testing.F) {
 	f.Add([]byte{}, uint32(0), uint32(0), uint16(0), uint8(tInt))
 	f.Add(make([]byte, 64), uint32(8), uint32(0xfffffff0), uint16(1), uint8(tBool))
 	f.Fuzz(func(t *testing.T, mem []byte, ptr, n uint32, rows uint16, typ uint8) {
-		out, err := CopyOutput(nil, mem, ptr, n, int(rows), udfhostv1.SqlType(typ))
+		out, err := CopyOutput(nil, mem, ptr, n, int(rows), udf.Type(typ))
 		if err != nil {
 			if !errors.Is(err, ErrBadOutput) && !errors.Is(err, ErrBatchFailed) {
 				t.Fatalf("error wraps neither ErrBadOutput nor ErrBatchFailed: %v", err)
@@ -110,12 +111,12 @@ func FuzzCopyOutput(f *testing.F) {
 		}
 		// Whatever CopyOutput accepts, DecodeOutput accepts, and the column
 		// is a valid batch column.
-		col, errs, err := DecodeOutput(out, int(rows), udfhostv1.SqlType(typ))
+		col, errs, err := DecodeOutput(out, int(rows), udf.Type(typ))
 		if err != nil {
 			t.Fatalf("DecodeOutput rejects CopyOutput's region: %v", err)
 		}
-		b := &udfhostv1.Batch{Rows: uint32(rows), Columns: []*udfhostv1.Column{col}}
-		if err := ValidateBatch(b, []udfhostv1.SqlType{udfhostv1.SqlType(typ)}); err != nil {
+		b := &Batch{Rows: uint32(rows), Columns: []*Column{col}}
+		if err := ValidateBatch(b, []udf.Type{udf.Type(typ)}); err != nil {
 			t.Fatalf("decoded column is invalid: %v", err)
 		}
 		for _, e := range errs {
@@ -140,15 +141,15 @@ func FuzzDecodeOutput(f *testing.F) {
 	b.SetError(4, "four")
 	f.Add(b.AppendTo(nil), uint16(10), uint8(tDouble))
 	f.Fuzz(func(t *testing.T, buf []byte, rows uint16, typ uint8) {
-		col, errs, err := DecodeOutput(buf, int(rows), udfhostv1.SqlType(typ))
+		col, errs, err := DecodeOutput(buf, int(rows), udf.Type(typ))
 		if err != nil {
 			if !errors.Is(err, ErrBadOutput) {
 				t.Fatalf("error does not wrap ErrBadOutput: %v", err)
 			}
 			return
 		}
-		b := &udfhostv1.Batch{Rows: uint32(rows), Columns: []*udfhostv1.Column{col}}
-		if err := ValidateBatch(b, []udfhostv1.SqlType{udfhostv1.SqlType(typ)}); err != nil {
+		b := &Batch{Rows: uint32(rows), Columns: []*Column{col}}
+		if err := ValidateBatch(b, []udf.Type{udf.Type(typ)}); err != nil {
 			t.Fatalf("decoded column is invalid: %v", err)
 		}
 		// Results are exact, and a VARCHAR result's bytes all UTF-8.
@@ -174,10 +175,10 @@ func FuzzDecodeOutput(f *testing.F) {
 
 // seedBatches returns valid batches of every type plus broken ones: wrong
 // lengths, bad offsets, a nil column, absurd row counts.
-func seedBatches() []*udfhostv1.Batch {
-	var seeds []*udfhostv1.Batch
+func seedBatches() []*Batch {
+	var seeds []*Batch
 	for _, rows := range []int{0, 1, 9} {
-		b := &udfhostv1.Batch{Rows: uint32(rows)}
+		b := &Batch{Rows: uint32(rows)}
 		for _, typ := range allTypes {
 			b.Columns = append(b.Columns, sampleColumn(typ, rows, true))
 		}
@@ -185,13 +186,13 @@ func seedBatches() []*udfhostv1.Batch {
 	}
 	v := sampleColumn(tVarchar, 3, true)
 	seeds = append(seeds,
-		&udfhostv1.Batch{Rows: 3, Columns: []*udfhostv1.Column{{Type: tVarchar, Offsets: v.Offsets[:8], Values: v.Values}}},
-		&udfhostv1.Batch{Rows: 3, Columns: []*udfhostv1.Column{{Type: tBytes, Offsets: []byte{0, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0}, Values: []byte("ab")}}},
-		&udfhostv1.Batch{Rows: 2, Columns: []*udfhostv1.Column{{Type: tBigint, Values: make([]byte, 15)}}},
-		&udfhostv1.Batch{Rows: 9, Columns: []*udfhostv1.Column{{Type: tBool, Values: make([]byte, 2), Validity: []byte{1}}}},
-		&udfhostv1.Batch{Rows: 1, Columns: []*udfhostv1.Column{nil, {Type: 99, Values: []byte{1}}}},
-		&udfhostv1.Batch{Rows: 0xffffffff},
-		&udfhostv1.Batch{Rows: 0xffffffff, Columns: []*udfhostv1.Column{{Type: tVarchar}}},
+		&Batch{Rows: 3, Columns: []*Column{{Type: tVarchar, Offsets: v.Offsets[:8], Values: v.Values}}},
+		&Batch{Rows: 3, Columns: []*Column{{Type: tBytes, Offsets: []byte{0, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0}, Values: []byte("ab")}}},
+		&Batch{Rows: 2, Columns: []*Column{{Type: tBigint, Values: make([]byte, 15)}}},
+		&Batch{Rows: 9, Columns: []*Column{{Type: tBool, Values: make([]byte, 2), Validity: []byte{1}}}},
+		&Batch{Rows: 1, Columns: []*Column{nil, {Type: 99, Values: []byte{1}}}},
+		&Batch{Rows: 0xffffffff},
+		&Batch{Rows: 0xffffffff, Columns: []*Column{{Type: tVarchar}}},
 	)
 	return seeds
 }
@@ -200,26 +201,27 @@ func seedBatches() []*udfhostv1.Batch {
 // whatever it accepts must lay out and parse back to the same rows.
 func FuzzValidateBatch(f *testing.F) {
 	for _, b := range seedBatches() {
-		data, err := proto.Marshal(b)
+		data, err := proto.Marshal(toProto(b))
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var b udfhostv1.Batch
-		if proto.Unmarshal(data, &b) != nil {
+		var pb udfhostv1.Batch
+		if proto.Unmarshal(data, &pb) != nil {
 			return
 		}
+		b := fromProto(&pb)
 		// The batch's own types (so valid batches get through), a fixed
 		// list, and nothing.
-		own := make([]udfhostv1.SqlType, len(b.Columns))
+		own := make([]udf.Type, len(b.Columns))
 		for i, c := range b.Columns {
 			if c != nil {
 				own[i] = c.Type
 			}
 		}
-		for _, types := range [][]udfhostv1.SqlType{own, {tBigint, tBigint}, allTypes, nil} {
+		for _, types := range [][]udf.Type{own, {tBigint, tBigint}, allTypes, nil} {
 			if ValidateBatch(&b, types) != nil {
 				continue
 			}
@@ -263,9 +265,9 @@ func FuzzValidateColumn(f *testing.F) {
 		f.Add(uint8(typ), uint16(0), uint8(20), append(c.Validity, 0xff), c.Offsets, append(c.Values, 1, 2, 3))
 	}
 	f.Fuzz(func(t *testing.T, typ uint8, rows uint16, off uint8, validity, offsets, values []byte) {
-		c := &udfhostv1.Column{Type: udfhostv1.SqlType(typ), Offset: uint32(off), Validity: validity, Offsets: offsets, Values: values}
-		b := &udfhostv1.Batch{Rows: uint32(rows), Columns: []*udfhostv1.Column{c}}
-		if ValidateBatch(b, []udfhostv1.SqlType{c.Type}) != nil {
+		c := &Column{Type: udf.Type(typ), Offset: uint32(off), Validity: validity, Offsets: offsets, Values: values}
+		b := &Batch{Rows: uint32(rows), Columns: []*Column{c}}
+		if ValidateBatch(b, []udf.Type{c.Type}) != nil {
 			return
 		}
 		region := AppendInput(nil, b)
@@ -286,7 +288,7 @@ func FuzzValidateColumn(f *testing.F) {
 }
 
 // refValue reads row i of a validated proto column the slow, obvious way.
-func refValue(c *udfhostv1.Column, i int) any {
+func refValue(c *Column, i int) any {
 	e := int(c.Offset) + i
 	bit := func(b []byte, k int) bool { return b[k/8]>>(k%8)&1 == 1 }
 	if len(c.Validity) > 0 && !bit(c.Validity, e) {
@@ -306,4 +308,26 @@ func refValue(c *udfhostv1.Column, i int) any {
 		return bit(v, e)
 	}
 	return string(v[le.Uint32(c.Offsets[4*e:]):le.Uint32(c.Offsets[4*e+4:])])
+}
+
+// toProto and fromProto convert as the server's proto edge does: the
+// fuzzer mutates the bytes a task manager sends.
+func toProto(b *Batch) *udfhostv1.Batch {
+	pb := &udfhostv1.Batch{Rows: b.Rows, Columns: make([]*udfhostv1.Column, len(b.Columns))}
+	for i, c := range b.Columns {
+		if c != nil {
+			pb.Columns[i] = &udfhostv1.Column{Type: udfhostv1.SqlType(c.Type), Validity: c.Validity, Offsets: c.Offsets, Values: c.Values, Offset: c.Offset}
+		}
+	}
+	return pb
+}
+
+func fromProto(pb *udfhostv1.Batch) Batch {
+	b := Batch{Rows: pb.Rows, Columns: make([]*Column, len(pb.Columns))}
+	for i, c := range pb.Columns {
+		if c != nil {
+			b.Columns[i] = &Column{Type: udf.Type(c.Type), Validity: c.Validity, Offsets: c.Offsets, Values: c.Values, Offset: c.Offset}
+		}
+	}
+	return b
 }

@@ -7,27 +7,27 @@ import (
 	"strconv"
 	"testing"
 
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 const (
-	tInt     = udfhostv1.SqlType_TYPE_INT
-	tBigint  = udfhostv1.SqlType_TYPE_BIGINT
-	tFloat   = udfhostv1.SqlType_TYPE_FLOAT
-	tDouble  = udfhostv1.SqlType_TYPE_DOUBLE
-	tBool    = udfhostv1.SqlType_TYPE_BOOLEAN
-	tVarchar = udfhostv1.SqlType_TYPE_VARCHAR
-	tBytes   = udfhostv1.SqlType_TYPE_BYTES
+	tInt     = udf.Int
+	tBigint  = udf.BigInt
+	tFloat   = udf.Float
+	tDouble  = udf.Double
+	tBool    = udf.Boolean
+	tVarchar = udf.Varchar
+	tBytes   = udf.Bytes
 )
 
-var allTypes = []udfhostv1.SqlType{tInt, tBigint, tFloat, tDouble, tBool, tVarchar, tBytes}
+var allTypes = []udf.Type{tInt, tBigint, tFloat, tDouble, tBool, tVarchar, tBytes}
 
 // sampleNull is the NULL pattern of sample columns: rows 1, 4, 7, ...
 func sampleNull(i int) bool { return i%3 == 1 }
 
 // sampleValue is the value of row i of a sample column of type t, as
 // returned by colValue.
-func sampleValue(t udfhostv1.SqlType, i int) any {
+func sampleValue(t udf.Type, i int) any {
 	switch t {
 	case tInt:
 		return int32(i*7 - 50)
@@ -52,13 +52,13 @@ func sampleValue(t udfhostv1.SqlType, i int) any {
 
 // colBuilder builds a proto column the way a caller would.
 type colBuilder struct {
-	c    udfhostv1.Column
+	c    Column
 	rows int
 	null bool
 }
 
-func newColBuilder(t udfhostv1.SqlType) *colBuilder {
-	b := &colBuilder{c: udfhostv1.Column{Type: t}}
+func newColBuilder(t udf.Type) *colBuilder {
+	b := &colBuilder{c: Column{Type: t}}
 	if isVarlen(t) {
 		b.c.Offsets = binary.LittleEndian.AppendUint32(nil, 0)
 	}
@@ -107,8 +107,8 @@ func (b *colBuilder) add(v any) {
 
 // column returns the column; the validity bitmap is dropped when every row
 // is valid.
-func (b *colBuilder) column() *udfhostv1.Column {
-	c := &udfhostv1.Column{Type: b.c.Type, Validity: b.c.Validity, Offsets: b.c.Offsets, Values: b.c.Values}
+func (b *colBuilder) column() *Column {
+	c := &Column{Type: b.c.Type, Validity: b.c.Validity, Offsets: b.c.Offsets, Values: b.c.Values}
 	if !b.null {
 		c.Validity = nil
 	}
@@ -117,7 +117,7 @@ func (b *colBuilder) column() *udfhostv1.Column {
 
 // sampleColumn returns a column of rows sample values of type t, with NULLs
 // if nulls is set.
-func sampleColumn(t udfhostv1.SqlType, rows int, nulls bool) *udfhostv1.Column {
+func sampleColumn(t udf.Type, rows int, nulls bool) *Column {
 	b := newColBuilder(t)
 	for i := range rows {
 		if nulls && sampleNull(i) {
@@ -153,7 +153,7 @@ func colValue(c *Col, i int) any {
 }
 
 // protoCol views a proto column as a Col.
-func protoCol(c *udfhostv1.Column) *Col {
+func protoCol(c *Column) *Col {
 	col := &Col{Type: c.Type, Validity: c.Validity, Offsets: c.Offsets, Values: c.Values}
 	if len(col.Validity) == 0 {
 		col.Validity = nil
@@ -187,7 +187,7 @@ func checkColumn(t *testing.T, name string, got, want *Col, rows int) {
 // rawOutput describes an output region as a guest might lay it out.
 type rawOutput struct {
 	rows      int
-	typ       udfhostv1.SqlType
+	typ       udf.Type
 	validity  []byte // nil: none
 	offsets   []byte // VARCHAR/BYTES
 	values    []byte
@@ -244,6 +244,6 @@ func (o rawOutput) write(mem []byte, ptr int) uint32 {
 }
 
 // rawFromColumn describes c as an output region.
-func rawFromColumn(c *udfhostv1.Column, rows int) rawOutput {
+func rawFromColumn(c *Column, rows int) rawOutput {
 	return rawOutput{rows: rows, typ: c.Type, validity: c.Validity, offsets: c.Offsets, values: c.Values}
 }

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // ValidateBatch checks b against the function's argument types: column
@@ -21,7 +21,7 @@ import (
 // column of an empty batch may also have empty offsets. Every non-NULL
 // VARCHAR row must be valid UTF-8. Errors name the column (1-based) and the
 // problem.
-func ValidateBatch(b *udfhostv1.Batch, types []udfhostv1.SqlType) error {
+func ValidateBatch(b *Batch, types []udf.Type) error {
 	if b == nil {
 		return fmt.Errorf("batch is missing")
 	}
@@ -48,7 +48,7 @@ func at(o uint64) string {
 	return fmt.Sprintf(" at offset %d", o)
 }
 
-func validateColumn(c *udfhostv1.Column, want udfhostv1.SqlType, rows int) error {
+func validateColumn(c *Column, want udf.Type, rows int) error {
 	if c == nil {
 		return fmt.Errorf("missing")
 	}
@@ -86,7 +86,7 @@ func validateColumn(c *udfhostv1.Column, want udfhostv1.SqlType, rows int) error
 	if err := checkOffsets(offs, rows, uint64(len(c.Values)), false); err != nil {
 		return err
 	}
-	if want == udfhostv1.SqlType_TYPE_VARCHAR {
+	if want == udf.Varchar {
 		if row, ok := checkUTF8(c.Validity, o, offs, c.Values, rows); !ok {
 			return fmt.Errorf("row %d is not valid UTF-8 (VARCHAR is UTF-8; declare BYTES for other bytes)", row)
 		}
@@ -177,7 +177,7 @@ func isASCII(b []byte) bool {
 // varlenRange returns the first and last offset of the rows of a validated
 // VARCHAR/BYTES column of a batch of rows rows (0, 0 when it has no
 // offsets).
-func varlenRange(c *udfhostv1.Column, rows int) (first, last int) {
+func varlenRange(c *Column, rows int) (first, last int) {
 	if len(c.Offsets) < 4 {
 		return 0, 0
 	}
@@ -186,11 +186,11 @@ func varlenRange(c *udfhostv1.Column, rows int) (first, last int) {
 }
 
 // hasValidity reports whether AppendInput lays out a validity bitmap for c.
-func hasValidity(c *udfhostv1.Column, rows int) bool { return len(c.Validity) > 0 && rows > 0 }
+func hasValidity(c *Column, rows int) bool { return len(c.Validity) > 0 && rows > 0 }
 
 // InputSize returns the number of bytes AppendInput appends for b, which
 // must have passed ValidateBatch.
-func InputSize(b *udfhostv1.Batch) int {
+func InputSize(b *Batch) int {
 	rows := int(b.Rows)
 	size := inHeaderSize + inColSize*len(b.Columns)
 	for _, c := range b.Columns {
@@ -214,7 +214,7 @@ func InputSize(b *udfhostv1.Batch) int {
 // rows use. For a column at offset 0 (the common case) that is one copy per
 // buffer, as for exact buffers; only a sliced column's bitmaps (at an offset
 // that is not a multiple of 8) are shifted and its offsets rebased.
-func AppendInput(dst []byte, b *udfhostv1.Batch) []byte {
+func AppendInput(dst []byte, b *Batch) []byte {
 	rows := int(b.Rows)
 	size := InputSize(b)
 	start := len(dst)
@@ -245,7 +245,7 @@ func AppendInput(dst []byte, b *udfhostv1.Batch) []byte {
 			}
 			valoff, vallen = pos, last-first
 			pos = putAligned(r, pos, c.Values[first:last])
-		case c.Type == udfhostv1.SqlType_TYPE_BOOLEAN:
+		case c.Type == udf.Boolean:
 			valoff, vallen = pos, bitmapLen(rows)
 			pos = putBits(r, pos, c.Values, o, rows)
 		default:
@@ -329,7 +329,7 @@ type Input struct {
 // Offsets is set for VARCHAR and BYTES only. The accessors assume a Col from
 // ParseInput and a row in [0, Rows).
 type Col struct {
-	Type     udfhostv1.SqlType
+	Type     udf.Type
 	Validity []byte
 	Offsets  []byte
 	Values   []byte
@@ -364,7 +364,7 @@ func ParseInput(buf []byte) (Input, error) {
 }
 
 func parseInputCol(buf, d []byte, hdr, rows int, c *Col) error {
-	c.Type = udfhostv1.SqlType(le.Uint32(d))
+	c.Type = udf.Type(le.Uint32(d))
 	voff, ooff := le.Uint32(d[4:]), le.Uint32(d[8:])
 	valoff, vallen := le.Uint32(d[12:]), le.Uint32(d[16:])
 	if !validType(c.Type) {

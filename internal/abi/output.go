@@ -10,7 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // outView is a checked view of an output region.
@@ -29,7 +29,7 @@ func badOutput(format string, args ...any) error {
 
 // parseOutput checks every field, offset and length of the output region r
 // against rows and typ, and the offsets and error entries it points to.
-func parseOutput(r []byte, rows int, typ udfhostv1.SqlType) (v outView, err error) {
+func parseOutput(r []byte, rows int, typ udf.Type) (v outView, err error) {
 	if !validType(typ) {
 		return v, badOutput("invalid result %s", TypeName(typ))
 	}
@@ -45,7 +45,7 @@ func parseOutput(r []byte, rows int, typ udfhostv1.SqlType) (v outView, err erro
 	if got := le.Uint32(r[8:]); uint64(got) != uint64(rows) {
 		return v, badOutput("%d rows, want %d", got, rows)
 	}
-	if got := udfhostv1.SqlType(le.Uint32(r[12:])); got != typ {
+	if got := udf.Type(le.Uint32(r[12:])); got != typ {
 		return v, badOutput("result type %s, want %s", TypeName(got), TypeName(typ))
 	}
 	if le.Uint32(r[40:])|le.Uint32(r[44:]) != 0 {
@@ -165,7 +165,7 @@ func errorOrder(errs []byte) ([]int32, error) {
 }
 
 // putOutputHeader writes a compact output region's header.
-func putOutputHeader(r []byte, rows int, typ udfhostv1.SqlType, voff, ooff, valoff, vallen, nerr, eoff int) {
+func putOutputHeader(r []byte, rows int, typ udf.Type, voff, ooff, valoff, vallen, nerr, eoff int) {
 	le.PutUint32(r[0:], OutputMagic)
 	le.PutUint32(r[4:], Version)
 	le.PutUint32(r[8:], uint32(rows))
@@ -186,7 +186,7 @@ func putOutputHeader(r []byte, rows int, typ udfhostv1.SqlType, voff, ooff, valo
 // the validity bitmap and messages cut to MaxMessageLen bytes. Inconsistent
 // regions yield an error wrapping ErrBadOutput (dst is then returned
 // unchanged); ptr == 0 && n == 0 yields ErrBatchFailed.
-func CopyOutput(dst, mem []byte, ptr, n uint32, rows int, typ udfhostv1.SqlType) ([]byte, error) {
+func CopyOutput(dst, mem []byte, ptr, n uint32, rows int, typ udf.Type) ([]byte, error) {
 	if ptr == 0 && n == 0 {
 		return dst, ErrBatchFailed
 	}
@@ -264,7 +264,7 @@ func CopyOutput(dst, mem []byte, ptr, n uint32, rows int, typ udfhostv1.SqlType)
 	}
 	valoff := pos
 	pos = putAligned(r, pos, values)
-	if typ == udfhostv1.SqlType_TYPE_BOOLEAN {
+	if typ == udf.Boolean {
 		maskTail(r[valoff:valoff+len(values)], rows)
 	}
 	eoff := pos
@@ -297,12 +297,12 @@ func CopyOutput(dst, mem []byte, ptr, n uint32, rows int, typ udfhostv1.SqlType)
 // rows+1 offsets from 0 for VARCHAR/BYTES (one for 0 rows). A VARCHAR row
 // that is not valid UTF-8 becomes NULL with the row error "row N: result is
 // not valid UTF-8" (the column is then a copy); BYTES rows are not checked.
-func DecodeOutput(buf []byte, rows int, typ udfhostv1.SqlType) (*udfhostv1.Column, []*udfhostv1.RowError, error) {
+func DecodeOutput(buf []byte, rows int, typ udf.Type) (*Column, []*RowError, error) {
 	v, err := parseOutput(buf, rows, typ)
 	if err != nil {
 		return nil, nil, err
 	}
-	col := &udfhostv1.Column{Type: typ, Validity: v.validity, Offsets: v.offsets, Values: v.values}
+	col := &Column{Type: udf.Type(typ), Validity: v.validity, Offsets: v.offsets, Values: v.values}
 	if isVarlen(typ) {
 		if v.first != 0 {
 			return nil, nil, badOutput("first offset is %d, want 0", v.first)
@@ -330,8 +330,8 @@ func DecodeOutput(buf []byte, rows int, typ udfhostv1.SqlType) (*udfhostv1.Colum
 		}
 		prev = int64(row)
 	}
-	structs := make([]udfhostv1.RowError, nerr)
-	errs := make([]*udfhostv1.RowError, nerr)
+	structs := make([]RowError, nerr)
+	errs := make([]*RowError, nerr)
 	for i := range nerr {
 		row, off, l := errEntry(v.errs, i)
 		msg := string(truncMsg(buf[off:][:l]))
@@ -348,8 +348,8 @@ func DecodeOutput(buf []byte, rows int, typ udfhostv1.SqlType) (*udfhostv1.Colum
 // EmptyResult returns the result column of a batch of 0 rows of type typ:
 // no buffers, except the one offset (0) that a VARCHAR or BYTES array of
 // length 0 carries in Arrow.
-func EmptyResult(typ udfhostv1.SqlType) *udfhostv1.Column {
-	col := &udfhostv1.Column{Type: typ}
+func EmptyResult(typ udf.Type) *Column {
+	col := &Column{Type: udf.Type(typ)}
 	if isVarlen(typ) {
 		col.Offsets = make([]byte, 4)
 	}
@@ -362,8 +362,8 @@ func EmptyResult(typ udfhostv1.SqlType) *udfhostv1.Column {
 // error naming it, added to errs in row order, and NULL rows hold no bytes,
 // so that the result is valid Arrow. The common case costs a utf8.Valid
 // over the values and a byte test per row.
-func checkResultUTF8(col *udfhostv1.Column, rows int, errs []*udfhostv1.RowError) (*udfhostv1.Column, []*udfhostv1.RowError, error) {
-	if col.Type != udfhostv1.SqlType_TYPE_VARCHAR || rows == 0 || rowsUTF8(col.Offsets, col.Values, rows) {
+func checkResultUTF8(col *Column, rows int, errs []*RowError) (*Column, []*RowError, error) {
+	if col.Type != udf.Varchar || rows == 0 || rowsUTF8(col.Offsets, col.Values, rows) {
 		return col, errs, nil
 	}
 	validity := make([]byte, bitmapLen(rows))
@@ -377,7 +377,7 @@ func checkResultUTF8(col *udfhostv1.Column, rows int, errs []*udfhostv1.RowError
 	}
 	offs := make([]byte, 4*(rows+1))
 	values := make([]byte, 0, len(col.Values))
-	out := make([]*udfhostv1.RowError, 0, len(errs)+1)
+	out := make([]*RowError, 0, len(errs)+1)
 	next := 0 // errs[next:] are after the rows seen so far
 	for i := range rows {
 		if bitSet(validity, i) {
@@ -390,7 +390,7 @@ func checkResultUTF8(col *udfhostv1.Column, rows int, errs []*udfhostv1.RowError
 					out = append(out, errs[next])
 					next++
 				}
-				out = append(out, &udfhostv1.RowError{Row: uint32(i), Message: "row " + strconv.Itoa(i) + ": result is not valid UTF-8"})
+				out = append(out, &RowError{Row: uint32(i), Message: "row " + strconv.Itoa(i) + ": result is not valid UTF-8"})
 			}
 		}
 		le.PutUint32(offs[4*i+4:], uint32(len(values)))
@@ -402,14 +402,14 @@ func checkResultUTF8(col *udfhostv1.Column, rows int, errs []*udfhostv1.RowError
 	if allValid(validity, rows) {
 		validity = nil
 	}
-	return &udfhostv1.Column{Type: col.Type, Validity: validity, Offsets: offs, Values: values}, out, nil
+	return &Column{Type: col.Type, Validity: validity, Offsets: offs, Values: values}, out, nil
 }
 
 // OutputBuilder builds a compact output region row by row, for fixed-width
 // result types (the direct ABI has no VARCHAR or BYTES). Rows start NULL.
 // Reuse one builder across batches: Reset keeps its memory.
 type OutputBuilder struct {
-	typ      udfhostv1.SqlType
+	typ      udf.Type
 	rows     int
 	validity []byte
 	values   []byte
@@ -434,7 +434,7 @@ func resize(b []byte, n int) []byte {
 // Reset prepares b for rows rows of result type typ, every row NULL. It
 // panics if typ is not a fixed-width type (INT, BIGINT, FLOAT, DOUBLE,
 // BOOLEAN).
-func (b *OutputBuilder) Reset(typ udfhostv1.SqlType, rows int) {
+func (b *OutputBuilder) Reset(typ udf.Type, rows int) {
 	if fixedWidth(typ) < 0 {
 		panic("abi: OutputBuilder cannot build " + TypeName(typ) + " results")
 	}
@@ -445,13 +445,13 @@ func (b *OutputBuilder) Reset(typ udfhostv1.SqlType, rows int) {
 	b.msgs = b.msgs[:0]
 }
 
-func (b *OutputBuilder) check(t udfhostv1.SqlType) {
+func (b *OutputBuilder) check(t udf.Type) {
 	if b.typ != t {
 		b.typeMismatch(t)
 	}
 }
 
-func (b *OutputBuilder) typeMismatch(t udfhostv1.SqlType) {
+func (b *OutputBuilder) typeMismatch(t udf.Type) {
 	panic("abi: setting a " + TypeName(t) + " in a " + TypeName(b.typ) + " result")
 }
 
@@ -462,35 +462,35 @@ func (b *OutputBuilder) SetNull(i int) { b.validity[i>>3] &^= 1 << (uint(i) & 7)
 
 // SetInt32 sets row i of an INT result.
 func (b *OutputBuilder) SetInt32(i int, v int32) {
-	b.check(udfhostv1.SqlType_TYPE_INT)
+	b.check(udf.Int)
 	le.PutUint32(b.values[4*i:], uint32(v))
 	b.setValid(i)
 }
 
 // SetInt64 sets row i of a BIGINT result.
 func (b *OutputBuilder) SetInt64(i int, v int64) {
-	b.check(udfhostv1.SqlType_TYPE_BIGINT)
+	b.check(udf.BigInt)
 	le.PutUint64(b.values[8*i:], uint64(v))
 	b.setValid(i)
 }
 
 // SetFloat32 sets row i of a FLOAT result.
 func (b *OutputBuilder) SetFloat32(i int, v float32) {
-	b.check(udfhostv1.SqlType_TYPE_FLOAT)
+	b.check(udf.Float)
 	le.PutUint32(b.values[4*i:], math.Float32bits(v))
 	b.setValid(i)
 }
 
 // SetFloat64 sets row i of a DOUBLE result.
 func (b *OutputBuilder) SetFloat64(i int, v float64) {
-	b.check(udfhostv1.SqlType_TYPE_DOUBLE)
+	b.check(udf.Double)
 	le.PutUint64(b.values[8*i:], math.Float64bits(v))
 	b.setValid(i)
 }
 
 // SetBool sets row i of a BOOLEAN result.
 func (b *OutputBuilder) SetBool(i int, v bool) {
-	b.check(udfhostv1.SqlType_TYPE_BOOLEAN)
+	b.check(udf.Boolean)
 	if v {
 		b.values[i>>3] |= 1 << (uint(i) & 7)
 	} else {
@@ -543,7 +543,7 @@ func (b *OutputBuilder) AppendTo(dst []byte) []byte {
 		b.SetNull(int(e.row))
 	}
 	maskTail(b.validity, b.rows)
-	if b.typ == udfhostv1.SqlType_TYPE_BOOLEAN {
+	if b.typ == udf.Boolean {
 		maskTail(b.values, b.rows)
 	}
 	vlen := len(b.validity)

@@ -9,13 +9,13 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // checkExactResult checks that col is a result as docs/ABI.md promises:
 // offset 0, exact buffers, rows+1 offsets for VARCHAR/BYTES starting at 0,
 // and that Arrow's own validation accepts it as an array of rows rows.
-func checkExactResult(t *testing.T, name string, col *udfhostv1.Column, rows int) {
+func checkExactResult(t *testing.T, name string, col *Column, rows int) {
 	t.Helper()
 	if col.Offset != 0 {
 		t.Errorf("%s: result offset %d, want 0", name, col.Offset)
@@ -44,7 +44,7 @@ func checkExactResult(t *testing.T, name string, col *udfhostv1.Column, rows int
 
 // arrowFromColumn wraps a VARCHAR or BYTES result column's buffers as an
 // Arrow array (nil for other types).
-func arrowFromColumn(col *udfhostv1.Column, rows int) interface {
+func arrowFromColumn(col *Column, rows int) interface {
 	arrow.Array
 	ValidateFull() error
 } {
@@ -112,7 +112,7 @@ func TestDecodeOutputVarcharMustBeUTF8(t *testing.T) {
 	rowsIn := []string{"ok", "\xff", "guest error", "\xc3", "\xa9", "", "straße", "\xed\xa0\x80", "end"}
 	const guestErrRow = 2
 	bad := map[int]bool{1: true, 3: true, 4: true, 7: true} // rows 3 and 4 split one rune
-	for _, typ := range []udfhostv1.SqlType{tVarchar, tBytes} {
+	for _, typ := range []udf.Type{tVarchar, tBytes} {
 		for _, nulls := range []bool{false, true} {
 			name := fmt.Sprintf("%s nulls=%v", TypeName(typ), nulls)
 			cb := newColBuilder(typ)

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // TestTypeNameReadsOnce: messages put "type" before a type's name, so an
@@ -12,15 +12,15 @@ import (
 // BIGINT").
 func TestTypeNameReadsOnce(t *testing.T) {
 	tests := []struct {
-		col  udfhostv1.SqlType
+		col  udf.Type
 		want string
 	}{
 		{0, "column 1: type unset (TYPE_UNSPECIFIED), want BIGINT"},
 		{42, "column 1: type unknown (SqlType 42), want BIGINT"},
 	}
 	for _, tc := range tests {
-		b := &udfhostv1.Batch{Rows: 1, Columns: []*udfhostv1.Column{{Type: tc.col, Values: make([]byte, 8)}}}
-		err := ValidateBatch(b, []udfhostv1.SqlType{udfhostv1.SqlType_TYPE_BIGINT})
+		b := &Batch{Rows: 1, Columns: []*Column{{Type: tc.col, Values: make([]byte, 8)}}}
+		err := ValidateBatch(b, []udf.Type{udf.BigInt})
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("got %v, want %q", err, tc.want)
 		}

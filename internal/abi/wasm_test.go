@@ -14,7 +14,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
+	"github.com/udfhost/udfhost/internal/udf"
 )
 
 // The guest packages built for the tests, relative to the module root.
@@ -145,7 +145,7 @@ func (g *guestInstance) callRaw(export string, ptr, n uint32) uint64 {
 
 // call runs export on batch the way the worker and server will: encode,
 // copy into guest memory, call, CopyOutput, DecodeOutput.
-func (g *guestInstance) call(export string, b *udfhostv1.Batch, argTypes []udfhostv1.SqlType, result udfhostv1.SqlType) (*udfhostv1.Column, []*udfhostv1.RowError, error) {
+func (g *guestInstance) call(export string, b *Batch, argTypes []udf.Type, result udf.Type) (*Column, []*RowError, error) {
 	g.t.Helper()
 	if err := ValidateBatch(b, argTypes); err != nil {
 		g.t.Fatalf("ValidateBatch: %v", err)
@@ -167,7 +167,7 @@ func (g *guestInstance) call(export string, b *udfhostv1.Batch, argTypes []udfho
 }
 
 // varcharColumn builds a VARCHAR column; nil entries are NULL.
-func varcharColumn(vals []*string) *udfhostv1.Column {
+func varcharColumn(vals []*string) *Column {
 	b := newColBuilder(tVarchar)
 	for _, v := range vals {
 		if v == nil {
@@ -186,9 +186,9 @@ func TestWasmUpper(t *testing.T) {
 	// Full case mapping: ß is SS, as in SQL engines (strings.ToUpper keeps ß).
 	in := []*string{sp("hello"), nil, sp(""), sp("äbç ñ"), sp("straße"), sp("MiXeD 123"), nil, sp("ǆ ﬃ")}
 	want := []any{"HELLO", nil, "", "ÄBÇ Ñ", "STRASSE", "MIXED 123", nil, "Ǆ FFI"}
-	b := &udfhostv1.Batch{Rows: uint32(len(in)), Columns: []*udfhostv1.Column{varcharColumn(in)}}
+	b := &Batch{Rows: uint32(len(in)), Columns: []*Column{varcharColumn(in)}}
 	for range 3 { // repeated calls reuse the guest's buffers
-		col, errs, err := g.call("upper", b, []udfhostv1.SqlType{tVarchar}, tVarchar)
+		col, errs, err := g.call("upper", b, []udf.Type{tVarchar}, tVarchar)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,7 +197,7 @@ func TestWasmUpper(t *testing.T) {
 
 	// The host refuses VARCHAR input that is not UTF-8 (ValidateBatch); a
 	// guest handed some anyway fails that row.
-	bad := &udfhostv1.Batch{Rows: 2, Columns: []*udfhostv1.Column{varcharColumn([]*string{sp("bad \xff\xfe utf8"), sp("ok")})}}
+	bad := &Batch{Rows: 2, Columns: []*Column{varcharColumn([]*string{sp("bad \xff\xfe utf8"), sp("ok")})}}
 	region := AppendInput(nil, bad)
 	res := g.callRaw("upper", g.place(region), uint32(len(region)))
 	mem, _ := g.mod.Memory().Read(0, g.mod.Memory().Size())
@@ -212,16 +212,16 @@ func TestWasmUpper(t *testing.T) {
 	checkRows(t, "upper of invalid UTF-8", col, errs, []any{nil, "OK"}, map[int]string{0: "upper: argument is not valid UTF-8"})
 
 	// An empty batch.
-	empty := &udfhostv1.Batch{Columns: []*udfhostv1.Column{{Type: tVarchar}}}
-	col, errs, err = g.call("upper", empty, []udfhostv1.SqlType{tVarchar}, tVarchar)
+	empty := &Batch{Columns: []*Column{{Type: tVarchar}}}
+	col, errs, err = g.call("upper", empty, []udf.Type{tVarchar}, tVarchar)
 	if err != nil || len(errs) != 0 || len(col.Values) != 0 {
 		t.Errorf("empty batch: %v %v %v", col, errs, err)
 	}
 
 	// Called with the wrong argument type, every row fails with a message
 	// naming both signatures.
-	wrong := &udfhostv1.Batch{Rows: 2, Columns: []*udfhostv1.Column{sampleColumn(tBigint, 2, false)}}
-	_, errs, err = g.call("upper", wrong, []udfhostv1.SqlType{tBigint}, tVarchar)
+	wrong := &Batch{Rows: 2, Columns: []*Column{sampleColumn(tBigint, 2, false)}}
+	_, errs, err = g.call("upper", wrong, []udf.Type{tBigint}, tVarchar)
 	if err != nil || len(errs) != 2 || errs[0].Message != "guest: function takes (VARCHAR), called with (BIGINT)" {
 		t.Errorf("wrong argument type: %v %v", errs, err)
 	}
@@ -229,7 +229,7 @@ func TestWasmUpper(t *testing.T) {
 
 func TestWasmMalformedInput(t *testing.T) {
 	g := newGuest(t, "examples/go/upper")
-	b := &udfhostv1.Batch{Rows: 1, Columns: []*udfhostv1.Column{varcharColumn([]*string{sp("x")})}}
+	b := &Batch{Rows: 1, Columns: []*Column{varcharColumn([]*string{sp("x")})}}
 	region := AppendInput(nil, b)
 	bad := append([]byte(nil), region...)
 	bad[0] ^= 0xff // magic
@@ -256,7 +256,7 @@ func TestWasmMalformedInput(t *testing.T) {
 		t.Errorf("offsets past values: got %#x, want 0", res)
 	}
 	// The instance still works.
-	if _, _, err := g.call("upper", b, []udfhostv1.SqlType{tVarchar}, tVarchar); err != nil {
+	if _, _, err := g.call("upper", b, []udf.Type{tVarchar}, tVarchar); err != nil {
 		t.Errorf("after malformed inputs: %v", err)
 	}
 }
@@ -289,8 +289,8 @@ func TestWasmAffine(t *testing.T) {
 			want[r] = a*b + c
 		}
 	}
-	batch := &udfhostv1.Batch{Rows: rows, Columns: []*udfhostv1.Column{cols[0].column(), cols[1].column(), cols[2].column()}}
-	types := []udfhostv1.SqlType{tBigint, tBigint, tBigint}
+	batch := &Batch{Rows: rows, Columns: []*Column{cols[0].column(), cols[1].column(), cols[2].column()}}
+	types := []udf.Type{tBigint, tBigint, tBigint}
 	// affine is vectorised, affine_rows row-at-a-time: same answers.
 	for _, export := range []string{"affine", "affine_rows"} {
 		col, errs, err := g.call(export, batch, types, tBigint)
@@ -321,8 +321,8 @@ func TestWasmSha256hex(t *testing.T) {
 	for _, v := range []any{"", nil, "abc"} {
 		b.add(v)
 	}
-	batch := &udfhostv1.Batch{Rows: 3, Columns: []*udfhostv1.Column{b.column()}}
-	col, errs, err := g.call("sha256hex", batch, []udfhostv1.SqlType{tBytes}, tVarchar)
+	batch := &Batch{Rows: 3, Columns: []*Column{b.column()}}
+	col, errs, err := g.call("sha256hex", batch, []udf.Type{tBytes}, tVarchar)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,9 +339,9 @@ func TestWasmSDKEcho(t *testing.T) {
 		for _, rows := range rowCounts {
 			for _, nulls := range []bool{false, true} {
 				in := sampleColumn(typ, rows, nulls)
-				b := &udfhostv1.Batch{Rows: uint32(rows), Columns: []*udfhostv1.Column{in}}
+				b := &Batch{Rows: uint32(rows), Columns: []*Column{in}}
 				export := "echo_" + strings.ToLower(TypeName(typ))
-				col, errs, err := g.call(export, b, []udfhostv1.SqlType{typ}, typ)
+				col, errs, err := g.call(export, b, []udf.Type{typ}, typ)
 				if err != nil {
 					t.Fatalf("%s rows=%d: %v", export, rows, err)
 				}
@@ -357,8 +357,8 @@ func TestWasmSDKRowErrors(t *testing.T) {
 	for _, v := range []any{int64(5), int64(0), nil, int64(-3), int64(50)} {
 		b.add(v)
 	}
-	batch := &udfhostv1.Batch{Rows: 5, Columns: []*udfhostv1.Column{b.column()}}
-	col, errs, err := g.call("checked", batch, []udfhostv1.SqlType{tBigint}, tBigint)
+	batch := &Batch{Rows: 5, Columns: []*Column{b.column()}}
+	col, errs, err := g.call("checked", batch, []udf.Type{tBigint}, tBigint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestWasmSDKRowErrors(t *testing.T) {
 		3: "panic: runtime error: index out of range [3] with length 0",
 	})
 
-	col, errs, err = g.call("failbatch", batch, []udfhostv1.SqlType{tBigint}, tBigint)
+	col, errs, err = g.call("failbatch", batch, []udf.Type{tBigint}, tBigint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,8 +378,8 @@ func TestWasmSDKRowErrors(t *testing.T) {
 	checkRows(t, "failbatch", col, errs, make([]any, 5), all)
 
 	in := []*string{sp("a"), sp("b"), nil, sp(""), sp("long string")}
-	batch = &udfhostv1.Batch{Rows: 5, Columns: []*udfhostv1.Column{varcharColumn(in)}}
-	col, errs, err = g.call("reverse", batch, []udfhostv1.SqlType{tVarchar}, tVarchar)
+	batch = &Batch{Rows: 5, Columns: []*Column{varcharColumn(in)}}
+	col, errs, err = g.call("reverse", batch, []udf.Type{tVarchar}, tVarchar)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,8 +394,8 @@ func TestWasmVarcharResultMustBeUTF8(t *testing.T) {
 	for _, v := range []any{"ok", "\xff", nil, "straße", "\xc3"} {
 		b.add(v)
 	}
-	batch := &udfhostv1.Batch{Rows: 5, Columns: []*udfhostv1.Column{b.column()}}
-	col, errs, err := g.call("varchar_of_bytes", batch, []udfhostv1.SqlType{tBytes}, tVarchar)
+	batch := &Batch{Rows: 5, Columns: []*Column{b.column()}}
+	col, errs, err := g.call("varchar_of_bytes", batch, []udf.Type{tBytes}, tVarchar)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +407,7 @@ func TestWasmVarcharResultMustBeUTF8(t *testing.T) {
 
 // checkRows checks a decoded result against want (nil = NULL) and the row
 // errors against wantErrs.
-func checkRows(t *testing.T, name string, col *udfhostv1.Column, errs []*udfhostv1.RowError, want []any, wantErrs map[int]string) {
+func checkRows(t *testing.T, name string, col *Column, errs []*RowError, want []any, wantErrs map[int]string) {
 	t.Helper()
 	got := map[int]string{}
 	for _, e := range errs {

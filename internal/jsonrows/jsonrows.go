@@ -11,7 +11,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/udfhost/udfhost/internal/abi"
+	"github.com/udfhost/udfhost/internal/udf"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -127,7 +127,7 @@ func width(t udfhostv1.SqlType) int {
 }
 
 func encode(t udfhostv1.SqlType, v any) ([]byte, error) {
-	name := abi.TypeName(t)
+	name := udf.Type(t).String()
 	switch t {
 	case udfhostv1.SqlType_TYPE_INT, udfhostv1.SqlType_TYPE_BIGINT:
 		n, ok := v.(json.Number)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/udfhost/udfhost/internal/abi"
+	"github.com/udfhost/udfhost/internal/abi/abipb"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -28,7 +29,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 	batch := b.Batch()
-	if err := abi.ValidateBatch(batch, types); err != nil {
+	if err := abi.ValidateBatch(abipb.FromBatch(batch), abipb.FromTypes(types)); err != nil {
 		t.Fatalf("built batch is invalid: %v", err)
 	}
 	for c := range types {
@@ -70,7 +71,7 @@ func TestAddLineRejectsAndLeavesNothing(t *testing.T) {
 	if err := b.AddLine([]byte(`[7, "ok"]`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := abi.ValidateBatch(b.Batch(), types); err != nil {
+	if err := abi.ValidateBatch(abipb.FromBatch(b.Batch()), abipb.FromTypes(types)); err != nil {
 		t.Errorf("batch after rejections is invalid: %v", err)
 	}
 }

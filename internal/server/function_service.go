@@ -9,11 +9,11 @@ import (
 
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
+	"github.com/udfhost/udfhost/internal/abi/abipb"
 	"github.com/udfhost/udfhost/internal/names"
 	"github.com/udfhost/udfhost/pods"
 	"github.com/udfhost/udfhost/policies"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
-	"github.com/udfhost/udfhost/sandbox"
 )
 
 type functionService struct {
@@ -67,7 +67,11 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 	if err != nil {
 		return nil, err
 	}
-	abi, err := functions.ChooseABI(art, req.Export, args, result, req.Abi)
+	want, err := abiFromProto(req.Abi)
+	if err != nil {
+		return nil, err
+	}
+	abi, err := functions.ChooseABI(art, req.Export, args, result, want)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +102,7 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 		undo()
 		return nil, fmt.Errorf("start worker for function %s: %w", f.Name, err)
 	}
-	spec := f.Spec()
+	spec := specOf(f)
 	if err := w.Prepare(ctx, &spec); err != nil {
 		undo()
 		return nil, fmt.Errorf("%w: prepare function %s: %v", errInvalid, f.Name, err)
@@ -185,14 +189,10 @@ func (fs *functionService) DeleteFunction(ctx context.Context, req *udfhostv1.De
 }
 
 func (s *Server) functionProto(f *functions.Function) *udfhostv1.FunctionInfo {
-	abi := udfhostv1.ABI_ABI_DIRECT
-	if f.ABI == sandbox.ABIBatch {
-		abi = udfhostv1.ABI_ABI_BATCH
-	}
 	info := &udfhostv1.FunctionInfo{
 		Name: f.Name, ArtifactId: f.ArtifactID, Digest: f.Digest, Export: f.Export,
-		Signature: f.Signature(), ArgTypes: f.Args, ResultType: f.Result,
-		Env: f.Env, Pool: f.Pool, Abi: abi, SpiffeId: s.identity(f).SPIFFEID(),
+		Signature: f.Signature(), ArgTypes: abipb.ToTypes(f.Args), ResultType: udfhostv1.SqlType(f.Result),
+		Env: f.Env, Pool: f.Pool, Abi: abiProto(f.ABI), SpiffeId: s.identity(f).SPIFFEID(),
 		CreatedAt: timestamppb.New(f.CreatedAt),
 	}
 	if pool, err := s.policy.Pool(f.Env, f.Pool); err == nil {

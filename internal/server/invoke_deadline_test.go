@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/udfhost/udfhost/internal/abi"
+	"github.com/udfhost/udfhost/internal/udf"
 	"github.com/udfhost/udfhost/policies"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 	"github.com/udfhost/udfhost/sandbox"
@@ -57,8 +58,8 @@ func TestEmptyColumnIsValidArrow(t *testing.T) {
 		{udfhostv1.SqlType_TYPE_BIGINT, 0},
 		{udfhostv1.SqlType_TYPE_BOOLEAN, 0},
 	} {
-		c := abi.EmptyResult(tc.t)
-		if c.Type != tc.t || len(c.Offsets) != tc.offsets || len(c.Values) != 0 || len(c.Validity) != 0 {
+		c := abi.EmptyResult(udf.Type(tc.t))
+		if udfhostv1.SqlType(c.Type) != tc.t || len(c.Offsets) != tc.offsets || len(c.Values) != 0 || len(c.Validity) != 0 {
 			t.Errorf("%s: %+v, want %d bytes of offsets", tc.t, c, tc.offsets)
 		}
 		for _, b := range c.Offsets {

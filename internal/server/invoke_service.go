@@ -14,6 +14,7 @@ import (
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
 	"github.com/udfhost/udfhost/internal/abi"
+	"github.com/udfhost/udfhost/internal/abi/abipb"
 	"github.com/udfhost/udfhost/pods"
 	"github.com/udfhost/udfhost/policies"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
@@ -90,18 +91,19 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 	if int(b.Rows) > pool.MaxBatchRows {
 		return nil, fmt.Errorf("%w: batch of %d rows exceeds the pool's limit of %d", errInvalid, b.Rows, pool.MaxBatchRows)
 	}
-	if err := abi.ValidateBatch(b, f.Args); err != nil {
+	ab := abipb.FromBatch(b)
+	if err := abi.ValidateBatch(ab, f.Args); err != nil {
 		return nil, fmt.Errorf("%w: function %s %s: %v", errInvalid, f.Name, f.Signature(), err)
 	}
 	// The limit counts what the rows need, as laid out for the guest: an
 	// Arrow buffer's padding or a slice's unused parent does not count (the
 	// gRPC message limit already bounds what the host holds of them).
-	if err := checkBatchSize(abi.InputSize(b), pool); err != nil {
+	if err := checkBatchSize(abi.InputSize(ab), pool); err != nil {
 		return nil, err
 	}
 	resp := &udfhostv1.InvokeResponse{Seq: req.Seq, Rows: b.Rows}
 	if b.Rows == 0 {
-		resp.Result = abi.EmptyResult(f.Result)
+		resp.Result = abipb.ToColumn(abi.EmptyResult(f.Result))
 		return resp, nil
 	}
 	id := s.identity(f)
@@ -110,10 +112,10 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 	stats.rows.Add(int64(b.Rows))
 
 	bufp := inputPool.Get().(*[]byte)
-	input := abi.AppendInput((*bufp)[:0], b)
+	input := abi.AppendInput((*bufp)[:0], ab)
 	defer func() { *bufp = input; inputPool.Put(bufp) }()
 
-	spec := f.Spec()
+	spec := specOf(f)
 	dl := batchDeadline(req, pool)
 	// A batch whose caller stops waiting still runs to its deadline at
 	// most; if it fails as a violation then, it is charged to it here.
@@ -153,7 +155,7 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 		col, rowErrs, derr := abi.DecodeOutput(out, int(b.Rows), f.Result)
 		if derr == nil {
 			stats.rowErrors.Add(int64(len(rowErrs)))
-			resp.Result, resp.Errors = col, rowErrs
+			resp.Result, resp.Errors = abipb.ToColumn(col), abipb.ToRowErrors(rowErrs)
 			return resp, nil
 		}
 		err = fmt.Errorf("%w: %v", sandbox.ErrBadOutput, derr)

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/udfhost/udfhost/internal/abi"
+	"github.com/udfhost/udfhost/internal/abi/abipb"
 	"github.com/udfhost/udfhost/policies"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
@@ -52,8 +53,8 @@ func TestBatchSize(t *testing.T) {
 		{Type: udfhostv1.SqlType_TYPE_BIGINT, Validity: make([]byte, 64), Values: make([]byte, 64)},
 		{Type: udfhostv1.SqlType_TYPE_VARCHAR, Offsets: make([]byte, 64), Values: make([]byte, 64)},
 	}}
-	n := abi.InputSize(exact)
-	if m := abi.InputSize(padded); m != n {
+	n := abi.InputSize(abipb.FromBatch(exact))
+	if m := abi.InputSize(abipb.FromBatch(padded)); m != n {
 		t.Fatalf("padded batch counts %d bytes, exact one %d: padding must not count", m, n)
 	}
 	if err := checkBatchSize(n, &policies.Pool{MaxBatchBytes: n}); err != nil {

@@ -17,6 +17,8 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/udfhost/udfhost/internal/abi"
+	"github.com/udfhost/udfhost/internal/abi/abipb"
+	"github.com/udfhost/udfhost/internal/udf"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -100,7 +102,7 @@ func BenchmarkSHA256Wazero(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := abi.AppendInput(nil, values())
+	in := abi.AppendInput(nil, abipb.FromBatch(values()))
 	alloc, fn := mod.ExportedFunction("udfhost_alloc"), mod.ExportedFunction("sha256hex")
 	res, err := alloc.Call(ctx, uint64(len(in)))
 	if err != nil {
@@ -117,7 +119,7 @@ func BenchmarkSHA256Wazero(b *testing.B) {
 			b.Fatal(err)
 		}
 		mem, _ := mod.Memory().Read(0, mod.Memory().Size())
-		if dst, err = abi.CopyOutput(dst[:0], mem, uint32(res[0]), uint32(res[0]>>32), rows, udfhostv1.SqlType_TYPE_VARCHAR); err != nil {
+		if dst, err = abi.CopyOutput(dst[:0], mem, uint32(res[0]), uint32(res[0]>>32), rows, udf.Varchar); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -21,6 +21,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/udfhost/udfhost/internal/abi"
+	"github.com/udfhost/udfhost/internal/abi/abipb"
+	"github.com/udfhost/udfhost/internal/udf"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -33,7 +35,7 @@ func TestGenBatchValid(t *testing.T) {
 				name := fmt.Sprintf("%v/nulls=%v/rows=%d", typ, nulls, rows)
 				rng := rand.New(rand.NewPCG(1, 2))
 				b := GenBatch([]udfhostv1.SqlType{typ}, rows, 5, nulls, rng)
-				if err := abi.ValidateBatch(b, []udfhostv1.SqlType{typ}); err != nil {
+				if err := abi.ValidateBatch(abipb.FromBatch(b), []udf.Type{udf.Type(typ)}); err != nil {
 					t.Errorf("%s: invalid: %v", name, err)
 					continue
 				}
@@ -70,7 +72,7 @@ func TestGenBatchValid(t *testing.T) {
 	// All types in one batch, and the seed makes it reproducible.
 	gen := func() *udfhostv1.Batch { return GenBatch(allTypes, 100, 16, 0.1, rand.New(rand.NewPCG(7, 7))) }
 	b := gen()
-	if err := abi.ValidateBatch(b, allTypes); err != nil {
+	if err := abi.ValidateBatch(abipb.FromBatch(b), abipb.FromTypes(allTypes)); err != nil {
 		t.Fatalf("all types: %v", err)
 	}
 	if !proto.Equal(b, gen()) {
