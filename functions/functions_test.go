@@ -10,14 +10,6 @@ import (
 	"github.com/udfhost/udfhost/internal/udf"
 )
 
-const (
-	tInt     = udf.Int
-	tBigint  = udf.BigInt
-	tDouble  = udf.Double
-	tVarchar = udf.Varchar
-	tBool    = udf.Boolean
-)
-
 func TestParseSignature(t *testing.T) {
 	tests := []struct {
 		in      string
@@ -25,10 +17,10 @@ func TestParseSignature(t *testing.T) {
 		result  udf.Type
 		wantErr string
 	}{
-		{in: "(BIGINT, BIGINT) -> BIGINT", args: []udf.Type{tBigint, tBigint}, result: tBigint},
-		{in: "( varchar )->boolean", args: []udf.Type{tVarchar}, result: tBool},
-		{in: "() -> DOUBLE", result: tDouble},
-		{in: "(INTEGER, STRING) -> INT", args: []udf.Type{tInt, tVarchar}, result: tInt},
+		{in: "(BIGINT, BIGINT) -> BIGINT", args: []udf.Type{udf.BigInt, udf.BigInt}, result: udf.BigInt},
+		{in: "( varchar )->boolean", args: []udf.Type{udf.Varchar}, result: udf.Boolean},
+		{in: "() -> DOUBLE", result: udf.Double},
+		{in: "(INTEGER, STRING) -> INT", args: []udf.Type{udf.Int, udf.Varchar}, result: udf.Int},
 		{in: "BIGINT -> BIGINT", wantErr: "parentheses"},
 		{in: "(BIGINT, BIGINT)", wantErr: "want \"(ARG"},
 		{in: "(BIGINT, DECIMAL) -> BIGINT", wantErr: "argument 2: unknown type \"DECIMAL\""},
@@ -105,7 +97,7 @@ func TestRegistryPersists(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &Function{Name: "add", Env: "default", Pool: "default", ArtifactID: "art-1", Export: "add",
-		Args: []udf.Type{tBigint, tBigint}, Result: tBigint, ABI: udf.ABIDirect}
+		Args: []udf.Type{udf.BigInt, udf.BigInt}, Result: udf.BigInt, ABI: udf.ABIDirect}
 	if err := r.Create(f); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +132,7 @@ func TestReserve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &Function{Name: "f", Env: "default", Args: []udf.Type{tBigint}, Result: tBigint}
+	f := &Function{Name: "f", Env: "default", Args: []udf.Type{udf.BigInt}, Result: udf.BigInt}
 	_, cancel, err := r.Reserve(f)
 	if err != nil {
 		t.Fatal(err)

@@ -55,8 +55,8 @@ func TestInputRoundTrip(t *testing.T) {
 					t.Errorf("col %d has a validity bitmap without NULLs", i)
 				}
 				checkColumn(t, TypeName(c.Type), c, protoCol(b.Columns[i]), rows)
-				if (c.Type == tVarchar || c.Type == tBytes) && rows > 0 {
-					if v := colValue(c, 0); v != "" && c.Type == tVarchar {
+				if (c.Type == udf.Varchar || c.Type == udf.Bytes) && rows > 0 {
+					if v := colValue(c, 0); v != "" && c.Type == udf.Varchar {
 						t.Errorf("row 0 of VARCHAR = %q, want empty string", v)
 					}
 				}
@@ -67,8 +67,8 @@ func TestInputRoundTrip(t *testing.T) {
 
 func TestAppendInputEmptyOffsets(t *testing.T) {
 	// Arrow allows an empty offsets buffer for an empty VARCHAR column.
-	b := &Batch{Columns: []*Column{{Type: tVarchar}}}
-	if err := ValidateBatch(b, []udf.Type{tVarchar}); err != nil {
+	b := &Batch{Columns: []*Column{{Type: udf.Varchar}}}
+	if err := ValidateBatch(b, []udf.Type{udf.Varchar}); err != nil {
 		t.Fatal(err)
 	}
 	in, err := ParseInput(AppendInput(nil, b))
@@ -81,10 +81,10 @@ func TestAppendInputEmptyOffsets(t *testing.T) {
 }
 
 func TestAppendInputTrimsValues(t *testing.T) {
-	c := sampleColumn(tVarchar, 5, true)
+	c := sampleColumn(udf.Varchar, 5, true)
 	c.Values = append(c.Values, "unused tail"...)
 	b := &Batch{Rows: 5, Columns: []*Column{c}}
-	if err := ValidateBatch(b, []udf.Type{tVarchar}); err != nil {
+	if err := ValidateBatch(b, []udf.Type{udf.Varchar}); err != nil {
 		t.Fatal(err)
 	}
 	in, err := ParseInput(AppendInput(nil, b))
@@ -114,31 +114,31 @@ func TestValidateBatchErrors(t *testing.T) {
 		types []udf.Type
 		want  string
 	}{
-		{"column count", 9, []*Column{good(tInt)}, []udf.Type{tInt, tInt}, "1 columns, the function takes 2"},
-		{"nil column", 9, []*Column{good(tInt), nil}, []udf.Type{tInt, tInt}, "column 2: missing"},
-		{"type", 9, []*Column{good(tInt), good(tBigint)}, []udf.Type{tInt, tDouble}, "column 2: type BIGINT, want DOUBLE"},
-		{"bad declared type", 9, []*Column{good(tInt)}, []udf.Type{0}, "invalid argument"},
-		{"fixed length", 10, []*Column{good(tBigint)}, []udf.Type{tBigint}, "column 1: values are 72 bytes, want at least 80 for 10 BIGINT rows"},
-		{"bool length", 17, []*Column{{Type: tBool, Values: make([]byte, 2)}}, []udf.Type{tBool}, "values are 2 bytes, want at least 3 for 17 BOOLEAN rows"},
-		{"validity length", 9, []*Column{{Type: tInt, Validity: []byte{1}, Values: make([]byte, 36)}}, []udf.Type{tInt}, "validity is 1 bytes, want 0 or at least 2 for 9 rows"},
-		{"offsets on fixed", 1, []*Column{{Type: tInt, Offsets: offs(0, 0), Values: make([]byte, 4)}}, []udf.Type{tInt}, "want none"},
-		{"offsets length", 2, []*Column{{Type: tVarchar, Offsets: offs(0, 1), Values: []byte("ab")}}, []udf.Type{tVarchar}, "offsets are 8 bytes, want at least 12 for 2 rows"},
-		{"negative first offset", 2, []*Column{{Type: tVarchar, Offsets: offs(0xffffffff, 1, 2), Values: []byte("ab")}}, []udf.Type{tVarchar}, "first offset -1 is negative"},
+		{"column count", 9, []*Column{good(udf.Int)}, []udf.Type{udf.Int, udf.Int}, "1 columns, the function takes 2"},
+		{"nil column", 9, []*Column{good(udf.Int), nil}, []udf.Type{udf.Int, udf.Int}, "column 2: missing"},
+		{"type", 9, []*Column{good(udf.Int), good(udf.BigInt)}, []udf.Type{udf.Int, udf.Double}, "column 2: type BIGINT, want DOUBLE"},
+		{"bad declared type", 9, []*Column{good(udf.Int)}, []udf.Type{0}, "invalid argument"},
+		{"fixed length", 10, []*Column{good(udf.BigInt)}, []udf.Type{udf.BigInt}, "column 1: values are 72 bytes, want at least 80 for 10 BIGINT rows"},
+		{"bool length", 17, []*Column{{Type: udf.Boolean, Values: make([]byte, 2)}}, []udf.Type{udf.Boolean}, "values are 2 bytes, want at least 3 for 17 BOOLEAN rows"},
+		{"validity length", 9, []*Column{{Type: udf.Int, Validity: []byte{1}, Values: make([]byte, 36)}}, []udf.Type{udf.Int}, "validity is 1 bytes, want 0 or at least 2 for 9 rows"},
+		{"offsets on fixed", 1, []*Column{{Type: udf.Int, Offsets: offs(0, 0), Values: make([]byte, 4)}}, []udf.Type{udf.Int}, "want none"},
+		{"offsets length", 2, []*Column{{Type: udf.Varchar, Offsets: offs(0, 1), Values: []byte("ab")}}, []udf.Type{udf.Varchar}, "offsets are 8 bytes, want at least 12 for 2 rows"},
+		{"negative first offset", 2, []*Column{{Type: udf.Varchar, Offsets: offs(0xffffffff, 1, 2), Values: []byte("ab")}}, []udf.Type{udf.Varchar}, "first offset -1 is negative"},
 		// With an element offset, what the rows need is counted from it.
-		{"fixed length at offset", 2, []*Column{{Type: tInt, Offset: 3, Values: make([]byte, 16)}}, []udf.Type{tInt}, "values are 16 bytes, want at least 20 for 2 INT rows at offset 3"},
-		{"bool length at offset", 2, []*Column{{Type: tBool, Offset: 7, Values: make([]byte, 1)}}, []udf.Type{tBool}, "values are 1 bytes, want at least 2 for 2 BOOLEAN rows at offset 7"},
-		{"validity at offset", 2, []*Column{{Type: tInt, Offset: 7, Validity: []byte{0xff}, Values: make([]byte, 36)}}, []udf.Type{tInt}, "validity is 1 bytes, want 0 or at least 2 for 2 rows at offset 7"},
-		{"offsets at offset", 2, []*Column{{Type: tBytes, Offset: 1, Offsets: offs(0, 1, 2), Values: []byte("ab")}}, []udf.Type{tBytes}, "offsets are 12 bytes, want at least 16 for 2 rows at offset 1"},
-		{"huge offset", 2, []*Column{{Type: tBigint, Offset: 0xffffffff, Values: make([]byte, 16)}}, []udf.Type{tBigint}, "want at least 34359738376"},
-		{"monotonic at offset", 2, []*Column{{Type: tBytes, Offset: 1, Offsets: offs(9, 0, 2, 1), Values: []byte("ab")}}, []udf.Type{tBytes}, "not monotonic at row 1"},
-		{"past values at offset", 1, []*Column{{Type: tBytes, Offset: 2, Offsets: offs(0, 0, 1, 3), Values: []byte("ab")}}, []udf.Type{tBytes}, "last offset 3 is past the 2 bytes"},
+		{"fixed length at offset", 2, []*Column{{Type: udf.Int, Offset: 3, Values: make([]byte, 16)}}, []udf.Type{udf.Int}, "values are 16 bytes, want at least 20 for 2 INT rows at offset 3"},
+		{"bool length at offset", 2, []*Column{{Type: udf.Boolean, Offset: 7, Values: make([]byte, 1)}}, []udf.Type{udf.Boolean}, "values are 1 bytes, want at least 2 for 2 BOOLEAN rows at offset 7"},
+		{"validity at offset", 2, []*Column{{Type: udf.Int, Offset: 7, Validity: []byte{0xff}, Values: make([]byte, 36)}}, []udf.Type{udf.Int}, "validity is 1 bytes, want 0 or at least 2 for 2 rows at offset 7"},
+		{"offsets at offset", 2, []*Column{{Type: udf.Bytes, Offset: 1, Offsets: offs(0, 1, 2), Values: []byte("ab")}}, []udf.Type{udf.Bytes}, "offsets are 12 bytes, want at least 16 for 2 rows at offset 1"},
+		{"huge offset", 2, []*Column{{Type: udf.BigInt, Offset: 0xffffffff, Values: make([]byte, 16)}}, []udf.Type{udf.BigInt}, "want at least 34359738376"},
+		{"monotonic at offset", 2, []*Column{{Type: udf.Bytes, Offset: 1, Offsets: offs(9, 0, 2, 1), Values: []byte("ab")}}, []udf.Type{udf.Bytes}, "not monotonic at row 1"},
+		{"past values at offset", 1, []*Column{{Type: udf.Bytes, Offset: 2, Offsets: offs(0, 0, 1, 3), Values: []byte("ab")}}, []udf.Type{udf.Bytes}, "last offset 3 is past the 2 bytes"},
 		// VARCHAR is UTF-8: a row that is not is refused, naming the row.
-		{"not UTF-8", 3, []*Column{{Type: tVarchar, Offsets: offs(0, 2, 4, 6), Values: []byte("ok\xff\xfeno")}}, []udf.Type{tVarchar}, "column 1: row 1 is not valid UTF-8"},
-		{"rune split across rows", 2, []*Column{{Type: tVarchar, Offsets: offs(0, 1, 2), Values: []byte("\xc3\xa9")}}, []udf.Type{tVarchar}, "row 0 is not valid UTF-8"},
-		{"not UTF-8 at offset", 2, []*Column{{Type: tVarchar, Offset: 1, Validity: []byte{0b011}, Offsets: offs(0, 1, 3, 4), Values: []byte("a\xff\xffb")}}, []udf.Type{tVarchar}, "row 0 is not valid UTF-8"},
-		{"monotonic", 2, []*Column{{Type: tBytes, Offsets: offs(0, 2, 1), Values: []byte("ab")}}, []udf.Type{tBytes}, "not monotonic at row 1"},
-		{"negative", 2, []*Column{{Type: tBytes, Offsets: offs(0, 1, 0x80000000), Values: []byte("ab")}}, []udf.Type{tBytes}, "not monotonic"},
-		{"past values", 2, []*Column{{Type: tVarchar, Offsets: offs(0, 1, 3), Values: []byte("ab")}}, []udf.Type{tVarchar}, "last offset 3 is past the 2 bytes"},
+		{"not UTF-8", 3, []*Column{{Type: udf.Varchar, Offsets: offs(0, 2, 4, 6), Values: []byte("ok\xff\xfeno")}}, []udf.Type{udf.Varchar}, "column 1: row 1 is not valid UTF-8"},
+		{"rune split across rows", 2, []*Column{{Type: udf.Varchar, Offsets: offs(0, 1, 2), Values: []byte("\xc3\xa9")}}, []udf.Type{udf.Varchar}, "row 0 is not valid UTF-8"},
+		{"not UTF-8 at offset", 2, []*Column{{Type: udf.Varchar, Offset: 1, Validity: []byte{0b011}, Offsets: offs(0, 1, 3, 4), Values: []byte("a\xff\xffb")}}, []udf.Type{udf.Varchar}, "row 0 is not valid UTF-8"},
+		{"monotonic", 2, []*Column{{Type: udf.Bytes, Offsets: offs(0, 2, 1), Values: []byte("ab")}}, []udf.Type{udf.Bytes}, "not monotonic at row 1"},
+		{"negative", 2, []*Column{{Type: udf.Bytes, Offsets: offs(0, 1, 0x80000000), Values: []byte("ab")}}, []udf.Type{udf.Bytes}, "not monotonic"},
+		{"past values", 2, []*Column{{Type: udf.Varchar, Offsets: offs(0, 1, 3), Values: []byte("ab")}}, []udf.Type{udf.Varchar}, "last offset 3 is past the 2 bytes"},
 	}
 	for _, tc := range tests {
 		err := ValidateBatch(&Batch{Rows: tc.rows, Columns: tc.cols}, tc.types)
@@ -167,17 +167,17 @@ func TestValidateBatchAccepts(t *testing.T) {
 		col  *Column
 		want []any
 	}{
-		{"padded values", 2, &Column{Type: tInt, Values: []byte{1, 0, 0, 0, 2, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9}}, []any{int32(1), int32(2)}},
-		{"padded validity", 2, &Column{Type: tInt, Validity: []byte{0b10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, Values: make([]byte, 8)}, []any{nil, int32(0)}},
-		{"padded bool", 3, &Column{Type: tBool, Values: []byte{0b101, 0xff}}, []any{true, false, true}},
-		{"first offset not 0", 2, &Column{Type: tVarchar, Offsets: offs(1, 1, 2), Values: []byte("ab")}, []any{"", "b"}},
-		{"offsets past the rows", 1, &Column{Type: tBytes, Offsets: offs(0, 2, 1, 0), Values: []byte("ab")}, []any{"ab"}},
-		{"offset into values", 2, &Column{Type: tBigint, Offset: 1, Values: make([]byte, 24)}, []any{int64(0), int64(0)}},
-		{"offset into bools", 2, &Column{Type: tBool, Offset: 7, Values: []byte{0x80, 0x00}}, []any{true, false}},
-		{"offset into offsets", 1, &Column{Type: tVarchar, Offset: 1, Offsets: offs(0, 1, 3), Values: []byte("abc")}, []any{"bc"}},
-		{"offset past an empty batch", 0, &Column{Type: tInt, Offset: 2, Values: make([]byte, 8)}, nil},
-		{"no offsets, no rows", 0, &Column{Type: tBytes, Offset: 5}, nil},
-		{"garbage under a NULL", 2, &Column{Type: tVarchar, Validity: []byte{0b10}, Offsets: offs(0, 1, 2), Values: []byte("\xffb")}, []any{nil, "b"}},
+		{"padded values", 2, &Column{Type: udf.Int, Values: []byte{1, 0, 0, 0, 2, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9}}, []any{int32(1), int32(2)}},
+		{"padded validity", 2, &Column{Type: udf.Int, Validity: []byte{0b10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, Values: make([]byte, 8)}, []any{nil, int32(0)}},
+		{"padded bool", 3, &Column{Type: udf.Boolean, Values: []byte{0b101, 0xff}}, []any{true, false, true}},
+		{"first offset not 0", 2, &Column{Type: udf.Varchar, Offsets: offs(1, 1, 2), Values: []byte("ab")}, []any{"", "b"}},
+		{"offsets past the rows", 1, &Column{Type: udf.Bytes, Offsets: offs(0, 2, 1, 0), Values: []byte("ab")}, []any{"ab"}},
+		{"offset into values", 2, &Column{Type: udf.BigInt, Offset: 1, Values: make([]byte, 24)}, []any{int64(0), int64(0)}},
+		{"offset into bools", 2, &Column{Type: udf.Boolean, Offset: 7, Values: []byte{0x80, 0x00}}, []any{true, false}},
+		{"offset into offsets", 1, &Column{Type: udf.Varchar, Offset: 1, Offsets: offs(0, 1, 3), Values: []byte("abc")}, []any{"bc"}},
+		{"offset past an empty batch", 0, &Column{Type: udf.Int, Offset: 2, Values: make([]byte, 8)}, nil},
+		{"no offsets, no rows", 0, &Column{Type: udf.Bytes, Offset: 5}, nil},
+		{"garbage under a NULL", 2, &Column{Type: udf.Varchar, Validity: []byte{0b10}, Offsets: offs(0, 1, 2), Values: []byte("\xffb")}, []any{nil, "b"}},
 	}
 	for _, tc := range tests {
 		b := &Batch{Rows: tc.rows, Columns: []*Column{tc.col}}
@@ -199,7 +199,7 @@ func TestValidateBatchAccepts(t *testing.T) {
 }
 
 func TestParseInputErrors(t *testing.T) {
-	b := &Batch{Rows: 9, Columns: []*Column{sampleColumn(tVarchar, 9, true), sampleColumn(tBigint, 9, false)}}
+	b := &Batch{Rows: 9, Columns: []*Column{sampleColumn(udf.Varchar, 9, true), sampleColumn(udf.BigInt, 9, false)}}
 	good := AppendInput(nil, b)
 	if _, err := ParseInput(good); err != nil {
 		t.Fatal(err)
@@ -328,7 +328,7 @@ func TestCopyOutputRoundTrip(t *testing.T) {
 
 func TestCopyOutputErrors(t *testing.T) {
 	le := binary.LittleEndian
-	col := sampleColumn(tVarchar, 9, true)
+	col := sampleColumn(udf.Varchar, 9, true)
 	base := rawFromColumn(col, 9)
 	base.errRows, base.errMsgs = []uint32{2}, []string{"boom"}
 	tests := []struct {
@@ -340,7 +340,7 @@ func TestCopyOutputErrors(t *testing.T) {
 		want   string
 	}{
 		{name: "rows mismatch", rows: 10, want: "9 rows, want 10"},
-		{name: "type mismatch", typ: tBytes, want: "result type VARCHAR, want BYTES"},
+		{name: "type mismatch", typ: udf.Bytes, want: "result type VARCHAR, want BYTES"},
 		{name: "magic", mutate: func(r []byte) { r[3] = 0 }, want: "magic"},
 		{name: "version", mutate: func(r []byte) { le.PutUint32(r[4:], 7) }, want: "version 7"},
 		{name: "reserved", mutate: func(r []byte) { r[44] = 1 }, want: "reserved"},
@@ -374,7 +374,7 @@ func TestCopyOutputErrors(t *testing.T) {
 		if tc.mutate != nil {
 			tc.mutate(mem[64:])
 		}
-		rows, typ := 9, tVarchar
+		rows, typ := 9, udf.Varchar
 		if tc.rows != 0 {
 			rows = tc.rows
 		}
@@ -393,26 +393,26 @@ func TestCopyOutputErrors(t *testing.T) {
 
 	mem := make([]byte, 4096)
 	n := base.write(mem, 64)
-	if _, err := CopyOutput(nil, mem, 64, n, 9, tVarchar); err != nil {
+	if _, err := CopyOutput(nil, mem, 64, n, 9, udf.Varchar); err != nil {
 		t.Fatalf("base case: %v", err)
 	}
-	if _, err := CopyOutput(nil, mem, 4000, n, 9, tVarchar); !errors.Is(err, ErrBadOutput) || !strings.Contains(err.Error(), "outside the 4096-byte memory") {
+	if _, err := CopyOutput(nil, mem, 4000, n, 9, udf.Varchar); !errors.Is(err, ErrBadOutput) || !strings.Contains(err.Error(), "outside the 4096-byte memory") {
 		t.Errorf("region past memory: %v", err)
 	}
-	if _, err := CopyOutput(nil, mem, 0xffffffff, 0xffffffff, 9, tVarchar); !errors.Is(err, ErrBadOutput) {
+	if _, err := CopyOutput(nil, mem, 0xffffffff, 0xffffffff, 9, udf.Varchar); !errors.Is(err, ErrBadOutput) {
 		t.Errorf("huge region: %v", err)
 	}
-	if _, err := CopyOutput(nil, mem, 64, 40, 9, tVarchar); !errors.Is(err, ErrBadOutput) || !strings.Contains(err.Error(), "shorter than") {
+	if _, err := CopyOutput(nil, mem, 64, 40, 9, udf.Varchar); !errors.Is(err, ErrBadOutput) || !strings.Contains(err.Error(), "shorter than") {
 		t.Errorf("short region: %v", err)
 	}
-	if _, err := CopyOutput(nil, mem, 0, 0, 9, tVarchar); !errors.Is(err, ErrBatchFailed) || errors.Is(err, ErrBadOutput) {
+	if _, err := CopyOutput(nil, mem, 0, 0, 9, udf.Varchar); !errors.Is(err, ErrBatchFailed) || errors.Is(err, ErrBadOutput) {
 		t.Errorf("guest returned 0: %v", err)
 	}
 	// Fixed-width results must not have offsets and need exact lengths.
-	fixed := rawFromColumn(sampleColumn(tBigint, 9, true), 9)
+	fixed := rawFromColumn(sampleColumn(udf.BigInt, 9, true), 9)
 	fixed.values = fixed.values[:64]
 	n = fixed.write(mem, 64)
-	if _, err := CopyOutput(nil, mem, 64, n, 9, tBigint); err == nil || !strings.Contains(err.Error(), "values_len 64, want 72") {
+	if _, err := CopyOutput(nil, mem, 64, n, 9, udf.BigInt); err == nil || !strings.Contains(err.Error(), "values_len 64, want 72") {
 		t.Errorf("short BIGINT values: %v", err)
 	}
 }
@@ -420,14 +420,14 @@ func TestCopyOutputErrors(t *testing.T) {
 func TestDecodeOutputErrors(t *testing.T) {
 	le := binary.LittleEndian
 	var b OutputBuilder
-	b.Reset(tBigint, 9)
+	b.Reset(udf.BigInt, 9)
 	for i := range 9 {
 		b.SetInt64(i, int64(i))
 	}
 	b.SetError(2, "two")
 	b.SetError(5, "five")
 	good := b.AppendTo(nil)
-	if _, _, err := DecodeOutput(good, 9, tBigint); err != nil {
+	if _, _, err := DecodeOutput(good, 9, udf.BigInt); err != nil {
 		t.Fatal(err)
 	}
 	eoff := le.Uint32(good[36:])
@@ -435,39 +435,39 @@ func TestDecodeOutputErrors(t *testing.T) {
 
 	r := append([]byte(nil), good...)
 	le.PutUint32(r[eoff:], 5) // rows 5, 5
-	if _, _, err := DecodeOutput(r, 9, tBigint); err == nil || !strings.Contains(err.Error(), "not strictly increasing") {
+	if _, _, err := DecodeOutput(r, 9, udf.BigInt); err == nil || !strings.Contains(err.Error(), "not strictly increasing") {
 		t.Errorf("unsorted errors: %v", err)
 	}
 	r = append([]byte(nil), good...)
 	r[voff] |= 1 << 5
-	if _, _, err := DecodeOutput(r, 9, tBigint); err == nil || !strings.Contains(err.Error(), "error row 5 is not NULL") {
+	if _, _, err := DecodeOutput(r, 9, udf.BigInt); err == nil || !strings.Contains(err.Error(), "error row 5 is not NULL") {
 		t.Errorf("valid error row: %v", err)
 	}
 	r = append([]byte(nil), good...)
 	le.PutUint32(r[16:], 0)
-	if _, _, err := DecodeOutput(r, 9, tBigint); err == nil || !strings.Contains(err.Error(), "no validity") {
+	if _, _, err := DecodeOutput(r, 9, udf.BigInt); err == nil || !strings.Contains(err.Error(), "no validity") {
 		t.Errorf("errors without validity: %v", err)
 	}
-	if _, _, err := DecodeOutput(good[:47], 9, tBigint); !errors.Is(err, ErrBadOutput) {
+	if _, _, err := DecodeOutput(good[:47], 9, udf.BigInt); !errors.Is(err, ErrBadOutput) {
 		t.Errorf("short region: %v", err)
 	}
 	// A VARCHAR region whose offsets do not start at 0 is not compact.
 	mem := make([]byte, 1024)
-	raw := rawFromColumn(sampleColumn(tVarchar, 3, false), 3)
+	raw := rawFromColumn(sampleColumn(udf.Varchar, 3, false), 3)
 	raw.shift = 2
 	n := raw.write(mem, 0)
-	if _, _, err := DecodeOutput(mem[:n], 3, tVarchar); err == nil || !strings.Contains(err.Error(), "first offset is 2") {
+	if _, _, err := DecodeOutput(mem[:n], 3, udf.Varchar); err == nil || !strings.Contains(err.Error(), "first offset is 2") {
 		t.Errorf("shifted offsets: %v", err)
 	}
 	// Invalid UTF-8 in messages is replaced, so the proto can be marshalled.
-	b.Reset(tBigint, 1)
+	b.Reset(udf.BigInt, 1)
 	b.SetError(0, "bad \xff byte")
-	_, errs, err := DecodeOutput(b.AppendTo(nil), 1, tBigint)
+	_, errs, err := DecodeOutput(b.AppendTo(nil), 1, udf.BigInt)
 	if err != nil || len(errs) != 1 || errs[0].Message != "bad \uFFFD byte" {
 		t.Errorf("invalid UTF-8 message: %v %v", errs, err)
 	}
 	b.SetError(0, strings.Repeat("\xffa", 512)) // grows when repaired
-	_, errs, err = DecodeOutput(b.AppendTo(nil), 1, tBigint)
+	_, errs, err = DecodeOutput(b.AppendTo(nil), 1, udf.BigInt)
 	if err != nil || len(errs) != 1 || len(errs[0].Message) > MaxMessageLen || !utf8.ValidString(errs[0].Message) {
 		t.Errorf("repaired message: %d bytes, %v", len(errs[0].Message), err)
 	}
@@ -475,7 +475,7 @@ func TestDecodeOutputErrors(t *testing.T) {
 
 func TestOutputBuilder(t *testing.T) {
 	var b OutputBuilder
-	for _, typ := range []udf.Type{tInt, tBigint, tFloat, tDouble, tBool} {
+	for _, typ := range []udf.Type{udf.Int, udf.BigInt, udf.Float, udf.Double, udf.Boolean} {
 		for _, rows := range rowCounts {
 			want := outputCase{col: sampleColumn(typ, rows, true), rows: rows, errs: map[int]string{}}
 			b.Reset(typ, rows)
@@ -513,18 +513,18 @@ func TestOutputBuilder(t *testing.T) {
 	}
 
 	// Without NULLs the region has no validity bitmap.
-	b.Reset(tInt, 3)
+	b.Reset(udf.Int, 3)
 	for i := range 3 {
 		b.SetInt32(i, int32(i))
 	}
-	got, _, err := DecodeOutput(b.AppendTo(nil), 3, tInt)
+	got, _, err := DecodeOutput(b.AppendTo(nil), 3, udf.Int)
 	if err != nil || got.Validity != nil {
 		t.Errorf("all-valid result: validity %v, err %v", got.Validity, err)
 	}
 	// Unset rows are NULL.
-	b.Reset(tInt, 3)
+	b.Reset(udf.Int, 3)
 	b.SetInt32(1, 5)
-	got, _, _ = DecodeOutput(b.AppendTo(nil), 3, tInt)
+	got, _, _ = DecodeOutput(b.AppendTo(nil), 3, udf.Int)
 	if c := protoCol(got); c.Valid(0) || !c.Valid(1) || c.Valid(2) {
 		t.Errorf("unset rows are not NULL: %08b", got.Validity)
 	}
@@ -535,7 +535,7 @@ func TestOutputBuilder(t *testing.T) {
 				t.Error("Reset(VARCHAR) did not panic")
 			}
 		}()
-		b.Reset(tVarchar, 1)
+		b.Reset(udf.Varchar, 1)
 	}()
 	func() {
 		defer func() {
@@ -543,13 +543,13 @@ func TestOutputBuilder(t *testing.T) {
 				t.Error("SetInt64 on an INT result did not panic")
 			}
 		}()
-		b.Reset(tInt, 1)
+		b.Reset(udf.Int, 1)
 		b.SetInt64(0, 1)
 	}()
 }
 
 func TestNoAllocs(t *testing.T) {
-	b := &Batch{Rows: 1024, Columns: []*Column{sampleColumn(tBigint, 1024, true), sampleColumn(tVarchar, 1024, true)}}
+	b := &Batch{Rows: 1024, Columns: []*Column{sampleColumn(udf.BigInt, 1024, true), sampleColumn(udf.Varchar, 1024, true)}}
 	buf := AppendInput(nil, b)
 	if n := testing.AllocsPerRun(100, func() { buf = AppendInput(buf[:0], b) }); n != 0 {
 		t.Errorf("AppendInput allocates %v times per call", n)
@@ -557,7 +557,7 @@ func TestNoAllocs(t *testing.T) {
 	var ob OutputBuilder
 	var out []byte
 	if n := testing.AllocsPerRun(100, func() {
-		ob.Reset(tBigint, 1024)
+		ob.Reset(udf.BigInt, 1024)
 		for i := range 1024 {
 			ob.SetInt64(i, int64(i))
 		}
@@ -567,17 +567,17 @@ func TestNoAllocs(t *testing.T) {
 		t.Errorf("OutputBuilder allocates %v times per batch", n)
 	}
 	mem := make([]byte, 64<<10)
-	n := rawFromColumn(sampleColumn(tVarchar, 1024, true), 1024).write(mem, 8)
+	n := rawFromColumn(sampleColumn(udf.Varchar, 1024, true), 1024).write(mem, 8)
 	var dst []byte
 	if a := testing.AllocsPerRun(100, func() {
 		var err error
-		if dst, err = CopyOutput(dst[:0], mem, 8, n, 1024, tVarchar); err != nil {
+		if dst, err = CopyOutput(dst[:0], mem, 8, n, 1024, udf.Varchar); err != nil {
 			t.Fatal(err)
 		}
 	}); a != 0 {
 		t.Errorf("CopyOutput allocates %v times per call", a)
 	}
-	if a := testing.AllocsPerRun(100, func() { _, _, _ = DecodeOutput(dst, 1024, tVarchar) }); a > 1 {
+	if a := testing.AllocsPerRun(100, func() { _, _, _ = DecodeOutput(dst, 1024, udf.Varchar) }); a > 1 {
 		t.Errorf("DecodeOutput allocates %v times per call, want 1 (the Column)", a)
 	}
 	if a := testing.AllocsPerRun(100, func() { _, _ = ParseInput(buf) }); a > 1 {

@@ -20,13 +20,13 @@ import (
 // same values as Arrow, row by row, NULLs included.
 
 var arrowTypes = map[udf.Type]arrow.DataType{
-	tInt:     arrow.PrimitiveTypes.Int32,
-	tBigint:  arrow.PrimitiveTypes.Int64,
-	tFloat:   arrow.PrimitiveTypes.Float32,
-	tDouble:  arrow.PrimitiveTypes.Float64,
-	tBool:    arrow.FixedWidthTypes.Boolean,
-	tVarchar: arrow.BinaryTypes.String,
-	tBytes:   arrow.BinaryTypes.Binary,
+	udf.Int:     arrow.PrimitiveTypes.Int32,
+	udf.BigInt:  arrow.PrimitiveTypes.Int64,
+	udf.Float:   arrow.PrimitiveTypes.Float32,
+	udf.Double:  arrow.PrimitiveTypes.Float64,
+	udf.Boolean: arrow.FixedWidthTypes.Boolean,
+	udf.Varchar: arrow.BinaryTypes.String,
+	udf.Bytes:   arrow.BinaryTypes.Binary,
 }
 
 // arrowArray builds rows sample values of type t with Arrow's builder; with
@@ -51,7 +51,7 @@ func arrowArray(t udf.Type, rows int, nulls bool) arrow.Array {
 		case bool:
 			b.(*array.BooleanBuilder).Append(v)
 		case string:
-			if t == tVarchar {
+			if t == udf.Varchar {
 				b.(*array.StringBuilder).Append(v)
 			} else {
 				b.(*array.BinaryBuilder).Append([]byte(v))

@@ -7,7 +7,7 @@ import (
 )
 
 func BenchmarkAppendInputBigint1024(b *testing.B) {
-	batch := &Batch{Rows: 1024, Columns: []*Column{sampleColumn(tBigint, 1024, true)}}
+	batch := &Batch{Rows: 1024, Columns: []*Column{sampleColumn(udf.BigInt, 1024, true)}}
 	buf := AppendInput(nil, batch)
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
@@ -17,7 +17,7 @@ func BenchmarkAppendInputBigint1024(b *testing.B) {
 }
 
 func BenchmarkParseInputBigint1024(b *testing.B) {
-	batch := &Batch{Rows: 1024, Columns: []*Column{sampleColumn(tBigint, 1024, true)}}
+	batch := &Batch{Rows: 1024, Columns: []*Column{sampleColumn(udf.BigInt, 1024, true)}}
 	buf := AppendInput(nil, batch)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -29,13 +29,13 @@ func BenchmarkParseInputBigint1024(b *testing.B) {
 
 func BenchmarkCopyOutputBigint1024(b *testing.B) {
 	mem := make([]byte, 16<<10)
-	n := rawFromColumn(sampleColumn(tBigint, 1024, true), 1024).write(mem, 8)
+	n := rawFromColumn(sampleColumn(udf.BigInt, 1024, true), 1024).write(mem, 8)
 	var dst []byte
 	b.SetBytes(int64(n))
 	b.ReportAllocs()
 	for b.Loop() {
 		var err error
-		if dst, err = CopyOutput(dst[:0], mem, 8, n, 1024, tBigint); err != nil {
+		if dst, err = CopyOutput(dst[:0], mem, 8, n, 1024, udf.BigInt); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -43,15 +43,15 @@ func BenchmarkCopyOutputBigint1024(b *testing.B) {
 
 func BenchmarkDecodeOutputBigint1024(b *testing.B) {
 	mem := make([]byte, 16<<10)
-	n := rawFromColumn(sampleColumn(tBigint, 1024, true), 1024).write(mem, 8)
-	out, err := CopyOutput(nil, mem, 8, n, 1024, tBigint)
+	n := rawFromColumn(sampleColumn(udf.BigInt, 1024, true), 1024).write(mem, 8)
+	out, err := CopyOutput(nil, mem, 8, n, 1024, udf.BigInt)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(out)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := DecodeOutput(out, 1024, tBigint); err != nil {
+		if _, _, err := DecodeOutput(out, 1024, udf.BigInt); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -62,7 +62,7 @@ func BenchmarkOutputBuilderBigint1024(b *testing.B) {
 	var out []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		ob.Reset(tBigint, 1024)
+		ob.Reset(udf.BigInt, 1024)
 		for i := range 1024 {
 			ob.SetInt64(i, int64(i))
 		}
@@ -72,7 +72,7 @@ func BenchmarkOutputBuilderBigint1024(b *testing.B) {
 
 // varchar1024 is 1024 16-byte ASCII rows, the upper benchmark's shape.
 func varchar1024() *Batch {
-	b := newColBuilder(tVarchar)
+	b := newColBuilder(udf.Varchar)
 	for range 1024 {
 		b.add("abcdefghijklmnop")
 	}
@@ -83,7 +83,7 @@ func varchar1024() *Batch {
 // a VARCHAR column: ValidateBatch (with its UTF-8 check) and AppendInput.
 func BenchmarkValidateAppendVarchar1024(b *testing.B) {
 	batch := varchar1024()
-	types := []udf.Type{tVarchar}
+	types := []udf.Type{udf.Varchar}
 	buf := AppendInput(nil, batch)
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
@@ -99,14 +99,14 @@ func BenchmarkValidateAppendVarchar1024(b *testing.B) {
 func BenchmarkDecodeOutputVarchar1024(b *testing.B) {
 	mem := make([]byte, 32<<10)
 	n := rawFromColumn(varchar1024().Columns[0], 1024).write(mem, 8)
-	out, err := CopyOutput(nil, mem, 8, n, 1024, tVarchar)
+	out, err := CopyOutput(nil, mem, 8, n, 1024, udf.Varchar)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(out)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := DecodeOutput(out, 1024, tVarchar); err != nil {
+		if _, _, err := DecodeOutput(out, 1024, udf.Varchar); err != nil {
 			b.Fatal(err)
 		}
 	}

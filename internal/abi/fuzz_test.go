@@ -99,8 +99,8 @@ func FuzzCopyOutput(f *testing.F) {
 		mem := append(make([]byte, 5), r...)
 		f.Add(mem, uint32(5), uint32(len(r)), uint16(rows[i]), uint8(types[i]))
 	}
-	f.Add([]byte{}, uint32(0), uint32(0), uint16(0), uint8(tInt))
-	f.Add(make([]byte, 64), uint32(8), uint32(0xfffffff0), uint16(1), uint8(tBool))
+	f.Add([]byte{}, uint32(0), uint32(0), uint16(0), uint8(udf.Int))
+	f.Add(make([]byte, 64), uint32(8), uint32(0xfffffff0), uint16(1), uint8(udf.Boolean))
 	f.Fuzz(func(t *testing.T, mem []byte, ptr, n uint32, rows uint16, typ uint8) {
 		out, err := CopyOutput(nil, mem, ptr, n, int(rows), udf.Type(typ))
 		if err != nil {
@@ -136,10 +136,10 @@ func FuzzDecodeOutput(f *testing.F) {
 		f.Add(r, uint16(rows[i]), uint8(types[i]))
 	}
 	var b OutputBuilder
-	b.Reset(tDouble, 10)
+	b.Reset(udf.Double, 10)
 	b.SetFloat64(3, 1.5)
 	b.SetError(4, "four")
-	f.Add(b.AppendTo(nil), uint16(10), uint8(tDouble))
+	f.Add(b.AppendTo(nil), uint16(10), uint8(udf.Double))
 	f.Fuzz(func(t *testing.T, buf []byte, rows uint16, typ uint8) {
 		col, errs, err := DecodeOutput(buf, int(rows), udf.Type(typ))
 		if err != nil {
@@ -157,7 +157,7 @@ func FuzzDecodeOutput(f *testing.F) {
 			if len(col.Offsets) != 4*(int(rows)+1) {
 				t.Fatalf("%d bytes of offsets for %d rows", len(col.Offsets), rows)
 			}
-			if col.Type == tVarchar && !rowsUTF8(col.Offsets, col.Values, int(rows)) {
+			if col.Type == udf.Varchar && !rowsUTF8(col.Offsets, col.Values, int(rows)) {
 				t.Fatalf("VARCHAR result holds bytes that are not UTF-8")
 			}
 		}
@@ -184,15 +184,15 @@ func seedBatches() []*Batch {
 		}
 		seeds = append(seeds, b)
 	}
-	v := sampleColumn(tVarchar, 3, true)
+	v := sampleColumn(udf.Varchar, 3, true)
 	seeds = append(seeds,
-		&Batch{Rows: 3, Columns: []*Column{{Type: tVarchar, Offsets: v.Offsets[:8], Values: v.Values}}},
-		&Batch{Rows: 3, Columns: []*Column{{Type: tBytes, Offsets: []byte{0, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0}, Values: []byte("ab")}}},
-		&Batch{Rows: 2, Columns: []*Column{{Type: tBigint, Values: make([]byte, 15)}}},
-		&Batch{Rows: 9, Columns: []*Column{{Type: tBool, Values: make([]byte, 2), Validity: []byte{1}}}},
+		&Batch{Rows: 3, Columns: []*Column{{Type: udf.Varchar, Offsets: v.Offsets[:8], Values: v.Values}}},
+		&Batch{Rows: 3, Columns: []*Column{{Type: udf.Bytes, Offsets: []byte{0, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0}, Values: []byte("ab")}}},
+		&Batch{Rows: 2, Columns: []*Column{{Type: udf.BigInt, Values: make([]byte, 15)}}},
+		&Batch{Rows: 9, Columns: []*Column{{Type: udf.Boolean, Values: make([]byte, 2), Validity: []byte{1}}}},
 		&Batch{Rows: 1, Columns: []*Column{nil, {Type: 99, Values: []byte{1}}}},
 		&Batch{Rows: 0xffffffff},
-		&Batch{Rows: 0xffffffff, Columns: []*Column{{Type: tVarchar}}},
+		&Batch{Rows: 0xffffffff, Columns: []*Column{{Type: udf.Varchar}}},
 	)
 	return seeds
 }
@@ -221,7 +221,7 @@ func FuzzValidateBatch(f *testing.F) {
 				own[i] = c.Type
 			}
 		}
-		for _, types := range [][]udf.Type{own, {tBigint, tBigint}, allTypes, nil} {
+		for _, types := range [][]udf.Type{own, {udf.BigInt, udf.BigInt}, allTypes, nil} {
 			if ValidateBatch(&b, types) != nil {
 				continue
 			}
@@ -296,15 +296,15 @@ func refValue(c *Column, i int) any {
 	}
 	v := c.Values
 	switch c.Type {
-	case tInt:
+	case udf.Int:
 		return int32(le.Uint32(v[4*e:]))
-	case tBigint:
+	case udf.BigInt:
 		return int64(le.Uint64(v[8*e:]))
-	case tFloat:
+	case udf.Float:
 		return math.Float32frombits(le.Uint32(v[4*e:]))
-	case tDouble:
+	case udf.Double:
 		return math.Float64frombits(le.Uint64(v[8*e:]))
-	case tBool:
+	case udf.Boolean:
 		return bit(v, e)
 	}
 	return string(v[le.Uint32(c.Offsets[4*e:]):le.Uint32(c.Offsets[4*e+4:])])

@@ -10,17 +10,7 @@ import (
 	"github.com/udfhost/udfhost/internal/udf"
 )
 
-const (
-	tInt     = udf.Int
-	tBigint  = udf.BigInt
-	tFloat   = udf.Float
-	tDouble  = udf.Double
-	tBool    = udf.Boolean
-	tVarchar = udf.Varchar
-	tBytes   = udf.Bytes
-)
-
-var allTypes = []udf.Type{tInt, tBigint, tFloat, tDouble, tBool, tVarchar, tBytes}
+var allTypes = []udf.Type{udf.Int, udf.BigInt, udf.Float, udf.Double, udf.Boolean, udf.Varchar, udf.Bytes}
 
 // sampleNull is the NULL pattern of sample columns: rows 1, 4, 7, ...
 func sampleNull(i int) bool { return i%3 == 1 }
@@ -29,22 +19,22 @@ func sampleNull(i int) bool { return i%3 == 1 }
 // returned by colValue.
 func sampleValue(t udf.Type, i int) any {
 	switch t {
-	case tInt:
+	case udf.Int:
 		return int32(i*7 - 50)
-	case tBigint:
+	case udf.BigInt:
 		return int64(i)*1_000_000_000_000 - 3
-	case tFloat:
+	case udf.Float:
 		return float32(i) * 1.5
-	case tDouble:
+	case udf.Double:
 		return float64(i) * -2.25
-	case tBool:
+	case udf.Boolean:
 		return i%2 == 0
-	case tVarchar:
+	case udf.Varchar:
 		if i%4 == 0 {
 			return "" // empty strings, distinct from NULL
 		}
 		return "row " + strconv.Itoa(i) + " é"
-	case tBytes:
+	case udf.Bytes:
 		return string(bytes.Repeat([]byte{byte(i), 0}, i%5))
 	}
 	panic("bad type")
@@ -79,26 +69,26 @@ func (b *colBuilder) add(v any) {
 	}
 	le := binary.LittleEndian
 	switch b.c.Type {
-	case tInt:
+	case udf.Int:
 		x, _ := v.(int32)
 		b.c.Values = le.AppendUint32(b.c.Values, uint32(x))
-	case tBigint:
+	case udf.BigInt:
 		x, _ := v.(int64)
 		b.c.Values = le.AppendUint64(b.c.Values, uint64(x))
-	case tFloat:
+	case udf.Float:
 		x, _ := v.(float32)
 		b.c.Values = le.AppendUint32(b.c.Values, math.Float32bits(x))
-	case tDouble:
+	case udf.Double:
 		x, _ := v.(float64)
 		b.c.Values = le.AppendUint64(b.c.Values, math.Float64bits(x))
-	case tBool:
+	case udf.Boolean:
 		if len(b.c.Values) < bitmapLen(b.rows) {
 			b.c.Values = append(b.c.Values, 0)
 		}
 		if x, _ := v.(bool); x {
 			b.c.Values[i>>3] |= 1 << (i & 7)
 		}
-	case tVarchar, tBytes:
+	case udf.Varchar, udf.Bytes:
 		x, _ := v.(string)
 		b.c.Values = append(b.c.Values, x...)
 		b.c.Offsets = le.AppendUint32(b.c.Offsets, uint32(len(b.c.Values)))
@@ -136,17 +126,17 @@ func colValue(c *Col, i int) any {
 		return nil
 	}
 	switch c.Type {
-	case tInt:
+	case udf.Int:
 		return c.Int32(i)
-	case tBigint:
+	case udf.BigInt:
 		return c.Int64(i)
-	case tFloat:
+	case udf.Float:
 		return c.Float32(i)
-	case tDouble:
+	case udf.Double:
 		return c.Float64(i)
-	case tBool:
+	case udf.Boolean:
 		return c.Bool(i)
-	case tVarchar, tBytes:
+	case udf.Varchar, udf.Bytes:
 		return string(c.Bytes(i))
 	}
 	return "bad type"

@@ -58,7 +58,7 @@ func arrowFromColumn(col *Column, rows int) interface {
 	bufs := []*memory.Buffer{validity, memory.NewBufferBytes(col.Offsets), memory.NewBufferBytes(col.Values)}
 	d := array.NewData(arrowTypes[col.Type], rows, bufs, nil, array.UnknownNullCount, 0)
 	defer d.Release()
-	if col.Type == tVarchar {
+	if col.Type == udf.Varchar {
 		return array.NewStringData(d)
 	}
 	return array.NewBinaryData(d)
@@ -73,7 +73,7 @@ func TestEmptyResult(t *testing.T) {
 		checkExactResult(t, "EmptyResult("+TypeName(typ)+")", col, 0)
 	}
 	// Each call has its own offsets: a caller may modify one result.
-	a, b := EmptyResult(tVarchar), EmptyResult(tVarchar)
+	a, b := EmptyResult(udf.Varchar), EmptyResult(udf.Varchar)
 	a.Offsets[0] = 1
 	if b.Offsets[0] != 0 {
 		t.Error("EmptyResult results share their offsets")
@@ -112,7 +112,7 @@ func TestDecodeOutputVarcharMustBeUTF8(t *testing.T) {
 	rowsIn := []string{"ok", "\xff", "guest error", "\xc3", "\xa9", "", "straße", "\xed\xa0\x80", "end"}
 	const guestErrRow = 2
 	bad := map[int]bool{1: true, 3: true, 4: true, 7: true} // rows 3 and 4 split one rune
-	for _, typ := range []udf.Type{tVarchar, tBytes} {
+	for _, typ := range []udf.Type{udf.Varchar, udf.Bytes} {
 		for _, nulls := range []bool{false, true} {
 			name := fmt.Sprintf("%s nulls=%v", TypeName(typ), nulls)
 			cb := newColBuilder(typ)
@@ -144,7 +144,7 @@ func TestDecodeOutputVarcharMustBeUTF8(t *testing.T) {
 			for i, s := range rowsIn {
 				switch {
 				case i == guestErrRow || nulls && i == 5:
-				case typ == tVarchar && bad[i]:
+				case typ == udf.Varchar && bad[i]:
 					wantErrs[i] = fmt.Sprintf("row %d: result is not valid UTF-8", i)
 				default:
 					want[i] = s
@@ -156,7 +156,7 @@ func TestDecodeOutputVarcharMustBeUTF8(t *testing.T) {
 					t.Errorf("%s: row errors not in row order: %v", name, errs)
 				}
 			}
-			if typ == tVarchar && !utf8.Valid(col.Values) {
+			if typ == udf.Varchar && !utf8.Valid(col.Values) {
 				t.Errorf("%s: result values still hold invalid UTF-8: %q", name, col.Values)
 			}
 			checkExactResult(t, name, col, len(rowsIn))
@@ -164,14 +164,14 @@ func TestDecodeOutputVarcharMustBeUTF8(t *testing.T) {
 	}
 
 	// The common case does not copy: a valid result aliases the region.
-	cb := newColBuilder(tVarchar)
+	cb := newColBuilder(udf.Varchar)
 	for _, s := range []string{"a", "é", "", "ß"} {
 		cb.add(s)
 	}
 	mem := make([]byte, 512)
 	n := rawFromColumn(cb.column(), 4).write(mem, 0)
-	compact, _ := CopyOutput(nil, mem, 0, n, 4, tVarchar)
-	col, errs, err := DecodeOutput(compact, 4, tVarchar)
+	compact, _ := CopyOutput(nil, mem, 0, n, 4, udf.Varchar)
+	col, errs, err := DecodeOutput(compact, 4, udf.Varchar)
 	if err != nil || len(errs) != 0 {
 		t.Fatal(errs, err)
 	}

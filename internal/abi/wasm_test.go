@@ -168,7 +168,7 @@ func (g *guestInstance) call(export string, b *Batch, argTypes []udf.Type, resul
 
 // varcharColumn builds a VARCHAR column; nil entries are NULL.
 func varcharColumn(vals []*string) *Column {
-	b := newColBuilder(tVarchar)
+	b := newColBuilder(udf.Varchar)
 	for _, v := range vals {
 		if v == nil {
 			b.add(nil)
@@ -188,7 +188,7 @@ func TestWasmUpper(t *testing.T) {
 	want := []any{"HELLO", nil, "", "ÄBÇ Ñ", "STRASSE", "MIXED 123", nil, "Ǆ FFI"}
 	b := &Batch{Rows: uint32(len(in)), Columns: []*Column{varcharColumn(in)}}
 	for range 3 { // repeated calls reuse the guest's buffers
-		col, errs, err := g.call("upper", b, []udf.Type{tVarchar}, tVarchar)
+		col, errs, err := g.call("upper", b, []udf.Type{udf.Varchar}, udf.Varchar)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,27 +201,27 @@ func TestWasmUpper(t *testing.T) {
 	region := AppendInput(nil, bad)
 	res := g.callRaw("upper", g.place(region), uint32(len(region)))
 	mem, _ := g.mod.Memory().Read(0, g.mod.Memory().Size())
-	out, err := CopyOutput(nil, mem, uint32(res), uint32(res>>32), 2, tVarchar)
+	out, err := CopyOutput(nil, mem, uint32(res), uint32(res>>32), 2, udf.Varchar)
 	if err != nil {
 		t.Fatal(err)
 	}
-	col, errs, err := DecodeOutput(out, 2, tVarchar)
+	col, errs, err := DecodeOutput(out, 2, udf.Varchar)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkRows(t, "upper of invalid UTF-8", col, errs, []any{nil, "OK"}, map[int]string{0: "upper: argument is not valid UTF-8"})
 
 	// An empty batch.
-	empty := &Batch{Columns: []*Column{{Type: tVarchar}}}
-	col, errs, err = g.call("upper", empty, []udf.Type{tVarchar}, tVarchar)
+	empty := &Batch{Columns: []*Column{{Type: udf.Varchar}}}
+	col, errs, err = g.call("upper", empty, []udf.Type{udf.Varchar}, udf.Varchar)
 	if err != nil || len(errs) != 0 || len(col.Values) != 0 {
 		t.Errorf("empty batch: %v %v %v", col, errs, err)
 	}
 
 	// Called with the wrong argument type, every row fails with a message
 	// naming both signatures.
-	wrong := &Batch{Rows: 2, Columns: []*Column{sampleColumn(tBigint, 2, false)}}
-	_, errs, err = g.call("upper", wrong, []udf.Type{tBigint}, tVarchar)
+	wrong := &Batch{Rows: 2, Columns: []*Column{sampleColumn(udf.BigInt, 2, false)}}
+	_, errs, err = g.call("upper", wrong, []udf.Type{udf.BigInt}, udf.Varchar)
 	if err != nil || len(errs) != 2 || errs[0].Message != "guest: function takes (VARCHAR), called with (BIGINT)" {
 		t.Errorf("wrong argument type: %v %v", errs, err)
 	}
@@ -237,7 +237,7 @@ func TestWasmMalformedInput(t *testing.T) {
 	if res := g.callRaw("upper", ptr, uint32(len(bad))); res != 0 {
 		t.Errorf("bad magic: got %#x, want 0", res)
 	}
-	if _, err := CopyOutput(nil, nil, 0, 0, 1, tVarchar); !errors.Is(err, ErrBatchFailed) {
+	if _, err := CopyOutput(nil, nil, 0, 0, 1, udf.Varchar); !errors.Is(err, ErrBatchFailed) {
 		t.Errorf("CopyOutput of 0: %v", err)
 	}
 	ptr = g.place(region)
@@ -256,7 +256,7 @@ func TestWasmMalformedInput(t *testing.T) {
 		t.Errorf("offsets past values: got %#x, want 0", res)
 	}
 	// The instance still works.
-	if _, _, err := g.call("upper", b, []udf.Type{tVarchar}, tVarchar); err != nil {
+	if _, _, err := g.call("upper", b, []udf.Type{udf.Varchar}, udf.Varchar); err != nil {
 		t.Errorf("after malformed inputs: %v", err)
 	}
 }
@@ -266,7 +266,7 @@ func TestWasmAffine(t *testing.T) {
 	const rows = 1024
 	cols := make([]*colBuilder, 3)
 	for i := range cols {
-		cols[i] = newColBuilder(tBigint)
+		cols[i] = newColBuilder(udf.BigInt)
 	}
 	want := make([]any, rows)
 	for r := range rows {
@@ -290,10 +290,10 @@ func TestWasmAffine(t *testing.T) {
 		}
 	}
 	batch := &Batch{Rows: rows, Columns: []*Column{cols[0].column(), cols[1].column(), cols[2].column()}}
-	types := []udf.Type{tBigint, tBigint, tBigint}
+	types := []udf.Type{udf.BigInt, udf.BigInt, udf.BigInt}
 	// affine is vectorised, affine_rows row-at-a-time: same answers.
 	for _, export := range []string{"affine", "affine_rows"} {
-		col, errs, err := g.call(export, batch, types, tBigint)
+		col, errs, err := g.call(export, batch, types, udf.BigInt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +306,7 @@ func TestWasmAffine(t *testing.T) {
 		if i == 20 {
 			size = g.mod.Memory().Size()
 		}
-		if _, _, err := g.call("affine", batch, types, tBigint); err != nil {
+		if _, _, err := g.call("affine", batch, types, udf.BigInt); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -317,12 +317,12 @@ func TestWasmAffine(t *testing.T) {
 
 func TestWasmSha256hex(t *testing.T) {
 	g := newGuest(t, "examples/go/sha256hex")
-	b := newColBuilder(tBytes)
+	b := newColBuilder(udf.Bytes)
 	for _, v := range []any{"", nil, "abc"} {
 		b.add(v)
 	}
 	batch := &Batch{Rows: 3, Columns: []*Column{b.column()}}
-	col, errs, err := g.call("sha256hex", batch, []udf.Type{tBytes}, tVarchar)
+	col, errs, err := g.call("sha256hex", batch, []udf.Type{udf.Bytes}, udf.Varchar)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,12 +353,12 @@ func TestWasmSDKEcho(t *testing.T) {
 
 func TestWasmSDKRowErrors(t *testing.T) {
 	g := newGuest(t, "guest/internal/testudf")
-	b := newColBuilder(tBigint)
+	b := newColBuilder(udf.BigInt)
 	for _, v := range []any{int64(5), int64(0), nil, int64(-3), int64(50)} {
 		b.add(v)
 	}
 	batch := &Batch{Rows: 5, Columns: []*Column{b.column()}}
-	col, errs, err := g.call("checked", batch, []udf.Type{tBigint}, tBigint)
+	col, errs, err := g.call("checked", batch, []udf.Type{udf.BigInt}, udf.BigInt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestWasmSDKRowErrors(t *testing.T) {
 		3: "panic: runtime error: index out of range [3] with length 0",
 	})
 
-	col, errs, err = g.call("failbatch", batch, []udf.Type{tBigint}, tBigint)
+	col, errs, err = g.call("failbatch", batch, []udf.Type{udf.BigInt}, udf.BigInt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +379,7 @@ func TestWasmSDKRowErrors(t *testing.T) {
 
 	in := []*string{sp("a"), sp("b"), nil, sp(""), sp("long string")}
 	batch = &Batch{Rows: 5, Columns: []*Column{varcharColumn(in)}}
-	col, errs, err = g.call("reverse", batch, []udf.Type{tVarchar}, tVarchar)
+	col, errs, err = g.call("reverse", batch, []udf.Type{udf.Varchar}, udf.Varchar)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,12 +390,12 @@ func TestWasmSDKRowErrors(t *testing.T) {
 // UTF-8 as VARCHAR gets those rows turned into row errors by the host.
 func TestWasmVarcharResultMustBeUTF8(t *testing.T) {
 	g := newGuest(t, "guest/internal/testudf")
-	b := newColBuilder(tBytes)
+	b := newColBuilder(udf.Bytes)
 	for _, v := range []any{"ok", "\xff", nil, "straße", "\xc3"} {
 		b.add(v)
 	}
 	batch := &Batch{Rows: 5, Columns: []*Column{b.column()}}
-	col, errs, err := g.call("varchar_of_bytes", batch, []udf.Type{tBytes}, tVarchar)
+	col, errs, err := g.call("varchar_of_bytes", batch, []udf.Type{udf.Bytes}, udf.Varchar)
 	if err != nil {
 		t.Fatal(err)
 	}
