@@ -32,28 +32,18 @@ func (t Type) Valid() bool { return t >= Int && t <= Bytes }
 // Varlen reports whether t's values have offsets and data (VARCHAR, BYTES).
 func (t Type) Varlen() bool { return t == Varchar || t == Bytes }
 
+var typeNames = [...]string{Int: "INT", BigInt: "BIGINT", Float: "FLOAT", Double: "DOUBLE",
+	Boolean: "BOOLEAN", Varchar: "VARCHAR", Bytes: "BYTES"}
+
 // String returns the SQL name of t ("BIGINT"), or says that t is unset or
 // unknown, with its number.
 func (t Type) String() string {
-	switch t {
-	case Int:
-		return "INT"
-	case BigInt:
-		return "BIGINT"
-	case Float:
-		return "FLOAT"
-	case Double:
-		return "DOUBLE"
-	case Boolean:
-		return "BOOLEAN"
-	case Varchar:
-		return "VARCHAR"
-	case Bytes:
-		return "BYTES"
-	}
-	// Not "type N": every message already says "type" before a name
-	// ("type type 0, want BIGINT").
-	if t == Unspecified {
+	switch {
+	case t.Valid():
+		return typeNames[t]
+	case t == Unspecified:
+		// Not "type N": every message already says "type" before a name
+		// ("type type 0, want BIGINT").
 		return "unset (TYPE_UNSPECIFIED)"
 	}
 	return "unknown (SqlType " + strconv.FormatInt(int64(t), 10) + ")"
