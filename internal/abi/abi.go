@@ -55,23 +55,13 @@ var le = binary.LittleEndian
 // fixedWidth returns the byte width of a fixed-width type, 0 for BOOLEAN
 // (bit-packed) and -1 for VARCHAR, BYTES and invalid types.
 func fixedWidth(t udf.Type) int {
-	switch t {
-	case udf.Int, udf.Float:
-		return 4
-	case udf.BigInt, udf.Double:
-		return 8
-	case udf.Boolean:
+	if w := t.Width(); w > 0 {
+		return w
+	}
+	if t == udf.Boolean {
 		return 0
 	}
 	return -1
-}
-
-func validType(t udf.Type) bool {
-	return t >= udf.Int && t <= udf.Bytes
-}
-
-func isVarlen(t udf.Type) bool {
-	return t == udf.Varchar || t == udf.Bytes
 }
 
 // bitmapLen is ceil(rows/8).

@@ -70,7 +70,7 @@ func arrowColumn(t udf.Type, a arrow.Array) *Column {
 	if bufs[0] != nil && a.NullN() > 0 {
 		c.Validity = bufs[0].Bytes()
 	}
-	if isVarlen(t) {
+	if t.Varlen() {
 		if bufs[1] != nil {
 			c.Offsets = bufs[1].Bytes()
 		}
@@ -137,7 +137,7 @@ func checkArrowBatch(t *testing.T, name string, arrs []arrow.Array, cols []*Colu
 		if w := fixedWidth(c.Type); w >= 0 && len(c.Values) != valuesLen(c.Type, rows) {
 			t.Errorf("%s col %d: %d bytes of values in the input, want exactly %d", name, ci, len(c.Values), valuesLen(c.Type, rows))
 		}
-		if isVarlen(c.Type) {
+		if c.Type.Varlen() {
 			if last := int(le.Uint32(c.Offsets[4*rows:])); last != len(c.Values) {
 				t.Errorf("%s col %d: last offset %d, %d bytes of values; want exact", name, ci, last, len(c.Values))
 			}

@@ -153,7 +153,7 @@ func FuzzDecodeOutput(f *testing.F) {
 			t.Fatalf("decoded column is invalid: %v", err)
 		}
 		// Results are exact, and a VARCHAR result's bytes all UTF-8.
-		if isVarlen(col.Type) {
+		if col.Type.Varlen() {
 			if len(col.Offsets) != 4*(int(rows)+1) {
 				t.Fatalf("%d bytes of offsets for %d rows", len(col.Offsets), rows)
 			}

@@ -49,7 +49,7 @@ type colBuilder struct {
 
 func newColBuilder(t udf.Type) *colBuilder {
 	b := &colBuilder{c: Column{Type: t}}
-	if isVarlen(t) {
+	if t.Varlen() {
 		b.c.Offsets = binary.LittleEndian.AppendUint32(nil, 0)
 	}
 	return b
@@ -209,7 +209,7 @@ func (o rawOutput) write(mem []byte, ptr int) uint32 {
 	}
 	ooff := 0
 	values := o.values
-	if isVarlen(o.typ) && !o.noOffsets {
+	if o.typ.Varlen() && !o.noOffsets {
 		offs := make([]byte, len(o.offsets))
 		for i := 0; i < len(offs); i += 4 {
 			le.PutUint32(offs[i:], le.Uint32(o.offsets[i:])+o.shift)

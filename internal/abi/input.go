@@ -52,7 +52,7 @@ func validateColumn(c *Column, want udf.Type, rows int) error {
 	if c == nil {
 		return fmt.Errorf("missing")
 	}
-	if !validType(want) {
+	if !want.Valid() {
 		return fmt.Errorf("the function declares invalid argument %s", TypeName(want))
 	}
 	if c.Type != want {
@@ -63,7 +63,7 @@ func validateColumn(c *Column, want udf.Type, rows int) error {
 	if n, w := uint64(len(c.Validity)), (end+7)/8; n != 0 && n < w {
 		return fmt.Errorf("validity is %d bytes, want 0 or at least %d for %d rows%s", n, w, rows, at(o))
 	}
-	if !isVarlen(want) {
+	if !want.Varlen() {
 		if len(c.Offsets) != 0 {
 			return fmt.Errorf("%s column has %d bytes of offsets, want none", TypeName(want), len(c.Offsets))
 		}
@@ -197,7 +197,7 @@ func InputSize(b *Batch) int {
 		if hasValidity(c, rows) {
 			size += align8(bitmapLen(rows))
 		}
-		if isVarlen(c.Type) {
+		if c.Type.Varlen() {
 			first, last := varlenRange(c, rows)
 			size += align8((rows+1)*4) + align8(last-first)
 		} else {
@@ -235,7 +235,7 @@ func AppendInput(dst []byte, b *Batch) []byte {
 		}
 		var ooff, valoff, vallen int
 		switch {
-		case isVarlen(c.Type):
+		case c.Type.Varlen():
 			ooff = pos
 			first, last := varlenRange(c, rows)
 			if len(c.Offsets) == 0 {
@@ -367,7 +367,7 @@ func parseInputCol(buf, d []byte, hdr, rows int, c *Col) error {
 	c.Type = udf.Type(le.Uint32(d))
 	voff, ooff := le.Uint32(d[4:]), le.Uint32(d[8:])
 	valoff, vallen := le.Uint32(d[12:]), le.Uint32(d[16:])
-	if !validType(c.Type) {
+	if !c.Type.Valid() {
 		return fmt.Errorf("invalid type code %d", uint32(c.Type))
 	}
 	if le.Uint32(d[20:])|le.Uint32(d[24:])|le.Uint32(d[28:]) != 0 {
@@ -382,7 +382,7 @@ func parseInputCol(buf, d []byte, hdr, rows int, c *Col) error {
 	if c.Values, err = inputBuf(buf, hdr, "values", valoff, uint64(vallen)); err != nil {
 		return err
 	}
-	if !isVarlen(c.Type) {
+	if !c.Type.Varlen() {
 		if ooff != 0 {
 			return fmt.Errorf("%s column has offsets_off %d, want 0", TypeName(c.Type), ooff)
 		}

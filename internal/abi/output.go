@@ -30,7 +30,7 @@ func badOutput(format string, args ...any) error {
 // parseOutput checks every field, offset and length of the output region r
 // against rows and typ, and the offsets and error entries it points to.
 func parseOutput(r []byte, rows int, typ udf.Type) (v outView, err error) {
-	if !validType(typ) {
+	if !typ.Valid() {
 		return v, badOutput("invalid result %s", TypeName(typ))
 	}
 	if len(r) < outHeaderSize {
@@ -62,7 +62,7 @@ func parseOutput(r []byte, rows int, typ udf.Type) (v outView, err error) {
 	if v.values, err = outputBuf(r, "values", valoff, uint64(vallen)); err != nil {
 		return v, err
 	}
-	if isVarlen(typ) {
+	if typ.Varlen() {
 		switch {
 		case ooff != 0:
 			if v.offsets, err = outputBuf(r, "offsets", ooff, (uint64(rows)+1)*4); err != nil {
@@ -207,7 +207,7 @@ func CopyOutput(dst, mem []byte, ptr, n uint32, rows int, typ udf.Type) ([]byte,
 		_, off, l := errEntry(v.errs, i)
 		msgBytes += len(truncMsg(mem[uint64(ptr)+uint64(off):][:l]))
 	}
-	varlen := isVarlen(typ)
+	varlen := typ.Varlen()
 	vlen := 0
 	if v.validity != nil || nerr > 0 {
 		vlen = bitmapLen(rows)
@@ -303,7 +303,7 @@ func DecodeOutput(buf []byte, rows int, typ udf.Type) (*Column, []*RowError, err
 		return nil, nil, err
 	}
 	col := &Column{Type: udf.Type(typ), Validity: v.validity, Offsets: v.offsets, Values: v.values}
-	if isVarlen(typ) {
+	if typ.Varlen() {
 		if v.first != 0 {
 			return nil, nil, badOutput("first offset is %d, want 0", v.first)
 		}
@@ -350,7 +350,7 @@ func DecodeOutput(buf []byte, rows int, typ udf.Type) (*Column, []*RowError, err
 // length 0 carries in Arrow.
 func EmptyResult(typ udf.Type) *Column {
 	col := &Column{Type: udf.Type(typ)}
-	if isVarlen(typ) {
+	if typ.Varlen() {
 		col.Offsets = make([]byte, 4)
 	}
 	return col

@@ -23,7 +23,7 @@ func checkExactResult(t *testing.T, name string, col *Column, rows int) {
 	if n := len(col.Validity); n != 0 && n != bitmapLen(rows) {
 		t.Errorf("%s: %d bytes of validity, want 0 or %d", name, n, bitmapLen(rows))
 	}
-	if isVarlen(col.Type) {
+	if col.Type.Varlen() {
 		if len(col.Offsets) != 4*(rows+1) {
 			t.Fatalf("%s: %d bytes of offsets, want %d (rows+1 offsets)", name, len(col.Offsets), 4*(rows+1))
 		}
@@ -48,7 +48,7 @@ func arrowFromColumn(col *Column, rows int) interface {
 	arrow.Array
 	ValidateFull() error
 } {
-	if !isVarlen(col.Type) {
+	if !col.Type.Varlen() {
 		return nil
 	}
 	var validity *memory.Buffer

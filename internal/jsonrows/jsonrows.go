@@ -116,15 +116,7 @@ func (b *Builder) Batch() *udfhostv1.Batch {
 	return &udfhostv1.Batch{Rows: uint32(b.rows), Columns: b.cols}
 }
 
-func width(t udfhostv1.SqlType) int {
-	switch t {
-	case udfhostv1.SqlType_TYPE_INT, udfhostv1.SqlType_TYPE_FLOAT:
-		return 4
-	case udfhostv1.SqlType_TYPE_BIGINT, udfhostv1.SqlType_TYPE_DOUBLE:
-		return 8
-	}
-	return 0
-}
+func width(t udfhostv1.SqlType) int { return udf.Type(t).Width() }
 
 func encode(t udfhostv1.SqlType, v any) ([]byte, error) {
 	name := udf.Type(t).String()

@@ -29,6 +29,18 @@ const (
 // Valid reports whether t is one of the SQL types (not Unspecified).
 func (t Type) Valid() bool { return t >= Int && t <= Bytes }
 
+// Width is the size in bytes of one value of a fixed-width numeric type
+// (INT, FLOAT: 4; BIGINT, DOUBLE: 8), 0 for the others.
+func (t Type) Width() int {
+	switch t {
+	case Int, Float:
+		return 4
+	case BigInt, Double:
+		return 8
+	}
+	return 0
+}
+
 // Varlen reports whether t's values have offsets and data (VARCHAR, BYTES).
 func (t Type) Varlen() bool { return t == Varchar || t == Bytes }
 

@@ -45,3 +45,11 @@ func TestWasmTypesAreWazeros(t *testing.T) {
 		}
 	}
 }
+
+func TestWidth(t *testing.T) {
+	for typ, want := range map[Type]int{Int: 4, Float: 4, BigInt: 8, Double: 8, Boolean: 0, Varchar: 0, Bytes: 0, Unspecified: 0} {
+		if got := typ.Width(); got != want {
+			t.Errorf("%v.Width() = %d, want %d", typ, got, want)
+		}
+	}
+}
