@@ -9,25 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Layer is one isolation layer of a worker and whether it is active.
-type Layer struct {
-	Name   string `json:"name"`
-	Active bool   `json:"active"`
-	Detail string `json:"detail,omitempty"`
-}
-
-// Layer names, in the order they are installed.
-const (
-	LayerWazero     = "wazero"
-	LayerUserNS     = "user_namespace"
-	LayerNamespaces = "namespaces"
-	LayerLandlock   = "landlock"
-	LayerRlimits    = "rlimits"
-	LayerNoNewPrivs = "no_new_privs"
-	LayerSeccomp    = "seccomp"
-	LayerCgroups    = "cgroups"
-)
-
 // namespaceFlags are the namespaces a worker is started in, besides its
 // user namespace. The network namespace has only a loopback, down.
 const namespaceFlags = unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWPID | unix.CLONE_NEWNS

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
 
 // The worker-side test hook: compiled only into this package's test
@@ -54,7 +55,7 @@ func TestForbiddenSyscallsKillTheWorker(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			w := startWorker(t, testConfig(t, wasm))
-			_, err := w.call(ctx, add, time.Second, []byte(name), flagTestHook, nil)
+			_, err := w.call(ctx, add, time.Second, []byte(name), wire.FlagTestHook, nil)
 			var ce *CallError
 			if !errors.As(err, &ce) || ce.Violation == nil {
 				t.Fatalf("%s: worker not killed by the sandbox: %v", name, err)
@@ -69,7 +70,7 @@ func TestForbiddenSyscallsKillTheWorker(t *testing.T) {
 	}
 	// clone3 is refused gracefully (ENOSYS) so glibc falls back to clone.
 	w := startWorker(t, testConfig(t, wasm))
-	out, err := w.call(ctx, add, time.Second, []byte("clone3"), flagTestHook, nil)
+	out, err := w.call(ctx, add, time.Second, []byte("clone3"), wire.FlagTestHook, nil)
 	if err != nil || string(out) != fmt.Sprintf("returned errno %d (%v)", unix.ENOSYS, unix.ENOSYS) {
 		t.Fatalf("clone3: %q, %v", out, err)
 	}
@@ -198,7 +199,7 @@ func TestHostRefusesAnOversizedAnswer(t *testing.T) {
 	cfg.MaxOutputBytes = 1 << 20
 	w := startWorker(t, cfg)
 	add := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}
-	_, err := w.call(context.Background(), add, time.Second, []byte("answer-bytes:4000000"), flagTestHook, nil)
+	_, err := w.call(context.Background(), add, time.Second, []byte("answer-bytes:4000000"), wire.FlagTestHook, nil)
 	var ce *CallError
 	if !errors.As(err, &ce) || ce.Violation == nil || ce.Violation.Limit != "result size" {
 		t.Fatalf("want a result-size violation, got %v", err)
@@ -209,15 +210,15 @@ func TestHostRefusesAnOversizedAnswer(t *testing.T) {
 // answers its request three times, "answer-unknown" answers an id never
 // asked before answering its own.
 func init() {
-	testRawHook = func(w *frameWriter, id uint64, input []byte) bool {
+	testRawHook = func(w *wire.Writer, id uint64, input []byte) bool {
 		switch string(input) {
 		case "answer-thrice":
 			for i := 0; i < 3; i++ {
-				w.write(kindResult, statusOK, id, []byte("again"))
+				w.Send(wire.KindResult, wire.StatusOK, id, []byte("again"))
 			}
 		case "answer-unknown":
-			w.write(kindResult, statusOK, id+1<<40, []byte("nobody asked"))
-			w.write(kindResult, statusOK, id, []byte("mine"))
+			w.Send(wire.KindResult, wire.StatusOK, id+1<<40, []byte("nobody asked"))
+			w.Send(wire.KindResult, wire.StatusOK, id, []byte("mine"))
 		default:
 			return false
 		}
@@ -238,7 +239,7 @@ func TestWorkerAnswersCannotBlockTheHost(t *testing.T) {
 			// cancelled: nobody reads its answers.
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
-			w.call(ctx, add, time.Second, []byte(tc), flagTestHook, nil)
+			w.call(ctx, add, time.Second, []byte(tc), wire.FlagTestHook, nil)
 			select {
 			case <-w.Done():
 			case <-time.After(10 * time.Second):

@@ -16,26 +16,8 @@ import (
 
 	"github.com/udfhost/udfhost/internal/cgroup"
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
-
-// Probe is one canary the worker tries after its jail is up: Denied says
-// whether the jail stopped it.
-type Probe struct {
-	Name   string `json:"name"`
-	Denied bool   `json:"denied"`
-	Detail string `json:"detail,omitempty"`
-}
-
-// flagProbe asks the worker to run its canary probes (probe.go); the input
-// region is a probeRequest as JSON.
-const flagProbe = 2
-
-type probeRequest struct {
-	// HostPort is a TCP port listening on the host's loopback: the worker
-	// must not reach it.
-	HostPort int    `json:"host_port"`
-	Name     string `json:"name"` // the probe to run
-}
 
 // probe is what untrusted code that escaped wasm would try first. Probes
 // run as the worker's own Go code, so they test the native layers, not
@@ -43,18 +25,18 @@ type probeRequest struct {
 // succeeded (the jail did not stop it).
 type probe struct {
 	name string
-	run  func(req probeRequest) (string, error)
+	run  func(req wire.ProbeRequest) (string, error)
 }
 
 var probes = []probe{
-	{"read /etc/passwd", func(probeRequest) (string, error) {
+	{"read /etc/passwd", func(wire.ProbeRequest) (string, error) {
 		f, err := os.Open("/etc/passwd")
 		if err == nil {
 			f.Close()
 		}
 		return "readable", err
 	}},
-	{"write outside the private /tmp", func(probeRequest) (string, error) {
+	{"write outside the private /tmp", func(wire.ProbeRequest) (string, error) {
 		f, err := os.CreateTemp("/var/tmp", "udfhost-probe-")
 		if err == nil {
 			f.Close()
@@ -62,21 +44,21 @@ var probes = []probe{
 		}
 		return "created a file in /var/tmp", err
 	}},
-	{"create a socket", func(probeRequest) (string, error) {
+	{"create a socket", func(wire.ProbeRequest) (string, error) {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 		if err == nil {
 			unix.Close(fd)
 		}
 		return "created", err
 	}},
-	{"connect to the host's loopback", func(req probeRequest) (string, error) {
+	{"connect to the host's loopback", func(req wire.ProbeRequest) (string, error) {
 		conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(req.HostPort)), 500*time.Millisecond)
 		if err == nil {
 			conn.Close()
 		}
 		return "connected", err
 	}},
-	{"see a network interface", func(probeRequest) (string, error) {
+	{"see a network interface", func(wire.ProbeRequest) (string, error) {
 		ifs, err := net.Interfaces()
 		if err != nil {
 			return "", err
@@ -92,16 +74,16 @@ var probes = []probe{
 		}
 		return fmt.Sprintf("up: %v", up), nil
 	}},
-	{"execve /bin/true", func(probeRequest) (string, error) {
+	{"execve /bin/true", func(wire.ProbeRequest) (string, error) {
 		c := exec.Command("/bin/true")
 		// Not /dev/null: Landlock would refuse it before execve is tried.
 		c.Stdin, c.Stdout, c.Stderr = os.Stderr, os.Stderr, os.Stderr
 		return "ran", c.Run()
 	}},
-	{"ptrace another process", func(probeRequest) (string, error) {
+	{"ptrace another process", func(wire.ProbeRequest) (string, error) {
 		return "attached to pid 1", unix.PtraceAttach(1)
 	}},
-	{"see other processes", func(probeRequest) (string, error) {
+	{"see other processes", func(wire.ProbeRequest) (string, error) {
 		entries, err := os.ReadDir("/proc")
 		if err != nil {
 			return "", err
@@ -117,18 +99,18 @@ var probes = []probe{
 		}
 		return fmt.Sprintf("%d other processes visible", others), nil
 	}},
-	{"raise an rlimit", func(probeRequest) (string, error) {
+	{"raise an rlimit", func(wire.ProbeRequest) (string, error) {
 		lim := unix.Rlimit{Cur: 4096, Max: 4096}
 		err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
 		return "raised RLIMIT_NOFILE to 4096", err
 	}},
-	{"become root", func(probeRequest) (string, error) {
+	{"become root", func(wire.ProbeRequest) (string, error) {
 		return "setresuid(0) succeeded", unix.Setresuid(0, 0, 0)
 	}},
-	{"mount a filesystem", func(probeRequest) (string, error) {
+	{"mount a filesystem", func(wire.ProbeRequest) (string, error) {
 		return "mounted a tmpfs", unix.Mount("tmpfs", "/tmp", "tmpfs", 0, "")
 	}},
-	{"start a process (fork)", func(probeRequest) (string, error) {
+	{"start a process (fork)", func(wire.ProbeRequest) (string, error) {
 		pid, _, errno := unix.RawSyscall(unix.SYS_FORK, 0, 0, 0)
 		if errno != 0 {
 			return "", errno
@@ -140,7 +122,7 @@ var probes = []probe{
 	}},
 }
 
-func runProbe(req probeRequest) (Probe, error) {
+func runProbe(req wire.ProbeRequest) (Probe, error) {
 	for _, p := range probes {
 		if p.name == req.Name {
 			detail, err := p.run(req)
@@ -202,8 +184,8 @@ func Doctor(ctx context.Context, cfg Config) (Report, error) {
 			if i == 0 {
 				rep.Layers, rep.StartMS = w.Layers(), float64(w.StartDuration().Microseconds())/1000
 			}
-			req, _ := json.Marshal(probeRequest{HostPort: ln.Addr().(*net.TCPAddr).Port, Name: p.name})
-			out, err := w.call(ctx, &FuncSpec{Export: "f", ABI: udf.ABIBatch}, 30*time.Second, req, flagProbe, nil)
+			req, _ := json.Marshal(wire.ProbeRequest{HostPort: ln.Addr().(*net.TCPAddr).Port, Name: p.name})
+			out, err := w.call(ctx, &FuncSpec{Export: "f", ABI: udf.ABIBatch}, 30*time.Second, req, wire.FlagProbe, nil)
 			var ce *CallError
 			switch {
 			case errors.As(err, &ce) && ce.Violation != nil:

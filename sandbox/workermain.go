@@ -17,71 +17,26 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
 
 // workerFD is the inherited socket to the host (ExtraFiles[0]).
 const workerFD = 3
 
-// loadConfig is the first frame's JSON: what the worker runs and under
-// which limits. The module bytes follow it in the same frame, then the
-// compilation cache files, in order.
-type loadConfig struct {
-	Identity         string `json:"identity"`
-	MemoryLimitPages uint32 `json:"memory_limit_pages"`
-	MaxInstances     int    `json:"max_instances"`
-	ModuleSize       int    `json:"module_size"`
-	// CacheDir is the host's compilation cache, used directly only by a
-	// worker without namespaces; a jailed worker gets CacheFiles instead.
-	CacheDir   string      `json:"cache_dir,omitempty"`
-	CacheFiles []cacheFile `json:"cache_files,omitempty"`
-	// PreciseInterrupt compiles with WithCloseOnContextDone so a batch past
-	// its deadline is stopped inside wasm; otherwise the host kills the
-	// worker at the deadline.
-	PreciseInterrupt bool `json:"precise_interrupt,omitempty"`
-	// MeasureSyscalls skips the seccomp filter and marks the moment it
-	// would be installed, for scripts/measure-syscalls.sh.
-	MeasureSyscalls bool `json:"measure_syscalls,omitempty"`
-	// MaxOutputBytes bounds one batch's result region.
-	MaxOutputBytes int64 `json:"max_output_bytes,omitempty"`
-	// GoMemoryLimit is the worker's Go memory limit (debug.SetMemoryLimit):
-	// its cgroup's memory less the guests' linear memories (outside the Go
-	// heap, see mmapAllocator) and compiled code, so the collector works
-	// harder before the cgroup would kill the worker. 0: none.
-	GoMemoryLimit int64 `json:"go_memory_limit,omitempty"`
-	// CompileOnly has the worker compile the module, answer with the
-	// compilation cache it produced, and exit: no instance, no guest code.
-	CompileOnly bool `json:"compile_only,omitempty"`
-}
-
 // measureMarker is the path a measuring worker probes where the filter
 // would be installed: syscalls traced after it are what the filter must allow.
 const measureMarker = "/udfhost-seccomp-installed-here"
 
-// loadedInfo answers the load frame.
-type loadedInfo struct {
-	PID    int     `json:"pid"`
-	Layers []Layer `json:"layers"`
-	Error  string  `json:"error,omitempty"`
-	// ModuleFault says Error is the module's own fault (it does not
-	// compile, instantiate or start under its limits), not the worker's.
-	ModuleFault bool `json:"module_fault,omitempty"`
-	// CacheFiles (compile-only) describe the bytes after the JSON and a 0.
-	CacheFiles []cacheFile `json:"cache_files,omitempty"`
-	cacheData  [][]byte
-}
-
 // testHook, when set (only by this package's tests: it is assigned in a
 // _test.go file, so release builds never carry one), runs a call with
-// flagTestHook inside the jailed worker: the native layers are tested
+// wire.FlagTestHook inside the jailed worker: the native layers are tested
 // with real forbidden syscalls, not only with guest code wazero stops.
 var testHook func(input []byte) ([]byte, error)
 
-const flagTestHook = 4
-
 // testRawHook, like testHook only ever set by this package's tests, may
-// answer a flagTestHook call itself on the wire (as a broken worker would:
+// answer a wire.FlagTestHook call itself on the wire (as a broken worker would:
 // twice, or for another id); it reports whether it did.
-var testRawHook func(w *frameWriter, id uint64, input []byte) bool
+var testRawHook func(w *wire.Writer, id uint64, input []byte) bool
 
 // WorkerMain is the body of the hidden `udfhost worker` command: it serves
 // one module for one pod identity over the inherited socket until the host
@@ -99,7 +54,7 @@ func WorkerMain() int {
 	j := setUp()
 	var fds []*os.File
 	if j.namespaced {
-		if fds, err = recvFDs(conn); err != nil {
+		if fds, err = wire.RecvFDs(conn); err != nil {
 			fmt.Fprintf(os.Stderr, "worker: %v\n", err)
 			return 2
 		}
@@ -112,22 +67,21 @@ func WorkerMain() int {
 }
 
 func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail, fds []*os.File) error {
-	w := &frameWriter{w: conn}
-	var hdr [frameHeaderSize]byte
-	fr, _, err := readFrame(conn, &hdr, nil)
+	w := wire.NewWriter(conn)
+	var hdr [wire.HeaderSize]byte
+	fr, _, err := wire.ReadFrame(conn, &hdr, nil)
 	if err != nil {
 		return fmt.Errorf("read load frame: %w", err)
 	}
-	if fr.kind != kindLoad {
-		return fmt.Errorf("first frame has kind %d, want load", fr.kind)
+	if fr.Kind != wire.KindLoad {
+		return fmt.Errorf("first frame has kind %d, want load", fr.Kind)
 	}
-	eng, info, err := load(ctx, fr.payload, j, fds, func() error { return w.write(kindCompiled, statusOK, fr.id) })
+	eng, info, err := load(ctx, fr.Payload, j, fds, func() error { return w.Send(wire.KindCompiled, wire.StatusOK, fr.ID) })
 	if err != nil {
 		info.Error = err.Error()
 		info.ModuleFault = errors.As(err, new(moduleFault))
 	}
-	msg, _ := json.Marshal(info)
-	if werr := w.write(kindLoaded, statusOK, fr.id, append([][]byte{msg, {0}}, info.cacheData...)...); werr != nil || err != nil || eng == nil {
+	if werr := w.Send(wire.KindLoaded, wire.StatusOK, fr.ID, wire.EncodeLoaded(&info)...); werr != nil || err != nil || eng == nil {
 		return errors.Join(err, werr)
 	}
 	defer eng.close(ctx)
@@ -138,7 +92,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail, fds []*os.Fil
 	r := bufio.NewReaderSize(conn, 64<<10)
 	for {
 		buf := getBuf(0)
-		fr, buf, err := readFrame(r, &hdr, buf)
+		fr, buf, err := wire.ReadFrame(r, &hdr, buf)
 		if err != nil {
 			putBuf(buf)
 			if errors.Is(err, io.EOF) {
@@ -146,9 +100,9 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail, fds []*os.Fil
 			}
 			return fmt.Errorf("read frame: %w", err)
 		}
-		if fr.kind != kindCall {
+		if fr.Kind != wire.KindCall {
 			putBuf(buf)
-			return fmt.Errorf("unexpected frame kind %d", fr.kind)
+			return fmt.Errorf("unexpected frame kind %d", fr.Kind)
 		}
 		wg.Add(1)
 		go func() {
@@ -159,20 +113,12 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail, fds []*os.Fil
 	}
 }
 
-func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled func() error) (*engine, loadedInfo, error) {
-	info := loadedInfo{PID: os.Getpid(), Layers: j.layers}
-	cfgJSON, rest, ok := cutByte(payload, 0)
-	if !ok {
-		return nil, info, errors.New("load frame has no module")
+func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled func() error) (*engine, wire.LoadedInfo, error) {
+	info := wire.LoadedInfo{PID: os.Getpid(), Layers: j.layers}
+	cfg, wasm, err := wire.DecodeLoad(payload)
+	if err != nil {
+		return nil, info, err
 	}
-	var cfg loadConfig
-	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
-		return nil, info, fmt.Errorf("decode load config: %w", err)
-	}
-	if cfg.ModuleSize < 0 || cfg.ModuleSize > len(rest) {
-		return nil, info, fmt.Errorf("load frame: module size %d, frame holds %d bytes", cfg.ModuleSize, len(rest))
-	}
-	wasm := rest[:cfg.ModuleSize]
 	if cfg.GoMemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.GoMemoryLimit)
 	}
@@ -215,7 +161,7 @@ func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled
 		eng.close(ctx)
 		info.Layers = j.layers
 		if j.namespaced {
-			info.CacheFiles, info.cacheData, err = readCacheFiles(cacheSubdir)
+			info.CacheFiles, info.CacheData, err = readCacheFiles(cacheSubdir)
 		}
 		return nil, info, err
 	}
@@ -243,58 +189,58 @@ func installFilter(j *jail, measure bool) {
 	j.add(LayerSeccomp, installSeccomp(), "allowlist "+SeccompProfileHash()+"; anything else traps and ends the worker")
 }
 
-func handleCall(ctx context.Context, eng *engine, w *frameWriter, fr frame) {
+func handleCall(ctx context.Context, eng *engine, w *wire.Writer, fr wire.Frame) {
 	var argBuf [16]udf.Type
-	spec, deadlineMS, flags, input, err := parseCallHeader(fr.payload, argBuf[:0])
+	spec, deadlineMS, flags, input, err := wire.ParseCallHeader(fr.Payload, argBuf[:0])
 	if err != nil {
-		w.write(kindResult, statusBadRequest, fr.id, []byte(err.Error()))
+		w.Send(wire.KindResult, wire.StatusBadRequest, fr.ID, []byte(err.Error()))
 		return
 	}
-	if flags&flagProbe != 0 {
-		var req probeRequest
+	if flags&wire.FlagProbe != 0 {
+		var req wire.ProbeRequest
 		json.Unmarshal(input, &req)
 		p, err := runProbe(req)
 		if err != nil {
-			w.write(kindResult, statusBadRequest, fr.id, []byte(err.Error()))
+			w.Send(wire.KindResult, wire.StatusBadRequest, fr.ID, []byte(err.Error()))
 			return
 		}
 		out, _ := json.Marshal(p)
-		w.write(kindResult, statusOK, fr.id, out)
+		w.Send(wire.KindResult, wire.StatusOK, fr.ID, out)
 		return
 	}
-	if flags&flagTestHook != 0 && testRawHook != nil && testRawHook(w, fr.id, input) {
+	if flags&wire.FlagTestHook != 0 && testRawHook != nil && testRawHook(w, fr.ID, input) {
 		return
 	}
-	if flags&flagTestHook != 0 && testHook != nil {
+	if flags&wire.FlagTestHook != 0 && testHook != nil {
 		out, err := testHook(input)
 		if err != nil {
-			w.write(kindResult, statusBadRequest, fr.id, []byte(err.Error()))
+			w.Send(wire.KindResult, wire.StatusBadRequest, fr.ID, []byte(err.Error()))
 			return
 		}
-		w.write(kindResult, statusOK, fr.id, out)
+		w.Send(wire.KindResult, wire.StatusOK, fr.ID, out)
 		return
 	}
-	if flags&flagPrepare != 0 {
+	if flags&wire.FlagPrepare != 0 {
 		if err := eng.prepare(ctx, &spec); err != nil {
-			w.write(kindResult, statusBadRequest, fr.id, []byte(err.Error()))
+			w.Send(wire.KindResult, wire.StatusBadRequest, fr.ID, []byte(err.Error()))
 			return
 		}
-		w.write(kindResult, statusOK, fr.id)
+		w.Send(wire.KindResult, wire.StatusOK, fr.ID)
 		return
 	}
 	dst := getBuf(0)
 	defer func() { putBuf(dst) }()
 	dst, err = eng.call(ctx, &spec, time.Duration(deadlineMS)*time.Millisecond, input, dst[:0])
 	if err != nil {
-		status := statusInternal
+		status := wire.StatusInternal
 		var ce *callError
 		if errors.As(err, &ce) {
 			status = ce.status
 		}
-		w.write(kindResult, status, fr.id, []byte(err.Error()))
+		w.Send(wire.KindResult, status, fr.ID, []byte(err.Error()))
 		return
 	}
-	w.write(kindResult, statusOK, fr.id, dst)
+	w.Send(wire.KindResult, wire.StatusOK, fr.ID, dst)
 }
 
 // moduleFault marks a load error as the module's fault.
@@ -302,15 +248,6 @@ type moduleFault struct{ err error }
 
 func (m moduleFault) Error() string { return m.err.Error() }
 func (m moduleFault) Unwrap() error { return m.err }
-
-func cutByte(b []byte, sep byte) (before, after []byte, ok bool) {
-	for i, c := range b {
-		if c == sep {
-			return b[:i], b[i+1:], true
-		}
-	}
-	return b, nil, false
-}
 
 // Frame buffers are recycled: a steady stream of batches of one shape then
 // allocates nothing per batch.
