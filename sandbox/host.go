@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/udfhost/udfhost/internal/cgroup"
+	"github.com/udfhost/udfhost/sandbox/internal/jail"
 )
 
 // Host is what a host process sets up once for all its workers: the pool
@@ -92,3 +93,7 @@ func goMemoryLimit(cfg Config) int64 {
 	}
 	return l
 }
+
+// SeccompProfileHash identifies the seccomp allowlist workers run under;
+// serve audits it with the layers it measured.
+func SeccompProfileHash() string { return jail.SeccompProfileHash() }

@@ -16,10 +16,12 @@ import (
 
 	"github.com/udfhost/udfhost/internal/abi"
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/sandbox/internal/jail"
 )
 
-// TestMeasureSyscalls is how sandbox/seccomp.profile is measured, not
-// guessed: workers run under strace -f with every layer but the filter,
+// TestMeasureSyscalls is how the seccomp allowlist
+// (sandbox/internal/jail/seccomp.profile) is measured, not guessed:
+// workers run under strace -f with every layer but the filter,
 // through what a worker does after the filter would be installed (calls
 // of both ABIs, concurrent batches, traps, deadlines in both interrupt
 // modes, memory growth, a Go guest, driver compiles, orderly stop). It
@@ -146,7 +148,7 @@ func countAfterMarker(t *testing.T, path string, counts map[string]int) {
 	for sc.Scan() {
 		line := sc.Text()
 		if !after {
-			after = strings.Contains(line, measureMarker)
+			after = strings.Contains(line, jail.MeasureMarker)
 			continue
 		}
 		if m := straceLine.FindStringSubmatch(line); m != nil && !strings.Contains(line, "resumed>") {
@@ -154,6 +156,6 @@ func countAfterMarker(t *testing.T, path string, counts map[string]int) {
 		}
 	}
 	if !after {
-		t.Fatalf("%s: marker %s not traced", path, measureMarker)
+		t.Fatalf("%s: marker %s not traced", path, jail.MeasureMarker)
 	}
 }

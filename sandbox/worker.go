@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udfhost/udfhost/internal/cgroup"
+	"github.com/udfhost/udfhost/sandbox/internal/jail"
 	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
 
@@ -202,14 +203,13 @@ func spawn(cfg Config) (*Worker, error) {
 	var hostID uint32
 	if cfg.IDs != nil && canJail() {
 		// New namespaces need privilege; without them the worker reports
-		// those layers inactive (see jail.go) and strict mode refuses it.
+		// those layers inactive (see jail.Setup) and strict mode refuses it.
 		if hostID, err = cfg.IDs.get(); err != nil {
 			conn.Close()
 			return nil, err
 		}
-		userNamespaceAttr(cmd.SysProcAttr, hostID)
-		cmd.SysProcAttr.Cloneflags |= namespaceFlags
-		cmd.Env = []string{jailEnv}
+		jail.Namespaces(cmd.SysProcAttr, hostID)
+		cmd.Env = []string{jail.Env}
 	}
 	spawned := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -745,10 +745,10 @@ func (w *Worker) classifyExit() *Violation {
 	}
 	ws, _ := st.Sys().(syscall.WaitStatus)
 	switch {
-	case ws.Exited() && ws.ExitStatus() == sigsysExitCode:
+	case ws.Exited() && ws.ExitStatus() == jail.SigsysExitCode:
 		v := &Violation{Layer: LayerSeccomp, Detail: "the seccomp filter trapped a forbidden syscall"}
 		if nr := w.stderr.trappedSyscall(); nr >= 0 {
-			v.Syscall = syscallName(nr)
+			v.Syscall = jail.SyscallName(nr)
 			v.Detail = fmt.Sprintf("the seccomp filter trapped %s (syscall %d)", v.Syscall, nr)
 		}
 		return v

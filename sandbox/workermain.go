@@ -14,18 +14,18 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
-	"golang.org/x/sys/unix"
 
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/sandbox/internal/jail"
 	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
 
 // workerFD is the inherited socket to the host (ExtraFiles[0]).
 const workerFD = 3
 
-// measureMarker is the path a measuring worker probes where the filter
-// would be installed: syscalls traced after it are what the filter must allow.
-const measureMarker = "/udfhost-seccomp-installed-here"
+// cacheSubdir is where a namespaced worker keeps its copy of the
+// compilation cache, in its private tmpfs.
+const cacheSubdir = jail.ScratchDir + "/wazero"
 
 // testHook, when set (only by this package's tests: it is assigned in a
 // _test.go file, so release builds never carry one), runs a call with
@@ -51,9 +51,9 @@ func WorkerMain() int {
 	}
 	defer conn.Close()
 	// Jail first: a spare worker waits for its module already confined.
-	j := setUp()
+	j := jail.Setup()
 	var fds []*os.File
-	if j.namespaced {
+	if j.Namespaced() {
 		if fds, err = wire.RecvFDs(conn); err != nil {
 			fmt.Fprintf(os.Stderr, "worker: %v\n", err)
 			return 2
@@ -66,7 +66,7 @@ func WorkerMain() int {
 	return 0
 }
 
-func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail, fds []*os.File) error {
+func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail.Jail, fds []*os.File) error {
 	w := wire.NewWriter(conn)
 	var hdr [wire.HeaderSize]byte
 	fr, _, err := wire.ReadFrame(conn, &hdr, nil)
@@ -113,8 +113,8 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail, fds []*os.Fil
 	}
 }
 
-func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled func() error) (*engine, wire.LoadedInfo, error) {
-	info := wire.LoadedInfo{PID: os.Getpid(), Layers: j.layers}
+func load(ctx context.Context, payload []byte, j *jail.Jail, fds []*os.File, compiled func() error) (*engine, wire.LoadedInfo, error) {
+	info := wire.LoadedInfo{PID: os.Getpid(), Layers: j.Layers()}
 	cfg, wasm, err := wire.DecodeLoad(payload)
 	if err != nil {
 		return nil, info, err
@@ -123,7 +123,7 @@ func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled
 		debug.SetMemoryLimit(cfg.GoMemoryLimit)
 	}
 	cacheDir := cfg.CacheDir
-	if j.namespaced {
+	if j.Namespaced() {
 		// The host's cache is out of reach; the worker compiles from its
 		// own copy, in its private tmpfs, and nothing it writes there is
 		// seen by the host or another worker.
@@ -143,8 +143,8 @@ func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled
 		if c, err := wazero.NewCompilationCacheWithDir(cacheDir); err == nil {
 			c.Close(ctx)
 		}
-		installFilter(j, cfg.MeasureSyscalls)
-		info.Layers = j.layers
+		j.InstallSeccomp(cfg.MeasureSyscalls)
+		info.Layers = j.Layers()
 	}
 	// Compile before the filter goes up; run no guest code until after it.
 	eng, err := newEngine(ctx, engineConfig{
@@ -159,14 +159,14 @@ func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled
 	}
 	if cfg.CompileOnly {
 		eng.close(ctx)
-		info.Layers = j.layers
-		if j.namespaced {
+		info.Layers = j.Layers()
+		if j.Namespaced() {
 			info.CacheFiles, info.CacheData, err = readCacheFiles(cacheSubdir)
 		}
 		return nil, info, err
 	}
-	installFilter(j, cfg.MeasureSyscalls)
-	info.Layers = j.layers
+	j.InstallSeccomp(cfg.MeasureSyscalls)
+	info.Layers = j.Layers()
 	if err := compiled(); err != nil {
 		eng.close(ctx)
 		return nil, info, err
@@ -176,17 +176,6 @@ func load(ctx context.Context, payload []byte, j *jail, fds []*os.File, compiled
 		return nil, info, moduleFault{err}
 	}
 	return eng, info, nil
-}
-
-// installFilter installs the seccomp filter or, when measuring, marks the
-// point where it would go (scripts/measure-syscalls.sh).
-func installFilter(j *jail, measure bool) {
-	if measure {
-		unix.Access(measureMarker, unix.F_OK)
-		j.add(LayerSeccomp, errors.New("skipped: measuring syscalls"), "")
-		return
-	}
-	j.add(LayerSeccomp, installSeccomp(), "allowlist "+SeccompProfileHash()+"; anything else traps and ends the worker")
 }
 
 func handleCall(ctx context.Context, eng *engine, w *wire.Writer, fr wire.Frame) {
@@ -199,7 +188,7 @@ func handleCall(ctx context.Context, eng *engine, w *wire.Writer, fr wire.Frame)
 	if flags&wire.FlagProbe != 0 {
 		var req wire.ProbeRequest
 		json.Unmarshal(input, &req)
-		p, err := runProbe(req)
+		p, err := jail.RunProbe(req)
 		if err != nil {
 			w.Send(wire.KindResult, wire.StatusBadRequest, fr.ID, []byte(err.Error()))
 			return
