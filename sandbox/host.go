@@ -54,8 +54,8 @@ func (h *Host) Close() error {
 // the runtime, compiled code and the cache copy need.
 //
 // Guest memory is counted once: linear memories are reserved at their
-// maximum and never copied to grow (mmapAllocator), so instances ×
-// limit is all they can ever take.
+// maximum and never copied to grow (the worker's mmapAllocator), so
+// instances × limit is all they can ever take.
 func PodLimits(memoryLimitPages uint32, instances int) cgroup.Limits {
 	return cgroup.Limits{
 		MemoryBytes: guestMemory(memoryLimitPages, instances) + runtimeOverhead,

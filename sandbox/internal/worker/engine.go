@@ -1,4 +1,4 @@
-package sandbox
+package worker
 
 import (
 	"context"
@@ -162,7 +162,7 @@ func (e *engine) discard(ctx context.Context, inst *instance) {
 // prepare gets an instance ready to call spec: the export is checked and a
 // direct-ABI driver compiled (and cached on disk), so that the first batch
 // does not pay for it.
-func (e *engine) prepare(ctx context.Context, spec *FuncSpec) error {
+func (e *engine) prepare(ctx context.Context, spec *wire.FuncSpec) error {
 	inst, err := e.acquire(ctx)
 	if err != nil {
 		return err
@@ -197,7 +197,7 @@ type callError struct {
 func (e *callError) Error() string { return e.msg }
 
 // call runs spec on one input region and appends the output region to dst.
-func (e *engine) call(ctx context.Context, spec *FuncSpec, deadline time.Duration, input, dst []byte) ([]byte, error) {
+func (e *engine) call(ctx context.Context, spec *wire.FuncSpec, deadline time.Duration, input, dst []byte) ([]byte, error) {
 	in, err := abi.ParseInput(input)
 	if err != nil {
 		return dst, &callError{wire.StatusBadRequest, err.Error()}
@@ -270,7 +270,7 @@ func (inst *instance) fn(name string) (api.Function, error) {
 	return f, nil
 }
 
-func (inst *instance) callBatch(ctx context.Context, spec *FuncSpec, input []byte, rows int, dst []byte, maxOutput int64) ([]byte, error) {
+func (inst *instance) callBatch(ctx context.Context, spec *wire.FuncSpec, input []byte, rows int, dst []byte, maxOutput int64) ([]byte, error) {
 	if inst.alloc == nil {
 		return dst, &callError{wire.StatusBadRequest, "module does not implement the batch ABI (no udfhost_abi_version/udfhost_alloc)"}
 	}
@@ -327,7 +327,7 @@ type driver struct {
 
 // driverFor returns inst's driver for spec, compiling (once per engine) and
 // instantiating (once per instance) it on first use.
-func (e *engine) driverFor(ctx context.Context, inst *instance, spec *FuncSpec) (*driver, error) {
+func (e *engine) driverFor(ctx context.Context, inst *instance, spec *wire.FuncSpec) (*driver, error) {
 	key := spec.Export + "\x00" + string(typeBytes(spec))
 	if d, ok := inst.drivers[key]; ok {
 		return d, nil
@@ -361,7 +361,7 @@ func (e *engine) driverFor(ctx context.Context, inst *instance, spec *FuncSpec) 
 	return d, nil
 }
 
-func typeBytes(spec *FuncSpec) []byte {
+func typeBytes(spec *wire.FuncSpec) []byte {
 	b := make([]byte, 0, len(spec.Args)+1)
 	for _, t := range spec.Args {
 		b = append(b, byte(t))
@@ -372,7 +372,7 @@ func typeBytes(spec *FuncSpec) []byte {
 // callDirect runs a batch through the driver: the input region is copied
 // into the driver's memory, the output region is laid out after it, and
 // the driver fills values and validity.
-func (e *engine) callDirect(ctx context.Context, inst *instance, spec *FuncSpec, input []byte, rows int, dst []byte) ([]byte, error) {
+func (e *engine) callDirect(ctx context.Context, inst *instance, spec *wire.FuncSpec, input []byte, rows int, dst []byte) ([]byte, error) {
 	if _, err := inst.fn(spec.Export); err != nil {
 		return dst, err
 	}
@@ -436,7 +436,7 @@ func align8(n int) int { return (n + 7) &^ 7 }
 
 // checkDirect re-checks, in the worker, that the export's wasm signature is
 // the one the SQL signature maps to; the host checked it at CreateFunction.
-func checkDirect(def api.FunctionDefinition, spec *FuncSpec) error {
+func checkDirect(def api.FunctionDefinition, spec *wire.FuncSpec) error {
 	params, results := def.ParamTypes(), def.ResultTypes()
 	ok := len(params) == len(spec.Args) && len(results) == 1 && results[0] == api.ValueType(spec.Result.DirectWasmType())
 	for i := 0; ok && i < len(params); i++ {

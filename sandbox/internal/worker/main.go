@@ -1,4 +1,4 @@
-package sandbox
+package worker
 
 import (
 	"bufio"
@@ -27,21 +27,25 @@ const workerFD = 3
 // compilation cache, in its private tmpfs.
 const cacheSubdir = jail.ScratchDir + "/wazero"
 
-// testHook, when set (only by this package's tests: it is assigned in a
-// _test.go file, so release builds never carry one), runs a call with
-// wire.FlagTestHook inside the jailed worker: the native layers are tested
-// with real forbidden syscalls, not only with guest code wazero stops.
-var testHook func(input []byte) ([]byte, error)
+// TestHooks let the sandbox's own tests act, inside a real jailed worker,
+// as code that escaped wasm or a broken worker would: the native layers
+// are tested with real forbidden syscalls, not only with guest code
+// wazero stops. Only the sandbox's test binary passes any to Main; the
+// udfhost binary passes nil, so a release worker answers FlagTestHook
+// calls as ordinary ones.
+type TestHooks struct {
+	// Call runs a FlagTestHook call: input in, its answer or error back.
+	Call func(input []byte) ([]byte, error)
+	// Raw may answer a FlagTestHook call itself on the wire (as a broken
+	// worker would: twice, or for another id); it reports whether it did.
+	Raw func(w *wire.Writer, id uint64, input []byte) bool
+}
 
-// testRawHook, like testHook only ever set by this package's tests, may
-// answer a wire.FlagTestHook call itself on the wire (as a broken worker would:
-// twice, or for another id); it reports whether it did.
-var testRawHook func(w *wire.Writer, id uint64, input []byte) bool
-
-// WorkerMain is the body of the hidden `udfhost worker` command: it serves
-// one module for one pod identity over the inherited socket until the host
-// closes it. It returns the process exit code.
-func WorkerMain() int {
+// Main is the body of the hidden `udfhost worker` command, in the worker
+// process: it jails the process, then serves one module for one pod
+// identity over the inherited socket until the host closes it. It
+// returns the process exit code. hooks is nil but in the sandbox's tests.
+func Main(hooks *TestHooks) int {
 	f := os.NewFile(workerFD, "host-socket")
 	conn, err := net.FileConn(f)
 	f.Close()
@@ -59,14 +63,14 @@ func WorkerMain() int {
 			return 2
 		}
 	}
-	if err := serveWorker(context.Background(), conn, j, fds); err != nil {
+	if err := serveWorker(context.Background(), conn, j, fds, hooks); err != nil {
 		fmt.Fprintf(os.Stderr, "worker: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail.Jail, fds []*os.File) error {
+func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail.Jail, fds []*os.File, hooks *TestHooks) error {
 	w := wire.NewWriter(conn)
 	var hdr [wire.HeaderSize]byte
 	fr, _, err := wire.ReadFrame(conn, &hdr, nil)
@@ -108,7 +112,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail.Jail, fds []*o
 		go func() {
 			defer wg.Done()
 			defer putBuf(buf)
-			handleCall(ctx, eng, w, fr)
+			handleCall(ctx, eng, w, fr, hooks)
 		}()
 	}
 }
@@ -178,7 +182,7 @@ func load(ctx context.Context, payload []byte, j *jail.Jail, fds []*os.File, com
 	return eng, info, nil
 }
 
-func handleCall(ctx context.Context, eng *engine, w *wire.Writer, fr wire.Frame) {
+func handleCall(ctx context.Context, eng *engine, w *wire.Writer, fr wire.Frame, hooks *TestHooks) {
 	var argBuf [16]udf.Type
 	spec, deadlineMS, flags, input, err := wire.ParseCallHeader(fr.Payload, argBuf[:0])
 	if err != nil {
@@ -197,11 +201,11 @@ func handleCall(ctx context.Context, eng *engine, w *wire.Writer, fr wire.Frame)
 		w.Send(wire.KindResult, wire.StatusOK, fr.ID, out)
 		return
 	}
-	if flags&wire.FlagTestHook != 0 && testRawHook != nil && testRawHook(w, fr.ID, input) {
+	if flags&wire.FlagTestHook != 0 && hooks != nil && hooks.Raw != nil && hooks.Raw(w, fr.ID, input) {
 		return
 	}
-	if flags&wire.FlagTestHook != 0 && testHook != nil {
-		out, err := testHook(input)
+	if flags&wire.FlagTestHook != 0 && hooks != nil && hooks.Call != nil {
+		out, err := hooks.Call(input)
 		if err != nil {
 			w.Send(wire.KindResult, wire.StatusBadRequest, fr.ID, []byte(err.Error()))
 			return
