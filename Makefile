@@ -79,7 +79,7 @@ lint: deps
 	GOOS=wasip1 GOARCH=wasm $(TOOLS)/staticcheck -checks inherit,-U1000 $(GUEST_PKGS)
 
 # The packages whose code runs concurrently, again under the race detector.
-RACE_PKGS := ./audit/ ./internal/server/ ./sandbox/ ./artifacts/ ./pods/
+RACE_PKGS := ./audit/ ./internal/server/ ./sandbox/... ./artifacts/ ./pods/
 
 # Every test, including the end-to-end suite against real servers started by
 # the tests, the concurrent packages under -race, and one iteration of every

@@ -1,16 +1,38 @@
-// Package sandbox runs untrusted WebAssembly in worker processes.
+// Package sandbox is the host's side of the worker processes that run
+// untrusted WebAssembly: it starts them, hands each one module for one pod
+// identity, sends it batches and judges its answers. Nothing here runs in
+// a worker, and nothing a worker sends is trusted: answers are bounded to
+// the batch limit, matched to a pending request or the worker is killed
+// for breaking the protocol, and a worker's death is explained from what
+// the host saw (exit status, the SIGSYS report on stderr, cgroup events).
 //
-// The host side (Worker) re-executes the udfhost binary as `udfhost worker`
-// with one end of a socketpair as fd 3; the worker side (WorkerMain) loads
-// one module for one pod identity and answers calls over that socket. A
-// worker never runs code of another identity.
+// The split follows the process boundary, as gVisor's runsc/sandbox (host)
+// and runsc/boot (inside the sandbox) do:
+//
+//   - sandbox (this package, host process): Worker, Spares, Start,
+//     Precompile, Doctor, Host, IDPool, PodLimits, the call errors.
+//   - sandbox/internal/worker (worker process): the worker's main loop,
+//     the wazero engine, the direct-ABI driver, the memory allocator.
+//     WorkerMain is its entry point for the `udfhost worker` command.
+//   - sandbox/internal/jail (worker process, plus a few functions the host
+//     calls to start a worker in its namespaces and to explain its death):
+//     namespaces, ids, rlimits, Landlock, seccomp and its profile.
+//   - sandbox/internal/wire (both): the frames, call header and messages
+//     the two sides exchange over the socketpair.
+//
+// Start re-executes the udfhost binary as `udfhost worker` with one end of
+// a socketpair as fd 3; the worker installs its jail (all of it but the
+// seccomp filter, which follows the compile) before it is handed the
+// module, then answers calls over that socket. A worker never runs code of
+// another identity.
 //
 // Inside the worker, wazero is the first wall: no WASI filesystem, network,
 // environment or real clock, a memory limit in pages (each linear memory
 // reserved at its maximum and never copied, so a worker's guests can take
 // no more than instances × limit, which its cgroup provides for), and every
-// instance that traps or times out is discarded. The native jail (jail.go)
-// is the second wall.
+// instance that traps or times out is discarded. The native layers are
+// the second wall: the jail (sandbox/internal/jail) and the cgroup the
+// host puts the worker in.
 //
 // Every batch that starts is stopped by its deadline, whether or not its
 // caller still waits: the host keeps a watchdog for each batch in flight

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/udfhost/udfhost/internal/cgroup"
+	"github.com/udfhost/udfhost/sandbox/internal/jail"
 )
 
 // Host is what a host process sets up once for all its workers: the pool
@@ -53,8 +54,8 @@ func (h *Host) Close() error {
 // the runtime, compiled code and the cache copy need.
 //
 // Guest memory is counted once: linear memories are reserved at their
-// maximum and never copied to grow (mmapAllocator), so instances ×
-// limit is all they can ever take.
+// maximum and never copied to grow (the worker's mmapAllocator), so
+// instances × limit is all they can ever take.
 func PodLimits(memoryLimitPages uint32, instances int) cgroup.Limits {
 	return cgroup.Limits{
 		MemoryBytes: guestMemory(memoryLimitPages, instances) + runtimeOverhead,
@@ -92,3 +93,7 @@ func goMemoryLimit(cfg Config) int64 {
 	}
 	return l
 }
+
+// SeccompProfileHash identifies the seccomp allowlist workers run under;
+// serve audits it with the layers it measured.
+func SeccompProfileHash() string { return jail.SeccompProfileHash() }

@@ -15,24 +15,49 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/sandbox/internal/testmod"
+	"github.com/udfhost/udfhost/sandbox/internal/wire"
+	"github.com/udfhost/udfhost/sandbox/internal/worker"
 )
 
-// The worker-side test hook: compiled only into this package's test
-// binary (a _test.go file), never into a release build. It issues the
-// named syscall directly, with zero arguments, after the jail is up.
-func init() {
-	testHook = func(input []byte) ([]byte, error) {
-		if n, ok := strings.CutPrefix(string(input), "answer-bytes:"); ok {
-			size, _ := strconv.Atoi(n)
-			return make([]byte, size), nil // as a worker lying about its output
-		}
-		nr, err := seccomp.GetSyscallFromName(string(input))
-		if err != nil {
-			return nil, err
-		}
-		_, _, errno := unix.RawSyscall6(uintptr(nr), 0, 0, 0, 0, 0, 0)
-		return []byte(fmt.Sprintf("returned errno %d (%v)", errno, errno)), nil
+// workerTestHooks are what the test binary, started as a worker, passes
+// to worker.Main (TestMain); a release build passes none.
+//
+// Call issues the named syscall directly, with zero arguments, after the
+// jail is up ("answer-bytes:N" answers N bytes instead, as a worker lying
+// about its output). Raw answers like a broken or hostile peer:
+// "answer-thrice" answers its request three times, "answer-unknown"
+// answers an id never asked before answering its own.
+func workerTestHooks() *worker.TestHooks {
+	return &worker.TestHooks{Call: syscallHook, Raw: rawAnswerHook}
+}
+
+func syscallHook(input []byte) ([]byte, error) {
+	if n, ok := strings.CutPrefix(string(input), "answer-bytes:"); ok {
+		size, _ := strconv.Atoi(n)
+		return make([]byte, size), nil // as a worker lying about its output
 	}
+	nr, err := seccomp.GetSyscallFromName(string(input))
+	if err != nil {
+		return nil, err
+	}
+	_, _, errno := unix.RawSyscall6(uintptr(nr), 0, 0, 0, 0, 0, 0)
+	return []byte(fmt.Sprintf("returned errno %d (%v)", errno, errno)), nil
+}
+
+func rawAnswerHook(w *wire.Writer, id uint64, input []byte) bool {
+	switch string(input) {
+	case "answer-thrice":
+		for i := 0; i < 3; i++ {
+			w.Send(wire.KindResult, wire.StatusOK, id, []byte("again"))
+		}
+	case "answer-unknown":
+		w.Send(wire.KindResult, wire.StatusOK, id+1<<40, []byte("nobody asked"))
+		w.Send(wire.KindResult, wire.StatusOK, id, []byte("mine"))
+	default:
+		return false
+	}
+	return true
 }
 
 // TestForbiddenSyscallsKillTheWorker proves the seccomp layer on its own:
@@ -44,7 +69,7 @@ func TestForbiddenSyscallsKillTheWorker(t *testing.T) {
 		t.Skip("the jail needs root; make test runs as root")
 	}
 	ctx := context.Background()
-	wasm := compileWAT(t, testWAT)
+	wasm := testmod.WAT(t, testmod.AddSpinBoomWAT)
 	add := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}
 	for _, name := range []string{
 		"socket", "connect", "bind", "execve", "execveat", "ptrace", "mount", "umount2", "bpf", "keyctl",
@@ -54,7 +79,7 @@ func TestForbiddenSyscallsKillTheWorker(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			w := startWorker(t, testConfig(t, wasm))
-			_, err := w.call(ctx, add, time.Second, []byte(name), flagTestHook, nil)
+			_, err := w.call(ctx, add, time.Second, []byte(name), wire.FlagTestHook, nil)
 			var ce *CallError
 			if !errors.As(err, &ce) || ce.Violation == nil {
 				t.Fatalf("%s: worker not killed by the sandbox: %v", name, err)
@@ -69,7 +94,7 @@ func TestForbiddenSyscallsKillTheWorker(t *testing.T) {
 	}
 	// clone3 is refused gracefully (ENOSYS) so glibc falls back to clone.
 	w := startWorker(t, testConfig(t, wasm))
-	out, err := w.call(ctx, add, time.Second, []byte("clone3"), flagTestHook, nil)
+	out, err := w.call(ctx, add, time.Second, []byte("clone3"), wire.FlagTestHook, nil)
 	if err != nil || string(out) != fmt.Sprintf("returned errno %d (%v)", unix.ENOSYS, unix.ENOSYS) {
 		t.Fatalf("clone3: %q, %v", out, err)
 	}
@@ -85,7 +110,7 @@ func TestJailLayersHold(t *testing.T) {
 	if !canJail() {
 		t.Skip("the jail needs root; make test runs as root")
 	}
-	wasm := compileWAT(t, testWAT)
+	wasm := testmod.WAT(t, testmod.AddSpinBoomWAT)
 	a := startWorker(t, testConfig(t, wasm))
 	b := startWorker(t, testConfig(t, wasm))
 	uid := func(w *Worker) int {
@@ -130,7 +155,7 @@ func TestCgroupMemoryLimitKillsTheWorker(t *testing.T) {
 	if !canJail() || testCgroups == nil {
 		t.Skip("the jail needs root and cgroups; make test runs as root")
 	}
-	touch := compileWAT(t, `(module (memory 1)
+	touch := testmod.WAT(t, `(module (memory 1)
   (func (export "touch") (param i64 i64) (result i64) (local $p i32)
     (drop (memory.grow (i32.const 4000)))
     (loop $l
@@ -152,7 +177,7 @@ func TestCgroupMemoryLimitKillsTheWorker(t *testing.T) {
 // TestOutputOverBatchLimitIsRefused: a guest claiming a result region
 // larger than the batch limit fails the batch before anything is copied.
 func TestOutputOverBatchLimitIsRefused(t *testing.T) {
-	big := compileWAT(t, `(module (memory (export "memory") 40)
+	big := testmod.WAT(t, `(module (memory (export "memory") 40)
   (func (export "udfhost_abi_version") (result i32) (i32.const 1))
   (func (export "udfhost_alloc") (param i32) (result i32) (i32.const 1024))
   (func (export "f") (param i32 i32) (result i64)
@@ -161,7 +186,7 @@ func TestOutputOverBatchLimitIsRefused(t *testing.T) {
 	cfg.MaxOutputBytes, cfg.MemoryLimitPages = 1<<20, 64
 	w := startWorker(t, cfg)
 	spec := &FuncSpec{Export: "f", ABI: udf.ABIBatch, Args: bigint2, Result: bigint2[0]}
-	_, err := w.Call(context.Background(), spec, time.Second, input([]int64{1}, []int64{2}))
+	_, err := w.Call(context.Background(), spec, time.Second, testmod.BigintInput([]int64{1}, []int64{2}))
 	if !errors.Is(err, ErrBadOutput) || !strings.Contains(err.Error(), "exceeds the batch limit of 1048576 bytes") {
 		t.Fatalf("got %v", err)
 	}
@@ -171,7 +196,7 @@ func TestOutputOverBatchLimitIsRefused(t *testing.T) {
 // refused in strict mode with an error naming it, and allowed (reporting
 // the layer inactive) when strict mode is relaxed.
 func TestStrictRefusesAMissingLayer(t *testing.T) {
-	wasm := compileWAT(t, testWAT)
+	wasm := testmod.WAT(t, testmod.AddSpinBoomWAT)
 	cfg := testConfig(t, wasm)
 	cfg.IDs, cfg.Strict = nil, true // no user namespace: as on a host without root
 	_, err := Start(context.Background(), cfg)
@@ -194,34 +219,14 @@ func TestStrictRefusesAMissingLayer(t *testing.T) {
 // answer over the batch limit (whatever its engine would have checked) is
 // killed before the host allocates it.
 func TestHostRefusesAnOversizedAnswer(t *testing.T) {
-	cfg := testConfig(t, compileWAT(t, testWAT))
+	cfg := testConfig(t, testmod.WAT(t, testmod.AddSpinBoomWAT))
 	cfg.MaxOutputBytes = 1 << 20
 	w := startWorker(t, cfg)
 	add := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}
-	_, err := w.call(context.Background(), add, time.Second, []byte("answer-bytes:4000000"), flagTestHook, nil)
+	_, err := w.call(context.Background(), add, time.Second, []byte("answer-bytes:4000000"), wire.FlagTestHook, nil)
 	var ce *CallError
 	if !errors.As(err, &ce) || ce.Violation == nil || ce.Violation.Limit != "result size" {
 		t.Fatalf("want a result-size violation, got %v", err)
-	}
-}
-
-// A worker answering like a broken or hostile peer: "answer-thrice"
-// answers its request three times, "answer-unknown" answers an id never
-// asked before answering its own.
-func init() {
-	testRawHook = func(w *frameWriter, id uint64, input []byte) bool {
-		switch string(input) {
-		case "answer-thrice":
-			for i := 0; i < 3; i++ {
-				w.write(kindResult, statusOK, id, []byte("again"))
-			}
-		case "answer-unknown":
-			w.write(kindResult, statusOK, id+1<<40, []byte("nobody asked"))
-			w.write(kindResult, statusOK, id, []byte("mine"))
-		default:
-			return false
-		}
-		return true
 	}
 }
 
@@ -229,7 +234,7 @@ func init() {
 // several times, or answers an id nobody asked, is killed as a protocol
 // violation; the host's reader never blocks, and Close returns.
 func TestWorkerAnswersCannotBlockTheHost(t *testing.T) {
-	wasm := compileWAT(t, testWAT)
+	wasm := testmod.WAT(t, testmod.AddSpinBoomWAT)
 	add := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}
 	for _, tc := range []string{"answer-thrice", "answer-unknown"} {
 		t.Run(tc, func(t *testing.T) {
@@ -238,7 +243,7 @@ func TestWorkerAnswersCannotBlockTheHost(t *testing.T) {
 			// cancelled: nobody reads its answers.
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
-			w.call(ctx, add, time.Second, []byte(tc), flagTestHook, nil)
+			w.call(ctx, add, time.Second, []byte(tc), wire.FlagTestHook, nil)
 			select {
 			case <-w.Done():
 			case <-time.After(10 * time.Second):

@@ -16,10 +16,13 @@ import (
 
 	"github.com/udfhost/udfhost/internal/abi"
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/sandbox/internal/jail"
+	"github.com/udfhost/udfhost/sandbox/internal/testmod"
 )
 
-// TestMeasureSyscalls is how sandbox/seccomp.profile is measured, not
-// guessed: workers run under strace -f with every layer but the filter,
+// TestMeasureSyscalls is how the seccomp allowlist
+// (sandbox/internal/jail/seccomp.profile) is measured, not guessed:
+// workers run under strace -f with every layer but the filter,
 // through what a worker does after the filter would be installed (calls
 // of both ABIs, concurrent batches, traps, deadlines in both interrupt
 // modes, memory growth, a Go guest, driver compiles, orderly stop). It
@@ -56,7 +59,7 @@ func TestMeasureSyscalls(t *testing.T) {
 		return startWorker(t, cfg)
 	}
 	ctx := context.Background()
-	wat := compileWAT(t, testWAT)
+	wat := testmod.WAT(t, testmod.AddSpinBoomWAT)
 	for _, precise := range []bool{false, true} {
 		w := start(wat, precise)
 		spec := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}
@@ -69,29 +72,29 @@ func TestMeasureSyscalls(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := 0; i < 300; i++ {
-					w.Call(ctx, spec, time.Second, input(make([]int64, 1024), make([]int64, 1024)))
+					w.Call(ctx, spec, time.Second, testmod.BigintInput(make([]int64, 1024), make([]int64, 1024)))
 				}
 			}()
 		}
 		wg.Wait()
-		w.Call(ctx, &FuncSpec{Export: "boom", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}, time.Second, input([]int64{1}, []int64{1}))
+		w.Call(ctx, &FuncSpec{Export: "boom", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}, time.Second, testmod.BigintInput([]int64{1}, []int64{1}))
 		if precise {
-			w.Call(ctx, &FuncSpec{Export: "spin", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}, 100*time.Millisecond, input([]int64{-1}, []int64{1}))
+			w.Call(ctx, &FuncSpec{Export: "spin", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}, 100*time.Millisecond, testmod.BigintInput([]int64{-1}, []int64{1}))
 		}
 		w.Close(ctx)
 	}
-	grow := compileWAT(t, `(module (memory 1)
+	grow := testmod.WAT(t, `(module (memory 1)
   (func (export "grow") (param i64 i64) (result i64)
     (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
     (i64.const 0)))`)
 	w := start(grow, false)
-	w.Call(ctx, &FuncSpec{Export: "grow", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}, time.Second, input([]int64{1}, []int64{1}))
+	w.Call(ctx, &FuncSpec{Export: "grow", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}, time.Second, testmod.BigintInput([]int64{1}, []int64{1}))
 	w.Close(ctx)
 
-	g := start(goGuest(t, "affine"), false)
+	g := start(testmod.GoGuest(t, "affine"), false)
 	big := bigint2[0]
 	aff := &FuncSpec{Export: "affine", ABI: udf.ABIBatch, Args: []udf.Type{big, big, big}, Result: big}
-	in := abi.AppendInput(nil, bigintBatch(3, 1024))
+	in := abi.AppendInput(nil, testmod.BigintBatch(3, 1024))
 	for i := 0; i < 2000; i++ {
 		if _, err := g.Call(ctx, aff, time.Second, in); err != nil {
 			t.Fatal(err)
@@ -101,7 +104,7 @@ func TestMeasureSyscalls(t *testing.T) {
 
 	// Validation: a compile-only worker compiles a Go guest and a module
 	// with direct-ABI exports, and answers with its cache.
-	for _, wasm := range [][]byte{goGuest(t, "upper"), wat} {
+	for _, wasm := range [][]byte{testmod.GoGuest(t, "upper"), wat} {
 		n++
 		trace := filepath.Join(dir, fmt.Sprintf("trace.%d", n))
 		traces = append(traces, trace)
@@ -146,7 +149,7 @@ func countAfterMarker(t *testing.T, path string, counts map[string]int) {
 	for sc.Scan() {
 		line := sc.Text()
 		if !after {
-			after = strings.Contains(line, measureMarker)
+			after = strings.Contains(line, jail.MeasureMarker)
 			continue
 		}
 		if m := straceLine.FindStringSubmatch(line); m != nil && !strings.Contains(line, "resumed>") {
@@ -154,6 +157,6 @@ func countAfterMarker(t *testing.T, path string, counts map[string]int) {
 		}
 	}
 	if !after {
-		t.Fatalf("%s: marker %s not traced", path, measureMarker)
+		t.Fatalf("%s: marker %s not traced", path, jail.MeasureMarker)
 	}
 }

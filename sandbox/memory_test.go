@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/udfhost/udfhost/sandbox/internal/testmod"
 )
 
 // growWAT's grow(step, _) grows its memory by step pages until
@@ -46,7 +48,7 @@ func TestGuestGrowsToItsLimitUnharmed(t *testing.T) {
 		t.Skip("the worker's cgroup needs root; make test runs as root")
 	}
 	const pages, instances = 4096, 2 // policies.Default()'s pool
-	wasm := compileWAT(t, growWAT)
+	wasm := testmod.WAT(t, growWAT)
 	for _, step := range []int64{1, 64, 1000} {
 		t.Run(fmt.Sprintf("step=%d", step), func(t *testing.T) {
 			cfg := testConfig(t, wasm)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
 
 // ErrCompile means a module could not be compiled in its jailed worker:
@@ -59,17 +61,17 @@ func Precompile(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	return storeCacheFiles(cacheDir, w.info.CacheFiles, w.info.cacheData)
+	return storeCacheFiles(cacheDir, w.info.CacheFiles, w.info.CacheData)
 }
 
 // storeCacheFiles writes what a compile-only worker produced into the
 // host's cache of that artifact, each file whole or not at all. The bytes
 // come from an untrusted process: names are checked, sizes bounded, and
 // only workers of the same digest are ever handed them.
-func storeCacheFiles(dir string, files []cacheFile, data [][]byte) error {
+func storeCacheFiles(dir string, files []wire.CacheFile, data [][]byte) error {
 	total := 0
 	for i, f := range files {
-		if total += len(data[i]); total > maxCacheBytes || !filepath.IsLocal(f.Name) {
+		if total += len(data[i]); total > wire.MaxCacheBytes || !filepath.IsLocal(f.Name) {
 			return fmt.Errorf("precompile: worker returned an unacceptable cache file %q", f.Name)
 		}
 		path := filepath.Join(dir, f.Name)

@@ -8,11 +8,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/udfhost/udfhost/sandbox/internal/testmod"
 )
 
 func TestPrecompileStoresTheCacheWorkersLoad(t *testing.T) {
 	dir := t.TempDir()
-	cfg := testConfig(t, compileWAT(t, testWAT))
+	cfg := testConfig(t, testmod.WAT(t, testmod.AddSpinBoomWAT))
 	cfg.CacheDir = dir
 	if err := Precompile(context.Background(), cfg); err != nil {
 		t.Fatal(err)
@@ -42,7 +44,7 @@ func TestPrecompileRefusesWhatDoesNotCompile(t *testing.T) {
 		want    string
 	}{
 		"not wasm":     {[]byte("\x00asm\x01\x00\x00\x00\x01\xff"), time.Minute, "compile module"},
-		"compile bomb": {compileWAT(t, b.String()), time.Second, "took longer than 1s"},
+		"compile bomb": {testmod.WAT(t, b.String()), time.Second, "took longer than 1s"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := testConfig(t, tc.wasm)

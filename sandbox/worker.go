@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udfhost/udfhost/internal/cgroup"
+	"github.com/udfhost/udfhost/sandbox/internal/jail"
+	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
 
 // Errors a call can fail with; a *CallError unwraps to one of them.
@@ -119,8 +120,8 @@ type Worker struct {
 	identity string
 	cmd      *exec.Cmd
 	conn     net.Conn
-	w        *frameWriter
-	info     loadedInfo
+	w        *wire.Writer
+	info     wire.LoadedInfo
 	spawned  time.Time
 	startDur time.Duration // from exec to a warm instance
 	loadDur  time.Duration // from handing over the module to a warm instance
@@ -202,14 +203,13 @@ func spawn(cfg Config) (*Worker, error) {
 	var hostID uint32
 	if cfg.IDs != nil && canJail() {
 		// New namespaces need privilege; without them the worker reports
-		// those layers inactive (see jail.go) and strict mode refuses it.
+		// those layers inactive (see jail.Setup) and strict mode refuses it.
 		if hostID, err = cfg.IDs.get(); err != nil {
 			conn.Close()
 			return nil, err
 		}
-		userNamespaceAttr(cmd.SysProcAttr, hostID)
-		cmd.SysProcAttr.Cloneflags |= namespaceFlags
-		cmd.Env = []string{jailEnv}
+		jail.Namespaces(cmd.SysProcAttr, hostID)
+		cmd.Env = []string{jail.Env}
 	}
 	spawned := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -219,7 +219,7 @@ func spawn(cfg Config) (*Worker, error) {
 		}
 		return nil, err
 	}
-	w := &Worker{cmd: cmd, conn: conn, w: &frameWriter{w: conn}, spawned: spawned, stderr: watch,
+	w := &Worker{cmd: cmd, conn: conn, w: wire.NewWriter(conn), spawned: spawned, stderr: watch,
 		ids: cfg.IDs, hostID: hostID, pending: map[uint64]*pendingCall{}, done: make(chan struct{})}
 	w.joinCgroup(cfg)
 	return w, nil
@@ -236,8 +236,8 @@ func (w *Worker) assign(ctx context.Context, cfg Config) error {
 		maxInFlight = 4 * w.instances
 	}
 	w.inFlight = make(chan struct{}, maxInFlight)
-	w.maxResult = maxFrame
-	if cfg.MaxOutputBytes > 0 && cfg.MaxOutputBytes+(64<<10) < maxFrame {
+	w.maxResult = wire.MaxFrame
+	if cfg.MaxOutputBytes > 0 && cfg.MaxOutputBytes+(64<<10) < wire.MaxFrame {
 		w.maxResult = uint32(cfg.MaxOutputBytes + 64<<10) // room for an error text
 	}
 	loadStart := time.Now()
@@ -325,8 +325,8 @@ func strictCheck(layers []Layer) error {
 }
 
 func (w *Worker) load(ctx context.Context, cfg Config) error {
-	lcfg := loadConfig{
-		Identity: cfg.Identity, MemoryLimitPages: cfg.MemoryLimitPages, ModuleSize: len(cfg.Module),
+	lcfg := wire.LoadConfig{
+		Identity: cfg.Identity, MemoryLimitPages: cfg.MemoryLimitPages,
 		MaxInstances: cfg.MaxInstances, CacheDir: cfg.CacheDir, PreciseInterrupt: cfg.PreciseInterrupt,
 		MeasureSyscalls: cfg.MeasureSyscalls, MaxOutputBytes: cfg.MaxOutputBytes,
 		CompileOnly: cfg.compileOnly, GoMemoryLimit: goMemoryLimit(cfg),
@@ -337,7 +337,7 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 		// cache files come as descriptors, ahead of the load frame.
 		lcfg.CacheDir = ""
 		if cfg.CacheDir != "" {
-			files, opened, err := openCacheFiles(cfg.CacheDir)
+			files, opened, err := wire.OpenCacheFiles(cfg.CacheDir)
 			if err != nil {
 				return err
 			}
@@ -349,7 +349,6 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 			lcfg.CacheFiles, fds = files, opened
 		}
 	}
-	lc, _ := json.Marshal(lcfg)
 	timeout := cfg.StartTimeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
@@ -361,16 +360,16 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 	w.conn.SetDeadline(deadline)
 	defer w.conn.SetDeadline(time.Time{})
 	if w.hostID != 0 {
-		if err := sendFDs(w.conn, fds); err != nil {
+		if err := wire.SendFDs(w.conn, fds); err != nil {
 			return fmt.Errorf("send cache descriptors: %w", err)
 		}
 	}
-	if err := w.w.write(kindLoad, statusOK, 0, lc, []byte{0}, cfg.Module); err != nil {
+	if err := w.w.Send(wire.KindLoad, wire.StatusOK, 0, wire.EncodeLoad(lcfg, cfg.Module)...); err != nil {
 		return fmt.Errorf("send module: %w", err)
 	}
-	var hdr [frameHeaderSize]byte
-	fr, _, err := readFrame(w.conn, &hdr, nil)
-	if err == nil && fr.kind == kindCompiled {
+	var hdr [wire.HeaderSize]byte
+	fr, _, err := wire.ReadFrame(w.conn, &hdr, nil)
+	if err == nil && fr.Kind == wire.KindCompiled {
 		initDeadline := cfg.InitDeadline
 		if initDeadline == 0 {
 			initDeadline = 5 * time.Second
@@ -378,7 +377,7 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 		if d := time.Now().Add(initDeadline); d.Before(deadline) {
 			w.conn.SetDeadline(d)
 		}
-		fr, _, err = readFrame(w.conn, &hdr, nil)
+		fr, _, err = wire.ReadFrame(w.conn, &hdr, nil)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("%w: the module's start function did not return within %s", ErrTimeout, initDeadline)
 		}
@@ -386,18 +385,12 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("wait for worker to load: %w", err)
 	}
-	if fr.kind != kindLoaded {
-		return fmt.Errorf("worker answered load with frame kind %d", fr.kind)
+	if fr.Kind != wire.KindLoaded {
+		return fmt.Errorf("worker answered load with frame kind %d", fr.Kind)
 	}
-	infoJSON, rest, _ := cutByte(fr.payload, 0)
-	if err := json.Unmarshal(infoJSON, &w.info); err != nil {
-		return fmt.Errorf("decode load answer: %w", err)
-	}
-	for _, f := range w.info.CacheFiles {
-		if f.Size < 0 || f.Size > len(rest) {
-			return fmt.Errorf("load answer: cache file %q of %d bytes, %d left", f.Name, f.Size, len(rest))
-		}
-		w.info.cacheData, rest = append(w.info.cacheData, rest[:f.Size]), rest[f.Size:]
+	w.info, err = wire.DecodeLoaded(fr.Payload)
+	if err != nil {
+		return err
 	}
 	if w.info.Error != "" {
 		if w.info.ModuleFault {
@@ -480,7 +473,7 @@ func (w *Worker) CallReporting(ctx context.Context, spec *FuncSpec, deadline tim
 // what the first call would otherwise compile), so a new function's first
 // batch is as fast as the next ones.
 func (w *Worker) Prepare(ctx context.Context, spec *FuncSpec) error {
-	_, err := w.call(ctx, spec, 30*time.Second, nil, flagPrepare, nil)
+	_, err := w.call(ctx, spec, 30*time.Second, nil, wire.FlagPrepare, nil)
 	return err
 }
 
@@ -558,8 +551,8 @@ func (w *Worker) call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 	w.pending[id] = pc
 	w.mu.Unlock()
 
-	hdr := appendCallHeader(make([]byte, 0, 64), spec, uint32(deadline/time.Millisecond), flags)
-	if err := w.w.write(kindCall, statusOK, id, hdr, input); err != nil {
+	hdr := wire.AppendCallHeader(make([]byte, 0, 64), spec, uint32(deadline/time.Millisecond), flags)
+	if err := w.w.Send(wire.KindCall, wire.StatusOK, id, hdr, input); err != nil {
 		w.mu.Lock()
 		w.finish(id, result{})
 		w.mu.Unlock()
@@ -616,7 +609,7 @@ func (r result) callErr() error {
 	if r.err != nil {
 		return r.err
 	}
-	if r.status == statusOK {
+	if r.status == wire.StatusOK {
 		return nil
 	}
 	return &CallError{Class: statusClass(r.status), Msg: string(r.payload)}
@@ -624,15 +617,15 @@ func (r result) callErr() error {
 
 func statusClass(s uint16) error {
 	switch s {
-	case statusTrap:
+	case wire.StatusTrap:
 		return ErrTrap
-	case statusTimeout:
+	case wire.StatusTimeout:
 		return ErrTimeout
-	case statusBadOutput:
+	case wire.StatusBadOutput:
 		return ErrBadOutput
-	case statusGuestError:
+	case wire.StatusGuestError:
 		return ErrGuest
-	case statusBadRequest:
+	case wire.StatusBadRequest:
 		return ErrBadRequest
 	}
 	return ErrWorkerDied
@@ -659,14 +652,14 @@ func (w *Worker) deadMessage() string {
 // an answer for an id that is not pending (never asked, or answered
 // already) breaks the protocol, and the worker is killed for it.
 func (w *Worker) readLoop() {
-	var hdr [frameHeaderSize]byte
+	var hdr [wire.HeaderSize]byte
 	var err error
 	// Buffered: under load one read(2) picks up several answers.
 	r := bufio.NewReaderSize(w.conn, 64<<10)
 	for {
-		var fr frame
-		fr, _, err = readFrameMax(r, &hdr, nil, w.maxResult)
-		if errors.Is(err, errFrameTooLarge) {
+		var fr wire.Frame
+		fr, _, err = wire.ReadFrameMax(r, &hdr, nil, w.maxResult)
+		if errors.Is(err, wire.ErrFrameTooLarge) {
 			w.wireErr = err
 			w.kill() // it broke the protocol: beyond trust
 		}
@@ -674,10 +667,10 @@ func (w *Worker) readLoop() {
 			break
 		}
 		w.mu.Lock()
-		ok := w.finish(fr.id, result{status: fr.status, payload: fr.payload})
+		ok := w.finish(fr.ID, result{status: fr.Status, payload: fr.Payload})
 		w.mu.Unlock()
 		if !ok {
-			err = fmt.Errorf("%w: answered request %d, which is not pending (unknown or answered already)", errProtocol, fr.id)
+			err = fmt.Errorf("%w: answered request %d, which is not pending (unknown or answered already)", errProtocol, fr.ID)
 			w.wireErr = err
 			w.kill()
 			break
@@ -737,7 +730,7 @@ func (w *Worker) reap() error {
 // seccomp trap (reported by the worker's SIGSYS handler, or a raw SIGSYS
 // when the handler could not run), or a kill the host did not order.
 func (w *Worker) classifyExit() *Violation {
-	if errors.Is(w.wireErr, errFrameTooLarge) {
+	if errors.Is(w.wireErr, wire.ErrFrameTooLarge) {
 		return &Violation{Layer: "host", Limit: "result size", Detail: "sent an answer over the batch limit (" + w.wireErr.Error() + "); killed"}
 	}
 	if w.wireErr != nil {
@@ -752,10 +745,10 @@ func (w *Worker) classifyExit() *Violation {
 	}
 	ws, _ := st.Sys().(syscall.WaitStatus)
 	switch {
-	case ws.Exited() && ws.ExitStatus() == sigsysExitCode:
+	case ws.Exited() && ws.ExitStatus() == jail.SigsysExitCode:
 		v := &Violation{Layer: LayerSeccomp, Detail: "the seccomp filter trapped a forbidden syscall"}
 		if nr := w.stderr.trappedSyscall(); nr >= 0 {
-			v.Syscall = syscallName(nr)
+			v.Syscall = jail.SyscallName(nr)
 			v.Detail = fmt.Sprintf("the seccomp filter trapped %s (syscall %d)", v.Syscall, nr)
 		}
 		return v

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -18,13 +16,15 @@ import (
 	"github.com/udfhost/udfhost/internal/abi"
 	"github.com/udfhost/udfhost/internal/cgroup"
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/sandbox/internal/testmod"
+	"github.com/udfhost/udfhost/sandbox/internal/worker"
 )
 
 // The test binary doubles as the worker: Start re-executes it with
 // "worker" as its only argument.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 2 && os.Args[1] == "worker" {
-		os.Exit(WorkerMain())
+		os.Exit(worker.Main(workerTestHooks()))
 	}
 	if canJail() {
 		var err error
@@ -38,28 +38,6 @@ func TestMain(m *testing.M) {
 		testCgroups.Close()
 	}
 	os.Exit(code)
-}
-
-const testWAT = `(module
-  (func (export "add") (param i64 i64) (result i64) (i64.add (local.get 0) (local.get 1)))
-  (func (export "spin") (param i64 i64) (result i64)
-    (if (i64.lt_s (local.get 0) (i64.const 0)) (then (loop $l (br $l))))
-    (local.get 0))
-  (func (export "boom") (param i64 i64) (result i64) unreachable))`
-
-func compileWAT(t testing.TB, src string) []byte {
-	t.Helper()
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
-	os.WriteFile(in, []byte(src), 0o644)
-	if b, err := exec.Command("wat2wasm", "-o", out, in).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm (make test installs wabt): %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // testIDs serves the tests' workers; /proc/self/exe (the default Exe) is
@@ -91,22 +69,9 @@ func startWorker(t testing.TB, cfg Config) *Worker {
 
 var bigint2 = []udf.Type{udf.BigInt, udf.BigInt}
 
-// input lays out a two-BIGINT-column batch.
-func input(a, b []int64) []byte {
-	col := func(v []int64) *abi.Column {
-		c := &abi.Column{Type: udf.BigInt}
-		for _, x := range v {
-			c.Values = binary.LittleEndian.AppendUint64(c.Values, uint64(x))
-		}
-		return c
-	}
-	batch := &abi.Batch{Rows: uint32(len(a)), Columns: []*abi.Column{col(a), col(b)}}
-	return abi.AppendInput(nil, batch)
-}
-
 func call(w *Worker, export string, deadline time.Duration, a, b []int64) ([]int64, error) {
 	spec := &FuncSpec{Export: export, ABI: udf.ABIDirect, Args: bigint2, Result: udf.BigInt}
-	out, err := w.Call(context.Background(), spec, deadline, input(a, b))
+	out, err := w.Call(context.Background(), spec, deadline, testmod.BigintInput(a, b))
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +87,7 @@ func call(w *Worker, export string, deadline time.Duration, a, b []int64) ([]int
 }
 
 func TestConcurrentCallsAreAnsweredCorrectly(t *testing.T) {
-	w := startWorker(t, testConfig(t, compileWAT(t, testWAT)))
+	w := startWorker(t, testConfig(t, testmod.WAT(t, testmod.AddSpinBoomWAT)))
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -150,7 +115,7 @@ func TestConcurrentCallsAreAnsweredCorrectly(t *testing.T) {
 }
 
 func TestViolationsAreClassifiedAndTheWorkerSurvives(t *testing.T) {
-	cfg := testConfig(t, compileWAT(t, testWAT))
+	cfg := testConfig(t, testmod.WAT(t, testmod.AddSpinBoomWAT))
 	cfg.PreciseInterrupt = true // the instance is discarded, the process stays
 	w := startWorker(t, cfg)
 	start := time.Now()
@@ -176,7 +141,7 @@ func TestViolationsAreClassifiedAndTheWorkerSurvives(t *testing.T) {
 // overrunning batch gets ErrTimeout, another batch in flight ErrWorkerDied
 // naming why.
 func TestProcessInterruptKillsTheWorkerAtTheDeadline(t *testing.T) {
-	w := startWorker(t, testConfig(t, compileWAT(t, testWAT)))
+	w := startWorker(t, testConfig(t, testmod.WAT(t, testmod.AddSpinBoomWAT)))
 	other := make(chan error)
 	go func() {
 		time.Sleep(50 * time.Millisecond)
@@ -201,7 +166,7 @@ func TestProcessInterruptKillsTheWorkerAtTheDeadline(t *testing.T) {
 }
 
 func TestOverloadIsRefusedNotQueued(t *testing.T) {
-	cfg := testConfig(t, compileWAT(t, testWAT))
+	cfg := testConfig(t, testmod.WAT(t, testmod.AddSpinBoomWAT))
 	cfg.PreciseInterrupt = true
 	cfg.MaxInstances, cfg.MaxInFlight = 1, 1
 	w := startWorker(t, cfg)
@@ -225,7 +190,7 @@ func TestOverloadIsRefusedNotQueued(t *testing.T) {
 }
 
 func TestKilledWorkerIsReported(t *testing.T) {
-	w := startWorker(t, testConfig(t, compileWAT(t, testWAT)))
+	w := startWorker(t, testConfig(t, testmod.WAT(t, testmod.AddSpinBoomWAT)))
 	syscall.Kill(w.PID(), syscall.SIGKILL)
 	select {
 	case <-w.Done():
@@ -241,7 +206,7 @@ func TestKilledWorkerIsReported(t *testing.T) {
 }
 
 func TestLoadFailureNamesTheProblem(t *testing.T) {
-	cfg := testConfig(t, compileWAT(t, `(module (memory 100) (func (export "f") (result i32) i32.const 1))`))
+	cfg := testConfig(t, testmod.WAT(t, `(module (memory 100) (func (export "f") (result i32) i32.const 1))`))
 	cfg.MemoryLimitPages = 10
 	_, err := Start(context.Background(), cfg)
 	if err == nil {
@@ -258,7 +223,7 @@ func TestLoadFailureNamesTheProblem(t *testing.T) {
 }
 
 func TestSparesAreUsedOnceAndStoppedOnClose(t *testing.T) {
-	wasm := compileWAT(t, testWAT)
+	wasm := testmod.WAT(t, testmod.AddSpinBoomWAT)
 	sp := NewSpares(testConfig(t, nil), 1)
 	var pids []int
 	for i := 0; i < 2; i++ {
@@ -295,7 +260,7 @@ func benchCallDirect(b *testing.B, cfg Config) {
 	for i := range a {
 		a[i] = int64(i)
 	}
-	in := input(a, a)
+	in := testmod.BigintInput(a, a)
 	spec := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: udf.BigInt}
 	b.SetBytes(int64(len(in)))
 	b.ResetTimer()
@@ -307,36 +272,16 @@ func benchCallDirect(b *testing.B, cfg Config) {
 	b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "rows/s")
 }
 
-// BenchmarkEngineDirectBigint1024 is the same batch run by the engine
-// in-process, without the worker hop: the difference to
-// BenchmarkCallDirectBigint1024 is the cost of the process boundary.
-func BenchmarkEngineDirectBigint1024(b *testing.B) {
-	forInterruptModes(b, benchEngineDirect)
-}
-
-func benchEngineDirect(b *testing.B, precise bool) {
-	ctx := context.Background()
-	e, err := newEngine(ctx, engineConfig{MemoryLimitPages: 16, MaxInstances: 1, PreciseInterrupt: precise}, compileWAT(b, testWAT))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.close(ctx)
-	a := make([]int64, 1024)
-	in := input(a, a)
-	spec := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: udf.BigInt}
-	runEngine(b, e, spec, in)
-}
-
 // BenchmarkCallDirectBigint1024Parallel keeps several batches in flight on
 // one worker, as several task-manager streams do.
 func BenchmarkCallDirectBigint1024Parallel(b *testing.B) {
 	for _, inflight := range []int{4, 16} {
 		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
-			cfg := testConfig(b, compileWAT(b, testWAT))
+			cfg := testConfig(b, testmod.WAT(b, testmod.AddSpinBoomWAT))
 			cfg.MaxInFlight = 64
 			w := startWorker(b, cfg)
 			a := make([]int64, 1024)
-			in := input(a, a)
+			in := testmod.BigintInput(a, a)
 			spec := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: udf.BigInt}
 			b.SetParallelism(inflight / runtime.GOMAXPROCS(0))
 			b.ResetTimer()
@@ -370,7 +315,7 @@ func benchWorkerStart(b *testing.B, cfg Config) {
 }
 
 func TestPrepareChecksTheExport(t *testing.T) {
-	w := startWorker(t, testConfig(t, compileWAT(t, testWAT)))
+	w := startWorker(t, testConfig(t, testmod.WAT(t, testmod.AddSpinBoomWAT)))
 	good := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: udf.BigInt}
 	if err := w.Prepare(context.Background(), good); err != nil {
 		t.Fatalf("prepare add: %v", err)
@@ -420,7 +365,7 @@ func TestDoctorProbesRunInsideTheJail(t *testing.T) {
 // cgroups, Landlock or seccomp (only rlimits and no_new_privs remain, which
 // cost nothing). The server never starts a worker the second way.
 func forJail(b *testing.B, bench func(*testing.B, Config)) {
-	wasm := compileWAT(b, testWAT)
+	wasm := testmod.WAT(b, testmod.AddSpinBoomWAT)
 	b.Run("jailed", func(b *testing.B) {
 		if !canJail() {
 			b.Skip("the jail needs root")
@@ -446,7 +391,7 @@ func unjailed(cfg Config) Config {
 // interruption its worker is killed; with wasm interruption the instance
 // is interrupted and the worker serves on.
 func TestAbandonedBatchIsStoppedAtItsDeadline(t *testing.T) {
-	wasm := compileWAT(t, testWAT)
+	wasm := testmod.WAT(t, testmod.AddSpinBoomWAT)
 	spin := &FuncSpec{Export: "spin", ABI: udf.ABIDirect, Args: bigint2, Result: bigint2[0]}
 	for _, precise := range []bool{false, true} {
 		t.Run(fmt.Sprintf("precise=%v", precise), func(t *testing.T) {
@@ -457,7 +402,7 @@ func TestAbandonedBatchIsStoppedAtItsDeadline(t *testing.T) {
 			client, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 			defer cancel()
 			const deadline = 400 * time.Millisecond
-			_, err := w.CallReporting(client, spin, deadline, input([]int64{-1}, []int64{0}), func(err error) { late <- err })
+			_, err := w.CallReporting(client, spin, deadline, testmod.BigintInput([]int64{-1}, []int64{0}), func(err error) { late <- err })
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("abandoned call: %v, want the client's deadline", err)
 			}

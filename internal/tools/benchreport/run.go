@@ -369,7 +369,7 @@ func (r *report) goBenchmarks(cfg config) error {
 	r.sha.native = sha["BenchmarkSHA256Native"][1]
 	r.sha.nativePurego = pure["BenchmarkSHA256Native"][1]
 	r.engineLines = append(r.engineLines, shaLines, "(-tags purego) "+pureLines)
-	eng, engLines, err := runBench("-bench", "Engine|WorkerStart|CallDirect", "./sandbox")
+	eng, engLines, err := runBench("-bench", "Engine|WorkerStart|CallDirect", "./sandbox/internal/worker", "./sandbox")
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package sandbox
+package worker
 
 import (
 	"context"
@@ -19,8 +19,9 @@ import (
 // two instances growing to a 256 MiB limit peaked well over the 768 MiB
 // their worker's cgroup allows and were killed, although each stayed
 // within its limit. With this allocator a worker's guest memory is at
-// most instances × limit, which PodLimits provides for, and it is outside
-// the Go heap (the worker's Go memory limit does not count it).
+// most instances × limit, which the host's sandbox.PodLimits provides
+// for, and it is outside the Go heap (the worker's Go memory limit does
+// not count it).
 type mmapAllocator struct{}
 
 func (mmapAllocator) Allocate(_, max uint64) experimental.LinearMemory {

@@ -1,4 +1,4 @@
-package sandbox
+package jail
 
 /*
 #include <signal.h>
@@ -36,20 +36,15 @@ static int udfhost_install_sigsys(void) {
 */
 import "C"
 
-import (
-	"bytes"
-	"fmt"
-	"io"
-	"strconv"
-	"sync"
-)
+import "fmt"
 
-// sigsysExitCode is how a worker ends after the seccomp filter trapped a
-// syscall (see udfhost_sigsys).
-const sigsysExitCode = 159
+// SigsysExitCode is how a worker ends after the seccomp filter trapped a
+// syscall (see udfhost_sigsys); the host reads it as a seccomp violation.
+const SigsysExitCode = 159
 
 // SeccompViolationMarker starts the line a worker writes to its stderr
 // when its seccomp filter trapped a syscall; the syscall number follows.
+// The host watches the worker's stderr for it.
 const SeccompViolationMarker = "udfhost-seccomp-violation syscall="
 
 // installSigsysHandler replaces the Go runtime's SIGSYS handler (which
@@ -59,49 +54,4 @@ func installSigsysHandler() error {
 		return fmt.Errorf("install SIGSYS handler: sigaction returned %d", int(rc))
 	}
 	return nil
-}
-
-// stderrWatch passes a worker's stderr on and remembers the syscall number
-// a seccomp trap reported, if any.
-type stderrWatch struct {
-	out     io.Writer
-	mu      sync.Mutex
-	partial []byte
-	syscall int // -1 until reported
-}
-
-func newStderrWatch(out io.Writer) *stderrWatch {
-	if out == nil {
-		out = io.Discard
-	}
-	return &stderrWatch{out: out, syscall: -1}
-}
-
-func (s *stderrWatch) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	s.partial = append(s.partial, p...)
-	for {
-		i := bytes.IndexByte(s.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := s.partial[:i]
-		if rest, ok := bytes.CutPrefix(line, []byte(SeccompViolationMarker)); ok {
-			if nr, err := strconv.Atoi(string(rest)); err == nil {
-				s.syscall = nr
-			}
-		}
-		s.partial = s.partial[i+1:]
-	}
-	if len(s.partial) > 4096 { // a line that long is not ours
-		s.partial = s.partial[:0]
-	}
-	s.mu.Unlock()
-	return s.out.Write(p)
-}
-
-func (s *stderrWatch) trappedSyscall() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.syscall
 }

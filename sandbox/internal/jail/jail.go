@@ -1,4 +1,4 @@
-package sandbox
+package jail
 
 import (
 	"fmt"
@@ -7,87 +7,64 @@ import (
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	"golang.org/x/sys/unix"
+
+	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
 
-// Layer is one isolation layer of a worker and whether it is active.
-type Layer struct {
-	Name   string `json:"name"`
-	Active bool   `json:"active"`
-	Detail string `json:"detail,omitempty"`
-}
-
-// Layer names, in the order they are installed.
-const (
-	LayerWazero     = "wazero"
-	LayerUserNS     = "user_namespace"
-	LayerNamespaces = "namespaces"
-	LayerLandlock   = "landlock"
-	LayerRlimits    = "rlimits"
-	LayerNoNewPrivs = "no_new_privs"
-	LayerSeccomp    = "seccomp"
-	LayerCgroups    = "cgroups"
-)
-
-// namespaceFlags are the namespaces a worker is started in, besides its
-// user namespace. The network namespace has only a loopback, down.
-const namespaceFlags = unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWPID | unix.CLONE_NEWNS
-
-// jailEnv tells a worker the host started it in its own namespaces; the
-// worker cannot tell reliably (under strace it is not pid 1).
-const (
-	jailEnvName = "UDFHOST_WORKER_JAIL"
-	jailEnv     = jailEnvName + "=1"
-)
-
-// scratchDir is the worker's private tmpfs: its copy of the compilation
+// ScratchDir is the worker's private tmpfs: its copy of the compilation
 // cache, and the only path it may write. It is mounted over /tmp, so the
 // host's /tmp is out of sight too.
 const (
-	scratchDir  = "/tmp"
+	ScratchDir  = "/tmp"
 	scratchSize = "size=512m,nr_inodes=4096"
-	cacheSubdir = "/tmp/wazero"
 )
 
-// jail is what a worker has installed so far.
-type jail struct {
-	layers     []Layer
+// Jail is what a worker has installed so far. The worker reports its
+// Layers to the host, which judges them (strict mode).
+type Jail struct {
+	layers     []wire.Layer
 	namespaced bool // in its own user, mount, pid, ... namespaces
-	err        error
 }
 
-func (j *jail) add(name string, err error, detail string) {
-	l := Layer{Name: name, Active: err == nil, Detail: detail}
+func (j *Jail) add(name string, err error, detail string) {
+	l := wire.Layer{Name: name, Active: err == nil, Detail: detail}
 	if err != nil {
 		l.Detail = err.Error()
-		if j.err == nil {
-			j.err = fmt.Errorf("%s: %w", name, err)
-		}
 	}
 	j.layers = append(j.layers, l)
 }
 
-// setUp installs every layer that does not depend on the module, as soon
+// Layers are the layers installed or tried so far, in order.
+func (j *Jail) Layers() []wire.Layer { return j.layers }
+
+// Namespaced reports whether the host started the worker in namespaces of
+// its own (Namespaces): only then are its mounts, ids and Landlock set up,
+// and the host's files out of its reach.
+func (j *Jail) Namespaced() bool { return j.namespaced }
+
+// Setup installs every layer that does not depend on the module, as soon
 // as the worker starts, so a spare process is jailed before it is handed
 // any untrusted bytes: private mounts and /proc, a private tmpfs, the drop
 // to an unprivileged id, rlimits, no_new_privs and Landlock. The seccomp
-// filter follows once the module is compiled (installSeccomp).
-func setUp() *jail {
-	j := &jail{namespaced: os.Getenv(jailEnvName) == "1"}
-	j.add(LayerWazero, nil, "no WASI fs/net/env, fake clock, memory limit, deadline")
+// filter follows once the module is compiled (InstallSeccomp). Setup runs
+// in the worker process, first thing in its main.
+func Setup() *Jail {
+	j := &Jail{namespaced: os.Getenv(envName) == "1"}
+	j.add(wire.LayerWazero, nil, "no WASI fs/net/env, fake clock, memory limit, deadline")
 	if j.namespaced {
 		err := mountPrivate()
-		j.add(LayerUserNS, dropIDs(), fmt.Sprintf("runs as uid/gid %d inside, an unprivileged per-worker id outside, no capabilities", innerRunID))
-		j.add(LayerNamespaces, err, "user, net (loopback down), ipc, uts, pid, mount; private /proc and /tmp")
+		j.add(wire.LayerUserNS, dropIDs(), fmt.Sprintf("runs as uid/gid %d inside, an unprivileged per-worker id outside, no capabilities", innerRunID))
+		j.add(wire.LayerNamespaces, err, "user, net (loopback down), ipc, uts, pid, mount; private /proc and /tmp")
 	} else {
-		j.add(LayerUserNS, fmt.Errorf("not started in its own namespaces (host not root)"), "")
-		j.add(LayerNamespaces, fmt.Errorf("not started in its own namespaces (host not root)"), "")
+		j.add(wire.LayerUserNS, fmt.Errorf("not started in its own namespaces (host not root)"), "")
+		j.add(wire.LayerNamespaces, fmt.Errorf("not started in its own namespaces (host not root)"), "")
 	}
-	j.add(LayerRlimits, rlimits(), "core 0, nofile 64, nproc 512, msgqueue 0, memlock 0, sigpending 64, fsize 256 MiB")
-	j.add(LayerNoNewPrivs, unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "")
+	j.add(wire.LayerRlimits, rlimits(), "core 0, nofile 64, nproc 512, msgqueue 0, memlock 0, sigpending 64, fsize 256 MiB")
+	j.add(wire.LayerNoNewPrivs, unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "")
 	if j.namespaced {
-		j.add(LayerLandlock, restrictFS(), "filesystem: read/write only the private /tmp; TCP bind/connect denied; abstract sockets and signals scoped")
+		j.add(wire.LayerLandlock, restrictFS(), "filesystem: read/write only the private /tmp; TCP bind/connect denied; abstract sockets and signals scoped")
 	} else {
-		j.add(LayerLandlock, fmt.Errorf("needs the private /tmp of a namespaced worker"), "")
+		j.add(wire.LayerLandlock, fmt.Errorf("needs the private /tmp of a namespaced worker"), "")
 	}
 	return j
 }
@@ -103,8 +80,8 @@ func mountPrivate() error {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
 	opts := fmt.Sprintf("%s,mode=0700,uid=%d,gid=%d", scratchSize, innerRunID, innerRunID)
-	if err := unix.Mount("tmpfs", scratchDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
-		return fmt.Errorf("mount tmpfs on %s: %w", scratchDir, err)
+	if err := unix.Mount("tmpfs", ScratchDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", ScratchDir, err)
 	}
 	if err := unix.Sethostname([]byte("udfhost-worker")); err != nil {
 		return fmt.Errorf("set hostname: %w", err)
@@ -170,5 +147,5 @@ func rlimits() error {
 // its domain. ABI 6 is required: an older kernel fails the layer rather
 // than silently dropping rights.
 func restrictFS() error {
-	return landlock.V6.Restrict(landlock.RWDirs(scratchDir))
+	return landlock.V6.Restrict(landlock.RWDirs(ScratchDir))
 }

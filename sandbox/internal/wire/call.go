@@ -1,4 +1,4 @@
-package sandbox
+package wire
 
 import (
 	"encoding/binary"
@@ -22,11 +22,23 @@ type FuncSpec struct {
 //	[7] flags  [8:10] export name length  [10:16] reserved
 const callHeaderSize = 16
 
-// flagPrepare asks the worker to get ready to call spec (check the export,
-// compile a direct-ABI driver) without running anything; no input follows.
-const flagPrepare = 1
+// Call flags.
+const (
+	// FlagPrepare asks the worker to get ready to call spec (check the
+	// export, compile a direct-ABI driver) without running anything; no
+	// input follows.
+	FlagPrepare = 1
+	// FlagProbe asks the worker to run one of its jail's canary probes;
+	// the input region is a ProbeRequest as JSON.
+	FlagProbe = 2
+	// FlagTestHook has the call answered by the worker's test hooks,
+	// which only the sandbox's own test binary installs.
+	FlagTestHook = 4
+)
 
-func appendCallHeader(dst []byte, spec *FuncSpec, deadlineMS uint32, flags byte) []byte {
+// AppendCallHeader appends the header of a call of spec to dst; the input
+// region follows it in the frame.
+func AppendCallHeader(dst []byte, spec *FuncSpec, deadlineMS uint32, flags byte) []byte {
 	var h [callHeaderSize]byte
 	binary.LittleEndian.PutUint32(h[0:], deadlineMS)
 	h[4] = byte(spec.ABI)
@@ -45,9 +57,9 @@ func appendCallHeader(dst []byte, spec *FuncSpec, deadlineMS uint32, flags byte)
 	return dst
 }
 
-// parseCallHeader returns the spec, the deadline, the flags and the input
+// ParseCallHeader returns the spec, the deadline, the flags and the input
 // region. args is reused for the argument types.
-func parseCallHeader(p []byte, args []udf.Type) (FuncSpec, uint32, byte, []byte, error) {
+func ParseCallHeader(p []byte, args []udf.Type) (FuncSpec, uint32, byte, []byte, error) {
 	if len(p) < callHeaderSize {
 		return FuncSpec{}, 0, 0, nil, fmt.Errorf("call frame of %d bytes is shorter than its header", len(p))
 	}

@@ -1,4 +1,4 @@
-package sandbox
+package jail
 
 import (
 	"bufio"
@@ -52,7 +52,7 @@ func TestSeccompProfileRejectsBadLines(t *testing.T) {
 }
 
 // TestSeccompProfileCoversMeasurement checks the profile against the
-// committed measurement, sandbox/testdata/syscalls.measured (written by
+// committed measurement, testdata/syscalls.measured (written by
 // scripts/measure-syscalls.sh: every syscall a jailed worker was traced
 // making where the filter would be): each must be on the profile. A fresh
 // bin/syscalls.measured, when one exists, is checked too. It also checks
@@ -67,11 +67,11 @@ func TestSeccompProfileCoversMeasurement(t *testing.T) {
 		t.Fatalf("the committed measurement lists %d syscalls", len(measured))
 	}
 	for _, s := range uncovered(t, seccompProfile, measured) {
-		t.Errorf("measured syscall %s is not on sandbox/seccomp.profile", s)
+		t.Errorf("measured syscall %s is not on sandbox/internal/jail/seccomp.profile", s)
 	}
-	if fresh, err := os.ReadFile(filepath.Join("..", "bin", "syscalls.measured")); err == nil {
+	if fresh, err := os.ReadFile(filepath.Join("..", "..", "..", "bin", "syscalls.measured")); err == nil {
 		for _, s := range uncovered(t, seccompProfile, measuredSyscalls(string(fresh))) {
-			t.Errorf("syscall %s of the last measurement (bin/syscalls.measured) is not on sandbox/seccomp.profile", s)
+			t.Errorf("syscall %s of the last measurement (bin/syscalls.measured) is not on sandbox/internal/jail/seccomp.profile", s)
 		}
 	}
 	// The check itself: drop each measured syscall from the profile in

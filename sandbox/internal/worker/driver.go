@@ -1,9 +1,10 @@
-package sandbox
+package worker
 
 import (
 	"fmt"
 
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
 
 // The direct ABI calls a plain numeric export once per row. Calling it from
@@ -39,7 +40,7 @@ const (
 )
 
 // driverModule returns the driver for calling export with spec's types.
-func driverModule(spec *FuncSpec) ([]byte, error) {
+func driverModule(spec *wire.FuncSpec) ([]byte, error) {
 	for _, t := range append(append([]udf.Type{}, spec.Args...), spec.Result) {
 		if t.DirectWasmType() == 0 {
 			return nil, fmt.Errorf("type %v has no direct-ABI mapping", t)

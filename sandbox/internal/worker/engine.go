@@ -1,4 +1,4 @@
-package sandbox
+package worker
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/udfhost/udfhost/internal/abi"
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
 
 // engine holds one compiled module and a bounded set of instances of it.
@@ -161,7 +162,7 @@ func (e *engine) discard(ctx context.Context, inst *instance) {
 // prepare gets an instance ready to call spec: the export is checked and a
 // direct-ABI driver compiled (and cached on disk), so that the first batch
 // does not pay for it.
-func (e *engine) prepare(ctx context.Context, spec *FuncSpec) error {
+func (e *engine) prepare(ctx context.Context, spec *wire.FuncSpec) error {
 	inst, err := e.acquire(ctx)
 	if err != nil {
 		return err
@@ -180,11 +181,11 @@ func (e *engine) prepare(ctx context.Context, spec *FuncSpec) error {
 		return err
 	case udf.ABIBatch:
 		if inst.alloc == nil {
-			return &callError{statusBadRequest, "module does not implement the batch ABI (no udfhost_abi_version/udfhost_alloc)"}
+			return &callError{wire.StatusBadRequest, "module does not implement the batch ABI (no udfhost_abi_version/udfhost_alloc)"}
 		}
 		return nil
 	}
-	return &callError{statusBadRequest, fmt.Sprintf("unknown ABI %d", spec.ABI)}
+	return &callError{wire.StatusBadRequest, fmt.Sprintf("unknown ABI %d", spec.ABI)}
 }
 
 // callError is a failed call with the class the host reports it as.
@@ -196,13 +197,13 @@ type callError struct {
 func (e *callError) Error() string { return e.msg }
 
 // call runs spec on one input region and appends the output region to dst.
-func (e *engine) call(ctx context.Context, spec *FuncSpec, deadline time.Duration, input, dst []byte) ([]byte, error) {
+func (e *engine) call(ctx context.Context, spec *wire.FuncSpec, deadline time.Duration, input, dst []byte) ([]byte, error) {
 	in, err := abi.ParseInput(input)
 	if err != nil {
-		return dst, &callError{statusBadRequest, err.Error()}
+		return dst, &callError{wire.StatusBadRequest, err.Error()}
 	}
 	if len(in.Cols) != len(spec.Args) {
-		return dst, &callError{statusBadRequest, fmt.Sprintf("batch has %d columns, function takes %d", len(in.Cols), len(spec.Args))}
+		return dst, &callError{wire.StatusBadRequest, fmt.Sprintf("batch has %d columns, function takes %d", len(in.Cols), len(spec.Args))}
 	}
 	ctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
@@ -216,11 +217,11 @@ func (e *engine) call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 	case udf.ABIBatch:
 		dst, err = inst.callBatch(ctx, spec, input, in.Rows, dst, e.maxOutput)
 	default:
-		err = &callError{statusBadRequest, fmt.Sprintf("unknown ABI %d", spec.ABI)}
+		err = &callError{wire.StatusBadRequest, fmt.Sprintf("unknown ABI %d", spec.ABI)}
 	}
 	if err != nil {
 		var ce *callError
-		if errors.As(err, &ce) && ce.status == statusBadRequest {
+		if errors.As(err, &ce) && ce.status == wire.StatusBadRequest {
 			e.release(inst)
 			return dst, err
 		}
@@ -242,19 +243,19 @@ func classify(err error, deadline time.Duration) error {
 	if errors.As(err, &exit) {
 		switch exit.ExitCode() {
 		case sys.ExitCodeDeadlineExceeded:
-			return &callError{statusTimeout, fmt.Sprintf("batch exceeded its deadline of %s", deadline)}
+			return &callError{wire.StatusTimeout, fmt.Sprintf("batch exceeded its deadline of %s", deadline)}
 		case sys.ExitCodeContextCanceled:
-			return &callError{statusTimeout, "batch cancelled by the caller"}
+			return &callError{wire.StatusTimeout, "batch cancelled by the caller"}
 		}
-		return &callError{statusTrap, fmt.Sprintf("guest exited with code %d", exit.ExitCode())}
+		return &callError{wire.StatusTrap, fmt.Sprintf("guest exited with code %d", exit.ExitCode())}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &callError{statusTimeout, fmt.Sprintf("batch exceeded its deadline of %s", deadline)}
+		return &callError{wire.StatusTimeout, fmt.Sprintf("batch exceeded its deadline of %s", deadline)}
 	}
 	// wazero appends a multi-line wasm stack trace; its first line names
 	// the trap ("wasm error: unreachable").
 	msg, _, _ := strings.Cut(err.Error(), "\n")
-	return &callError{statusTrap, "guest trapped: " + msg}
+	return &callError{wire.StatusTrap, "guest trapped: " + msg}
 }
 
 func (inst *instance) fn(name string) (api.Function, error) {
@@ -263,15 +264,15 @@ func (inst *instance) fn(name string) (api.Function, error) {
 	}
 	f := inst.mod.ExportedFunction(name)
 	if f == nil {
-		return nil, &callError{statusBadRequest, fmt.Sprintf("module has no export %q", name)}
+		return nil, &callError{wire.StatusBadRequest, fmt.Sprintf("module has no export %q", name)}
 	}
 	inst.fns[name] = f
 	return f, nil
 }
 
-func (inst *instance) callBatch(ctx context.Context, spec *FuncSpec, input []byte, rows int, dst []byte, maxOutput int64) ([]byte, error) {
+func (inst *instance) callBatch(ctx context.Context, spec *wire.FuncSpec, input []byte, rows int, dst []byte, maxOutput int64) ([]byte, error) {
 	if inst.alloc == nil {
-		return dst, &callError{statusBadRequest, "module does not implement the batch ABI (no udfhost_abi_version/udfhost_alloc)"}
+		return dst, &callError{wire.StatusBadRequest, "module does not implement the batch ABI (no udfhost_abi_version/udfhost_alloc)"}
 	}
 	f, err := inst.fn(spec.Export)
 	if err != nil {
@@ -285,12 +286,12 @@ func (inst *instance) callBatch(ctx context.Context, spec *FuncSpec, input []byt
 		}
 		ptr := uint32(inst.stack[0])
 		if ptr == 0 || ptr%8 != 0 {
-			return dst, &callError{statusBadOutput, fmt.Sprintf("udfhost_alloc(%d) returned unusable pointer %#x", n, ptr)}
+			return dst, &callError{wire.StatusBadOutput, fmt.Sprintf("udfhost_alloc(%d) returned unusable pointer %#x", n, ptr)}
 		}
 		inst.inPtr, inst.inCap = ptr, n
 	}
 	if !inst.mem.Write(inst.inPtr, input) {
-		return dst, &callError{statusBadOutput, fmt.Sprintf("udfhost_alloc returned %#x, outside guest memory for %d bytes", inst.inPtr, n)}
+		return dst, &callError{wire.StatusBadOutput, fmt.Sprintf("udfhost_alloc returned %#x, outside guest memory for %d bytes", inst.inPtr, n)}
 	}
 	inst.stack[0], inst.stack[1] = uint64(inst.inPtr), uint64(n)
 	if err := f.CallWithStack(ctx, inst.stack); err != nil {
@@ -298,17 +299,17 @@ func (inst *instance) callBatch(ctx context.Context, spec *FuncSpec, input []byt
 	}
 	packed := inst.stack[0]
 	if packed == 0 {
-		return dst, &callError{statusGuestError, "guest could not process the batch (returned 0)"}
+		return dst, &callError{wire.StatusGuestError, "guest could not process the batch (returned 0)"}
 	}
 	outPtr, outLen := uint32(packed), uint32(packed>>32)
 	if maxOutput > 0 && int64(outLen) > maxOutput {
 		// Refused before a byte is copied: the host never holds it.
-		return dst, &callError{statusBadOutput, fmt.Sprintf("result region of %d bytes exceeds the batch limit of %d bytes", outLen, maxOutput)}
+		return dst, &callError{wire.StatusBadOutput, fmt.Sprintf("result region of %d bytes exceeds the batch limit of %d bytes", outLen, maxOutput)}
 	}
 	mem, _ := inst.mem.Read(0, inst.mem.Size())
 	out, err := abi.CopyOutput(dst, mem, outPtr, outLen, rows, spec.Result)
 	if err != nil {
-		return dst, &callError{statusBadOutput, err.Error()}
+		return dst, &callError{wire.StatusBadOutput, err.Error()}
 	}
 	return out, nil
 }
@@ -326,7 +327,7 @@ type driver struct {
 
 // driverFor returns inst's driver for spec, compiling (once per engine) and
 // instantiating (once per instance) it on first use.
-func (e *engine) driverFor(ctx context.Context, inst *instance, spec *FuncSpec) (*driver, error) {
+func (e *engine) driverFor(ctx context.Context, inst *instance, spec *wire.FuncSpec) (*driver, error) {
 	key := spec.Export + "\x00" + string(typeBytes(spec))
 	if d, ok := inst.drivers[key]; ok {
 		return d, nil
@@ -340,7 +341,7 @@ func (e *engine) driverFor(ctx context.Context, inst *instance, spec *FuncSpec) 
 		}
 		if err != nil {
 			e.mu.Unlock()
-			return nil, &callError{statusBadRequest, fmt.Sprintf("build direct-ABI driver for %q: %v", spec.Export, err)}
+			return nil, &callError{wire.StatusBadRequest, fmt.Sprintf("build direct-ABI driver for %q: %v", spec.Export, err)}
 		}
 		e.drivers[key] = compiled
 	}
@@ -353,14 +354,14 @@ func (e *engine) driverFor(ctx context.Context, inst *instance, spec *FuncSpec) 
 	})
 	mod, err := e.rt.InstantiateModule(rctx, compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
-		return nil, &callError{statusBadRequest, fmt.Sprintf("link direct-ABI driver for %q: %v", spec.Export, err)}
+		return nil, &callError{wire.StatusBadRequest, fmt.Sprintf("link direct-ABI driver for %q: %v", spec.Export, err)}
 	}
 	d := &driver{mod: mod, mem: mod.Memory(), run: mod.ExportedFunction("run"), stack: make([]uint64, 2*len(spec.Args)+3)}
 	inst.drivers[key] = d
 	return d, nil
 }
 
-func typeBytes(spec *FuncSpec) []byte {
+func typeBytes(spec *wire.FuncSpec) []byte {
 	b := make([]byte, 0, len(spec.Args)+1)
 	for _, t := range spec.Args {
 		b = append(b, byte(t))
@@ -371,7 +372,7 @@ func typeBytes(spec *FuncSpec) []byte {
 // callDirect runs a batch through the driver: the input region is copied
 // into the driver's memory, the output region is laid out after it, and
 // the driver fills values and validity.
-func (e *engine) callDirect(ctx context.Context, inst *instance, spec *FuncSpec, input []byte, rows int, dst []byte) ([]byte, error) {
+func (e *engine) callDirect(ctx context.Context, inst *instance, spec *wire.FuncSpec, input []byte, rows int, dst []byte) ([]byte, error) {
 	if _, err := inst.fn(spec.Export); err != nil {
 		return dst, err
 	}
@@ -392,7 +393,7 @@ func (e *engine) callDirect(ctx context.Context, inst *instance, spec *FuncSpec,
 	end := validityOff + (rows+7)/8
 	if size := int(d.mem.Size()); end > size {
 		if _, ok := d.mem.Grow(uint32((end - size + 65535) / 65536)); !ok {
-			return dst, &callError{statusBadRequest, fmt.Sprintf("batch of %d bytes does not fit the memory limit", end)}
+			return dst, &callError{wire.StatusBadRequest, fmt.Sprintf("batch of %d bytes does not fit the memory limit", end)}
 		}
 	}
 	mem, _ := d.mem.Read(0, d.mem.Size())
@@ -426,7 +427,7 @@ func (e *engine) callDirect(ctx context.Context, inst *instance, spec *FuncSpec,
 	}
 	out, err := abi.CopyOutput(dst, mem, uint32(outOff), uint32(end-outOff), rows, spec.Result)
 	if err != nil {
-		return dst, &callError{statusInternal, err.Error()}
+		return dst, &callError{wire.StatusInternal, err.Error()}
 	}
 	return out, nil
 }
@@ -435,14 +436,14 @@ func align8(n int) int { return (n + 7) &^ 7 }
 
 // checkDirect re-checks, in the worker, that the export's wasm signature is
 // the one the SQL signature maps to; the host checked it at CreateFunction.
-func checkDirect(def api.FunctionDefinition, spec *FuncSpec) error {
+func checkDirect(def api.FunctionDefinition, spec *wire.FuncSpec) error {
 	params, results := def.ParamTypes(), def.ResultTypes()
 	ok := len(params) == len(spec.Args) && len(results) == 1 && results[0] == api.ValueType(spec.Result.DirectWasmType())
 	for i := 0; ok && i < len(params); i++ {
 		ok = params[i] == api.ValueType(spec.Args[i].DirectWasmType())
 	}
 	if !ok {
-		return &callError{statusBadRequest, fmt.Sprintf("export %q does not have the direct-ABI signature of its SQL types", spec.Export)}
+		return &callError{wire.StatusBadRequest, fmt.Sprintf("export %q does not have the direct-ABI signature of its SQL types", spec.Export)}
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package sandbox
+package jail
 
 import (
 	"bufio"
@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
 	seccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
+
+	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
 
 // seccompProfile is the worker's syscall allowlist: one syscall per line,
@@ -21,7 +24,8 @@ import (
 var seccompProfile []byte
 
 // SeccompProfileHash identifies the allowlist workers run under; serve
-// audits it with the layers it measured.
+// audits it with the layers it measured, and a worker reports it in its
+// seccomp layer.
 func SeccompProfileHash() string {
 	sum := sha256.Sum256(seccompProfile)
 	return "sha256:" + hex.EncodeToString(sum[:])
@@ -113,6 +117,24 @@ func buildSeccompFilter(data []byte) (*seccomp.ScmpFilter, error) {
 	return f, nil
 }
 
+// MeasureMarker is the path a measuring worker probes where the filter
+// would be installed: syscalls traced after it are what the filter must
+// allow (scripts/measure-syscalls.sh, TestMeasureSyscalls).
+const MeasureMarker = "/udfhost-seccomp-installed-here"
+
+// InstallSeccomp installs the seccomp filter on every thread of the
+// worker, the jail's last layer, once the module is compiled and before
+// any guest code runs; or, when measure is set, only marks the point
+// where it would go (MeasureMarker) and reports the layer inactive.
+func (j *Jail) InstallSeccomp(measure bool) {
+	if measure {
+		unix.Access(MeasureMarker, unix.F_OK)
+		j.add(wire.LayerSeccomp, errors.New("skipped: measuring syscalls"), "")
+		return
+	}
+	j.add(wire.LayerSeccomp, installSeccomp(), "allowlist "+SeccompProfileHash()+"; anything else traps and ends the worker")
+}
+
 // installSeccomp loads the filter on every thread of the worker (libseccomp
 // always asks the kernel for TSYNC, so threads the Go runtime has already
 // started are covered too). no_new_privs must already be set.
@@ -131,8 +153,9 @@ func installSeccomp() error {
 	return nil
 }
 
-// syscallName names a syscall number a trap reported.
-func syscallName(nr int) string {
+// SyscallName names a syscall number a trap reported. The host calls it
+// on the number a dead worker's stderr carried (SeccompViolationMarker).
+func SyscallName(nr int) string {
 	name, err := seccomp.ScmpSyscall(nr).GetName()
 	if err != nil {
 		return fmt.Sprintf("syscall %d", nr)

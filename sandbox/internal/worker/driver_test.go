@@ -1,4 +1,4 @@
-package sandbox
+package worker
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/udfhost/udfhost/internal/abi"
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/sandbox/internal/testmod"
+	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
 
 const typesWAT = `(module
@@ -121,7 +123,7 @@ func TestDriverAllTypes(t *testing.T) {
 		{"big", []udf.Type{tBig}, tBig, func(v []float64) float64 { return 3 * v[0] }},
 	}
 	ctx := context.Background()
-	e, err := newEngine(ctx, engineConfig{MemoryLimitPages: 64, MaxInstances: 1}, compileWAT(t, typesWAT))
+	e, err := newEngine(ctx, engineConfig{MemoryLimitPages: 64, MaxInstances: 1}, testmod.WAT(t, typesWAT))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +137,7 @@ func TestDriverAllTypes(t *testing.T) {
 				cols[i] = randCol(rng, at, rows)
 				batch.Columns = append(batch.Columns, cols[i].proto())
 			}
-			spec := &FuncSpec{Export: f.export, ABI: udf.ABIDirect, Args: f.args, Result: f.result}
+			spec := &wire.FuncSpec{Export: f.export, ABI: udf.ABIDirect, Args: f.args, Result: f.result}
 			out, err := e.call(ctx, spec, time.Second, abi.AppendInput(nil, batch), nil)
 			if err != nil {
 				t.Fatalf("%s/%d: %v", f.export, rows, err)
