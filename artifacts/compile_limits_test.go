@@ -3,7 +3,6 @@ package artifacts
 import (
 	"context"
 	"errors"
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -60,24 +59,8 @@ func TestCommitMemoryBounded(t *testing.T) {
 	cases := map[string][]byte{
 		"one 7.6 MB function body": wasmtest.OneFunc(0, wasmenc.Rep(2_540_000, 0x41, 0x00, 0x1a)),
 		// At the scan's limits on types and on functions × exports.
-		"a million types": wasmenc.Module(
-			wasmenc.Section(wasmenc.SecType, wasmenc.ULEB128(maxTypes), wasmenc.Rep(maxTypes, 0x60, 0x00, 0x00)),
-			wasmtest.Funcs(0),
-			wasmtest.Exports(wasmtest.ExportFunc("f", 0)),
-			wasmtest.Code(wasmtest.Body()),
-		),
-		"a million functions, 500 exports": func() []byte {
-			var exports [][]byte
-			for i := range maxExportsOfMostFunctions {
-				exports = append(exports, wasmtest.ExportFunc(fmt.Sprintf("f%d", i), uint32(i)))
-			}
-			return wasmenc.Module(
-				wasmtest.Types(wasmenc.FuncType(nil, nil)),
-				wasmenc.Section(wasmenc.SecFunction, wasmenc.ULEB128(maxFunctions), wasmenc.Rep(maxFunctions, 0x00)),
-				wasmtest.Exports(exports...),
-				wasmenc.Section(wasmenc.SecCode, wasmenc.ULEB128(maxFunctions), wasmenc.Rep(maxFunctions, wasmtest.Body()...)),
-			)
-		}(),
+		"a million types":                  wasmtest.ShapeNamed("many types").Build(maxTypes),
+		"a million functions, 500 exports": wasmtest.Functions(maxFunctions, maxExportsOfMostFunctions, wasmtest.Body()),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -19,37 +19,28 @@ import (
 // compiler busy for seconds to minutes (timings on the 2-core test VM,
 // without the limits).
 func compileBombs() map[string][]byte {
-	diamond := []byte{0x20, 0x00, 0x04, 0x40, 0x01, 0x05, 0x01, 0x0b} // local.get 0 if nop else nop end
+	shape := func(name string, n int) []byte { return wasmtest.ShapeNamed(name).Build(n) }
 	return map[string][]byte{
 		// test/hostile nested_blocks: 90 KB, 4.5 s.
-		"nested blocks": wasmtest.OneFunc(0, wasmtest.NestedBlocks(30_000)),
+		"nested blocks": shape("nested blocks", 30_000),
 		// 600 KB, 4 min 39 s.
-		"nested blocks 600 KB": wasmtest.OneFunc(0, wasmtest.NestedBlocks(200_000)),
+		"nested blocks 600 KB": shape("nested blocks", 200_000),
 		// Under the nesting limit: 27 KB, ~3 s.
-		"nested loops 9,000": wasmtest.OneFunc(0, wasmenc.Cat(wasmenc.Rep(9_000, 0x03, 0x40), wasmenc.Rep(9_000, 0x0b))),
+		"nested loops 9,000": shape("nested loops", 9_000),
 		// Not nested at all: 60 KB, 1.7 s; 100 KB, 17 s.
-		"blocks in a row": wasmtest.OneFunc(0, wasmenc.Rep(20_000, 0x02, 0x40, 0x0b)),
-		"ifs in a row":    wasmtest.OneFunc(0, wasmenc.Rep(20_000, 0x20, 0x00, 0x04, 0x40, 0x0b)),
-		"br_ifs in a row": wasmtest.OneFunc(0, wasmenc.Rep(20_000, 0x20, 0x00, 0x0d, 0x00)),
+		"blocks in a row": shape("blocks in a row", 20_000),
+		"ifs in a row":    shape("ifs in a row", 20_000),
+		"br_ifs in a row": shape("br_ifs in a row", 20_000),
 		// One block with 500,000 predecessors: 500 KB, 85 s.
-		"br_table to one label": wasmtest.OneFunc(0, wasmenc.Cat([]byte{0x02, 0x40, 0x20, 0x00, 0x0e}, wasmenc.ULEB128(500_000), wasmenc.Rep(500_000, 0x00), []byte{0x00, 0x0b})),
+		"br_table to one label": shape("br_table to one label", 500_000),
 		// 2,000 edges into a join, 1,000 locals read after it: 12 KB, 7.7 s.
-		"locals read after a join": wasmtest.OneFunc(1000, wasmenc.Cat([]byte{0x02, 0x40}, wasmenc.Rep(2000, 0x20, 0x00, 0x0d, 0x00), []byte{0x0b}, wasmtest.ReadLocals(1000))),
+		"locals read after a join": shape("locals read after a join", 1000),
 		// 10,000 locals read after 20 if/else: 40 KB, 1.4 s.
-		"locals read after diamonds": wasmtest.OneFunc(10_000, wasmenc.Cat(wasmenc.Rep(20, diamond...), wasmtest.ReadLocals(10_000))),
+		"locals read after diamonds": shape("locals read after diamonds", 10_000),
 		// 400 nested loops reading 400 locals: 4 KB, 10 s.
-		"nested loops reading locals": wasmtest.OneFunc(400, wasmenc.Cat(wasmenc.Rep(400, 0x03, 0x40), wasmtest.ReadLocals(400), wasmenc.Rep(400, 0x20, 0x00, 0x0d, 0x00, 0x0b))),
+		"nested loops reading locals": shape("nested loops reading locals", 400),
 		// 9 functions under the per-function limit, over the module's.
-		"many costly functions": func() []byte {
-			body := wasmenc.Cat([]byte{0x00}, wasmtest.NestedBlocks(7000), []byte{0x0b})
-			code := wasmenc.Cat(wasmenc.ULEB128(uint32(len(body))), body)
-			return wasmenc.Module(
-				wasmtest.Types(wasmenc.FuncType(nil, nil)),
-				wasmenc.Section(wasmenc.SecFunction, wasmenc.ULEB128(9), wasmenc.Rep(9, 0x00)),
-				wasmtest.Exports(wasmtest.ExportFunc("f", 0)),
-				wasmenc.Section(wasmenc.SecCode, wasmenc.ULEB128(9), wasmenc.Rep(9, code...)),
-			)
-		}(),
+		"many costly functions": shape("many costly functions", 9),
 	}
 }
 
@@ -230,24 +221,8 @@ func TestPerInstanceLimits(t *testing.T) {
 		)
 	}
 	tableGrow := []byte{0xd0, 0x70, 0x41, 0x01, 0xfc, 0x0f, 0x00, 0x1a}
-	elems := func(n uint32) []byte {
-		return wasmenc.Module(
-			wasmtest.Types(wasmenc.FuncType(nil, nil)),
-			wasmtest.Funcs(0),
-			wasmtest.Exports(wasmtest.ExportFunc("f", 0)),
-			wasmenc.Section(wasmenc.SecElement, wasmenc.Vec(wasmenc.Cat([]byte{0x01, 0x00}, wasmenc.ULEB128(n), make([]byte, n)))),
-			wasmtest.Code(wasmtest.Body()),
-		)
-	}
-	globals := func(n int) []byte {
-		return wasmenc.Module(
-			wasmtest.Types(wasmenc.FuncType(nil, nil)),
-			wasmtest.Funcs(0),
-			wasmenc.Section(wasmenc.SecGlobal, wasmenc.Cat(wasmenc.ULEB128(uint32(n)), wasmenc.Rep(n, wasmenc.I32, 0x00, 0x41, 0x00, 0x0b))),
-			wasmtest.Exports(wasmtest.ExportFunc("f", 0)),
-			wasmtest.Code(wasmtest.Body()),
-		)
-	}
+	elems := wasmtest.ShapeNamed("element segment").Build
+	globals := wasmtest.ShapeNamed("globals").Build
 	bad := map[string]struct {
 		module []byte
 		msg    string

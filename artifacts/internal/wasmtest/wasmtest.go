@@ -189,7 +189,7 @@ func OneFunc(locals uint32, instrs []byte) []byte {
 func ReadLocals(n int) []byte {
 	var out []byte
 	for i := 1; i <= n; i++ {
-		out = wasmenc.Cat(out, []byte{0x20}, wasmenc.ULEB128(uint32(i)), []byte{0x1a})
+		out = append(append(append(out, 0x20), wasmenc.ULEB128(uint32(i))...), 0x1a)
 	}
 	return out
 }
