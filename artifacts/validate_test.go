@@ -211,19 +211,11 @@ func TestDescribeRefusesBadIndices(t *testing.T) {
 }
 
 func BenchmarkValidateGoGuest(b *testing.B) {
-	wasm := goGuest(b)
+	wasm := wasmtest.GoGuest(b)
 	b.SetBytes(int64(len(wasm)))
 	for b.Loop() {
 		if _, err := Validate(context.Background(), wasm, KindUDF, nil, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
-}
-
-func goGuest(b *testing.B) []byte {
-	wasm, err := os.ReadFile("../bin/examples/sha256hex.wasm")
-	if err != nil {
-		b.Skip("no Go guest built:", err)
-	}
-	return wasm
 }

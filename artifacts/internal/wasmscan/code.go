@@ -18,12 +18,8 @@ func (m *moduleScan) code(r *reader) error {
 		return fmt.Errorf("declared size %d runs past the end of the section", size)
 	}
 	br := &reader{buf: body}
-	groups, err := br.count(maxLocals, "local declarations")
-	if err != nil {
-		return err
-	}
 	var locals uint64
-	for i := uint32(0); i < groups; i++ {
+	if err := br.vector(maxLocals, "local declarations", func(uint32) error {
 		n, err := br.u32()
 		if err != nil {
 			return err
@@ -31,9 +27,9 @@ func (m *moduleScan) code(r *reader) error {
 		if locals += uint64(n); locals > maxLocals {
 			return fmt.Errorf("more than %d locals", maxLocals)
 		}
-		if err := br.valType(); err != nil {
-			return err
-		}
+		return br.valType()
+	}); err != nil {
+		return err
 	}
 	if m.totalLocals += locals; m.totalLocals > maxTotalLocals {
 		return fmt.Errorf("more than %d locals in the module", maxTotalLocals)

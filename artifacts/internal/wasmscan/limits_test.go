@@ -2,7 +2,6 @@ package wasmscan
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -256,19 +255,11 @@ func TestPerInstanceLimits(t *testing.T) {
 // BenchmarkScanGoGuest measures the pre-scan on a 2.5 MB Go guest (built by
 // make examples); compare with artifacts' BenchmarkValidateGoGuest.
 func BenchmarkScanGoGuest(b *testing.B) {
-	wasm := goGuest(b)
+	wasm := wasmtest.GoGuest(b)
 	b.SetBytes(int64(len(wasm)))
 	for b.Loop() {
 		if _, err := Scan(wasm); err != nil {
 			b.Fatal(err)
 		}
 	}
-}
-
-func goGuest(b *testing.B) []byte {
-	wasm, err := os.ReadFile("../../../bin/examples/sha256hex.wasm")
-	if err != nil {
-		b.Skip("no Go guest built:", err)
-	}
-	return wasm
 }

@@ -44,40 +44,34 @@ func (m *moduleScan) nameSection(r *reader) error {
 				return fmt.Errorf("module name: %w", err)
 			}
 		case 1: // function names
-			n, err := sr.count(maxFunctions, "function names")
-			if err != nil {
-				return err
-			}
-			for i := uint32(0); i < n; i++ {
+			if err := sr.vector(maxFunctions, "function names", func(i uint32) error {
 				if _, err := sr.u32(); err != nil {
 					return err
 				}
 				if _, err := sr.name(); err != nil {
 					return fmt.Errorf("function name %d: %w", i, err)
 				}
-			}
-		case 2: // local names
-			n, err := sr.count(maxFunctions, "local-name entries")
-			if err != nil {
+				return nil
+			}); err != nil {
 				return err
 			}
-			m.localNames += uint64(n)
-			for i := uint32(0); i < n; i++ {
+		case 2: // local names
+			if err := sr.vector(maxFunctions, "local-name entries", func(uint32) error {
+				m.localNames++
 				if _, err := sr.u32(); err != nil {
 					return err
 				}
-				locals, err := sr.count(maxLocals, "local names")
-				if err != nil {
-					return err
-				}
-				for j := uint32(0); j < locals; j++ {
+				return sr.vector(maxLocals, "local names", func(uint32) error {
 					if _, err := sr.u32(); err != nil {
 						return err
 					}
 					if _, err := sr.name(); err != nil {
 						return fmt.Errorf("local name: %w", err)
 					}
-				}
+					return nil
+				})
+			}); err != nil {
+				return err
 			}
 		default:
 			continue

@@ -91,6 +91,21 @@ func (r *reader) count(limit uint32, what string) (uint32, error) {
 	return n, nil
 }
 
+// vector reads a vector of at most limit entries (see count), calling
+// entry for each in turn; an entry's error ends it, as it is.
+func (r *reader) vector(limit uint32, what string, entry func(i uint32) error) error {
+	n, err := r.count(limit, what)
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		if err := entry(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (r *reader) name() (string, error) {
 	n, err := r.u32()
 	if err != nil {

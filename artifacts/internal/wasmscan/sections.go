@@ -43,11 +43,7 @@ func (m *moduleScan) typeSection(r *reader) error {
 }
 
 func (m *moduleScan) importSection(r *reader) error {
-	n, err := r.count(maxImports, "imports")
-	if err != nil {
-		return err
-	}
-	for i := uint32(0); i < n; i++ {
+	return r.vector(maxImports, "imports", func(i uint32) error {
 		imp, typeIdx, err := r.importEntry()
 		if err != nil {
 			return fmt.Errorf("import %d: %w", i, err)
@@ -60,8 +56,8 @@ func (m *moduleScan) importSection(r *reader) error {
 			m.tables = append(m.tables, tableLimits{})
 		}
 		m.Imports = append(m.Imports, imp)
-	}
-	return nil
+		return nil
+	})
 }
 
 func (m *moduleScan) functionSection(r *reader) error {
@@ -84,12 +80,8 @@ func (m *moduleScan) functionSection(r *reader) error {
 }
 
 func (m *moduleScan) tableSection(r *reader) error {
-	n, err := r.count(maxTables, "tables")
-	if err != nil {
-		return err
-	}
 	var total uint64
-	for i := uint32(0); i < n; i++ {
+	return r.vector(maxTables, "tables", func(i uint32) error {
 		t, err := r.tableType()
 		if err != nil {
 			return fmt.Errorf("table %d: %w", i, err)
@@ -98,8 +90,8 @@ func (m *moduleScan) tableSection(r *reader) error {
 			return fmt.Errorf("table %d: initial size %d elements brings the tables to %d, more than %d (every instance allocates 8 bytes an element)", i, t.min, total, maxTableElements)
 		}
 		m.tables = append(m.tables, t)
-	}
-	return nil
+		return nil
+	})
 }
 
 func (m *moduleScan) memorySection(r *reader) error {
@@ -118,27 +110,17 @@ func (m *moduleScan) memorySection(r *reader) error {
 }
 
 func (m *moduleScan) tagSection(r *reader) error {
-	n, err := r.count(maxTags, "tags")
-	if err != nil {
-		return err
-	}
-	for i := uint32(0); i < n; i++ {
+	return r.vector(maxTags, "tags", func(uint32) error {
 		if _, err := r.byte(); err != nil { // attribute
 			return err
 		}
-		if _, err := r.u32(); err != nil { // type index
-			return err
-		}
-	}
-	return nil
+		_, err := r.u32() // type index
+		return err
+	})
 }
 
 func (m *moduleScan) globalSection(r *reader) error {
-	n, err := r.count(maxGlobals, "globals")
-	if err != nil {
-		return err
-	}
-	for i := uint32(0); i < n; i++ {
+	return r.vector(maxGlobals, "globals", func(i uint32) error {
 		if err := r.valType(); err != nil {
 			return fmt.Errorf("global %d: %w", i, err)
 		}
@@ -148,8 +130,8 @@ func (m *moduleScan) globalSection(r *reader) error {
 		if err := r.constExpr(); err != nil {
 			return fmt.Errorf("global %d: %w", i, err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (m *moduleScan) exportSection(r *reader) error {
@@ -187,11 +169,7 @@ func (m *moduleScan) startSection(r *reader) error {
 }
 
 func (m *moduleScan) elementSection(r *reader) error {
-	n, err := r.count(maxElementSegments, "element segments")
-	if err != nil {
-		return err
-	}
-	for i := uint32(0); i < n; i++ {
+	return r.vector(maxElementSegments, "element segments", func(i uint32) error {
 		elems, err := r.elementSegment()
 		if err != nil {
 			return fmt.Errorf("element segment %d: %w", i, err)
@@ -199,8 +177,8 @@ func (m *moduleScan) elementSection(r *reader) error {
 		if m.elements += uint64(elems); m.elements > maxElements {
 			return fmt.Errorf("element segment %d: %d elements bring the segments to %d, more than %d (every instance allocates ~40 bytes an element)", i, elems, m.elements, maxElements)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // dataCountSection holds the number of data segments.
@@ -210,27 +188,19 @@ func (m *moduleScan) dataCountSection(r *reader) error {
 }
 
 func (m *moduleScan) codeSection(r *reader) error {
-	n, err := r.count(maxFunctions, "function bodies")
-	if err != nil {
-		return err
-	}
-	for i := uint32(0); i < n; i++ {
+	return r.vector(maxFunctions, "function bodies", func(i uint32) error {
 		if err := m.code(r); err != nil {
 			return fmt.Errorf("function body %d: %w", i, err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (m *moduleScan) dataSection(r *reader) error {
-	n, err := r.count(maxDataSegments, "data segments")
-	if err != nil {
-		return err
-	}
-	for i := uint32(0); i < n; i++ {
+	return r.vector(maxDataSegments, "data segments", func(i uint32) error {
 		if err := r.dataSegment(); err != nil {
 			return fmt.Errorf("data segment %d: %w", i, err)
 		}
-	}
-	return nil
+		return nil
+	})
 }

@@ -5,8 +5,24 @@
 package wasmtest
 
 import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
 	"github.com/udfhost/udfhost/internal/wasmenc"
 )
+
+// GoGuest is a 2.5 MB Go guest, bin/examples/sha256hex.wasm, built by
+// make examples; without it, tb is skipped.
+func GoGuest(tb testing.TB) []byte {
+	_, file, _, _ := runtime.Caller(0)
+	wasm, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "..", "bin", "examples", "sha256hex.wasm"))
+	if err != nil {
+		tb.Skip("no Go guest built:", err)
+	}
+	return wasm
+}
 
 // Body is a code-section entry without locals: instrs, then end.
 func Body(instrs ...byte) []byte { return wasmenc.Body(nil, instrs, []byte{wasmenc.OpEnd}) }
