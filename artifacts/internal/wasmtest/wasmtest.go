@@ -1,7 +1,8 @@
-// Package wasmtest holds the tiny WebAssembly modules that the tests of
+// Package wasmtest holds the WebAssembly modules that the tests of
 // artifacts and of its scanner share, assembled with wasmenc so that the
-// tests need no external tools. Each builder documents the WAT it
-// corresponds to. Only tests import it.
+// tests need no external tools: tiny ones, each documented with the WAT it
+// corresponds to, and the shapes whose compile cost grows with a size
+// (Shapes). Only tests and the cost model (wasmscan/costmodel) import it.
 package wasmtest
 
 import (

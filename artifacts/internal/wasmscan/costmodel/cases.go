@@ -49,15 +49,6 @@ func shapes() []shape {
 	return out
 }
 
-func shapeNamed(name string) (shape, error) {
-	for _, s := range shapes() {
-		if s.Name == name {
-			return s, nil
-		}
-	}
-	return shape{}, fmt.Errorf("no shape %q", name)
-}
-
 // errNoLimit means a shape grew to the largest artifact without meeting a
 // limit of the scan.
 var errNoLimit = errors.New("no limit of the scan met up to the largest artifact")

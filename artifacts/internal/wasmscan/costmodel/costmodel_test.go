@@ -13,7 +13,7 @@ import (
 func TestShapesCompile(t *testing.T) {
 	for _, s := range shapes() {
 		t.Run(s.Name, func(t *testing.T) {
-			res, err := compile(s, 3)
+			res, err := compile(s.Build(3), s.perInstance != nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -29,11 +29,11 @@ func main() {
 	run := flag.String("run", "", "measure only the shapes whose name matches this regular expression")
 	quick := flag.Bool("quick", false, "scale every module down 16 times (checks the harness and the shape, not the budgets)")
 	margin := flag.Float64("margin", 2, "headroom a budget must keep over what was measured")
-	child := flag.String("child", "", "internal: measure one shape in this process (shape name)")
-	n := flag.Int("n", 0, "internal: with -child, the shape's size")
+	child := flag.String("child", "", "internal: compile the module in this file in this process and print what it cost")
+	instance := flag.Bool("instance", false, "internal: with -child, instantiate the module too")
 	flag.Parse()
 	if *child != "" {
-		if err := childMain(*child, *n); err != nil {
+		if err := childMain(*child, *instance); err != nil {
 			fmt.Fprintln(os.Stderr, "costmodel:", err)
 			os.Exit(2)
 		}

@@ -35,17 +35,30 @@ type sample struct {
 // memory is what the compile worker's cgroup would be charged.
 func (s sample) memory() int64 { return s.PeakRSS + s.CacheBytes }
 
-// measure compiles shape name at size n in a child process of one core
-// and returns what it measured. The child is killed at the compile
-// worker's memory or time budget, as the worker would be.
-func measure(name string, n int) (sample, error) {
+// measure compiles s.Build(n) in a child process of one core and returns
+// what it measured. The child is killed at the compile worker's memory or
+// time budget, as the worker would be. It reads the module from a file,
+// as the worker receives it: one copy, no builder's garbage.
+func measure(s shape, n int) (sample, error) {
 	self, err := os.Executable()
+	if err != nil {
+		return sample{}, err
+	}
+	f, err := os.CreateTemp("", "costmodel-*.wasm")
+	if err != nil {
+		return sample{}, err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(s.Build(n))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return sample{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), compileSeconds*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, self, "-child", name, "-n", strconv.Itoa(n))
+	cmd := exec.CommandContext(ctx, self, "-child", f.Name(), "-instance="+strconv.FormatBool(s.perInstance != nil))
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(compileCores), "GOGC=", "GOMEMLIMIT=")
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
@@ -76,23 +89,23 @@ func measure(name string, n int) (sample, error) {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return sample{Killed: fmt.Sprintf("compiling took longer than %d s", compileSeconds)}, nil
 	case err != nil:
-		return sample{}, fmt.Errorf("%s n=%d: child: %v: %s", name, n, err, strings.TrimSpace(stderr.String()))
+		return sample{}, fmt.Errorf("%s n=%d: child: %v: %s", s.Name, n, err, strings.TrimSpace(stderr.String()))
 	}
-	var s sample
-	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
-		return sample{}, fmt.Errorf("%s n=%d: child's answer: %w", name, n, err)
+	var res sample
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		return sample{}, fmt.Errorf("%s n=%d: child's answer: %w", s.Name, n, err)
 	}
-	return s, nil
+	return res, nil
 }
 
-// childMain is the child: it builds shape name at size n, compiles it as
-// the compile worker does, and prints what it measured as JSON.
-func childMain(name string, n int) error {
-	s, err := shapeNamed(name)
+// childMain is the child: it compiles the module in file as the compile
+// worker does, and prints what it measured as JSON.
+func childMain(file string, instance bool) error {
+	wasm, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
-	res, err := compile(s, n)
+	res, err := compile(wasm, instance)
 	if err != nil {
 		return err
 	}
@@ -102,13 +115,11 @@ func childMain(name string, n int) error {
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
-// compile compiles s.Build(n) with wazero's optimizing compiler, the
-// interrupt checks on (WithCloseOnContextDone: the costlier of the
-// workers' two configurations) and a compilation cache in a directory,
-// as the compile worker does, then instantiates it once if s has a
-// per-instance model.
-func compile(s shape, n int) (sample, error) {
-	wasm := s.Build(n)
+// compile compiles wasm with wazero's optimizing compiler, the interrupt
+// checks on (WithCloseOnContextDone: the costlier of the workers' two
+// configurations) and a compilation cache in a directory, as the compile
+// worker does, then instantiates it once if instance.
+func compile(wasm []byte, instance bool) (sample, error) {
 	dir, err := os.MkdirTemp("", "costmodel-cache-")
 	if err != nil {
 		return sample{}, err
@@ -131,16 +142,16 @@ func compile(s shape, n int) (sample, error) {
 	res.Seconds = time.Since(start).Seconds()
 	res.PeakHeap = stop()
 	if err != nil {
-		return sample{}, fmt.Errorf("%s n=%d: wazero refuses the module: %w", s.Name, n, err)
+		return sample{}, fmt.Errorf("wazero refuses the module: %w", err)
 	}
 	if res.CacheBytes, err = dirSize(dir); err != nil {
 		return sample{}, err
 	}
-	if s.perInstance != nil {
+	if instance {
 		before := heapAfterGC()
 		mod, err := rt.InstantiateModule(ctx, cm, wazero.NewModuleConfig().WithName(""))
 		if err != nil {
-			return sample{}, fmt.Errorf("%s n=%d: instantiate: %w", s.Name, n, err)
+			return sample{}, fmt.Errorf("instantiate: %w", err)
 		}
 		res.InstanceBytes = int64(heapAfterGC() - before)
 		runtime.KeepAlive(mod)

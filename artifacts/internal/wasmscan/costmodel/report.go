@@ -66,11 +66,11 @@ func measureShape(s shape, scale int, margin float64) (row, error) {
 		return row{}, fmt.Errorf("%s n=%d: %w", s.Name, r.n, err)
 	}
 	r.work = m.CompileWork()
-	if r.at, err = measure(s.Name, r.n); err != nil {
+	if r.at, err = measure(s, r.n); err != nil {
 		return row{}, err
 	}
 	if r.at.Killed == "" {
-		if r.half, err = measure(s.Name, r.n/2); err != nil {
+		if r.half, err = measure(s, r.n/2); err != nil {
 			return row{}, err
 		}
 	}
@@ -101,7 +101,7 @@ func printRow(w io.Writer, r row) {
 	}
 	nsPerWork, growth := "-", "-"
 	cost := func(n int, work int64) float64 { return float64(n) }
-	if r.work >= 10*int64(r.bytes) { // control flow dominates: the model is work
+	if r.work >= 1_000_000 && r.work >= 10*int64(r.bytes) { // control flow dominates: the model is work
 		nsPerWork = fmt.Sprintf("%.2f", r.at.Seconds*1e9/float64(r.work))
 		cost = func(_ int, work int64) float64 { return float64(work) }
 	}
@@ -114,7 +114,7 @@ func printRow(w io.Writer, r row) {
 	if r.perInstance != nil {
 		instance = fmt.Sprintf("%s (%s)", mib(r.at.InstanceBytes), mib(r.perInstance(r.n)))
 	}
-	fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%.3f\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.1f\t%s\n",
+	fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%.3f\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\n",
 		r.Name, r.n, r.bytes, r.work, r.at.Seconds, nsPerWork, growth, mib(r.at.memory()), mib(r.at.PeakHeap), instance,
 		compileSeconds/r.at.Seconds, float64(compileMemory)/float64(r.at.memory()), r.verdict)
 }
