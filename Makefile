@@ -61,6 +61,14 @@ $(HOSTILE)/manifest.json: test/hostile/manifest.json
 security-test: deps build examples hostile
 	scripts/security-test.sh
 
+# Re-measures the upload scan's compile-cost model against the wazero in
+# go.mod: the worst module the scan accepts at each limit, compiled as the
+# jailed compile worker does, against its budget (docs/SECURITY.md). Run it
+# at every wazero upgrade; it takes a few minutes and exits 1 on FAIL.
+.PHONY: costmodel
+costmodel:
+	$(GO) run ./artifacts/internal/wasmscan/costmodel
+
 vet:
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./guest/ ./examples/go/...

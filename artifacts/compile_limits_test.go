@@ -3,12 +3,14 @@ package artifacts
 import (
 	"context"
 	"errors"
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/udfhost/udfhost/artifacts/internal/wasmtest"
+	"github.com/udfhost/udfhost/internal/wasmenc"
 )
 
 // peakHeapGrowth runs f and reports how far the heap in use rose above
@@ -55,25 +57,10 @@ func peakHeapGrowth(f func()) uint64 {
 // exports a module may have.
 func TestCommitMemoryBounded(t *testing.T) {
 	cases := map[string][]byte{
-		"one 7.6 MB function body": codeModule(0, rep(2_540_000, 0x41, 0x00, 0x1a)),
-		"a million types": wasmModule(
-			section(1, leb(maxTypes), rep(maxTypes, 0x60, 0x00, 0x00)),
-			section(3, vec(leb(0))),
-			section(7, vec(exportFunc("f", 0))),
-			section(10, vec(body())),
-		),
-		"a million functions, 500 exports": func() []byte {
-			var exports [][]byte
-			for i := range maxFuncScanWork / maxFunctions {
-				exports = append(exports, exportFunc(fmt.Sprintf("f%d", i), uint32(i)))
-			}
-			return wasmModule(
-				section(1, vec(funcType(nil, nil))),
-				section(3, leb(maxFunctions), rep(maxFunctions, 0x00)),
-				section(7, vec(exports...)),
-				section(10, leb(maxFunctions), rep(maxFunctions, body()...)),
-			)
-		}(),
+		"one 7.6 MB function body": wasmtest.OneFunc(0, wasmenc.Rep(2_540_000, 0x41, 0x00, 0x1a)),
+		// At the scan's limits on types and on functions × exports.
+		"a million types":                  wasmtest.ShapeNamed("many types").Build(maxTypes),
+		"a million functions, 500 exports": wasmtest.Functions(maxFunctions, maxExportsOfMostFunctions, wasmtest.Body()),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -100,6 +87,14 @@ func TestCommitMemoryBounded(t *testing.T) {
 		})
 	}
 }
+
+// The scan's limits (wasmscan) that TestCommitMemoryBounded's modules are
+// at: 10^6 types or functions, 5×10^8 for functions × exports.
+const (
+	maxTypes                  = 1_000_000
+	maxFunctions              = 1_000_000
+	maxExportsOfMostFunctions = 500
+)
 
 // blockingCompiler is a Precompile double that blocks until released and
 // counts how many calls run at once.
@@ -137,7 +132,7 @@ func (b *blockingCompiler) Precompile(ctx context.Context, wasm []byte, dir stri
 // distinctModule is addModule with a custom section making its bytes
 // (and digest) its own.
 func distinctModule(i int) []byte {
-	return append(addModule(), section(0, str("n"), leb(uint32(i)))...)
+	return append(wasmtest.Add(), wasmenc.Section(wasmenc.SecCustom, wasmenc.Name("n"), wasmenc.ULEB128(uint32(i)))...)
 }
 
 // TestCompileCap: at most MaxCompiles compiles run at once; a Commit that

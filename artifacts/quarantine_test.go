@@ -6,15 +6,18 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/udfhost/udfhost/artifacts/internal/wasmtest"
+	"github.com/udfhost/udfhost/internal/wasmenc"
 )
 
 // otherModule is a valid module with a digest different from addModule's.
 func otherModule() []byte {
-	return wasmModule(
-		section(1, vec(funcType([]byte{tI64, tI64}, []byte{tI64}))),
-		section(3, vec(leb(0))),
-		section(7, vec(exportFunc("sum", 0))),
-		section(10, vec(body(0x20, 0x00, 0x20, 0x01, 0x7c))),
+	return wasmenc.Module(
+		wasmtest.Types(wasmenc.FuncType([]byte{wasmenc.I64, wasmenc.I64}, []byte{wasmenc.I64})),
+		wasmtest.Funcs(0),
+		wasmtest.Exports(wasmtest.ExportFunc("sum", 0)),
+		wasmtest.Code(wasmtest.Body(0x20, 0x00, 0x20, 0x01, 0x7c)),
 	)
 }
 
@@ -54,9 +57,9 @@ func (e *env) assertQuarantined(want bool, digest string, ids ...string) {
 
 func TestQuarantineSurvivesRestartUntilRelease(t *testing.T) {
 	e := newEnv(t, 0)
-	a1 := e.mustUpload(addModule())
+	a1 := e.mustUpload(wasmtest.Add())
 	e.clock.Advance(time.Second)
-	a2 := e.mustUpload(addModule()) // same code, same digest
+	a2 := e.mustUpload(wasmtest.Add()) // same code, same digest
 	other := e.mustUpload(otherModule())
 
 	since := e.clock.Now()
@@ -80,7 +83,7 @@ func TestQuarantineSurvivesRestartUntilRelease(t *testing.T) {
 		t.Errorf("after restart: %+v, want %+v", got.Quarantine, q)
 	}
 	// Uploading the same bytes again does not escape the quarantine.
-	a3 := e.mustUpload(addModule())
+	a3 := e.mustUpload(wasmtest.Add())
 	e.assertQuarantined(true, a1.Digest, a3.ID)
 
 	art, was, err := e.store.Release(e.ctx, a2.ID)
@@ -97,7 +100,7 @@ func TestQuarantineSurvivesRestartUntilRelease(t *testing.T) {
 
 func TestQuarantineErrors(t *testing.T) {
 	e := newEnv(t, 0)
-	a := e.mustUpload(addModule())
+	a := e.mustUpload(wasmtest.Add())
 	if _, err := e.store.Quarantine(e.ctx, "sha256:"+sha([]byte("nothing")), Quarantine{}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Quarantine of an unknown digest: %v", err)
 	}
@@ -123,8 +126,8 @@ func TestQuarantineErrors(t *testing.T) {
 // digest's artifacts leaves some unmarked; New marks them all.
 func TestQuarantineRepairedAfterCrash(t *testing.T) {
 	e := newEnv(t, 0)
-	a1 := e.mustUpload(addModule())
-	a2 := e.mustUpload(addModule())
+	a1 := e.mustUpload(wasmtest.Add())
+	a2 := e.mustUpload(wasmtest.Add())
 	before, err := os.ReadFile(filepath.Join(e.dir, "meta", a2.ID+".json"))
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +144,7 @@ func TestQuarantineRepairedAfterCrash(t *testing.T) {
 
 func TestQuarantinedDoesNotAllocate(t *testing.T) {
 	e := newEnv(t, 0)
-	a := e.mustUpload(addModule())
+	a := e.mustUpload(wasmtest.Add())
 	if _, err := e.store.Quarantine(e.ctx, a.Digest, Quarantine{Reason: "r", Violations: 3}); err != nil {
 		t.Fatal(err)
 	}

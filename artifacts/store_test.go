@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/udfhost/udfhost/artifacts/internal/wasmtest"
 	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/internal/wasmenc"
 	"github.com/udfhost/udfhost/presign"
 )
 
@@ -249,7 +251,7 @@ func wantErr(t *testing.T, err, sentinel error, substrs ...string) {
 
 func TestHappyPath(t *testing.T) {
 	e := newEnv(t, 0)
-	data := addModule()
+	data := wasmtest.Add()
 	up := e.createUpload(data)
 	if up.Method != "PUT" || !strings.HasPrefix(up.URL, e.srv.URL+"/v1/objects/uploads/"+up.ID+"?") {
 		t.Fatalf("upload %+v", up)
@@ -338,7 +340,7 @@ func assertNoSignatureLogged(t *testing.T, a *fakeAuditor, rawURL string) {
 
 func TestBatchABIModule(t *testing.T) {
 	e := newEnv(t, 0)
-	art, err := e.upload(batchModule())
+	art, err := e.upload(wasmtest.Batch())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +358,7 @@ func TestBatchABIModule(t *testing.T) {
 
 func TestAllowedWASIImport(t *testing.T) {
 	e := newEnv(t, 0)
-	art, err := e.upload(fdWriteModule())
+	art, err := e.upload(wasmtest.FDWrite())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +369,7 @@ func TestAllowedWASIImport(t *testing.T) {
 
 func TestConnectorKind(t *testing.T) {
 	e := newEnv(t, 0)
-	data := addModule()
+	data := wasmtest.Add()
 	up, err := e.store.CreateUpload(e.ctx, UploadRequest{Kind: KindConnector, Env: "prod-1", Size: int64(len(data)), SHA256: sha(data)})
 	if err != nil {
 		t.Fatal(err)
@@ -382,7 +384,7 @@ func TestConnectorKind(t *testing.T) {
 // TestInvalidModulesRejected uploads bytes that arrive intact but fail
 // validation at Commit.
 func TestInvalidModulesRejected(t *testing.T) {
-	add := addModule()
+	add := wasmtest.Add()
 	cases := []struct {
 		name     string
 		data     []byte
@@ -392,14 +394,14 @@ func TestInvalidModulesRejected(t *testing.T) {
 		{"not wasm", []byte("#!/bin/sh\nrm -rf /\n"), ErrInvalidModule, "not a WebAssembly module (bad magic)"},
 		{"truncated header", add[:6], ErrInvalidModule, "truncated"},
 		{"truncated body", add[:len(add)-3], ErrInvalidModule, ""},
-		{"no exports", noExportModule(), ErrInvalidModule, "exports no functions"},
-		{"half ABI", halfABIModule(), ErrInvalidModule, "udfhost_alloc"},
-		{"env.system", importFuncModule("env", "system", []byte{tI32}, []byte{tI32}), ErrDisallowedImport, "env.system"},
-		{"sock_accept", importFuncModule("wasi_snapshot_preview1", "sock_accept", []byte{tI32, tI32, tI32}, []byte{tI32}), ErrDisallowedImport, "wasi_snapshot_preview1.sock_accept"},
-		{"memory import", importOtherModule("env", "memory", memoryDesc), ErrDisallowedImport, "env.memory"},
-		{"wasi memory import", importOtherModule("wasi_snapshot_preview1", "memory", memoryDesc), ErrDisallowedImport, "wasi_snapshot_preview1.memory"},
-		{"global import", importOtherModule("wasi_snapshot_preview1", "g", globalDesc), ErrDisallowedImport, "wasi_snapshot_preview1.g"},
-		{"table import", importOtherModule("env", "t", tableDesc), ErrDisallowedImport, "env.t"},
+		{"no exports", wasmtest.NoExport(), ErrInvalidModule, "exports no functions"},
+		{"half ABI", wasmtest.HalfABI(), ErrInvalidModule, "udfhost_alloc"},
+		{"env.system", wasmtest.ImportFunc("env", "system", []byte{wasmenc.I32}, []byte{wasmenc.I32}), ErrDisallowedImport, "env.system"},
+		{"sock_accept", wasmtest.ImportFunc("wasi_snapshot_preview1", "sock_accept", []byte{wasmenc.I32, wasmenc.I32, wasmenc.I32}, []byte{wasmenc.I32}), ErrDisallowedImport, "wasi_snapshot_preview1.sock_accept"},
+		{"memory import", wasmtest.ImportOther("env", "memory", wasmtest.MemoryDesc()), ErrDisallowedImport, "env.memory"},
+		{"wasi memory import", wasmtest.ImportOther("wasi_snapshot_preview1", "memory", wasmtest.MemoryDesc()), ErrDisallowedImport, "wasi_snapshot_preview1.memory"},
+		{"global import", wasmtest.ImportOther("wasi_snapshot_preview1", "g", wasmtest.GlobalDesc()), ErrDisallowedImport, "wasi_snapshot_preview1.g"},
+		{"table import", wasmtest.ImportOther("env", "t", wasmtest.TableDesc()), ErrDisallowedImport, "env.t"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -428,7 +430,7 @@ func TestInvalidModulesRejected(t *testing.T) {
 // nothing is stored, the upload cannot be committed, and the URL still
 // works for the right bytes.
 func TestPutFailures(t *testing.T) {
-	data := addModule()
+	data := wasmtest.Add()
 	cases := []struct {
 		name   string
 		do     func(e *env, up Upload) (int, string)
@@ -542,7 +544,7 @@ func tamper(t *testing.T, raw string, f func(url.Values)) string {
 // upload; the genuine URL still works afterwards.
 func TestTamperedURLDoesNotBurnUpload(t *testing.T) {
 	e := newEnv(t, 0)
-	data := addModule()
+	data := wasmtest.Add()
 	up := e.createUpload(data)
 	bad := tamper(t, up.URL, func(q url.Values) { q.Set(presign.ParamSignature, strings.Repeat("0", 64)) })
 	if code, _ := e.put(bad, data, int64(len(data))); code != 403 {
@@ -556,7 +558,7 @@ func TestTamperedURLDoesNotBurnUpload(t *testing.T) {
 
 func TestReusedURL(t *testing.T) {
 	e := newEnv(t, 0)
-	data := addModule()
+	data := wasmtest.Add()
 	up := e.createUpload(data)
 	e.putOK(up, data)
 	if code, msg := e.put(up.URL, data, int64(len(data))); code != 409 || msg != "upload URL already used" {
@@ -575,7 +577,7 @@ func TestReusedURL(t *testing.T) {
 // succeeds.
 func TestConcurrentPuts(t *testing.T) {
 	e := newEnv(t, 0)
-	data := addModule()
+	data := wasmtest.Add()
 	up := e.createUpload(data)
 	const n = 8
 	codes := make([]int, n)
@@ -605,7 +607,7 @@ func TestConcurrentPuts(t *testing.T) {
 
 func TestCommitStates(t *testing.T) {
 	e := newEnv(t, 0)
-	data := addModule()
+	data := wasmtest.Add()
 	up := e.createUpload(data)
 	_, err := e.store.Commit(e.ctx, up.ID, "", "")
 	wantErr(t, err, ErrUploadState, "upload "+up.ID+" is pending: nothing was uploaded yet")
@@ -630,7 +632,7 @@ func TestCommitStates(t *testing.T) {
 
 func TestSameBytesTwice(t *testing.T) {
 	e := newEnv(t, 0)
-	data := addModule()
+	data := wasmtest.Add()
 	a1, err := e.upload(data)
 	if err != nil {
 		t.Fatal(err)
@@ -682,8 +684,8 @@ func TestListOrderAndFilter(t *testing.T) {
 	e := newEnv(t, 0)
 	var ids []string
 	for i, envName := range []string{"b", "a", "b"} {
-		data := addModule()
-		data = append(data, section(0, str("n"), []byte{byte(i)})...) // custom section: distinct bytes
+		data := wasmtest.Add()
+		data = append(data, wasmenc.Section(wasmenc.SecCustom, wasmenc.Name("n"), []byte{byte(i)})...) // custom section: distinct bytes
 		up, err := e.store.CreateUpload(e.ctx, UploadRequest{Env: envName, Size: int64(len(data)), SHA256: sha(data)})
 		if err != nil {
 			t.Fatal(err)
@@ -708,7 +710,7 @@ func TestListOrderAndFilter(t *testing.T) {
 
 func TestModuleDetectsCorruption(t *testing.T) {
 	e := newEnv(t, 0)
-	art, err := e.upload(addModule())
+	art, err := e.upload(wasmtest.Add())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -776,7 +778,7 @@ func TestCreateUploadValidation(t *testing.T) {
 }
 
 func TestAuditFailClosed(t *testing.T) {
-	data := addModule()
+	data := wasmtest.Add()
 
 	t.Run("url issue", func(t *testing.T) {
 		e := newEnv(t, 0)
@@ -847,7 +849,7 @@ func TestAuditFailClosed(t *testing.T) {
 // (nothing was stored); leftovers of a crash are cleaned up.
 func TestRestart(t *testing.T) {
 	e := newEnv(t, 0)
-	data := addModule()
+	data := wasmtest.Add()
 	pending := e.createUpload(data)
 	received := e.createUpload(data)
 	e.putOK(received, data)
@@ -886,7 +888,7 @@ func TestRestart(t *testing.T) {
 // committed rather than letting it produce a second artifact.
 func TestRestartAfterCommitPoint(t *testing.T) {
 	e := newEnv(t, 0)
-	data := addModule()
+	data := wasmtest.Add()
 	up := e.createUpload(data)
 	e.putOK(up, data)
 	staged, _ := os.ReadFile(filepath.Join(e.dir, "uploads", up.ID+".wasm"))

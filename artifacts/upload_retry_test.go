@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/udfhost/udfhost/artifacts/internal/wasmtest"
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/presign"
 )
@@ -94,7 +95,7 @@ func TestUploadHalfClose(t *testing.T) {
 			}
 			t.Cleanup(func() { log.Close() })
 			e.reopen(Config{Audit: log})
-			data := addModule()
+			data := wasmtest.Add()
 			up := e.createUpload(data)
 			var c *net.TCPConn
 			if chunked {
@@ -131,7 +132,7 @@ func TestUploadListedHeadersOnly(t *testing.T) {
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
 			e := newEnv(t, 0)
-			data := addModule()
+			data := wasmtest.Add()
 			up := e.createUpload(data)
 			var body io.Reader = bytes.NewReader(data)
 			if chunked {
@@ -169,7 +170,7 @@ func TestUploadListedHeadersOnly(t *testing.T) {
 func TestUploadOnePUTAtATime(t *testing.T) {
 	e := newEnv(t, 0)
 	e.reopen(Config{UploadIdle: time.Minute})
-	data := addModule()
+	data := wasmtest.Add()
 	up := e.createUpload(data)
 	first := e.dialPut(up, fmt.Sprintf("Content-Length: %d\r\n", len(data)))
 	first.Write(data[:len(data)/2])
@@ -214,7 +215,7 @@ func TestUploadCutAtExpiry(t *testing.T) {
 	e := newEnv(t, 0)
 	const grace = 300 * time.Millisecond
 	e.reopen(Config{UploadIdle: 10 * time.Second, ExpiryGrace: grace})
-	data := addModule()
+	data := wasmtest.Add()
 	up, err := e.store.CreateUpload(e.ctx, UploadRequest{Env: "default", Size: int64(len(data)), SHA256: sha(data), TTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -261,7 +262,7 @@ func TestUploadCutAtExpiry(t *testing.T) {
 func TestUploadRecordFailure(t *testing.T) {
 	e := newEnv(t, 0)
 	e.reopen(Config{UploadIdle: time.Minute})
-	data := addModule()
+	data := wasmtest.Add()
 	up := e.createUpload(data)
 	c := e.dialPut(up, fmt.Sprintf("Content-Length: %d\r\n", len(data)))
 	c.Write(data[:len(data)/2])

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/udfhost/udfhost/artifacts/internal/wasmtest"
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/presign"
 )
@@ -80,7 +81,7 @@ func TestUploadStalled(t *testing.T) {
 	e := newEnv(t, 0)
 	const idle = 300 * time.Millisecond
 	e.withIdle(idle)
-	data := addModule()
+	data := wasmtest.Add()
 	up := e.createUpload(data)
 	resp, took, err := e.rawPut(up, data, [][2]int{{0, len(data) / 2}}, 0)
 	if err != nil {
@@ -107,7 +108,7 @@ func TestUploadSlowButMoving(t *testing.T) {
 	e := newEnv(t, 0)
 	const idle = 300 * time.Millisecond
 	e.withIdle(idle)
-	data := addModule()
+	data := wasmtest.Add()
 	up := e.createUpload(data)
 	var chunks [][2]int
 	const n = 6 // 5 pauses of idle/2: the whole body takes longer than idle
@@ -127,7 +128,7 @@ func TestUploadSlowButMoving(t *testing.T) {
 // authentication failure naming the upload; the upload is untouched.
 func TestReusedURLAudited(t *testing.T) {
 	e := newEnv(t, 0)
-	data := addModule()
+	data := wasmtest.Add()
 	up := e.createUpload(data)
 	e.putOK(up, data)
 	if code, msg := e.put(up.URL, data, int64(len(data))); code != http.StatusConflict || msg != "upload URL already used" {
@@ -155,7 +156,7 @@ func TestReusedURLAudited(t *testing.T) {
 func TestUploadAbandoned(t *testing.T) {
 	e := newEnv(t, 0)
 	e.withIdle(time.Minute)
-	data := addModule()
+	data := wasmtest.Add()
 	up := e.createUpload(data)
 	u, _ := url.Parse(up.URL)
 	c, err := net.Dial("tcp", u.Host)

@@ -1,10 +1,7 @@
 package artifacts
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -13,6 +10,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/udfhost/udfhost/artifacts/internal/wasmscan"
 )
 
 // WASIModule is the only module udf and connector artifacts may import from.
@@ -29,38 +28,6 @@ type Info struct {
 	Exports    []Export // exported functions, sorted by name
 	Imports    []string // "module.name" of every import, sorted, without duplicates
 	ABIVersion uint32   // 1 for a batch ABI module, else 0
-}
-
-// Import kinds in the binary format.
-const (
-	importFunc   byte = 0
-	importTable  byte = 1
-	importMemory byte = 2
-	importGlobal byte = 3
-	importTag    byte = 4 // exception-handling proposal
-)
-
-// RawImport is one entry of a module's import section.
-type RawImport struct {
-	Module, Name string
-	Kind         byte // 0 function, 1 table, 2 memory, 3 global, 4 tag
-}
-
-// KindName names an import kind as the text format does.
-func (i RawImport) KindName() string {
-	switch i.Kind {
-	case importFunc:
-		return "function"
-	case importTable:
-		return "table"
-	case importMemory:
-		return "memory"
-	case importGlobal:
-		return "global"
-	case importTag:
-		return "tag"
-	}
-	return fmt.Sprintf("kind %d", i.Kind)
 }
 
 // Validate checks that wasm is a WebAssembly module the host can accept as
@@ -106,7 +73,7 @@ func Validate(ctx context.Context, wasm []byte, kind Kind, cache wazero.Compilat
 
 // Describe checks what can be checked of a module without compiling its
 // code and describes it, as Validate does: the bounds-checked structural
-// walk and implementation limits (ParseImports), the import rules for kind,
+// walk and implementation limits (wasmscan.Scan), the import rules for kind,
 // the WASI functions' types, the exports and the batch ABI. It does not
 // type-check function bodies: a compile does (Validate, or the Store's
 // Precompile hook). Its memory is in proportion to the module's counts of
@@ -115,8 +82,8 @@ func Describe(ctx context.Context, wasm []byte, kind Kind) (Info, error) {
 	if kind != KindUDF && kind != KindConnector {
 		return Info{}, fmt.Errorf("%w: unknown artifact kind %q", ErrInvalidArgument, kind)
 	}
-	if err := checkHeader(wasm); err != nil {
-		return Info{}, err
+	if err := wasmscan.CheckHeader(wasm); err != nil {
+		return Info{}, fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return Info{}, fmt.Errorf("validate module: %w", err)
@@ -124,35 +91,22 @@ func Describe(ctx context.Context, wasm []byte, kind Kind) (Info, error) {
 	// Our own bounds-checked walk first: wazero's decoder trusts declared
 	// counts, so hostile sizes must never reach it. It also finds the
 	// imports, so a disallowed one is reported clearly without compiling.
-	m, err := scan(wasm)
+	m, err := wasmscan.Scan(wasm)
 	if err != nil {
-		if !errors.Is(err, ErrInvalidModule) {
-			err = fmt.Errorf("%w: %v", ErrInvalidModule, err)
-		}
-		return Info{}, err
+		return Info{}, fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
-	if err := checkImports(m.imports, kind); err != nil {
+	if err := checkImports(m.Imports, kind); err != nil {
 		return Info{}, err
-	}
-	sigOf := func(fn uint32) (funcSig, error) {
-		if int(fn) >= len(m.funcTypes) {
-			return funcSig{}, fmt.Errorf("%w: function index %d out of range: the module has %d functions", ErrInvalidModule, fn, len(m.funcTypes))
-		}
-		t := m.funcTypes[fn]
-		if int(t) >= len(m.types) {
-			return funcSig{}, fmt.Errorf("%w: function %d has type index %d out of range: the module has %d types", ErrInvalidModule, fn, t, len(m.types))
-		}
-		return m.typeAt(t), nil
 	}
 	var wasi []namedSig
 	fn := uint32(0) // function imports come first in the function index space
-	for _, imp := range m.imports {
-		if imp.Kind != importFunc {
+	for _, imp := range m.Imports {
+		if imp.Kind != wasmscan.ExternFunc {
 			continue // checkImports refused these
 		}
-		sig, err := sigOf(fn)
+		sig, err := m.FuncType(fn)
 		if err != nil {
-			return Info{}, err
+			return Info{}, fmt.Errorf("%w: %v", ErrInvalidModule, err)
 		}
 		wasi = append(wasi, namedSig{imp.Name, sig})
 		fn++
@@ -162,28 +116,28 @@ func Describe(ctx context.Context, wasm []byte, kind Kind) (Info, error) {
 	}
 
 	info := Info{}
-	for _, imp := range m.imports {
+	for _, imp := range m.Imports {
 		info.Imports = append(info.Imports, imp.Module+"."+imp.Name)
 	}
 	sort.Strings(info.Imports)
 	info.Imports = slices.Compact(info.Imports)
 
-	fns := map[string]funcSig{}
-	seen := make(map[string]struct{}, len(m.exportsOf))
-	for _, e := range m.exportsOf {
-		if _, dup := seen[e.name]; dup {
-			return Info{}, fmt.Errorf("%w: duplicate export name %s", ErrInvalidModule, quoteName(e.name))
+	fns := map[string]wasmscan.FuncType{}
+	seen := make(map[string]struct{}, len(m.Exports))
+	for _, e := range m.Exports {
+		if _, dup := seen[e.Name]; dup {
+			return Info{}, fmt.Errorf("%w: duplicate export name %s", ErrInvalidModule, wasmscan.QuoteName(e.Name))
 		}
-		seen[e.name] = struct{}{}
-		if e.kind != importFunc {
+		seen[e.Name] = struct{}{}
+		if e.Kind != wasmscan.ExternFunc {
 			continue
 		}
-		sig, err := sigOf(e.index)
+		sig, err := m.FuncType(e.Index)
 		if err != nil {
-			return Info{}, fmt.Errorf("export %s: %w", quoteName(e.name), err)
+			return Info{}, fmt.Errorf("export %s: %w: %v", wasmscan.QuoteName(e.Name), ErrInvalidModule, err)
 		}
-		fns[e.name] = sig
-		info.Exports = append(info.Exports, Export{Name: e.name, Params: typeNames(sig.params), Results: typeNames(sig.results)})
+		fns[e.Name] = sig
+		info.Exports = append(info.Exports, Export{Name: e.Name, Params: wasmscan.ValueTypeNames(sig.Params), Results: wasmscan.ValueTypeNames(sig.Results)})
 	}
 	if len(fns) == 0 {
 		return Info{}, fmt.Errorf("%w: module exports no functions", ErrInvalidModule)
@@ -195,10 +149,10 @@ func Describe(ctx context.Context, wasm []byte, kind Kind) (Info, error) {
 	alloc, hasAlloc := fns[ExportAlloc]
 	switch {
 	case hasVer && hasAlloc:
-		if !ver.is(nil, i32) {
+		if !ver.Equal(wasmscan.FuncType{Results: i32}) {
 			return Info{}, fmt.Errorf("%w: %s must have type () -> i32, has %s", ErrInvalidModule, ExportABIVersion, ver)
 		}
-		if !alloc.is(i32, i32) {
+		if !alloc.Equal(wasmscan.FuncType{Params: i32, Results: i32}) {
 			return Info{}, fmt.Errorf("%w: %s must have type (i32) -> i32, has %s", ErrInvalidModule, ExportAlloc, alloc)
 		}
 		info.ABIVersion = 1
@@ -213,15 +167,7 @@ func Describe(ctx context.Context, wasm []byte, kind Kind) (Info, error) {
 // namedSig is a WASI function import: its name and type.
 type namedSig struct {
 	name string
-	sig  funcSig
-}
-
-func (f funcSig) is(params, results []byte) bool {
-	return bytes.Equal(f.params, params) && bytes.Equal(f.results, results)
-}
-
-func (f funcSig) String() string {
-	return "(" + strings.Join(typeNames(f.params), ", ") + ") -> (" + strings.Join(typeNames(f.results), ", ") + ")"
+	sig  wasmscan.FuncType
 }
 
 // sameAsWazero checks that wazero decoded the imports and exports Describe
@@ -234,13 +180,13 @@ func sameAsWazero(info Info, cm wazero.CompiledModule) error {
 	}
 	for _, m := range cm.ImportedMemories() {
 		mod, name, _ := m.Import()
-		return fmt.Errorf("%w: %s: memory imports are not allowed", ErrDisallowedImport, quoteName(mod+"."+name))
+		return fmt.Errorf("%w: %s: memory imports are not allowed", ErrDisallowedImport, wasmscan.QuoteName(mod+"."+name))
 	}
 	sort.Strings(imports)
 	imports = slices.Compact(imports)
 	var exports []Export
 	for name, def := range cm.ExportedFunctions() {
-		exports = append(exports, Export{Name: name, Params: typeNames(valueTypes(def.ParamTypes())), Results: typeNames(valueTypes(def.ResultTypes()))})
+		exports = append(exports, Export{Name: name, Params: wasmscan.ValueTypeNames(valueTypes(def.ParamTypes())), Results: wasmscan.ValueTypeNames(valueTypes(def.ResultTypes()))})
 	}
 	sort.Slice(exports, func(i, j int) bool { return exports[i].Name < exports[j].Name })
 	if !slices.Equal(imports, info.Imports) || !slices.EqualFunc(exports, info.Exports, func(a, b Export) bool {
@@ -259,37 +205,19 @@ func valueTypes(ts []api.ValueType) []byte {
 	return out
 }
 
-// checkHeader gives a clear error for inputs that are not wasm at all.
-func checkHeader(wasm []byte) error {
-	magic := []byte{0x00, 'a', 's', 'm'}
-	if len(wasm) < 8 {
-		if len(wasm) >= 4 && !bytes.Equal(wasm[:4], magic) || len(wasm) < 4 && !bytes.HasPrefix(magic, wasm) {
-			return fmt.Errorf("%w: not a WebAssembly module (bad magic)", ErrInvalidModule)
-		}
-		return fmt.Errorf("%w: truncated: %d bytes, a WebAssembly header alone is 8", ErrInvalidModule, len(wasm))
-	}
-	if !bytes.Equal(wasm[:4], magic) {
-		return fmt.Errorf("%w: not a WebAssembly module (bad magic)", ErrInvalidModule)
-	}
-	if v := binary.LittleEndian.Uint32(wasm[4:8]); v != 1 {
-		return fmt.Errorf("%w: unsupported WebAssembly binary version %d (want 1; components are not supported)", ErrInvalidModule, v)
-	}
-	return nil
-}
-
 // checkImports applies the import rules for kind. Today udf and connector
 // artifacts follow the same rule: functions from wasi_snapshot_preview1
 // other than its sock_* functions, nothing else.
-func checkImports(imports []RawImport, kind Kind) error {
+func checkImports(imports []wasmscan.Import, kind Kind) error {
 	for _, imp := range imports {
 		full := imp.Module + "." + imp.Name
 		switch {
 		case imp.Module != WASIModule:
-			return fmt.Errorf("%w: %s (%s): %s artifacts may import only from %s", ErrDisallowedImport, quoteName(full), imp.KindName(), kind, WASIModule)
-		case imp.Kind != importFunc:
-			return fmt.Errorf("%w: %s: %s imports are not allowed, only functions", ErrDisallowedImport, quoteName(full), imp.KindName())
+			return fmt.Errorf("%w: %s (%s): %s artifacts may import only from %s", ErrDisallowedImport, wasmscan.QuoteName(full), imp.Kind, kind, WASIModule)
+		case imp.Kind != wasmscan.ExternFunc:
+			return fmt.Errorf("%w: %s: %s imports are not allowed, only functions", ErrDisallowedImport, wasmscan.QuoteName(full), imp.Kind)
 		case strings.HasPrefix(imp.Name, "sock_"):
-			return fmt.Errorf("%w: %s: WASI socket functions are not allowed", ErrDisallowedImport, quoteName(full))
+			return fmt.Errorf("%w: %s: WASI socket functions are not allowed", ErrDisallowedImport, wasmscan.QuoteName(full))
 		}
 	}
 	return nil
@@ -314,54 +242,12 @@ func checkWASISignatures(ctx context.Context, imported []namedSig) error {
 	for _, f := range imported {
 		h, ok := have[f.name]
 		if !ok {
-			return fmt.Errorf("%w: %s: no such function in %s", ErrDisallowedImport, quoteName(WASIModule+"."+f.name), WASIModule)
+			return fmt.Errorf("%w: %s: no such function in %s", ErrDisallowedImport, wasmscan.QuoteName(WASIModule+"."+f.name), WASIModule)
 		}
-		want := funcSig{valueTypes(h.ParamTypes()), valueTypes(h.ResultTypes())}
-		if !f.sig.is(want.params, want.results) {
-			return fmt.Errorf("%w: %s is imported as %s but has type %s", ErrInvalidModule, quoteName(WASIModule+"."+f.name), f.sig, want)
+		want := wasmscan.FuncType{Params: valueTypes(h.ParamTypes()), Results: valueTypes(h.ResultTypes())}
+		if !f.sig.Equal(want) {
+			return fmt.Errorf("%w: %s is imported as %s but has type %s", ErrInvalidModule, wasmscan.QuoteName(WASIModule+"."+f.name), f.sig, want)
 		}
 	}
 	return nil
-}
-
-// quoteName prints an import name as is when it is plain, else quoted, so
-// control characters in a hostile module cannot forge log lines.
-func quoteName(s string) string {
-	if len(s) > 200 {
-		return fmt.Sprintf("%q", s[:200]+"…")
-	}
-	for _, r := range s {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			return fmt.Sprintf("%q", s)
-		}
-	}
-	return s
-}
-
-func typeNames(ts []byte) []string {
-	out := make([]string, len(ts))
-	for i, t := range ts {
-		out[i] = valueTypeName(api.ValueType(t))
-	}
-	return out
-}
-
-func valueTypeName(t api.ValueType) string {
-	switch t {
-	case api.ValueTypeI32:
-		return "i32"
-	case api.ValueTypeI64:
-		return "i64"
-	case api.ValueTypeF32:
-		return "f32"
-	case api.ValueTypeF64:
-		return "f64"
-	case 0x7b:
-		return "v128"
-	case 0x70:
-		return "funcref"
-	case api.ValueTypeExternref:
-		return "externref"
-	}
-	return fmt.Sprintf("0x%02x", t)
 }

@@ -1,4 +1,4 @@
-package artifacts
+package wasmscan
 
 import (
 	"errors"
@@ -55,47 +55,6 @@ func (r *reader) instrs() (bodyStats, error) {
 		return f.stats, fmt.Errorf("%d bytes after the function's final end", r.left())
 	}
 	return f.stats, nil
-}
-
-// addBody applies the limits on what compiling a function body costs.
-func (m *moduleScan) addBody(st bodyStats) error {
-	m.bodies++
-	work := st.work()
-	if work > maxFunctionWork {
-		return fmt.Errorf("control flow too costly to compile: %d basic blocks chained up to %d deep, %d locals (estimated compiler work %d, more than %d)",
-			st.blocks, st.maxDist, st.locals, work, maxFunctionWork)
-	}
-	if m.work += work; m.work > m.maxWork {
-		return fmt.Errorf("control flow too costly to compile: the first %d functions' estimated compiler work is %d, more than %d for a module of this size",
-			m.bodies, m.work, m.maxWork)
-	}
-	for _, t := range st.grown {
-		if int64(t) < int64(len(m.tables)) {
-			m.tables[t].grown = true
-		}
-	}
-	return nil
-}
-
-// checkTableGrowth bounds what tables may reach: a table that table.grow
-// grows must declare a maximum (wazero grows a table up to its maximum, or
-// 2^32-1 elements without one), and the tables' sizes so bounded must stay
-// within maxTableElements.
-func (m *moduleScan) checkTableGrowth() error {
-	var total uint64
-	for i, t := range m.tables {
-		if !t.grown {
-			total += uint64(t.min)
-			continue
-		}
-		if !t.hasMax {
-			return fmt.Errorf("table %d: grown by table.grow but declares no maximum size (at most %d elements allowed)", i, maxTableElements)
-		}
-		if total += uint64(t.max); total > maxTableElements {
-			return fmt.Errorf("table %d: grown by table.grow up to its maximum of %d elements, which brings the tables to %d, more than %d (every instance allocates 8 bytes an element)", i, t.max, total, maxTableElements)
-		}
-	}
-	return nil
 }
 
 // instr reads the immediates of one instruction and tells f what it does
@@ -340,16 +299,6 @@ func (r *reader) catches(f *flowModel) error {
 			return err
 		}
 		if err := f.tableBranch(l); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// u32s skips n unsigned 32-bit LEB128 values.
-func (r *reader) u32s(n int) error {
-	for range n {
-		if _, err := r.u32(); err != nil {
 			return err
 		}
 	}
