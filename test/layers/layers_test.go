@@ -23,8 +23,9 @@ var layers = [][]string{
 	{"internal/udf", "internal/names", "internal/atomicfile", "internal/bearer", "internal/cgroup",
 		"internal/wasmenc", "proto/udfhost/v1", "guest", "policies", "audit"},
 	// Formats: the batch layout, upload URLs, the module scanner, the
-	// host-worker protocol.
-	{"internal/abi", "presign", "artifacts/internal/wasmscan", "sandbox/internal/wire"},
+	// host-worker protocol; the module shapes the scanner's tests and the
+	// cost model build.
+	{"internal/abi", "presign", "artifacts/internal/wasmscan", "sandbox/internal/wire", "artifacts/internal/wasmtest"},
 	// The proto edge of the ABI, the store, the native jail.
 	{"internal/abi/abipb", "internal/jsonrows", "artifacts", "sandbox/internal/jail"},
 	// What runs inside the jailed worker; function definitions.
@@ -35,9 +36,10 @@ var layers = [][]string{
 	{"pods"},
 	// The wiring of everything: the gRPC services.
 	{"internal/server"},
-	// The tools that drive a server from outside: bench report, security
-	// suite, load generator, benchmark suite. Prefixes end in "/".
-	{"internal/tools/"},
+	// The tools: those that drive a server from outside (bench report,
+	// security suite, load generator, benchmark suite) and the scanner's
+	// cost model. Prefixes end in "/".
+	{"internal/tools/", "artifacts/internal/wasmscan/costmodel"},
 	// The command, the examples, the tests and their helpers.
 	{"cmd/udfhost", "examples/", "test/", "guest/internal/", "sandbox/internal/testmod"},
 }
@@ -47,7 +49,7 @@ var layers = [][]string{
 // wazero: no gRPC or protobuf, which the worker never uses and which would
 // only widen what a compromised guest finds in the worker's address space,
 // and nothing of the host.
-var workerSide = []string{"sandbox/internal/worker", "sandbox/internal/jail", "sandbox/internal/wire", "internal/abi", "internal/udf"}
+var workerSide = []string{"sandbox/internal/worker", "sandbox/internal/jail", "sandbox/internal/wire", "internal/abi", "internal/udf", "internal/wasmenc"}
 
 type pkg struct {
 	ImportPath string

@@ -1,9 +1,11 @@
 package worker
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/internal/wasmenc"
 	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
 
@@ -35,8 +37,7 @@ const (
 	opI32Store8                                        = 0x3a
 	opI32Const, opI32Eqz, opI32GeU                     = 0x41, 0x45, 0x4f
 	opI32Add, opI32And, opI32Or, opI32Shl, opI32ShrU   = 0x6a, 0x71, 0x72, 0x74, 0x76
-	blockVoid                                          = 0x40
-	valI32, valI64, valF32, valF64                     = 0x7f, 0x7e, 0x7d, 0x7c
+	blockVoid                                          = wasmenc.BlockEmpty
 )
 
 // driverModule returns the driver for calling export with spec's types.
@@ -47,31 +48,19 @@ func driverModule(spec *wire.FuncSpec) ([]byte, error) {
 		}
 	}
 	n := len(spec.Args)
-	// Types: 0 = the UDF's, 1 = run's.
 	var udfParams []byte
 	for _, t := range spec.Args {
 		udfParams = append(udfParams, t.DirectWasmType())
 	}
-	runParams := make([]byte, 2*n+3)
-	for i := range runParams {
-		runParams[i] = valI32
-	}
-	types := vec(2, concat(
-		funcType(udfParams, []byte{spec.Result.DirectWasmType()}),
-		funcType(runParams, nil),
-	))
-	imports := vec(1, concat(name("udf"), name(spec.Export), []byte{0x00}, uleb(0)))
-	funcs := vec(1, uleb(1))
-	mems := vec(1, []byte{0x00, 0x01}) // min 1 page, no max: the pool limit applies
-	exports := vec(2, concat(name("run"), []byte{0x00}, uleb(1), name("memory"), []byte{0x02}, uleb(0)))
+	runParams := bytes.Repeat([]byte{wasmenc.I32}, 2*n+3)
 
 	rows := uint32(0)
 	outVals, outValid := uint32(2*n+1), uint32(2*n+2)
 	r := uint32(2*n + 3) // the row counter, the only declared local
 	boolResult := spec.Result == udf.Boolean
 	var b []byte
-	get := func(l uint32) { b = append(b, opLocalGet); b = append(b, uleb(l)...) }
-	i32 := func(v int32) { b = append(b, opI32Const); b = append(b, sleb(v)...) }
+	get := func(l uint32) { b = append(append(b, opLocalGet), wasmenc.ULEB128(l)...) }
+	i32 := func(v int32) { b = append(append(b, opI32Const), wasmenc.SLEB128(v)...) }
 	// addr(base, shift) pushes base + (r << shift).
 	addr := func(base uint32, shift int32) {
 		get(base)
@@ -153,23 +142,22 @@ func driverModule(spec *wire.FuncSpec) ([]byte, error) {
 		get(r)
 		i32(1)
 		b = append(b, opI32Add, opLocalSet)
-		b = append(b, uleb(r)...)
+		b = append(b, wasmenc.ULEB128(r)...)
 	}
 	b = append(b, opBr, 0, opEnd, opEnd, opEnd) // loop, block, function
 
-	body := concat(vec(1, concat(uleb(1), []byte{valI32})), b)
-	code := vec(1, concat(uleb(uint32(len(body))), body))
-
-	mod := []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
-	for _, s := range []struct {
-		id      byte
-		payload []byte
-	}{{1, types}, {2, imports}, {3, funcs}, {5, mems}, {7, exports}, {10, code}} {
-		mod = append(mod, s.id)
-		mod = append(mod, uleb(uint32(len(s.payload)))...)
-		mod = append(mod, s.payload...)
-	}
-	return mod, nil
+	return wasmenc.Module(
+		wasmenc.Section(wasmenc.SecType, wasmenc.Vec( // 0: the UDF's, 1: run's
+			wasmenc.FuncType(udfParams, []byte{spec.Result.DirectWasmType()}),
+			wasmenc.FuncType(runParams, nil))),
+		wasmenc.Section(wasmenc.SecImport, wasmenc.Vec(wasmenc.Import("udf", spec.Export, wasmenc.ExternFunc, wasmenc.ULEB128(0)))),
+		wasmenc.Section(wasmenc.SecFunction, wasmenc.Vec(wasmenc.ULEB128(1))),
+		wasmenc.Section(wasmenc.SecMemory, wasmenc.Vec([]byte{0x00, 0x01})), // min 1 page, no max: the pool limit applies
+		wasmenc.Section(wasmenc.SecExport, wasmenc.Vec(
+			wasmenc.Export("run", wasmenc.ExternFunc, 1),
+			wasmenc.Export("memory", wasmenc.ExternMemory, 0))),
+		wasmenc.Section(wasmenc.SecCode, wasmenc.Vec(wasmenc.Body([]wasmenc.Local{{N: 1, Type: wasmenc.I32}}, b))),
+	), nil
 }
 
 func widthShift(t udf.Type) int {
@@ -202,45 +190,4 @@ func storeOp(t udf.Type) byte {
 		return opF64Store
 	}
 	return opI32Store
-}
-
-func funcType(params, results []byte) []byte {
-	return concat([]byte{0x60}, vec(uint32(len(params)), params), vec(uint32(len(results)), results))
-}
-
-func vec(n uint32, items []byte) []byte { return concat(uleb(n), items) }
-
-func name(s string) []byte { return concat(uleb(uint32(len(s))), []byte(s)) }
-
-func concat(parts ...[]byte) []byte {
-	var out []byte
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
-}
-
-func uleb(v uint32) []byte {
-	var out []byte
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			out = append(out, c|0x80)
-			continue
-		}
-		return append(out, c)
-	}
-}
-
-func sleb(v int32) []byte {
-	var out []byte
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(out, c)
-		}
-		out = append(out, c|0x80)
-	}
 }
