@@ -142,24 +142,11 @@ func TestCompileCap(t *testing.T) {
 	e := newEnv(t, 0)
 	bc := newBlockingCompiler()
 	const slots = 2
-	const wait = 300 * time.Millisecond
-	e.reopen(Config{Audit: e.aud, Precompile: bc.Precompile, MaxCompiles: slots, CompileQueueWait: wait})
+	const queueWait = 300 * time.Millisecond
+	e.reopen(Config{Audit: e.aud, Precompile: bc.Precompile, MaxCompiles: slots, CompileQueueWait: queueWait})
 
-	ups := make([]Upload, slots+1)
-	for i := range ups {
-		data := distinctModule(i)
-		ups[i] = e.createUpload(data)
-		e.putOK(ups[i], data)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, slots)
-	for i := range slots {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = e.store.Commit(e.ctx, ups[i].ID, "admin", "")
-		}()
-	}
+	ups := e.stageDistinct(slots + 1)
+	wait := e.commitAsync(ups[:slots])
 	for range slots {
 		<-bc.entered
 	}
@@ -173,8 +160,8 @@ func TestCompileCap(t *testing.T) {
 	if !errors.Is(err, ErrBusy) || !errors.As(err, &busy) || busy.RetryAfter <= 0 || busy.Running != slots {
 		t.Fatalf("commit past the cap: %v", err)
 	}
-	if waited < wait {
-		t.Fatalf("refused after %s, before the queue wait of %s", waited, wait)
+	if waited < queueWait {
+		t.Fatalf("refused after %s, before the queue wait of %s", waited, queueWait)
 	}
 	if rec := e.uploadState(ups[slots].ID); rec.State != stateReceived {
 		t.Fatalf("refused commit changed the upload: %+v", rec)
@@ -184,8 +171,7 @@ func TestCompileCap(t *testing.T) {
 	}
 
 	close(bc.release)
-	wg.Wait()
-	for i, err := range errs {
+	for i, err := range wait() {
 		if err != nil {
 			t.Fatalf("commit %d: %v", i, err)
 		}
@@ -205,28 +191,13 @@ func TestCompileCapQueues(t *testing.T) {
 	bc := newBlockingCompiler()
 	const slots, n = 2, 6
 	e.reopen(Config{Audit: e.aud, Precompile: bc.Precompile, MaxCompiles: slots, CompileQueueWait: time.Minute})
-	ups := make([]Upload, n)
-	for i := range ups {
-		data := distinctModule(i)
-		ups[i] = e.createUpload(data)
-		e.putOK(ups[i], data)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = e.store.Commit(e.ctx, ups[i].ID, "admin", "")
-		}()
-	}
+	wait := e.commitAsync(e.stageDistinct(n))
 	for range slots {
 		<-bc.entered
 	}
 	time.Sleep(50 * time.Millisecond) // let the others pile up behind
 	close(bc.release)
-	wg.Wait()
-	for i, err := range errs {
+	for i, err := range wait() {
 		if err != nil {
 			t.Fatalf("commit %d: %v", i, err)
 		}
@@ -234,4 +205,30 @@ func TestCompileCapQueues(t *testing.T) {
 	if m, c := bc.maxRunning.Load(), bc.calls.Load(); m > slots || c != n {
 		t.Fatalf("%d compiles at once (cap %d), %d calls (want %d)", m, slots, c, n)
 	}
+}
+
+// stageDistinct uploads n different valid modules, ready to commit.
+func (e *env) stageDistinct(n int) []Upload {
+	ups := make([]Upload, n)
+	for i := range ups {
+		data := distinctModule(i)
+		ups[i] = e.createUpload(data)
+		e.putOK(ups[i], data)
+	}
+	return ups
+}
+
+// commitAsync commits every upload at once; wait returns their errors, in
+// order, once all have returned.
+func (e *env) commitAsync(ups []Upload) (wait func() []error) {
+	var wg sync.WaitGroup
+	errs := make([]error, len(ups))
+	for i := range ups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = e.store.Commit(e.ctx, ups[i].ID, "admin", "")
+		}()
+	}
+	return func() []error { wg.Wait(); return errs }
 }
