@@ -147,6 +147,10 @@ type Policy struct {
 	Environments map[string]*Environment
 	Pools        map[string]*Pool // keyed by Env + "/" + Name
 	Edge         Edge
+	// Principals are the callers the policy knows; Networks where they
+	// call from (the public network always exists).
+	Principals []*Principal
+	Networks   map[string]*Network
 	// MaxLivePods caps live pods host-wide, whatever their pool, as
 	// Pool.MaxPods does per pool. 0: derived from the host's memory at
 	// start (see PodCaps).
@@ -173,7 +177,8 @@ func Default() *Policy {
 			QuarantineAfter:    3,
 			QuarantineWindow:   10 * time.Minute,
 		}},
-		Edge: DefaultEdge(),
+		Edge:     DefaultEdge(),
+		Networks: map[string]*Network{PublicNetwork: {Name: PublicNetwork}},
 	}
 }
 
