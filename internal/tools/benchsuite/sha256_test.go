@@ -75,7 +75,7 @@ func guest(b *testing.B) []byte {
 		defer os.RemoveAll(dir)
 		out := filepath.Join(dir, "sha256hex.wasm")
 		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./examples/go/sha256hex")
-		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..", "..")
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			guestErr = err
