@@ -18,5 +18,5 @@
 // goes back. The host, in turn, trusts nothing this process sends.
 //
 // It imports no gRPC and nothing of udfhost above the sandbox: only
-// internal/abi, internal/udf, jail and wire.
+// internal/abi, internal/udf, internal/wasmenc, jail and wire.
 package worker
