@@ -37,14 +37,14 @@ func Parse(name string, data []byte, dir string) (*Policy, error) {
 	sum := sha256.Sum256(data)
 	b := &builder{doc: d, dir: dir, seenNet: map[string]bool{}, listen: map[string]string{},
 		tokens: map[string]string{}, spiffeIDs: map[string]string{}, p: &Policy{
-		Environments: map[string]*Environment{},
-		Pools:        map[string]*Pool{},
-		Edge:         DefaultEdge(),
-		Networks:     map[string]*Network{PublicNetwork: {Name: PublicNetwork}},
-		File:         name,
-		FileSHA256:   hex.EncodeToString(sum[:]),
-		visibilityAt: map[string]at{},
-	}}
+			Environments: map[string]*Environment{},
+			Pools:        map[string]*Pool{},
+			Edge:         DefaultEdge(),
+			Networks:     map[string]*Network{PublicNetwork: {Name: PublicNetwork}},
+			File:         name,
+			FileSHA256:   hex.EncodeToString(sum[:]),
+			visibilityAt: map[string]at{},
+		}}
 	if err := b.build(root); err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ type builder struct {
 var topKeys = []string{"org", "environments", "networks", "pools", "principals"}
 
 func (b *builder) build(root ast.Node) error {
-	fs, err := b.fields(root, "policy", topKeys...)
+	fs, err := b.fields(root, "", topKeys...)
 	if err != nil {
 		if _, ok := b.resolve(root).(*ast.MappingNode); !ok {
 			return b.errAt(root, "a policy file is a mapping of %s; got %s", strings.Join(topKeys, ", "), kindOf(b.resolve(root)))
