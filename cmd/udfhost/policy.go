@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -24,7 +23,7 @@ func newPolicyCmd(g *globals) *cobra.Command {
 				err = policies.CheckServed(g.data, p)
 			}
 			if err != nil {
-				fmt.Fprintln(os.Stderr, errorLine(err))
+				fmt.Fprintln(cmd.ErrOrStderr(), errorLine(err))
 				return exitCode(1)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), args[0]+": "+p.Summary())
