@@ -312,3 +312,42 @@ func TestTokenFileUnreadable(t *testing.T) {
 		t.Errorf("Parse = %v", err)
 	}
 }
+
+// TestDocsListEveryLimit: docs/POLICY.md has a row for every pool limit
+// with its range and its default.
+func TestDocsListEveryLimit(t *testing.T) {
+	b, err := os.ReadFile("../docs/POLICY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string][]string{}
+	documented := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) > 5 && strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			rows[strings.Trim(strings.TrimSpace(cells[1]), "`")] = cells
+		}
+	}
+	for _, l := range poolLimits {
+		row, ok := rows[l.key]
+		if !ok {
+			t.Errorf("docs/POLICY.md has no row for pool limit %s", l.key)
+			continue
+		}
+		if got := strings.TrimSpace(row[4]); got != l.rangeText() {
+			t.Errorf("docs/POLICY.md: %s's range %q, want %q", l.key, got, l.rangeText())
+		}
+		documented += "    " + l.key + ": " + strings.Fields(row[3])[0] + "\n"
+	}
+	// A pool with every limit set to its documented default is a pool
+	// with none set.
+	p, err := Parse("p.yaml", []byte(head+"pools:\n  - name: a\n    environment: pub\n"+documented+"  - name: b\n    environment: pub\n"), t.TempDir())
+	if err != nil {
+		t.Fatalf("the documented defaults: %v", err)
+	}
+	a, def := *p.Pools["pub/a"], *p.Pools["pub/b"]
+	a.Name = def.Name
+	if a != def {
+		t.Errorf("docs/POLICY.md's defaults make\n%+v\nnot Default()'s\n%+v", a, def)
+	}
+}

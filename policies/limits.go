@@ -51,7 +51,7 @@ func (l *poolLimit) set(d *doc, pl *Pool, n ast.Node, path string) error {
 			return d.errAt(n, "%s: %q is not a duration; write e.g. 500ms, 2s or 10m", path, s)
 		}
 		if v < l.minD || v > l.maxD {
-			return d.errAt(n, "%s: %s is out of range %s..%s", path, v, l.minD, l.maxD)
+			return d.errAt(n, "%s: %s is out of range %s", path, v, l.rangeText())
 		}
 		l.setDur(pl, v)
 		return nil
@@ -61,7 +61,7 @@ func (l *poolLimit) set(d *doc, pl *Pool, n ast.Node, path string) error {
 		return err
 	}
 	if v < l.min || v > l.max {
-		return d.errAt(n, "%s: %d is out of range %d..%d (%s)", path, v, l.min, l.max, l.unit)
+		return d.errAt(n, "%s: %d is out of range %s (%s)", path, v, l.rangeText(), l.unit)
 	}
 	l.setInt(pl, v)
 	return nil
@@ -98,9 +98,10 @@ func defaultPool() Pool {
 	return *Default().Pools["default/default"]
 }
 
-func (l poolLimit) String() string {
+// rangeText is the limit's range as messages and docs/POLICY.md show it.
+func (l *poolLimit) rangeText() string {
 	if l.setDur != nil {
-		return fmt.Sprintf("%s %s..%s", l.key, l.minD, l.maxD)
+		return fmt.Sprintf("%s..%s", l.minD, l.maxD)
 	}
-	return fmt.Sprintf("%s %d..%d", l.key, l.min, l.max)
+	return fmt.Sprintf("%d..%d", l.min, l.max)
 }
