@@ -70,11 +70,13 @@ type builder struct {
 var topKeys = []string{"org", "environments", "networks", "pools", "principals"}
 
 func (b *builder) build(root ast.Node) error {
+	switch b.resolve(root).(type) {
+	case *ast.MappingNode, *ast.MappingValueNode:
+	default:
+		return b.errAt(root, "a policy file is a mapping of %s; got %s", strings.Join(topKeys, ", "), kindOf(b.resolve(root)))
+	}
 	fs, err := b.fields(root, "", topKeys...)
 	if err != nil {
-		if _, ok := b.resolve(root).(*ast.MappingNode); !ok {
-			return b.errAt(root, "a policy file is a mapping of %s; got %s", strings.Join(topKeys, ", "), kindOf(b.resolve(root)))
-		}
 		return err
 	}
 	byKey := map[string]field{}
@@ -115,9 +117,9 @@ func (b *builder) build(root ast.Node) error {
 				return err
 			}
 		}
-	}
-	if len(b.p.Environments) == 0 {
-		return b.errAt(envs.value, "environments: required: at least one")
+		if s.key == "environments" && len(b.p.Environments) == 0 {
+			return b.errAt(envs.value, "environments: required: at least one")
+		}
 	}
 	return nil
 }

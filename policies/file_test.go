@@ -47,6 +47,10 @@ func TestParseErrors(t *testing.T) {
 		{"comments only", "# nothing\n", nil, "p.yaml:1:1: the policy file is empty; it needs at least org and environments"},
 		{"two documents", head + "---\norg: b\n", nil, "p.yaml:8:1: a policy file holds one YAML document; this is a second"},
 		{"not a mapping", "- a\n", nil, "p.yaml:1:1: a policy file is a mapping of org, environments, networks, pools, principals; got a list"},
+		{"a scalar", "acme\n", nil, `p.yaml:1:1: a policy file is a mapping of org, environments, networks, pools, principals; got "acme"`},
+		{"one unknown key", "colour: red\n", nil, `p.yaml:1:1: colour: unknown field "colour"; known fields: org, environments, networks, pools, principals`},
+		{"empty environments before a network naming one", "org: acme\nenvironments: []\nnetworks:\n  - {name: l, listen: \"127.0.0.1:1\", environments: [a]}\n", nil,
+			"p.yaml:2:15: environments: required: at least one"},
 
 		// Unknown fields, at every level.
 		{"unknown top-level field", head + "colour: red\n", nil,
