@@ -147,7 +147,7 @@ func (b *builder) entry(n ast.Node, path string, known ...string) (map[string]fi
 		m[f.key] = f
 	}
 	if _, ok := m["name"]; !ok {
-		return nil, b.errAt(n, "%s: name: required", path)
+		return nil, b.errAt(n, "%s.name: required", path)
 	}
 	return m, nil
 }
@@ -213,8 +213,10 @@ func (b *builder) network(n ast.Node, path string) error {
 	if err := checkListen(addr); err != nil {
 		return b.errAt(lf.value, "%s.listen: %v", path, err)
 	}
-	if other, dup := b.listen[addr]; dup && !strings.HasSuffix(addr, ":0") {
-		return b.errAt(lf.value, "%s.listen: address %s is already network %q's", path, addr, other)
+	for other, on := range b.listen {
+		if sameAddress(addr, other) {
+			return b.errAt(lf.value, "%s.listen: address %s is already network %q's (%s)", path, addr, on, other)
+		}
 	}
 	b.listen[addr] = name
 	ef, ok := m["environments"]
@@ -248,6 +250,23 @@ func (b *builder) network(n ast.Node, path string) error {
 	}
 	b.p.Networks[name] = nw
 	return nil
+}
+
+// sameAddress reports whether two checked host:port addresses would
+// collide: the same port on the same host, or on any host when one of
+// them listens on every address. Port 0 (any free port) never collides.
+// Names are compared as written, not resolved.
+func sameAddress(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb || pa == "0" {
+		return false
+	}
+	every := func(h string) bool {
+		ip := net.ParseIP(h)
+		return h == "" || ip != nil && ip.IsUnspecified()
+	}
+	return ha == hb || every(ha) || every(hb)
 }
 
 // checkListen accepts host:port with a numeric port (0: any free port).

@@ -78,7 +78,7 @@ func TestParseErrors(t *testing.T) {
 		{"no org", "environments: []\n", nil, `p.yaml:1:1: org: required; it must match ^[a-z0-9][a-z0-9-]{0,62}$`},
 		{"no environments", "org: acme\n", nil, "p.yaml:1:1: environments: required: at least one"},
 		{"empty environments", "org: acme\nenvironments: []\n", nil, "p.yaml:2:15: environments: required: at least one"},
-		{"environment without name", "org: acme\nenvironments:\n  - visibility: public\n", nil, "p.yaml:3:5: environments[0]: name: required"},
+		{"environment without name", "org: acme\nenvironments:\n  - visibility: public\n", nil, "p.yaml:3:5: environments[0].name: required"},
 		{"environment without visibility", "org: acme\nenvironments:\n  - name: a\n", nil,
 			"p.yaml:3:5: environments[0].visibility: required: public or private (private is irreversible)"},
 		{"bad visibility", "org: acme\nenvironments:\n  - name: a\n    visibility: secret\n", nil,
@@ -137,7 +137,11 @@ func TestParseErrors(t *testing.T) {
 
 		// Networks.
 		{"two networks on one address", head + "networks:\n  - {name: l, listen: \"127.0.0.1:7445\", environments: [priv]}\n  - {name: m, listen: \"127.0.0.1:7445\", environments: [priv]}\n", nil,
-			`p.yaml:9:23: networks[1].listen: address 127.0.0.1:7445 is already network "l"'s`},
+			`p.yaml:9:23: networks[1].listen: address 127.0.0.1:7445 is already network "l"'s (127.0.0.1:7445)`},
+		{"a network on every address and one on loopback", head + "networks:\n  - {name: l, listen: \"0.0.0.0:7445\", environments: [priv]}\n  - {name: m, listen: \"127.0.0.1:7445\", environments: [priv]}\n", nil,
+			`p.yaml:9:23: networks[1].listen: address 127.0.0.1:7445 is already network "l"'s (0.0.0.0:7445)`},
+		{"two networks on any free port", head + "networks:\n  - {name: l, listen: \"127.0.0.1:0\", environments: [priv]}\n  - {name: m, listen: \"127.0.0.1:0\", environments: [priv]}\n", nil, ""},
+		{"two networks on one port of two hosts", head + "networks:\n  - {name: l, listen: \"127.0.0.1:7445\", environments: [priv]}\n  - {name: m, listen: \"127.0.0.2:7445\", environments: [priv]}\n", nil, ""},
 		{"private network without listen", head + "networks:\n  - name: l\n    environments: [priv]\n", nil,
 			`p.yaml:8:5: networks[0].listen: required: the host:port a private network is served on`},
 		{"private network without environments", head + "networks:\n  - name: l\n    listen: 127.0.0.1:1\n", nil,
