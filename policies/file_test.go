@@ -63,6 +63,10 @@ func TestParseErrors(t *testing.T) {
 			`p.yaml:10:5: pools[0].memroy_pages: unknown field "memroy_pages"; known fields: name, environment, interrupt, memory_pages, batch_deadline, instances_per_worker, queue_per_worker, max_batch_rows, max_batch_bytes, max_artifact_bytes, quarantine_after, quarantine_window, max_pods`},
 		{"unknown principal field", principal("token: x"), nil,
 			`p.yaml:9:5: principals[0].token: unknown field "token"; known fields: name, token_file, token_sha256, spiffe_id, roles`},
+		{"unknown field, not a word", head + "\"a\\nb\": 1\n", nil,
+			`p.yaml:7:1: "a\nb": unknown field "a\nb"; known fields: org, environments, networks, pools, principals`},
+		{"a long value is cut short", "org: " + strings.Repeat("x", 100) + "\nenvironments: []\n", nil,
+			`p.yaml:1:6: org: must match ^[a-z0-9][a-z0-9-]{0,62}$, got "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"… (100 bytes)`},
 		{"merge key", head + "pools:\n  - name: p\n    environment: pub\n    <<: {memory_pages: 1}\n", nil,
 			"p.yaml:10:5: pools[0]: merge keys (<<) are not supported; write the fields out"},
 

@@ -124,10 +124,10 @@ func (b *builder) roles(pr *Principal, n ast.Node, path string) error {
 	for _, f := range fs {
 		if f.key != AllEnvironments {
 			if _, ok := b.p.Environments[f.key]; !ok {
-				return b.errAt(f.keyN, "%s: no environment %s in this file (\"*\" is every environment)", join(path, f.key), names.Quote(f.key))
+				return b.errAt(f.keyN, "%s: no environment %s in this file (\"*\" is every environment)", join(path, pathKey(f.key)), names.Quote(f.key))
 			}
 		}
-		fp := join(path, f.key)
+		fp := join(path, pathKey(f.key))
 		v, err := b.str(f.value, fp)
 		if err != nil {
 			return err

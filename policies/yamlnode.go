@@ -9,6 +9,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/udfhost/udfhost/internal/names"
 )
 
 // Error is one problem of a policy file, at the line and column (1-based)
@@ -142,7 +144,7 @@ func kindOf(n ast.Node) string {
 	case *ast.AliasNode:
 		return "an unknown alias"
 	}
-	return fmt.Sprintf("%q", n.GetToken().Value)
+	return names.Quote(n.GetToken().Value)
 }
 
 // field is one key: value pair of a mapping.
@@ -174,7 +176,7 @@ func (d *doc) fields(n ast.Node, path string, known ...string) ([]field, error) 
 			return nil, d.errAt(kv.Key, "%s: a key must be a plain string", path)
 		}
 		if known != nil && !slices.Contains(known, key) {
-			return nil, d.errAt(kv.Key, "%s: unknown field %q; known fields: %s", join(path, key), key, strings.Join(known, ", "))
+			return nil, d.errAt(kv.Key, "%s: unknown field %s; known fields: %s", join(path, pathKey(key)), names.Quote(key), strings.Join(known, ", "))
 		}
 		out = append(out, field{key: key, keyN: kv.Key, value: kv.Value})
 	}
@@ -218,6 +220,20 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
+}
+
+// pathKey is key as a field path shows it: as it is when it is a plain
+// word, else quoted and cut short.
+func pathKey(key string) string {
+	if key == "" || len(key) > 64 {
+		return names.Quote(key)
+	}
+	for _, c := range []byte(key) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '*') {
+			return names.Quote(key)
+		}
+	}
+	return key
 }
 
 func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
