@@ -58,15 +58,15 @@ type Action string
 
 // Actions. Every RPC maps to exactly one.
 const (
-	ArtifactCreate    Action = "artifact.create" // CreateUploadURL, CommitUpload
-	ArtifactRead      Action = "artifact.read"   // GetArtifact, ListArtifacts
-	ArtifactDelete    Action = "artifact.delete"
-	FunctionCreate    Action = "function.create"
-	FunctionRead      Action = "function.read" // GetFunction, ListFunctions
-	FunctionDelete    Action = "function.delete"
-	Invoke            Action = "invoke" // Invoke, InvokeStream
-	QuarantineRelease Action = "quarantine.release"
-	AuditRead         Action = "audit.read"
+	ArtifactCreate    Action = "artifact.create"    // CreateUploadURL, CommitUpload
+	ArtifactRead      Action = "artifact.read"      // GetArtifact, ListArtifacts
+	ArtifactDelete    Action = "artifact.delete"    // DeleteArtifact
+	FunctionCreate    Action = "function.create"    // CreateFunction, also replacing one (an update)
+	FunctionRead      Action = "function.read"      // GetFunction, ListFunctions
+	FunctionDelete    Action = "function.delete"    // DeleteFunction
+	Invoke            Action = "invoke"             // Invoke, InvokeStream
+	QuarantineRelease Action = "quarantine.release" // ReleaseArtifact
+	AuditRead         Action = "audit.read"         // reading the audit log
 )
 
 // Access is what one call asks of the policy.
