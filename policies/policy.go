@@ -1,8 +1,12 @@
-// Package policies holds the organisation's environments, compute pools and
-// their limits, and answers what a request may do.
+// Package policies holds the organisation's environments, networks,
+// compute pools and their limits, and principals with their roles, and
+// answers what a request may do (the access matrix, docs/POLICY.md).
 //
-// A policy file (YAML, validated at start) and the public/private access
-// matrix come in a later issue; until then Default is what serve runs with.
+// It runs in the host process (serve, and `udfhost policy check`). It
+// trusts the policy file's author, the operator, and nothing a caller
+// sends: Load refuses any file it cannot read as exactly the schema, and
+// Authorize decides from what the server authenticated. Without a file,
+// Default is what serve runs with.
 package policies
 
 import (
@@ -155,6 +159,19 @@ type Policy struct {
 	// Pool.MaxPods does per pool. 0: derived from the host's memory at
 	// start (see PodCaps).
 	MaxLivePods int
+	// File is the policy file's name as given to Load, and FileSHA256 the
+	// hex sha256 of its content; both "" for Default.
+	File       string
+	FileSHA256 string
+	// visibilityAt is where the file sets each environment's visibility,
+	// for CheckServed's errors.
+	visibilityAt map[string]at
+}
+
+// at is a place in the policy file: a node's position and field path.
+type at struct {
+	line, col int
+	path      string
 }
 
 // Default is the embedded policy: org "default", public environment
@@ -273,4 +290,25 @@ func ReadMemTotal(path string) (int64, error) {
 		return kb << 10, nil
 	}
 	return 0, fmt.Errorf("read host memory: %s has no MemTotal line in kB", path)
+}
+
+// Summary describes p in one line, e.g. "org acme: 2 environments (1
+// private), 2 networks, 2 pools, 4 principals".
+func (p *Policy) Summary() string {
+	private := 0
+	for _, e := range p.Environments {
+		if e.Visibility == Private {
+			private++
+		}
+	}
+	return fmt.Sprintf("org %s: %s (%d private), %s, %s, %s", p.Org,
+		plural(len(p.Environments), "environment"), private, plural(len(p.Networks), "network"),
+		plural(len(p.Pools), "pool"), plural(len(p.Principals), "principal"))
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

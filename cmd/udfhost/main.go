@@ -92,6 +92,7 @@ func newRoot() *cobra.Command {
 		newDoctorCmd(),
 		newAuditCmd(g),
 		newSecurityTestCmd(g),
+		newPolicyCmd(g),
 	)
 	return root
 }

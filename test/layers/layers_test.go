@@ -21,11 +21,11 @@ const module = "github.com/udfhost/udfhost/"
 var layers = [][]string{
 	// Vocabulary and leaf libraries: they import nothing of udfhost.
 	{"internal/udf", "internal/names", "internal/atomicfile", "internal/bearer", "internal/cgroup",
-		"internal/wasmenc", "proto/udfhost/v1", "guest", "policies", "audit"},
+		"internal/wasmenc", "proto/udfhost/v1", "guest", "audit"},
 	// Formats: the batch layout, upload URLs, the module scanner, the
 	// host-worker protocol; the module shapes the scanner's tests and the
 	// cost model build.
-	{"internal/abi", "presign", "artifacts/internal/wasmscan", "sandbox/internal/wire", "artifacts/internal/wasmtest"},
+	{"internal/abi", "presign", "artifacts/internal/wasmscan", "sandbox/internal/wire", "artifacts/internal/wasmtest", "policies"},
 	// The proto edge of the ABI, the store, the native jail.
 	{"internal/abi/abipb", "internal/jsonrows", "artifacts", "sandbox/internal/jail"},
 	// What runs inside the jailed worker; function definitions.
