@@ -67,8 +67,8 @@ func (a *artifactService) CreateUploadURL(ctx context.Context, req *udfhostv1.Cr
 }
 
 // CommitUpload validates and stores an uploaded module as an artifact of
-// the environment its URL was issued for, from the network it was issued
-// on only, and only while the environment has the visibility it had then.
+// the environment its URL was issued for, while the environment has the
+// visibility it had then, and from the network it was issued on only.
 func (a *artifactService) CommitUpload(ctx context.Context, req *udfhostv1.CommitUploadRequest) (*udfhostv1.Artifact, error) {
 	if err := a.s.checkNames(ctx, nameArg{names.UploadID, req.UploadId}); err != nil {
 		return nil, err
@@ -81,6 +81,13 @@ func (a *artifactService) CommitUpload(ctx context.Context, req *udfhostv1.Commi
 	if err := a.s.authorize(ctx, ref, ""); err != nil {
 		return nil, err
 	}
+	e, err := a.s.policy.Env(up.Env)
+	if err != nil {
+		return nil, err
+	}
+	if now, then := visibilityOf(e.Visibility), visibilityOf(up.Visibility); now != then {
+		return nil, fmt.Errorf("%w: environment %q is %s, and was %s when the URL of upload %s was issued; ask for a new URL", errStale, up.Env, now, then, up.ID)
+	}
 	c := callerOf(ctx)
 	issued := up.Network
 	if issued == "" {
@@ -91,13 +98,6 @@ func (a *artifactService) CommitUpload(ctx context.Context, req *udfhostv1.Commi
 			policies.ErrPermission, up.ID, issued, c.network)
 		a.s.denied(ctx, c.action, ref, err, false)
 		return nil, err
-	}
-	e, err := a.s.policy.Env(up.Env)
-	if err != nil {
-		return nil, err
-	}
-	if now, then := visibilityOf(e.Visibility), visibilityOf(up.Visibility); now != then {
-		return nil, fmt.Errorf("%w: environment %q is %s, and was %s when the URL of upload %s was issued; ask for a new URL", errStale, up.Env, now, then, up.ID)
 	}
 	art, err := a.s.store.Commit(ctx, req.UploadId, c.name, "")
 	if err != nil {
