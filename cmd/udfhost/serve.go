@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,9 +22,11 @@ type policyLoader func(path string) (*policies.Policy, error)
 
 // loadPolicy is the loader serve uses. Policy files are read by their own
 // package, which is not part of this build yet: until it is, --policy is
-// refused, and serve runs the embedded default without it.
-func loadPolicy(string) (*policies.Policy, error) {
-	return nil, errors.New("policy files are not supported yet")
+// refused, and serve runs the embedded default without it. A loader's
+// error names the file (FILE:LINE:COL: problem), so serve prints it as
+// it is.
+func loadPolicy(path string) (*policies.Policy, error) {
+	return nil, fmt.Errorf("%s: policy files are not supported yet", path)
 }
 
 func newServeCmd(g *globals, load policyLoader) *cobra.Command {
@@ -41,7 +42,7 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 			if policyFile != "" {
 				p, err := load(policyFile)
 				if err != nil {
-					return fmt.Errorf("policy %s: %w", policyFile, err)
+					return err
 				}
 				policy = p
 			}
