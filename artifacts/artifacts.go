@@ -36,6 +36,7 @@ import (
 
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/internal/names"
+	"github.com/udfhost/udfhost/policies"
 	"github.com/udfhost/udfhost/presign"
 )
 
@@ -92,6 +93,9 @@ type Artifact struct {
 	Imports    []string  `json:"imports,omitempty"`     // "module.name", sorted
 	ABIVersion uint32    `json:"abi_version,omitempty"` // 1 for the batch ABI, else 0
 	CreatedAt  time.Time `json:"created_at"`
+	// Visibility is the visibility its environment had when the upload
+	// URL was issued; "" (records written before it existed) is public.
+	Visibility policies.Visibility `json:"visibility,omitempty"`
 	// Quarantine is set while the artifact's code may not run (see
 	// Store.Quarantine); callers must not modify it.
 	Quarantine *Quarantine `json:"quarantine,omitempty"`
@@ -359,10 +363,18 @@ func (s *Store) deny(ctx context.Context, remote, resource, reason string) {
 	})
 }
 
+// MissingArtifact is the error Get returns for an id no artifact has: a
+// server answers exactly so for an artifact its caller may not know of.
+func MissingArtifact(id string) error {
+	return fmt.Errorf("get artifact: %w", missingMeta(id))
+}
+
+func missingMeta(id string) error { return fmt.Errorf("%w: artifact %s", ErrNotFound, id) }
+
 func (s *Store) loadMeta(id string) (*metaRecord, error) {
 	b, err := os.ReadFile(s.metaPath(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: artifact %s", ErrNotFound, id)
+		return nil, missingMeta(id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read artifact %s: %w", id, err)

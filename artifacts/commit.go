@@ -75,7 +75,7 @@ func (s *Store) Commit(ctx context.Context, uploadID, actor, requestID string) (
 	art := &Artifact{
 		ID: id, Digest: digestPrefix + rec.SHA256, Size: rec.Size, Kind: rec.Kind,
 		Env: rec.Env, Name: rec.Name, Exports: info.Exports, Imports: info.Imports,
-		ABIVersion: info.ABIVersion, CreatedAt: s.now().UTC(),
+		ABIVersion: info.ABIVersion, CreatedAt: s.now().UTC(), Visibility: rec.Visibility,
 		// The same bytes uploaded again are the same code: still quarantined.
 		Quarantine: s.Quarantined(digestPrefix + rec.SHA256),
 	}
@@ -206,6 +206,9 @@ func (s *Store) Get(ctx context.Context, id string) (*Artifact, error) {
 		return nil, fmt.Errorf("%w: artifact id %q is not of the form art-<16 hex digits>", ErrInvalidArgument, id)
 	}
 	m, err := s.loadMeta(id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, MissingArtifact(id)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("get artifact: %w", err)
 	}

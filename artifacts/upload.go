@@ -18,6 +18,7 @@ import (
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/internal/atomicfile"
 	"github.com/udfhost/udfhost/internal/names"
+	"github.com/udfhost/udfhost/policies"
 	"github.com/udfhost/udfhost/presign"
 )
 
@@ -47,6 +48,11 @@ type uploadRecord struct {
 	Actor      string    `json:"actor,omitempty"`
 	RequestID  string    `json:"request_id,omitempty"`
 	ArtifactID string    `json:"artifact_id,omitempty"`
+	// Network is where the URL was asked for, and Visibility what its
+	// environment had then; "" in records written before they existed
+	// (the public network, a public environment).
+	Network    string              `json:"network,omitempty"`
+	Visibility policies.Visibility `json:"visibility,omitempty"`
 }
 
 // UploadRequest asks for a pre-signed upload URL.
@@ -59,6 +65,46 @@ type UploadRequest struct {
 	TTL       time.Duration // URL lifetime; 0 means the default
 	Actor     string        // who asks, for the audit log
 	RequestID string        // correlates with the API call
+	// Network is the network the request arrived on: the URL is bound
+	// to it (see UploadInfo). Visibility is its environment's now, which
+	// the artifact keeps.
+	Network    string
+	Visibility policies.Visibility
+}
+
+// UploadInfo is what a server checks before it lets a CommitUpload go on:
+// the environment and network the upload URL was issued for.
+type UploadInfo struct {
+	ID, Env string
+	// Network is where the URL was asked for; "" for uploads issued
+	// before networks existed, which were all on the public one.
+	Network    string
+	Visibility policies.Visibility
+}
+
+// MissingUpload is the error Commit (and UploadOf) return for an upload
+// id that does not exist.
+func MissingUpload(id string) error {
+	return fmt.Errorf("commit upload %s: %w", id, missingUpload(id))
+}
+
+func missingUpload(id string) error { return fmt.Errorf("%w: upload %s", ErrNotFound, id) }
+
+// UploadOf returns what upload id was issued for.
+func (s *Store) UploadOf(id string) (UploadInfo, error) {
+	if !validUploadID(id) {
+		return UploadInfo{}, fmt.Errorf("%w: upload id %q is not of the form up-<16 hex digits>", ErrInvalidArgument, id)
+	}
+	s.mu.Lock()
+	rec, err := s.loadUpload(id)
+	s.mu.Unlock()
+	if errors.Is(err, ErrNotFound) {
+		return UploadInfo{}, MissingUpload(id)
+	}
+	if err != nil {
+		return UploadInfo{}, fmt.Errorf("commit upload %s: %w", id, err)
+	}
+	return UploadInfo{ID: rec.ID, Env: rec.Env, Network: rec.Network, Visibility: rec.Visibility}, nil
 }
 
 // Upload is an issued upload URL: PUT exactly the declared bytes to URL with
@@ -123,6 +169,7 @@ func (s *Store) CreateUpload(ctx context.Context, req UploadRequest) (Upload, er
 		Size: req.Size, SHA256: req.SHA256,
 		CreatedAt: now.UTC(), ExpiresAt: now.Add(ttl).Truncate(time.Second).UTC(),
 		Actor: req.Actor, RequestID: req.RequestID,
+		Network: req.Network, Visibility: req.Visibility,
 	}
 	url := s.cfg.Signer.Sign(presign.Params{
 		Method: http.MethodPut, Key: uploadKeyPrefix + id, Size: rec.Size,
@@ -495,7 +542,7 @@ func (s *Store) refuseBody(ctx context.Context, rec *uploadRecord, reason, remot
 func (s *Store) loadUpload(id string) (*uploadRecord, error) {
 	b, err := os.ReadFile(s.uploadPath(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: upload %s", ErrNotFound, id)
+		return nil, missingUpload(id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read upload %s: %w", id, err)

@@ -4,7 +4,9 @@ package audit
 // number, time and hash chain.
 type Event struct {
 	Type      string            // one of the Type* constants
-	Actor     string            // who asked: token principal or SPIFFE ID
+	Actor     string            // who asked: the principal's name, or "udfhost"
+	SPIFFEID  string            // the SPIFFE ID that authenticated Actor, if mTLS did
+	Network   string            // the network Actor's call arrived on, if any
 	Pod       string            // pod identity (SPIFFE ID) involved, if any
 	Resource  string            // e.g. "artifact/art-…", "function/default/add"
 	Decision  string            // Allow, Deny or Error
@@ -22,10 +24,13 @@ const (
 
 // Event types. Names are stable: operators grep for them.
 const (
-	TypeServerStarted     = "server.started"
-	TypeServerStopped     = "server.stopped"
-	TypeAuthFailed        = "auth.failed"
-	TypePolicyDenied      = "policy.denied"
+	TypeServerStarted = "server.started"
+	TypeServerStopped = "server.stopped"
+	TypeAuthFailed    = "auth.failed"
+	TypePolicyDenied  = "policy.denied"
+	// A call refused by the access matrix or the caller's roles; the
+	// record names the principal, the network, the environment and why.
+	TypeAccessDenied      = "access.denied"
 	TypeUploadURLIssued   = "upload.url_issued"
 	TypeUploadReceived    = "upload.received"
 	TypeUploadRejected    = "upload.rejected"

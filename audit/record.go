@@ -17,6 +17,8 @@ type Record struct {
 	Time      time.Time         `json:"time"` // UTC, RFC 3339 with nanoseconds
 	Type      string            `json:"type"`
 	Actor     string            `json:"actor,omitempty"`
+	SPIFFEID  string            `json:"spiffe_id,omitempty"`
+	Network   string            `json:"network,omitempty"`
 	Pod       string            `json:"pod,omitempty"`
 	Resource  string            `json:"resource,omitempty"`
 	Decision  string            `json:"decision"`
@@ -97,6 +99,8 @@ func newRecord(seq uint64, t time.Time, prev string, e Event) Record {
 		Time:      t.UTC(),
 		Type:      validUTF8(e.Type),
 		Actor:     validUTF8(e.Actor),
+		SPIFFEID:  validUTF8(e.SPIFFEID),
+		Network:   validUTF8(e.Network),
 		Pod:       validUTF8(e.Pod),
 		Resource:  validUTF8(e.Resource),
 		Decision:  validUTF8(e.Decision),

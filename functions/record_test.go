@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/policies"
 )
 
 // recordFixtures are the functions stored in testdata/records, written by
@@ -67,6 +68,37 @@ func TestRecordsWrittenAsBefore(t *testing.T) {
 		}
 		if string(got) != string(want) {
 			t.Errorf("%s written as\n%s\nwant (the format stored records have)\n%s", path, got, want)
+		}
+	}
+}
+
+// TestVisibilityRecorded: a function created in a private environment
+// keeps its visibility across a reopen; the old records above, which have
+// none, load with none (public) and are written without the field.
+func TestVisibilityRecorded(t *testing.T) {
+	dir := t.TempDir()
+	r, err := OpenRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := *recordFixtures["analytics/upper.json"]
+	f.Env, f.Visibility = "payments", policies.Private
+	if err := r.Create(&f); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = OpenRegistry(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Get("payments", "upper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Visibility != policies.Private {
+		t.Errorf("reopened function has visibility %q, want private", got.Visibility)
+	}
+	for path, want := range recordFixtures {
+		if want.Visibility != "" {
+			t.Errorf("%s: fixture has visibility %q; old records have none", path, want.Visibility)
 		}
 	}
 }

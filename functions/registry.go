@@ -13,6 +13,7 @@ import (
 	"github.com/udfhost/udfhost/internal/atomicfile"
 	"github.com/udfhost/udfhost/internal/names"
 	"github.com/udfhost/udfhost/internal/udf"
+	"github.com/udfhost/udfhost/policies"
 )
 
 // Errors callers branch on.
@@ -37,6 +38,9 @@ type Function struct {
 	Result     udf.Type   `json:"result"`
 	ABI        udf.ABI    `json:"abi"`
 	CreatedAt  time.Time  `json:"created_at"`
+	// Visibility is the visibility its environment had when it was
+	// created; "" (records written before it existed) is public.
+	Visibility policies.Visibility `json:"visibility,omitempty"`
 }
 
 // Signature is the function's canonical SQL signature.

@@ -83,7 +83,8 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.data, "data", envOr("UDFHOST_DATA", "udfhost-data"), "data directory (env UDFHOST_DATA)")
 	root.PersistentFlags().StringVar(&g.token, "token", os.Getenv("UDFHOST_TOKEN"), "bearer token (env UDFHOST_TOKEN; default <data>/admin.token)")
 	root.AddCommand(
-		newServeCmd(g),
+		newServeCmd(g, loadPolicy),
+		newWhoAmICmd(g),
 		&cobra.Command{Use: "worker", Hidden: true, Run: func(*cobra.Command, []string) {}},
 		newArtifactCmd(g),
 		newFunctionCmd(g),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -13,16 +14,38 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/udfhost/udfhost/internal/server"
+	"github.com/udfhost/udfhost/policies"
 )
 
-func newServeCmd(g *globals) *cobra.Command {
+// policyLoader reads a policy file for `serve --policy`.
+type policyLoader func(path string) (*policies.Policy, error)
+
+// loadPolicy is the loader serve uses. Policy files are read by their own
+// package, which is not part of this build yet: until it is, --policy is
+// refused, and serve runs the embedded default without it. A loader's
+// error names the file (FILE:LINE:COL: problem), so serve prints it as
+// it is.
+func loadPolicy(path string) (*policies.Policy, error) {
+	return nil, fmt.Errorf("%s: policy files are not supported yet", path)
+}
+
+func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 	var strict bool
-	var listen, httpListen, cpuprofile string
+	var listen, httpListen, cpuprofile, policyFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the service (gRPC API and pre-signed URL endpoint)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Without --policy: the embedded default (nil).
+			var policy *policies.Policy
+			if policyFile != "" {
+				p, err := load(policyFile)
+				if err != nil {
+					return err
+				}
+				policy = p
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			setGCPercent()
@@ -41,13 +64,15 @@ func newServeCmd(g *globals) *cobra.Command {
 				DataDir:      g.data,
 				Listen:       listen,
 				HTTPListen:   httpListen,
+				Policy:       policy,
 				Logger:       slog.New(slog.NewTextHandler(os.Stderr, nil)),
 				WorkerStderr: os.Stderr,
 				RelaxSandbox: !strict,
 			}, 30*time.Second)
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7443", "gRPC listen address (port 0 picks a free one)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7443", "gRPC listen address of the public network (port 0 picks a free one)")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file (YAML: environments, networks, pools, principals; docs/POLICY.md); default the embedded one: environment and pool \"default\", the admin token in the data directory")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the host process (for performance work)")
 	cmd.Flags().MarkHidden("cpuprofile")
 	cmd.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:7444", "pre-signed URL endpoint listen address")

@@ -13,6 +13,7 @@ import (
 	"github.com/udfhost/udfhost/artifacts"
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/internal/names"
+	"github.com/udfhost/udfhost/policies"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
@@ -37,16 +38,24 @@ func (a *artifactService) CreateUploadURL(ctx context.Context, req *udfhostv1.Cr
 	if err := a.s.checkNames(ctx, check...); err != nil {
 		return nil, err
 	}
-	if _, err := a.s.policy.Env(env); err != nil {
+	if err := a.s.authorize(ctx, envRef(env), ""); err != nil {
+		return nil, err
+	}
+	e, err := a.s.policy.Env(env)
+	if err != nil {
 		return nil, err
 	}
 	kind := artifacts.KindUDF
 	if req.Kind == udfhostv1.ArtifactKind_ARTIFACT_KIND_CONNECTOR {
 		kind = artifacts.KindConnector
 	}
+	c := callerOf(ctx)
+	// The URL is bound to this environment and network: CommitUpload
+	// from another network is refused.
 	up, err := a.s.store.CreateUpload(ctx, artifacts.UploadRequest{
 		Kind: kind, Env: env, Name: req.Name, Size: req.Size, SHA256: strings.ToLower(req.Sha256),
-		TTL: time.Duration(req.TtlSeconds) * time.Second, Actor: principal(ctx),
+		TTL: time.Duration(req.TtlSeconds) * time.Second, Actor: c.name,
+		Network: c.network, Visibility: visibilityOf(e.Visibility),
 	})
 	if err != nil {
 		return nil, err
@@ -57,11 +66,40 @@ func (a *artifactService) CreateUploadURL(ctx context.Context, req *udfhostv1.Cr
 	}, nil
 }
 
+// CommitUpload validates and stores an uploaded module as an artifact of
+// the environment its URL was issued for, while the environment has the
+// visibility it had then, and from the network it was issued on only.
 func (a *artifactService) CommitUpload(ctx context.Context, req *udfhostv1.CommitUploadRequest) (*udfhostv1.Artifact, error) {
 	if err := a.s.checkNames(ctx, nameArg{names.UploadID, req.UploadId}); err != nil {
 		return nil, err
 	}
-	art, err := a.s.store.Commit(ctx, req.UploadId, principal(ctx), "")
+	up, err := a.s.store.UploadOf(req.UploadId)
+	if err != nil {
+		return nil, err
+	}
+	ref := uploadRef(up.Env, up.ID)
+	if err := a.s.authorize(ctx, ref, ""); err != nil {
+		return nil, err
+	}
+	e, err := a.s.policy.Env(up.Env)
+	if err != nil {
+		return nil, err
+	}
+	if now, then := visibilityOf(e.Visibility), visibilityOf(up.Visibility); now != then {
+		return nil, fmt.Errorf("%w: environment %q is %s, and was %s when the URL of upload %s was issued; ask for a new URL", errStale, up.Env, now, then, up.ID)
+	}
+	c := callerOf(ctx)
+	issued := up.Network
+	if issued == "" {
+		issued = policies.PublicNetwork // issued before there were networks
+	}
+	if issued != c.network {
+		err := fmt.Errorf("%w: upload %s was issued on network %q; CommitUpload arrived on network %q: commit it from the network that asked for its URL",
+			policies.ErrPermission, up.ID, issued, c.network)
+		a.s.denied(ctx, c.action, ref, err, false)
+		return nil, err
+	}
+	art, err := a.s.store.Commit(ctx, req.UploadId, c.name, "")
 	if err != nil {
 		return nil, commitError(err)
 	}
@@ -83,16 +121,33 @@ func (a *artifactService) GetArtifact(ctx context.Context, req *udfhostv1.GetArt
 	if err := a.s.checkNames(ctx, nameArg{names.ArtifactID, req.Id}); err != nil {
 		return nil, err
 	}
-	art, err := a.s.store.Get(ctx, req.Id)
+	art, err := a.s.getArtifact(ctx, req.Id)
 	if err != nil {
 		return nil, err
 	}
 	return artifactProto(art), nil
 }
 
+// getArtifact returns the artifact id once the caller in ctx is
+// authorized for its RPC's action on it; one it may not see is answered
+// as one that does not exist.
+func (s *Server) getArtifact(ctx context.Context, id string) (*artifacts.Artifact, error) {
+	art, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, artifactRef(art.Env, art.ID), visibilityOf(art.Visibility)); err != nil {
+		return nil, err
+	}
+	return art, nil
+}
+
 func (a *artifactService) ListArtifacts(ctx context.Context, req *udfhostv1.ListArtifactsRequest) (*udfhostv1.ListArtifactsResponse, error) {
 	if req.Env != "" {
 		if err := a.s.checkNames(ctx, nameArg{names.Env, req.Env}); err != nil {
+			return nil, err
+		}
+		if err := a.s.authorize(ctx, envRef(req.Env), ""); err != nil {
 			return nil, err
 		}
 		if _, err := a.s.policy.Env(req.Env); err != nil {
@@ -103,9 +158,12 @@ func (a *artifactService) ListArtifacts(ctx context.Context, req *udfhostv1.List
 	if err != nil {
 		return nil, err
 	}
+	shown := a.s.listFilter(ctx)
 	resp := &udfhostv1.ListArtifactsResponse{}
 	for _, art := range arts {
-		resp.Artifacts = append(resp.Artifacts, artifactProto(art))
+		if shown(art.Env, art.Visibility) {
+			resp.Artifacts = append(resp.Artifacts, artifactProto(art))
+		}
 	}
 	return resp, nil
 }
@@ -119,7 +177,7 @@ func (a *artifactService) DeleteArtifact(ctx context.Context, req *udfhostv1.Del
 	if err := a.s.checkNames(ctx, nameArg{names.ArtifactID, req.Id}); err != nil {
 		return nil, err
 	}
-	art, err := a.s.store.Get(ctx, req.Id)
+	art, err := a.s.getArtifact(ctx, req.Id)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +189,7 @@ func (a *artifactService) DeleteArtifact(ctx context.Context, req *udfhostv1.Del
 		}
 		return nil, fmt.Errorf("artifact %s is %w by functions %s; delete them first", req.Id, errInUse, strings.Join(names, ", "))
 	}
-	if err := a.s.store.Delete(ctx, req.Id, principal(ctx), ""); err != nil {
+	if err := a.s.store.Delete(ctx, req.Id, callerOf(ctx).name, ""); err != nil {
 		return nil, err
 	}
 	return &udfhostv1.DeleteArtifactResponse{}, nil
@@ -144,7 +202,7 @@ func (a *artifactService) ReleaseArtifact(ctx context.Context, req *udfhostv1.Re
 	if err := a.s.checkNames(ctx, nameArg{names.ArtifactID, req.Id}); err != nil {
 		return nil, err
 	}
-	art, err := a.s.store.Get(ctx, req.Id)
+	art, err := a.s.getArtifact(ctx, req.Id)
 	if err != nil {
 		return nil, err
 	}
@@ -152,14 +210,14 @@ func (a *artifactService) ReleaseArtifact(ctx context.Context, req *udfhostv1.Re
 	if q == nil {
 		return artifactProto(art), nil // nothing to release
 	}
-	e := audit.Event{
-		Type: audit.TypeArtifactReleased, Actor: principal(ctx), Resource: "artifact/" + art.ID,
+	e := callerOf(ctx).stamp(audit.Event{
+		Type: audit.TypeArtifactReleased, Resource: "artifact/" + art.ID,
 		Decision: audit.Allow, Reason: "quarantine lifted by an admin",
 		Details: map[string]string{
 			"digest": art.Digest, "quarantined_at": q.Since.Format(time.RFC3339),
 			"violations": strconv.Itoa(q.Violations), "quarantine_reason": q.Reason,
 		},
-	}
+	})
 	if err := a.s.audit.Record(ctx, e); err != nil {
 		return nil, fmt.Errorf("release artifact %s: %w", art.ID, err)
 	}
@@ -169,7 +227,7 @@ func (a *artifactService) ReleaseArtifact(ctx context.Context, req *udfhostv1.Re
 		a.s.audit.Record(ctx, e)
 		return nil, err
 	}
-	a.s.log.Info("artifact released", "artifact", art.ID, "digest", art.Digest, "by", principal(ctx))
+	a.s.log.Info("artifact released", "artifact", art.ID, "digest", art.Digest, "by", callerOf(ctx).name)
 	return artifactProto(rel), nil
 }
 

@@ -16,7 +16,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
+	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/internal/atomicfile"
+	"github.com/udfhost/udfhost/policies"
 )
 
 // loadOrCreateToken returns the admin bearer token kept in path (mode 0600),
@@ -49,12 +51,49 @@ func loadOrCreateToken(path string) (string, error) {
 	return tok, nil
 }
 
-type principalKey struct{}
+// dataDirAdmin is the principal of the admin token in the data directory,
+// which a policy without principals (the embedded default) admits: admin
+// in every environment.
+func dataDirAdmin() *policies.Principal {
+	return &policies.Principal{Name: "admin", Roles: map[string]policies.Role{policies.AllEnvironments: policies.RoleAdmin}}
+}
 
-// principal returns who is calling, as authenticated by the interceptors.
-func principal(ctx context.Context) string {
-	p, _ := ctx.Value(principalKey{}).(string)
-	return p
+// caller is who is calling, from where, as the interceptors authenticated
+// it, and what its RPC does (rpcActions).
+type caller struct {
+	// principal is nil for the methods anyone may call.
+	principal *policies.Principal
+	name      string // the principal's
+	spiffeID  string // the SPIFFE ID that authenticated it, if mTLS did
+	network   string // the network the call arrived on
+	action    policies.Action
+}
+
+type callerKey struct{}
+
+// callerOf returns the caller of the call in ctx; the zero caller outside
+// an authenticated call.
+func callerOf(ctx context.Context) caller {
+	c, _ := ctx.Value(callerKey{}).(caller)
+	return c
+}
+
+// stamp returns e with the caller as its actor.
+func (c caller) stamp(e audit.Event) audit.Event {
+	e.Actor, e.SPIFFEID, e.Network = c.name, c.spiffeID, c.network
+	return e
+}
+
+// callerAudit is the artifact store's audit log: a record the store
+// writes for a call, naming the caller as its actor, gets the caller's
+// SPIFFE ID and network too.
+type callerAudit struct{ log *audit.Log }
+
+func (a callerAudit) Record(ctx context.Context, e audit.Event) error {
+	if c := callerOf(ctx); c.name != "" && e.Actor == c.name && e.Network == "" {
+		e = c.stamp(e)
+	}
+	return a.log.Record(ctx, e)
 }
 
 // unauthenticated lists the services anyone may call: health probes and
@@ -120,25 +159,31 @@ func bearerToken(v string) (string, *authFailure) {
 	return tok, nil
 }
 
-// checkToken authenticates the metadata of a call, comparing the token in
-// constant time. It returns the principal or why the call is refused.
-func (s *Server) checkToken(md metadata.MD) (string, *authFailure) {
+// checkToken authenticates the metadata of a call: its bearer token is
+// the data directory's admin token (when the policy admits it) or a
+// principal's (Policy.Authenticate), compared in constant time. It
+// returns the principal or why the call is refused.
+func (s *Server) checkToken(md metadata.MD) (*policies.Principal, *authFailure) {
 	v := md.Get("authorization")
 	switch len(v) {
 	case 0:
-		return "", &authFailure{reason: reasonMissing, hint: "send " + expectedAuth}
+		return nil, &authFailure{reason: reasonMissing, hint: "send " + expectedAuth}
 	case 1:
 	default:
-		return "", &authFailure{reason: reasonManyHeaders, hint: "send one " + expectedAuth}
+		return nil, &authFailure{reason: reasonManyHeaders, hint: "send one " + expectedAuth}
 	}
 	tok, fail := bearerToken(v[0])
 	if fail != nil {
-		return "", fail
+		return nil, fail
 	}
-	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
-		return "", &authFailure{reason: reasonInvalid}
+	if s.admin != nil && s.token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) == 1 {
+		return s.admin, nil
 	}
-	return "admin", nil
+	p, err := s.policy.Authenticate(tok)
+	if err != nil {
+		return nil, &authFailure{reason: reasonInvalid}
+	}
+	return p, nil
 }
 
 // tapAuth authenticates a call from its headers, in the admission tap,
@@ -158,19 +203,30 @@ func (s *Server) tapAuth(ctx context.Context, info *tap.Info) error {
 }
 
 // authenticate checks the call again in the interceptors (the tap already
-// refused what fails here; this is defence in depth, and it puts the
-// principal in the handler's context).
+// refused what fails here; this is defence in depth), and puts the
+// caller in the handler's context: its principal, the network the call
+// arrived on and the action of its RPC. An RPC with no action in
+// rpcActions is refused: a method added without one must not run
+// unchecked.
 func (s *Server) authenticate(ctx context.Context, method string) (context.Context, error) {
+	c := caller{network: networkOf(ctx)}
 	if unauthenticated(method) {
-		return ctx, nil
+		return context.WithValue(ctx, callerKey{}, c), nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	who, fail := s.checkToken(md)
+	p, fail := s.checkToken(md)
 	if fail != nil {
 		s.authFails.note(ctx, method, fail.reason)
 		return nil, fail.status()
 	}
-	return context.WithValue(ctx, principalKey{}, who), nil
+	// A bearer token authenticated it: no SPIFFE ID vouches for it.
+	c.principal, c.name = p, p.Name
+	act, ok := rpcActions[method]
+	if !ok {
+		return nil, status.Errorf(codes.PermissionDenied, "%s has no access rule; it is refused to everyone", method)
+	}
+	c.action = act
+	return context.WithValue(ctx, callerKey{}, c), nil
 }
 
 func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -40,11 +40,32 @@ type classedError struct {
 func (e *classedError) Error() string   { return e.err.Error() }
 func (e *classedError) Unwrap() []error { return []error{e.class, e.err} }
 
+// hiddenError is a call refused because its caller may not see the
+// environment (policies.ErrHidden): it reads, and is answered, exactly as
+// as, the error the same call gets for a resource or environment that
+// does not exist, so that the answer tells nothing of what exists. The
+// reason is only in the audit record of the denial.
+type hiddenError struct {
+	reason, as error
+}
+
+func (e *hiddenError) Error() string { return e.as.Error() }
+func (e *hiddenError) Unwrap() error { return e.as }
+
+// errStale marks a call whose earlier step was authorized under what has
+// changed since (FAILED_PRECONDITION).
+var errStale = errors.New("no longer valid")
+
 // toStatus maps the packages' sentinel errors to gRPC codes at the edge; the
 // message keeps the wrapped detail, which names the problem.
 func toStatus(err error) error {
 	if err == nil {
 		return nil
+	}
+	var hidden *hiddenError
+	if errors.As(err, &hidden) {
+		// Never the reason: exactly what a missing resource gets.
+		return toStatus(hidden.as)
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
@@ -66,6 +87,17 @@ func toStatus(err error) error {
 		// Before the deadline case: a start function that overran its
 		// deadline is the module's fault, not a slow call.
 		code = codes.InvalidArgument
+	case errors.Is(err, policies.ErrUnauthenticated):
+		code = codes.Unauthenticated
+	case errors.Is(err, policies.ErrPermission):
+		// As Authorize wrote it: it names the principal, the network, the
+		// environment and the role the call would need.
+		code = codes.PermissionDenied
+	case errors.Is(err, policies.ErrHidden):
+		// Only a hiddenError should carry it, answered above; a bare one
+		// is answered as a missing environment would be, without detail.
+		code = codes.NotFound
+		err = errors.New("not found")
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, sandbox.ErrTimeout):
@@ -79,7 +111,7 @@ func toStatus(err error) error {
 		errors.Is(err, functions.ErrSignature), errors.Is(err, functions.ErrName),
 		errors.Is(err, errInvalid), errors.Is(err, names.ErrInvalid):
 		code = codes.InvalidArgument
-	case errors.Is(err, artifacts.ErrUploadState), errors.Is(err, errInUse), errors.Is(err, errQuarantined):
+	case errors.Is(err, artifacts.ErrUploadState), errors.Is(err, errInUse), errors.Is(err, errQuarantined), errors.Is(err, errStale):
 		code = codes.FailedPrecondition
 	case errors.Is(err, sandbox.ErrTrap), errors.Is(err, sandbox.ErrGuest), errors.Is(err, sandbox.ErrBadOutput):
 		code = codes.Aborted

@@ -43,6 +43,9 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 		nameArg{names.ArtifactID, req.ArtifactId}, nameArg{names.Export, req.Export}); err != nil {
 		return nil, err
 	}
+	if err := s.authorize(ctx, envRef(env), ""); err != nil {
+		return nil, err
+	}
 	if err := checkSignature(req.Signature); err != nil {
 		s.refused(ctx, "signature", err)
 		return nil, err
@@ -50,7 +53,8 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 	if req.Signature == "" {
 		return nil, fmt.Errorf("%w: a signature is required, e.g. \"(BIGINT, BIGINT) -> BIGINT\"", errInvalid)
 	}
-	if _, err := s.policy.Env(env); err != nil {
+	envRec, err := s.policy.Env(env)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := s.policy.Pool(env, poolName); err != nil {
@@ -58,6 +62,12 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 	}
 	art, err := s.store.Get(ctx, req.ArtifactId)
 	if err != nil {
+		return nil, err
+	}
+	// The function runs the artifact's code: the caller must be able to
+	// read it (and, if it may not see it at all, learns nothing of it,
+	// not even its environment).
+	if err := s.authorizeAs(ctx, policies.ArtifactRead, artifactRef(art.Env, art.ID), visibilityOf(art.Visibility)); err != nil {
 		return nil, err
 	}
 	if art.Env != env {
@@ -78,6 +88,7 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 	f := &functions.Function{
 		Name: req.Name, Org: s.policy.Org, Env: env, Pool: poolName, ArtifactID: art.ID, Digest: art.Digest,
 		Export: req.Export, Args: args, Result: result, ABI: abi, CreatedAt: time.Now().UTC(),
+		Visibility: visibilityOf(envRec.Visibility),
 	}
 	defer s.digestLocks.lock(art.Digest)()
 	// Deleted while this call waited for the lock: binding to it now
@@ -107,11 +118,11 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 		undo()
 		return nil, fmt.Errorf("%w: prepare function %s: %v", errInvalid, f.Name, err)
 	}
-	e := audit.Event{
-		Type: audit.TypeFunctionCreated, Actor: principal(ctx), Pod: id.SPIFFEID(),
+	e := callerOf(ctx).stamp(audit.Event{
+		Type: audit.TypeFunctionCreated, Pod: id.SPIFFEID(),
 		Resource: "function/" + env + "/" + f.Name, Decision: audit.Allow,
 		Details: map[string]string{"artifact": art.ID, "digest": art.Digest, "export": f.Export, "signature": f.Signature()},
-	}
+	})
 	if err := s.audit.Record(ctx, e); err != nil {
 		undo()
 		return nil, err
@@ -150,13 +161,19 @@ func (fs *functionService) ListFunctions(ctx context.Context, req *udfhostv1.Lis
 		if err := s.checkNames(ctx, nameArg{names.Env, req.Env}); err != nil {
 			return nil, err
 		}
+		if err := s.authorize(ctx, envRef(req.Env), ""); err != nil {
+			return nil, err
+		}
 		if _, err := s.policy.Env(req.Env); err != nil {
 			return nil, err
 		}
 	}
+	shown := s.listFilter(ctx)
 	resp := &udfhostv1.ListFunctionsResponse{}
 	for _, f := range s.fns.List(req.Env) {
-		resp.Functions = append(resp.Functions, s.functionProto(f))
+		if shown(f.Env, f.Visibility) {
+			resp.Functions = append(resp.Functions, s.functionProto(f))
+		}
 	}
 	return resp, nil
 }
@@ -175,10 +192,10 @@ func (fs *functionService) DeleteFunction(ctx context.Context, req *udfhostv1.De
 		return nil, err // deleted while we waited
 	}
 	id := s.identity(f)
-	if err := s.audit.Record(ctx, audit.Event{
-		Type: audit.TypeFunctionDeleted, Actor: principal(ctx), Pod: id.SPIFFEID(),
+	if err := s.audit.Record(ctx, callerOf(ctx).stamp(audit.Event{
+		Type: audit.TypeFunctionDeleted, Pod: id.SPIFFEID(),
 		Resource: "function/" + env + "/" + f.Name, Decision: audit.Allow,
-	}); err != nil {
+	})); err != nil {
 		return nil, err
 	}
 	if _, err := s.fns.Delete(env, req.Name); err != nil {

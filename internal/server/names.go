@@ -9,6 +9,7 @@ import (
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
 	"github.com/udfhost/udfhost/internal/names"
+	"github.com/udfhost/udfhost/policies"
 )
 
 // maxSignatureBytes bounds a CreateFunction signature: 64 arguments of
@@ -40,26 +41,38 @@ func (s *Server) checkNames(ctx context.Context, args ...nameArg) error {
 // record it is logged: the request is refused either way.
 func (s *Server) refused(ctx context.Context, field string, err error) {
 	method, _ := grpc.Method(ctx)
-	if aerr := s.audit.Record(ctx, audit.Event{
-		Type: audit.TypePolicyDenied, Actor: principal(ctx), Resource: "rpc" + method,
+	if aerr := s.audit.Record(ctx, callerOf(ctx).stamp(audit.Event{
+		Type: audit.TypePolicyDenied, Resource: "rpc" + method,
 		Decision: audit.Deny, Reason: err.Error(), Details: map[string]string{"field": field},
-	}); aerr != nil {
+	})); aerr != nil {
 		s.log.Error("audit a refused request", "rpc", method, "err", aerr)
 	}
 }
 
-// lookupFunction returns the function name in env ("" for "default"):
-// the names are checked first, and an environment the policy does not
-// have is reported as such (NOT_FOUND), not as a missing function.
+// lookupFunction returns the function name in env ("" for "default")
+// for the RPC of ctx: the names are checked first; then the caller is
+// authorized for its RPC's action in env, on the visibility the function
+// was created with if it exists (a caller that may not see env is
+// answered as if env did not exist, whether the function does or not);
+// then an environment the policy does not have is reported as such
+// (NOT_FOUND), not as a missing function.
 func (s *Server) lookupFunction(ctx context.Context, env, name string) (*functions.Function, error) {
 	env = envOrDefault(env)
 	if err := s.checkNames(ctx, nameArg{names.Env, env}, nameArg{names.Function, name}); err != nil {
 		return nil, err
 	}
+	f, ferr := s.fns.Get(env, name)
+	var res policies.Visibility
+	if ferr == nil {
+		res = visibilityOf(f.Visibility)
+	}
+	if err := s.authorize(ctx, functionRef(env, name), res); err != nil {
+		return nil, err
+	}
 	if _, err := s.policy.Env(env); err != nil {
 		return nil, err
 	}
-	return s.fns.Get(env, name)
+	return f, ferr
 }
 
 // checkSignature bounds a signature's length before it is parsed (a parse

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,10 +38,14 @@ const maxURLHeaderBytes = 32 << 10
 // Config is everything a Server needs; zero values are the embedded defaults.
 type Config struct {
 	DataDir    string // default ./udfhost-data
-	Listen     string // gRPC; default 127.0.0.1:7443
+	Listen     string // gRPC of the public network; default 127.0.0.1:7443
 	HTTPListen string // pre-signed URLs; default 127.0.0.1:7444
-	Policy     *policies.Policy
-	Logger     *slog.Logger
+	// Policy is what the server enforces; default policies.Default. Its
+	// private networks are served on their own Listen addresses. A policy
+	// with no principals admits one: "admin" (admin in every
+	// environment), by the token in the data directory.
+	Policy *policies.Policy
+	Logger *slog.Logger
 	// WorkerExe and WorkerArgs re-execute the worker; default
 	// /proc/self/exe worker.
 	WorkerExe    string
@@ -61,9 +66,12 @@ type Config struct {
 
 // Server is one running udfhost. Start it, then Shutdown it.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	token  string
+	cfg   Config
+	log   *slog.Logger
+	token string
+	// admin is the principal of token; nil when the policy names its own
+	// principals.
+	admin  *policies.Principal
 	audit  *audit.Log
 	store  *artifacts.Store
 	fns    *functions.Registry
@@ -76,10 +84,13 @@ type Server struct {
 	workerBase sandbox.Config
 
 	grpcLn, httpLn net.Listener
-	grpc           *grpc.Server
-	http           *http.Server
-	health         *health.Server
-	authFails      *authFailures
+	// privateLns serve the policy's private networks (grpcLn is the
+	// public one's).
+	privateLns []privateListener
+	grpc       *grpc.Server
+	http       *http.Server
+	health     *health.Server
+	authFails  *authFailures
 	// digestLocks serialise function creation and deletion, and artifact
 	// deletion, per digest: a pod is never stopped while a new function
 	// needs it, and a slow pod start holds up no other tenant.
@@ -124,7 +135,11 @@ func New(cfg Config) *Server {
 	if cfg.AuthFailureInterval == 0 {
 		cfg.AuthFailureInterval = 10 * time.Second
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, policy: cfg.Policy, stop: make(chan struct{}), serveDown: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, policy: cfg.Policy, stop: make(chan struct{}), serveDown: make(chan struct{})}
+	if len(cfg.Policy.Principals) == 0 {
+		s.admin = dataDirAdmin()
+	}
+	return s
 }
 
 // Start opens the data directory (creating what is missing), binds both
@@ -167,6 +182,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.grpcLn, err = net.Listen("tcp", s.cfg.Listen); err != nil {
 		return fmt.Errorf("listen for gRPC: %w", err)
 	}
+	if err := s.listenPrivate(); err != nil {
+		return err
+	}
 	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPListen); err != nil {
 		return fmt.Errorf("listen for pre-signed URLs: %w", err)
 	}
@@ -178,7 +196,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.store, err = artifacts.New(ctx, artifacts.Config{
 		Dir:    filepath.Join(data, "artifacts"),
 		Signer: presign.NewSigner(key, "http://"+s.httpLn.Addr().String()),
-		Audit:  s.audit,
+		// What the store records for a call names the caller's network.
+		Audit: callerAudit{s.audit},
 		// Forged and replayed upload URLs are anonymous like a bad token.
 		Denials:  s.authFails,
 		MaxSize:  maxSize,
@@ -201,6 +220,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	udfhostv1.RegisterArtifactServiceServer(s.grpc, &artifactService{s: s})
 	udfhostv1.RegisterFunctionServiceServer(s.grpc, &functionService{s: s})
 	udfhostv1.RegisterInvokeServiceServer(s.grpc, &invokeService{s: s, admit: admit})
+	udfhostv1.RegisterIdentityServiceServer(s.grpc, &identityService{s: s})
 	s.registerHealth()
 	reflection.Register(s.grpc)
 
@@ -212,9 +232,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	// net/http's 1 MiB default header allowance is only a gift to floods.
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: maxURLHeaderBytes}
 
+	started := map[string]string{"grpc": s.grpcLn.Addr().String(), "http": s.httpLn.Addr().String()}
+	for _, p := range s.privateLns {
+		started["network."+p.network] = p.ln.Addr().String()
+	}
 	if err := s.audit.Record(ctx, audit.Event{
-		Type: audit.TypeServerStarted, Actor: "udfhost", Decision: audit.Allow,
-		Details: map[string]string{"grpc": s.grpcLn.Addr().String(), "http": s.httpLn.Addr().String()},
+		Type: audit.TypeServerStarted, Actor: "udfhost", Decision: audit.Allow, Details: started,
 	}); err != nil {
 		return fmt.Errorf("audit start: %w", err)
 	}
@@ -224,7 +247,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.serve()
 	s.bg.Add(1)
 	go func() { defer s.bg.Done(); s.flushSummaries() }()
-	s.log.Info("ready", "grpc", s.grpcLn.Addr().String(), "http", s.httpLn.Addr().String(), "data", data)
+	s.log.Info("ready", "grpc", s.grpcLn.Addr().String(), "http", s.httpLn.Addr().String(), "data", data, "networks", s.networkAddrs())
 	return nil
 }
 
@@ -250,6 +273,7 @@ var servedNames = []string{
 	udfhostv1.ArtifactService_ServiceDesc.ServiceName,
 	udfhostv1.FunctionService_ServiceDesc.ServiceName,
 	udfhostv1.InvokeService_ServiceDesc.ServiceName,
+	udfhostv1.IdentityService_ServiceDesc.ServiceName,
 }
 
 // registerHealth registers the health service with every name in
@@ -262,17 +286,21 @@ func (s *Server) registerHealth() {
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 }
 
-// serve starts serving both listeners and flushing authentication
+// serve starts serving every listener and flushing authentication
 // failures, in s.bg; what Serve returns other than a normal stop is kept
-// for Shutdown and logged.
+// for Shutdown and logged. Each gRPC listener tags its connections with
+// its network (networkListener).
 func (s *Server) serve() {
-	s.bg.Add(3)
-	go func() {
-		defer s.bg.Done()
-		if err := s.grpc.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			s.serveFailed(fmt.Errorf("serve gRPC on %s: %w", s.grpcLn.Addr(), err))
-		}
-	}()
+	grpcLns := append([]privateListener{{network: policies.PublicNetwork, ln: s.grpcLn}}, s.privateLns...)
+	s.bg.Add(2 + len(grpcLns))
+	for _, l := range grpcLns {
+		go func() {
+			defer s.bg.Done()
+			if err := s.grpc.Serve(networkListener{Listener: l.ln, network: l.network}); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				s.serveFailed(fmt.Errorf("serve gRPC of network %s on %s: %w", l.network, l.ln.Addr(), err))
+			}
+		}()
+	}
 	go func() {
 		defer s.bg.Done()
 		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -290,8 +318,20 @@ func (s *Server) serveFailed(err error) {
 	s.serveDownOnce.Do(func() { close(s.serveDown) })
 }
 
-// Addr is the gRPC listener's address.
+// Addr is the public network's gRPC listener's address.
 func (s *Server) Addr() string { return s.grpcLn.Addr().String() }
+
+// networkAddrs lists the private networks' listeners, "name=addr,...".
+func (s *Server) networkAddrs() string {
+	var b strings.Builder
+	for i, p := range s.privateLns {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p.network + "=" + p.ln.Addr().String())
+	}
+	return b.String()
+}
 
 // HTTPAddr is the pre-signed URL endpoint's address.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
@@ -349,6 +389,9 @@ func (s *Server) closeAll(ctx context.Context) error {
 	}
 	if s.grpcLn != nil {
 		s.grpcLn.Close()
+	}
+	for _, p := range s.privateLns {
+		p.ln.Close()
 	}
 	if s.httpLn != nil {
 		s.httpLn.Close()

@@ -116,8 +116,15 @@ func startServer(t *testing.T) *server {
 // server alone must see there (see path).
 func serveOn(t *testing.T, data, prelude string) *server {
 	t.Helper()
+	return serveWith(t, data, prelude)
+}
+
+// serveWith is serveOn with more arguments for serve (only without a
+// prelude).
+func serveWith(t *testing.T, data, prelude string, args ...string) *server {
+	t.Helper()
 	s := &server{t: t, data: data, exited: make(chan struct{})}
-	s.cmd = exec.Command(binPath, "serve", "--data", s.data, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	s.cmd = exec.Command(binPath, append([]string{"serve", "--data", s.data, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, args...)...)
 	if prelude != "" {
 		s.cmd = exec.Command("/bin/sh", "-c", prelude+` && exec "$BIN" serve --data "$DATA" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0`)
 		s.cmd.Env = append(os.Environ(), "BIN="+binPath, "DATA="+data)
