@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/udfhost/udfhost/internal/bearer"
+	"github.com/udfhost/udfhost/policies"
 	"github.com/udfhost/udfhost/sandbox"
 )
 
@@ -83,7 +84,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.data, "data", envOr("UDFHOST_DATA", "udfhost-data"), "data directory (env UDFHOST_DATA)")
 	root.PersistentFlags().StringVar(&g.token, "token", os.Getenv("UDFHOST_TOKEN"), "bearer token (env UDFHOST_TOKEN; default <data>/admin.token)")
 	root.AddCommand(
-		newServeCmd(g, loadPolicy),
+		newServeCmd(g, policies.Load),
 		newWhoAmICmd(g),
 		&cobra.Command{Use: "worker", Hidden: true, Run: func(*cobra.Command, []string) {}},
 		newArtifactCmd(g),

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,17 +16,10 @@ import (
 	"github.com/udfhost/udfhost/policies"
 )
 
-// policyLoader reads a policy file for `serve --policy`.
+// policyLoader reads a policy file for `serve --policy` (policies.Load;
+// tests give their own). Its error names the file (FILE:LINE:COL:
+// problem), so serve prints it as it is.
 type policyLoader func(path string) (*policies.Policy, error)
-
-// loadPolicy is the loader serve uses. Policy files are read by their own
-// package, which is not part of this build yet: until it is, --policy is
-// refused, and serve runs the embedded default without it. A loader's
-// error names the file (FILE:LINE:COL: problem), so serve prints it as
-// it is.
-func loadPolicy(path string) (*policies.Policy, error) {
-	return nil, fmt.Errorf("%s: policy files are not supported yet", path)
-}
 
 func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 	var strict bool

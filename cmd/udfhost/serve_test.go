@@ -9,8 +9,7 @@ import (
 )
 
 // TestServePolicyFlag: --policy hands the file to the loader, and its
-// error stops serve before anything starts, naming the file; until policy
-// files land the loader refuses every file.
+// error stops serve before anything starts, naming the file.
 func TestServePolicyFlag(t *testing.T) {
 	var asked string
 	load := func(path string) (*policies.Policy, error) {
@@ -27,8 +26,5 @@ func TestServePolicyFlag(t *testing.T) {
 	}
 	if err == nil || err.Error() != `acme.yaml:3:5: unknown field "visibilty"` {
 		t.Errorf("serve --policy with a bad file: %v", err)
-	}
-	if _, err := loadPolicy("acme.yaml"); err == nil || err.Error() != "acme.yaml: policy files are not supported yet" {
-		t.Errorf("loadPolicy = %v, want the not-yet-supported refusal", err)
 	}
 }

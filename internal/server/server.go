@@ -154,6 +154,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	// A private environment stays private for good: the data dir
+	// remembers every one it served, and refuses a policy that makes one
+	// public (FILE:LINE:COL of its visibility).
+	if err := policies.CheckServed(data, s.policy); err != nil {
+		return err
+	}
+	if err := policies.RecordServed(data, s.policy); err != nil {
+		return err
+	}
 	if s.token, err = loadOrCreateToken(filepath.Join(data, "admin.token")); err != nil {
 		return err
 	}
