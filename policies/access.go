@@ -34,6 +34,10 @@ type Principal struct {
 	Roles map[string]Role
 }
 
+// ReservedPrincipal is the actor of the server's own audit records; no
+// principal may have its name.
+const ReservedPrincipal = "udfhost"
+
 // PublicNetwork is the name of the network served on --listen.
 const PublicNetwork = "public"
 

@@ -99,6 +99,8 @@ func TestParseErrors(t *testing.T) {
 			`p.yaml:8:12: networks[0].name: must match ^[a-z0-9][a-z0-9-]{0,62}$, got "l l"`},
 		{"bad principal name", head + "principals:\n  - {name: Ops, spiffe_id: \"spiffe://a/b\", roles: {pub: admin}}\n", nil,
 			`p.yaml:8:12: principals[0].name: must match ^[a-z0-9][a-z0-9-]{0,62}$, got "Ops"`},
+		{"reserved principal name", head + "principals:\n  - {name: udfhost, spiffe_id: \"spiffe://a/b\", roles: {pub: admin}}\n", nil,
+			`p.yaml:8:12: principals[0].name: "udfhost" is the server's own name in the audit log; choose another`},
 
 		// Duplicate names.
 		{"duplicate environment", head + "  - name: pub\n    visibility: private\n", nil, `p.yaml:7:11: environments[2].name: environment "pub" is listed twice`},

@@ -38,6 +38,11 @@ func (b *builder) principal(n ast.Node, path string) error {
 	if err != nil {
 		return err
 	}
+	// The server is the actor "udfhost" of its own audit records; a
+	// principal of that name could pass for it.
+	if name == ReservedPrincipal {
+		return b.errAt(m["name"].value, "%s.name: %q is the server's own name in the audit log; choose another", path, name)
+	}
 	for _, other := range b.p.Principals {
 		if other.Name == name {
 			return b.errAt(m["name"].value, "%s.name: principal %q is listed twice", path, name)
