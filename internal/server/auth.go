@@ -195,7 +195,7 @@ func (s *Server) tapAuth(ctx context.Context, info *tap.Info) error {
 	if unauthenticated(info.FullMethodName) {
 		return nil
 	}
-	if _, fail := s.checkToken(info.Header); fail != nil {
+	if _, _, fail := s.identify(ctx, info.Header); fail != nil {
 		s.authFails.note(ctx, info.FullMethodName, fail.reason)
 		return fail.status()
 	}
@@ -214,13 +214,13 @@ func (s *Server) authenticate(ctx context.Context, method string) (context.Conte
 		return context.WithValue(ctx, callerKey{}, c), nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	p, fail := s.checkToken(md)
+	p, spiffeID, fail := s.identify(ctx, md)
 	if fail != nil {
 		s.authFails.note(ctx, method, fail.reason)
 		return nil, fail.status()
 	}
-	// A bearer token authenticated it: no SPIFFE ID vouches for it.
-	c.principal, c.name = p, p.Name
+	// spiffeID is "" when a bearer token authenticated it.
+	c.principal, c.name, c.spiffeID = p, p.Name, spiffeID
 	act, ok := rpcActions[method]
 	if !ok {
 		return nil, status.Errorf(codes.PermissionDenied, "%s has no access rule; it is refused to everyone", method)

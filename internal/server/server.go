@@ -62,6 +62,10 @@ type Config struct {
 	// mode) the server refuses to start, and refuses a worker, when one
 	// cannot be installed.
 	RelaxSandbox bool
+	// TLSCert and TLSKey (PEM files) make every gRPC listener serve TLS;
+	// ClientCA (PEM) makes them verify the client certificates presented,
+	// whose SPIFFE ID authenticates a principal (tls.go). Unset: plaintext.
+	TLSCert, TLSKey, ClientCA string
 }
 
 // Server is one running udfhost. Start it, then Shutdown it.
@@ -225,7 +229,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.pods = s.newPods(cacheDir, s.hostMemory())
 
 	admit := newAdmission(s.policy.Edge)
-	s.grpc = grpc.NewServer(s.grpcOptions(admit)...)
+	opts := s.grpcOptions(admit)
+	if tlsCfg, err := s.cfg.tlsConfig(); err != nil {
+		return err
+	} else if tlsCfg != nil {
+		opts = append(opts, grpc.Creds(s.serverCreds(tlsCfg)))
+	} else {
+		s.log.Warn("development setup: the gRPC listeners are plaintext and bearer tokens cross the network in the clear; serve --tls-cert/--tls-key (and --client-ca) for anything else")
+	}
+	s.grpc = grpc.NewServer(opts...)
 	udfhostv1.RegisterArtifactServiceServer(s.grpc, &artifactService{s: s})
 	udfhostv1.RegisterFunctionServiceServer(s.grpc, &functionService{s: s})
 	udfhostv1.RegisterInvokeServiceServer(s.grpc, &invokeService{s: s, admit: admit})
