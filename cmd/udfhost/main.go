@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/udfhost/udfhost/internal/bearer"
@@ -22,6 +21,10 @@ import (
 // globals are the flags every subcommand takes (DESIGN §3).
 type globals struct {
 	addr, data, token string
+	// tlsCA, tlsCert and tlsKey (PEM files) make the client speak TLS:
+	// tlsCA verifies the server, tlsCert/tlsKey are its client
+	// certificate (mTLS).
+	tlsCA, tlsCert, tlsKey string
 }
 
 func main() {
@@ -83,6 +86,9 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.addr, "addr", envOr("UDFHOST_ADDR", "127.0.0.1:7443"), "gRPC address of the server (env UDFHOST_ADDR)")
 	root.PersistentFlags().StringVar(&g.data, "data", envOr("UDFHOST_DATA", "udfhost-data"), "data directory (env UDFHOST_DATA)")
 	root.PersistentFlags().StringVar(&g.token, "token", os.Getenv("UDFHOST_TOKEN"), "bearer token (env UDFHOST_TOKEN; default <data>/admin.token)")
+	root.PersistentFlags().StringVar(&g.tlsCA, "tls-ca", os.Getenv("UDFHOST_TLS_CA"), "CA certificate (PEM) of a TLS server: connect over TLS and verify the server with it (env UDFHOST_TLS_CA)")
+	root.PersistentFlags().StringVar(&g.tlsCert, "tls-cert", os.Getenv("UDFHOST_TLS_CERT"), "client certificate (PEM) for mTLS: its SPIFFE ID authenticates the caller (env UDFHOST_TLS_CERT)")
+	root.PersistentFlags().StringVar(&g.tlsKey, "tls-key", os.Getenv("UDFHOST_TLS_KEY"), "private key of --tls-cert (PEM) (env UDFHOST_TLS_KEY)")
 	root.AddCommand(
 		newServeCmd(g, policies.Load),
 		newWhoAmICmd(g),
@@ -108,15 +114,22 @@ func envOr(key, def string) string {
 
 // dial connects to the server with the caller's token on every call.
 func (g *globals) dial() (*grpc.ClientConn, error) {
-	tok, err := g.tokenValue()
+	creds, err := g.transport()
 	if err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient(g.addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(bearer.Token(tok)),
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	// Over mTLS without --token, the certificate alone authenticates.
+	if !g.certOnly() {
+		tok, err := g.tokenValue()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer.Token(tok)))
+	}
+	conn, err := grpc.NewClient(g.addr, append(opts,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(80<<20), grpc.MaxCallSendMsgSize(80<<20)),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", g.addr, err)
 	}

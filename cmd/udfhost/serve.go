@@ -24,6 +24,7 @@ type policyLoader func(path string) (*policies.Policy, error)
 func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 	var strict bool
 	var listen, httpListen, cpuprofile, policyFile string
+	var tlsCert, tlsKey, clientCA string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the service (gRPC API and pre-signed URL endpoint)",
@@ -60,11 +61,17 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 				Logger:       slog.New(slog.NewTextHandler(os.Stderr, nil)),
 				WorkerStderr: os.Stderr,
 				RelaxSandbox: !strict,
+				TLSCert:      tlsCert,
+				TLSKey:       tlsKey,
+				ClientCA:     clientCA,
 			}, 30*time.Second)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7443", "gRPC listen address of the public network (port 0 picks a free one)")
 	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file (YAML: environments, networks, pools, principals; docs/POLICY.md); default the embedded one: environment and pool \"default\", the admin token in the data directory")
+	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "server certificate (PEM): every gRPC listener serves TLS (1.2 or later); without it they are plaintext, a development setup")
+	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
+	cmd.Flags().StringVar(&clientCA, "client-ca", "", "CA certificates (PEM) that client certificates are verified against; a verified certificate's SPIFFE ID (URI SAN) authenticates the principal with that spiffe_id; clients without one still use bearer tokens")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the host process (for performance work)")
 	cmd.Flags().MarkHidden("cpuprofile")
 	cmd.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:7444", "pre-signed URL endpoint listen address")

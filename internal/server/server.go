@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -95,6 +97,9 @@ type Server struct {
 	http       *http.Server
 	health     *health.Server
 	authFails  *authFailures
+	// clientCAs verify client certificates (tls.go); nil: none is
+	// looked at.
+	clientCAs *x509.CertPool
 	// digestLocks serialise function creation and deletion, and artifact
 	// deletion, per digest: a pod is never stopped while a new function
 	// needs it, and a slow pod start holds up no other tenant.
@@ -233,7 +238,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if tlsCfg, err := s.cfg.tlsConfig(); err != nil {
 		return err
 	} else if tlsCfg != nil {
-		opts = append(opts, grpc.Creds(s.serverCreds(tlsCfg)))
+		s.clientCAs = tlsCfg.ClientCAs
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	} else {
 		s.log.Warn("development setup: the gRPC listeners are plaintext and bearer tokens cross the network in the clear; serve --tls-cert/--tls-key (and --client-ca) for anything else")
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -19,17 +18,22 @@ import (
 
 // TLS of the gRPC listeners. With Config.TLSCert and TLSKey every gRPC
 // listener (the public network's and each private network's) serves TLS;
-// with Config.ClientCA too, clients may present a certificate, which the
-// handshake verifies against that CA (a certificate from another CA or an
-// expired one fails the handshake, and the failure is audited as
-// auth.failed). A verified certificate whose URI SAN is a SPIFFE ID
-// authenticates the principal with that spiffe_id (identify); a client
-// without one still authenticates with its bearer token.
+// with Config.ClientCA too, clients may present a certificate. The
+// handshake only checks that the client holds its key; the chain is
+// verified against the client CA on every call, with the headers
+// (identify): a certificate from another CA, an expired one or one
+// without a SPIFFE ID is then refused as UNAUTHENTICATED with why, which
+// the client always gets and the audit log records (auth.failed). A
+// failed handshake could tell the client no more than a TLS alert, which
+// under TLS 1.3 races the client's first write, so the client often sees
+// only "broken pipe". A verified certificate whose URI SAN is a SPIFFE ID
+// authenticates the principal with that spiffe_id; a client without a
+// certificate still authenticates with its bearer token.
 
 // Reasons for refusing a client certificate (auth.failed records are
 // grouped by them).
 const (
-	reasonCertUnknownCA = "client certificate not signed by the client CA"
+	reasonCertUnknownCA = "client certificate not signed by the client CA (--client-ca)"
 	reasonCertExpired   = "client certificate expired or not yet valid"
 	reasonCertInvalid   = "client certificate not valid"
 	reasonNoSPIFFEID    = "client certificate has no SPIFFE ID (URI SAN spiffe://...)"
@@ -62,45 +66,12 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("client CA %s (--client-ca) holds no PEM certificate", c.ClientCA)
 		}
-		// IfGiven: a caller without a certificate still authenticates
-		// with its bearer token.
-		cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		// Requested, not required: a caller without a certificate still
+		// authenticates with its bearer token. ClientCAs names the CA to
+		// the client; identify verifies the chain.
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequestClientCert
 	}
 	return cfg, nil
-}
-
-// serverCreds are the gRPC listeners' transport credentials: cfg's TLS,
-// with every handshake refused for its client certificate audited as an
-// authentication failure.
-func (s *Server) serverCreds(cfg *tls.Config) credentials.TransportCredentials {
-	return auditedTLS{TransportCredentials: credentials.NewTLS(cfg), s: s}
-}
-
-// auditedTLS records the handshakes that fail on the client's
-// certificate; the client learns why from the TLS alert (unknown
-// certificate authority, expired certificate, bad certificate).
-type auditedTLS struct {
-	credentials.TransportCredentials
-	s *Server
-}
-
-func (a auditedTLS) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	conn, info, err := a.TransportCredentials.ServerHandshake(raw)
-	if err != nil {
-		var verr *tls.CertificateVerificationError
-		if errors.As(err, &verr) {
-			a.s.authFails.Deny(context.Background(), raw.RemoteAddr().String(), "tls", certReason(verr.Err))
-		} else {
-			// A client that does not speak TLS, a scanner, a hang-up:
-			// nothing about who it is.
-			a.s.log.Debug("TLS handshake failed", "remote", raw.RemoteAddr().String(), "err", err)
-		}
-	}
-	return conn, info, err
-}
-
-func (a auditedTLS) Clone() credentials.TransportCredentials {
-	return auditedTLS{TransportCredentials: a.TransportCredentials.Clone(), s: a.s}
 }
 
 // certReason is the stable reason a client certificate was refused for.
@@ -115,19 +86,32 @@ func certReason(err error) string {
 	return reasonCertInvalid
 }
 
-// clientCert is the verified client certificate of the call in ctx, or
-// nil: only a handshake that verified it against the client CA leaves
-// one (VerifyClientCertIfGiven).
-func clientCert(ctx context.Context) *x509.Certificate {
+// clientCert is the client certificate of the call in ctx, verified
+// against the client CA, nil when the call has none (or the server no
+// client CA), or why it is refused. The chain is verified on every call:
+// a certificate that expires while its connection is open stops working
+// then.
+func (s *Server) clientCert(ctx context.Context) (*x509.Certificate, *authFailure) {
+	if s.clientCAs == nil {
+		return nil, nil
+	}
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.PeerCertificates) == 0 {
-		return nil
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return nil, nil
 	}
-	return info.State.PeerCertificates[0]
+	certs := info.State.PeerCertificates
+	opts := x509.VerifyOptions{Roots: s.clientCAs, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	for _, c := range certs[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	if _, err := certs[0].Verify(opts); err != nil {
+		return nil, &authFailure{reason: certReason(err), hint: err.Error()}
+	}
+	return certs[0], nil
 }
 
 // identify authenticates the call in ctx with headers md: by its client
@@ -136,7 +120,10 @@ func clientCert(ctx context.Context) *x509.Certificate {
 // token (checkToken). It returns the principal, the SPIFFE ID that
 // authenticated it ("" for a token) or why the call is refused.
 func (s *Server) identify(ctx context.Context, md metadata.MD) (*policies.Principal, string, *authFailure) {
-	cert := clientCert(ctx)
+	cert, fail := s.clientCert(ctx)
+	if fail != nil {
+		return nil, "", fail
+	}
 	if cert == nil {
 		p, fail := s.checkToken(md)
 		return p, "", fail
