@@ -395,3 +395,37 @@ func TestTLSConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaintextWarns: a server without TLS says once, when it starts,
+// that it is a development setup; one with TLS does not.
+func TestPlaintextWarns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (jailed workers, cgroups)")
+	}
+	dir := t.TempDir()
+	ca := newTestCA(t, "ca")
+	cert, key := ca.issue(certSpec{server: true})
+	certF, keyF := writeFile(t, dir, "c.pem", cert), writeFile(t, dir, "k.pem", key)
+	for _, tc := range []struct {
+		name      string
+		cert, key string
+		warns     int
+	}{{"plaintext", "", "", 1}, {"TLS", certF, keyF, 0}} {
+		var logs strings.Builder
+		s := New(Config{
+			DataDir: filepath.Join(dir, tc.name), Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0",
+			Logger: slog.New(slog.NewTextHandler(&logs, nil)), TLSCert: tc.cert, TLSKey: tc.key,
+		})
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := s.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		cancel()
+		if n := strings.Count(logs.String(), "development setup"); n != tc.warns {
+			t.Errorf("%s: %d development-setup lines, want %d:\n%s", tc.name, n, tc.warns, logs.String())
+		}
+	}
+}
