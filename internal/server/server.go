@@ -4,7 +4,6 @@ package server
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -99,7 +98,7 @@ type Server struct {
 	authFails  *authFailures
 	// clientCAs verify client certificates (tls.go); nil: none is
 	// looked at.
-	clientCAs *x509.CertPool
+	clientCAs *clientCAs
 	// digestLocks serialise function creation and deletion, and artifact
 	// deletion, per digest: a pod is never stopped while a new function
 	// needs it, and a slow pod start holds up no other tenant.
@@ -238,7 +237,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if tlsCfg, err := s.cfg.tlsConfig(); err != nil {
 		return err
 	} else if tlsCfg != nil {
-		s.clientCAs = tlsCfg.ClientCAs
+		if tlsCfg.ClientCAs != nil {
+			s.clientCAs = newClientCAs(tlsCfg.ClientCAs)
+		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	} else {
 		s.log.Warn("development setup: the gRPC listeners are plaintext and bearer tokens cross the network in the clear; serve --tls-cert/--tls-key (and --client-ca) for anything else")

@@ -429,3 +429,48 @@ func TestPlaintextWarns(t *testing.T) {
 		}
 	}
 }
+
+// TestClientCAsRemember: a verified chain is remembered for its
+// connection only until it expires; then it is refused.
+func TestClientCAsRemember(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	certPEM, _ := ca.issue(certSpec{uris: []string{flinkID}, notAfter: time.Now().Add(30 * time.Minute)})
+	block, _ := pem.Decode(certPEM)
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	c := newClientCAs(pool)
+	now := time.Now()
+	for _, tc := range []struct {
+		at   time.Time
+		want string // "" for verified
+	}{
+		{now, ""},
+		{now.Add(time.Minute), ""}, // remembered
+		{now.Add(31 * time.Minute), reasonCertExpired},
+		{now, ""},
+	} {
+		err := c.verify([]*x509.Certificate{leaf}, tc.at)
+		if got := ""; err != nil {
+			got = certReason(err)
+			if got != tc.want {
+				t.Errorf("at %v: %v (%s), want %q", tc.at.Sub(now), err, got, tc.want)
+			}
+		} else if tc.want != "" {
+			t.Errorf("at %v: verified, want %q", tc.at.Sub(now), tc.want)
+		}
+	}
+	if len(c.verified) != 1 {
+		t.Errorf("remembers %d chains, want 1", len(c.verified))
+	}
+	other := newTestCA(t, "other")
+	otherPEM, _ := other.issue(certSpec{uris: []string{flinkID}})
+	block, _ = pem.Decode(otherPEM)
+	otherLeaf, _ := x509.ParseCertificate(block.Bytes)
+	if err := c.verify([]*x509.Certificate{otherLeaf}, now); err == nil || certReason(err) != reasonCertUnknownCA {
+		t.Errorf("another CA's certificate: %v", err)
+	}
+}
