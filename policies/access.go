@@ -3,6 +3,7 @@ package policies
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -52,6 +53,10 @@ type Network struct {
 	// Environments are the private environments this private network
 	// serves.
 	Environments []string
+	// ClientCAs verify the client certificates of this private
+	// network's calls instead of serve --client-ca (client_ca); nil:
+	// --client-ca's.
+	ClientCAs *x509.CertPool
 }
 
 // Public reports whether n is the public network.

@@ -182,7 +182,7 @@ func (b *builder) environment(n ast.Node, path string) error {
 }
 
 func (b *builder) network(n ast.Node, path string) error {
-	m, err := b.entry(n, path, "name", "listen", "environments")
+	m, err := b.entry(n, path, "name", "listen", "environments", "client_ca")
 	if err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func (b *builder) network(n ast.Node, path string) error {
 	}
 	b.seenNet[name] = true
 	if name == PublicNetwork {
-		for _, k := range []string{"listen", "environments"} {
+		for _, k := range []string{"listen", "environments", "client_ca"} {
 			if f, ok := m[k]; ok {
 				return b.errAt(f.keyN, "%s.%s: the public network is served on --listen and reaches every environment the matrix allows; it takes no %s", path, k, k)
 			}
@@ -247,6 +247,16 @@ func (b *builder) network(n ast.Node, path string) error {
 			return b.errAt(it, "%s: environment %q is listed twice", ip, env)
 		}
 		nw.Environments = append(nw.Environments, env)
+	}
+	if f, ok := m["client_ca"]; ok {
+		cp := join(path, "client_ca")
+		v, err := b.str(f.value, cp)
+		if err != nil {
+			return err
+		}
+		if nw.ClientCAs, err = readClientCA(b.dir, v); err != nil {
+			return b.errAt(f.value, "%s: %v", cp, err)
+		}
 	}
 	b.p.Networks[name] = nw
 	return nil

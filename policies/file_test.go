@@ -58,7 +58,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown environment field", "org: acme\nenvironments:\n  - name: a\n    visibility: public\n    colour: red\n", nil,
 			`p.yaml:5:5: environments[0].colour: unknown field "colour"; known fields: name, visibility`},
 		{"unknown network field", head + "networks:\n  - {name: l, listen: \"127.0.0.1:1\", environments: [priv], tls: on}\n", nil,
-			`p.yaml:8:60: networks[0].tls: unknown field "tls"; known fields: name, listen, environments`},
+			`p.yaml:8:60: networks[0].tls: unknown field "tls"; known fields: name, listen, environments, client_ca`},
 		{"unknown pool field (a typo)", head + "pools:\n  - name: p\n    environment: pub\n    memroy_pages: 1\n", nil,
 			`p.yaml:10:5: pools[0].memroy_pages: unknown field "memroy_pages"; known fields: name, environment, interrupt, memory_pages, batch_deadline, instances_per_worker, queue_per_worker, max_batch_rows, max_batch_bytes, max_artifact_bytes, quarantine_after, quarantine_window, max_pods`},
 		{"unknown principal field", principal("token: x"), nil,
@@ -162,6 +162,12 @@ func TestParseErrors(t *testing.T) {
 			`p.yaml:9:5: networks[0].listen: the public network is served on --listen and reaches every environment the matrix allows; it takes no listen`},
 		{"public network with environments", head + "networks:\n  - name: public\n    environments: [pub]\n", nil,
 			`p.yaml:9:5: networks[0].environments: the public network is served on --listen and reaches every environment the matrix allows; it takes no environments`},
+		{"client_ca on the public network", head + "networks:\n  - name: public\n    client_ca: ca.pem\n", nil,
+			`p.yaml:9:5: networks[0].client_ca: the public network is served on --listen and reaches every environment the matrix allows; it takes no client_ca`},
+		{"client_ca missing", head + "networks:\n  - {name: l, listen: \"127.0.0.1:1\", environments: [priv], client_ca: nope.pem}\n", nil,
+			`p.yaml:8:71: networks[0].client_ca: client CA: open DIR/nope.pem: no such file or directory`},
+		{"client_ca not PEM", head + "networks:\n  - {name: l, listen: \"127.0.0.1:1\", environments: [priv], client_ca: ca.pem}\n", map[string]tokenFile{"ca.pem": {"not PEM", 0o644}},
+			`p.yaml:8:71: networks[0].client_ca: client CA DIR/ca.pem holds no PEM certificate`},
 
 		// Limits out of range.
 		{"memory_pages too large", head + "pools:\n  - name: p\n    environment: pub\n    memory_pages: 65537\n", nil,
