@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +18,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -96,9 +96,10 @@ type Server struct {
 	http       *http.Server
 	health     *health.Server
 	authFails  *authFailures
-	// clientCAs verify client certificates (tls.go); nil: none is
-	// looked at.
-	clientCAs *clientCAs
+	// clientCA verifies client certificates where the network has no
+	// client_ca of its own (tls.go); nil: --client-ca not given.
+	clientCA *x509.CertPool
+	verified verifiedCerts
 	// digestLocks serialise function creation and deletion, and artifact
 	// deletion, per digest: a pod is never stopped while a new function
 	// needs it, and a slow pod start holds up no other tenant.
@@ -234,13 +235,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 
 	admit := newAdmission(s.policy.Edge)
 	opts := s.grpcOptions(admit)
-	if tlsCfg, err := s.cfg.tlsConfig(); err != nil {
+	if creds, err := s.startTLS(); err != nil {
 		return err
-	} else if tlsCfg != nil {
-		if tlsCfg.ClientCAs != nil {
-			s.clientCAs = newClientCAs(tlsCfg.ClientCAs)
-		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	} else if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
 	} else {
 		s.log.Warn("development setup: the gRPC listeners are plaintext and bearer tokens cross the network in the clear; serve --tls-cert/--tls-key (and --client-ca) for anything else")
 	}

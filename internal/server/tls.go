@@ -20,9 +20,11 @@ import (
 
 // TLS of the gRPC listeners. With Config.TLSCert and TLSKey every gRPC
 // listener (the public network's and each private network's) serves TLS;
-// with Config.ClientCA too, clients may present a certificate. The
-// handshake only checks that the client holds its key; the chain is
-// verified against the client CA on every call, with the headers
+// with Config.ClientCA too (or, for a private network, the policy's
+// client_ca of that network, which replaces it there), clients may
+// present a certificate. The handshake only checks that the client holds
+// its key; the chain is verified against the CA on every call, with the
+// headers
 // (identify): a certificate from another CA, an expired one or one
 // without a SPIFFE ID is then refused as UNAUTHENTICATED with why, which
 // the client always gets and the audit log records (auth.failed). A
@@ -68,9 +70,8 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("client CA %s (--client-ca) holds no PEM certificate", c.ClientCA)
 		}
-		// Requested, not required: a caller without a certificate still
-		// authenticates with its bearer token. ClientCAs names the CA to
-		// the client; identify verifies the chain.
+		// Requested, not required (forNetwork): a caller without a
+		// certificate still authenticates with its bearer token.
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequestClientCert
 	}
 	return cfg, nil
@@ -92,7 +93,8 @@ func certReason(err error) string {
 // against the client CA, nil when the call has none (or the server no
 // client CA), or why it is refused.
 func (s *Server) clientCert(ctx context.Context) (*x509.Certificate, *authFailure) {
-	if s.clientCAs == nil {
+	pool := s.clientPool(networkOf(ctx))
+	if pool == nil {
 		return nil, nil
 	}
 	p, ok := peer.FromContext(ctx)
@@ -103,63 +105,98 @@ func (s *Server) clientCert(ctx context.Context) (*x509.Certificate, *authFailur
 	if !ok || len(info.State.PeerCertificates) == 0 {
 		return nil, nil
 	}
-	if err := s.clientCAs.verify(info.State.PeerCertificates, time.Now()); err != nil {
+	if err := s.verified.verify(pool, info.State.PeerCertificates, time.Now()); err != nil {
 		return nil, &authFailure{reason: certReason(err), hint: err.Error()}
 	}
 	return info.State.PeerCertificates[0], nil
 }
 
-// maxVerifiedCerts bounds clientCAs' memory of verified certificates.
-const maxVerifiedCerts = 4096
-
-// clientCAs verifies client certificate chains against the client CA.
-// A chain is verified on every call, so a certificate that expires while
-// its connection is open stops working then; the verdict for a
-// connection's chain is remembered until the chain's first expiry (a
-// chain verification costs ~0.1-0.2 ms, and every call checks twice: in
-// the tap and in the interceptor). It is keyed by the leaf as the
-// connection holds it, so another connection verifies again.
-type clientCAs struct {
-	pool *x509.CertPool
-	mu   sync.Mutex
-	// verified maps a leaf to when its verified chain's validity ends.
-	verified map[*x509.Certificate]time.Time
+// clientPool is what verifies the client certificates of network's
+// calls: the network's own client_ca, else serve --client-ca; nil when
+// there is neither, and a certificate is then not looked at.
+func (s *Server) clientPool(network string) *x509.CertPool {
+	if n := s.policy.Networks[network]; n != nil && n.ClientCAs != nil {
+		return n.ClientCAs
+	}
+	return s.clientCA
 }
 
-func newClientCAs(pool *x509.CertPool) *clientCAs {
-	return &clientCAs{pool: pool, verified: map[*x509.Certificate]time.Time{}}
+// forNetwork is the TLS configuration of a connection to the listener
+// of the network hello arrived on: a client certificate is asked for,
+// naming the CAs of clientPool, only where there are some.
+func (s *Server) forNetwork(base *tls.Config) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		network := policies.PublicNetwork
+		if a, ok := hello.Conn.LocalAddr().(networkAddr); ok {
+			network = a.network
+		}
+		cfg := base.Clone()
+		cfg.GetConfigForClient = nil
+		if pool := s.clientPool(network); pool != nil {
+			// Requested, not required: a caller without a certificate
+			// still authenticates with its bearer token. The chain is
+			// verified with the headers (identify).
+			cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequestClientCert
+		} else {
+			cfg.ClientCAs, cfg.ClientAuth = nil, tls.NoClientCert
+		}
+		return cfg, nil
+	}
+}
+
+// maxVerifiedCerts bounds verifiedCerts' memory.
+const maxVerifiedCerts = 4096
+
+// verifiedCerts verifies client certificate chains. A chain is verified
+// on every call, so a certificate that expires while its connection is
+// open stops working then; the verdict for a connection's chain is
+// remembered until the chain's first expiry (a chain verification costs
+// ~0.1-0.2 ms, and every call checks twice: in the tap and in the
+// interceptor). It is keyed by the leaf as the connection holds it and
+// the pool, so another connection, or a pool a reloaded policy brings,
+// verifies again.
+type verifiedCerts struct {
+	mu sync.Mutex
+	// until maps a leaf and pool to when its verified chain's validity
+	// ends.
+	until map[verifiedKey]time.Time
+}
+
+type verifiedKey struct {
+	leaf *x509.Certificate
+	pool *x509.CertPool
 }
 
 // verify checks that certs (leaf first, then the intermediates the
-// client sent) chain to the client CA at now, for client authentication.
-func (c *clientCAs) verify(certs []*x509.Certificate, now time.Time) error {
-	leaf := certs[0]
-	c.mu.Lock()
-	until, ok := c.verified[leaf]
-	c.mu.Unlock()
+// client sent) chain to pool at now, for client authentication.
+func (v *verifiedCerts) verify(pool *x509.CertPool, certs []*x509.Certificate, now time.Time) error {
+	k := verifiedKey{certs[0], pool}
+	v.mu.Lock()
+	until, ok := v.until[k]
+	v.mu.Unlock()
 	if ok && now.Before(until) {
 		return nil
 	}
-	opts := x509.VerifyOptions{Roots: c.pool, Intermediates: x509.NewCertPool(), CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	opts := x509.VerifyOptions{Roots: pool, Intermediates: x509.NewCertPool(), CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	for _, ic := range certs[1:] {
 		opts.Intermediates.AddCert(ic)
 	}
-	chains, err := leaf.Verify(opts)
+	chains, err := certs[0].Verify(opts)
 	if err != nil {
 		return err
 	}
-	until = leaf.NotAfter
-	for _, ch := range chains[0] {
-		if ch.NotAfter.Before(until) {
-			until = ch.NotAfter
+	until = certs[0].NotAfter
+	for _, c := range chains[0] {
+		if c.NotAfter.Before(until) {
+			until = c.NotAfter
 		}
 	}
-	c.mu.Lock()
-	if len(c.verified) >= maxVerifiedCerts {
-		clear(c.verified) // connections come and go; start over
+	v.mu.Lock()
+	if v.until == nil || len(v.until) >= maxVerifiedCerts {
+		v.until = map[verifiedKey]time.Time{} // connections come and go; start over
 	}
-	c.verified[leaf] = until
-	c.mu.Unlock()
+	v.until[k] = until
+	v.mu.Unlock()
 	return nil
 }
 
@@ -214,4 +251,24 @@ func spiffeIDOf(cert *x509.Certificate) (spiffeid.ID, error) {
 		return spiffeid.FromURI(cert.URIs[0])
 	}
 	return spiffeid.ID{}, fmt.Errorf("the certificate has %d URI SANs; an X.509-SVID has exactly one", len(cert.URIs))
+}
+
+// startTLS is the gRPC listeners' transport credentials, or nil for
+// plaintext; a policy network with its own client_ca needs TLS.
+func (s *Server) startTLS() (credentials.TransportCredentials, error) {
+	cfg, err := s.cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		for name, n := range s.policy.Networks {
+			if n.ClientCAs != nil {
+				return nil, fmt.Errorf("network %q has a client_ca, but serve has no --tls-cert and --tls-key: client certificates need TLS", name)
+			}
+		}
+		return nil, nil
+	}
+	s.clientCA = cfg.ClientCAs
+	cfg.GetConfigForClient = s.forNetwork(cfg)
+	return credentials.NewTLS(cfg), nil
 }

@@ -136,7 +136,10 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 	return p
 }
 
-const flinkID = "spiffe://acme.example/ns/flink/sa/taskmanager"
+const (
+	flinkID = "spiffe://acme.example/ns/flink/sa/taskmanager"
+	vaultID = "spiffe://acme.example/ns/vault/sa/reader"
+)
 
 // mtlsServer is a live server with the tenants' policy plus principal
 // "flink" (invoker in payments) known by flinkID, serving TLS with a
@@ -144,6 +147,7 @@ const flinkID = "spiffe://acme.example/ns/flink/sa/taskmanager"
 type mtlsServer struct {
 	s     *Server
 	ca    *testCA
+	vault *testCA        // treasury-link's own client_ca
 	pool  *x509.CertPool // verifies the server
 	ctx   context.Context
 	audit string
@@ -159,6 +163,11 @@ func startMTLS(t *testing.T) *mtlsServer {
 	cert, key := ca.issue(certSpec{server: true})
 	p := tenantPolicy(policies.Private)
 	p.Principals = append(p.Principals, &policies.Principal{Name: "flink", SPIFFEID: flinkID, Roles: map[string]policies.Role{"payments": policies.RoleInvoker}})
+	// treasury-link verifies client certificates with its own CA.
+	vault := newTestCA(t, "treasury CA")
+	p.Networks[netTreasury].ClientCAs = x509.NewCertPool()
+	p.Networks[netTreasury].ClientCAs.AddCert(vault.cert)
+	p.Principals = append(p.Principals, &policies.Principal{Name: "vault", SPIFFEID: vaultID, Roles: map[string]policies.Role{"treasury": policies.RoleInvoker}})
 	data := filepath.Join(dir, "data")
 	s := New(Config{
 		DataDir: data, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0",
@@ -180,7 +189,7 @@ func startMTLS(t *testing.T) *mtlsServer {
 	})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
-	return &mtlsServer{s: s, ca: ca, pool: pool, ctx: ctx, audit: filepath.Join(data, "audit", "audit.log")}
+	return &mtlsServer{s: s, ca: ca, vault: vault, pool: pool, ctx: ctx, audit: filepath.Join(data, "audit", "audit.log")}
 }
 
 // dial connects to network over TLS, presenting the client certificate
@@ -349,6 +358,28 @@ func TestMTLS(t *testing.T) {
 		})
 	}
 
+	t.Run("a private network's own client CA", func(t *testing.T) {
+		cert, key := m.vault.issue(certSpec{uris: []string{vaultID}})
+		resp, err := whoami(m.ctx, m.dial(t, netTreasury, cert, key))
+		if err != nil || resp.Principal != "vault" || resp.SpiffeId != vaultID || resp.Network != netTreasury {
+			t.Errorf("WhoAmI with vault's certificate on %s = %v, %v", netTreasury, resp, err)
+		}
+		// It replaces --client-ca there, and is no CA elsewhere.
+		for _, tc := range []struct {
+			network   string
+			cert, key []byte
+			what      string
+		}{
+			{netPublic, cert, key, "vault's certificate on the public network"},
+			{netTreasury, flinkCert, flinkKey, "flink's certificate (--client-ca) on " + netTreasury},
+		} {
+			_, err := whoami(m.ctx, m.dial(t, tc.network, tc.cert, tc.key))
+			if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), reasonCertUnknownCA) {
+				t.Errorf("%s: %v, want UNAUTHENTICATED %q", tc.what, err, reasonCertUnknownCA)
+			}
+		}
+	})
+
 	t.Run("plaintext client", func(t *testing.T) {
 		conn, err := grpc.NewClient(m.s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
@@ -359,6 +390,24 @@ func TestMTLS(t *testing.T) {
 			t.Errorf("a plaintext client of a TLS server: %v, want UNAVAILABLE", err)
 		}
 	})
+}
+
+// TestNetworkCANeedsTLS: a policy network with its own client_ca is
+// refused at start by a server without TLS.
+func TestNetworkCANeedsTLS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (jailed workers, cgroups)")
+	}
+	p := tenantPolicy(policies.Private)
+	p.Networks[netTreasury].ClientCAs = x509.NewCertPool()
+	s := New(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", Policy: p, Logger: slog.New(slog.DiscardHandler)})
+	err := s.Start(context.Background())
+	if err == nil {
+		s.Shutdown(context.Background())
+	}
+	if err == nil || !strings.Contains(err.Error(), `network "treasury-link" has a client_ca, but serve has no --tls-cert`) {
+		t.Errorf("start: %v", err)
+	}
 }
 
 // TestTLSConfig: the flags' combinations that cannot work are refused
@@ -430,9 +479,9 @@ func TestPlaintextWarns(t *testing.T) {
 	}
 }
 
-// TestClientCAsRemember: a verified chain is remembered for its
+// TestVerifiedCerts: a verified chain is remembered for its
 // connection only until it expires; then it is refused.
-func TestClientCAsRemember(t *testing.T) {
+func TestVerifiedCerts(t *testing.T) {
 	ca := newTestCA(t, "ca")
 	certPEM, _ := ca.issue(certSpec{uris: []string{flinkID}, notAfter: time.Now().Add(30 * time.Minute)})
 	block, _ := pem.Decode(certPEM)
@@ -442,7 +491,7 @@ func TestClientCAsRemember(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
-	c := newClientCAs(pool)
+	var c verifiedCerts
 	now := time.Now()
 	for _, tc := range []struct {
 		at   time.Time
@@ -453,7 +502,7 @@ func TestClientCAsRemember(t *testing.T) {
 		{now.Add(31 * time.Minute), reasonCertExpired},
 		{now, ""},
 	} {
-		err := c.verify([]*x509.Certificate{leaf}, tc.at)
+		err := c.verify(pool, []*x509.Certificate{leaf}, tc.at)
 		if got := ""; err != nil {
 			got = certReason(err)
 			if got != tc.want {
@@ -463,14 +512,20 @@ func TestClientCAsRemember(t *testing.T) {
 			t.Errorf("at %v: verified, want %q", tc.at.Sub(now), tc.want)
 		}
 	}
-	if len(c.verified) != 1 {
-		t.Errorf("remembers %d chains, want 1", len(c.verified))
+	if len(c.until) != 1 {
+		t.Errorf("remembers %d chains, want 1", len(c.until))
 	}
 	other := newTestCA(t, "other")
 	otherPEM, _ := other.issue(certSpec{uris: []string{flinkID}})
 	block, _ = pem.Decode(otherPEM)
 	otherLeaf, _ := x509.ParseCertificate(block.Bytes)
-	if err := c.verify([]*x509.Certificate{otherLeaf}, now); err == nil || certReason(err) != reasonCertUnknownCA {
+	if err := c.verify(pool, []*x509.Certificate{otherLeaf}, now); err == nil || certReason(err) != reasonCertUnknownCA {
 		t.Errorf("another CA's certificate: %v", err)
+	}
+	// Remembered for its pool only.
+	otherPool := x509.NewCertPool()
+	otherPool.AddCert(other.cert)
+	if err := c.verify(otherPool, []*x509.Certificate{leaf}, now); err == nil || certReason(err) != reasonCertUnknownCA {
+		t.Errorf("the certificate against another pool: %v", err)
 	}
 }
