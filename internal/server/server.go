@@ -90,8 +90,8 @@ type Server struct {
 	poolCaps atomic.Pointer[map[string]int]
 	memTotal int64 // the host's memory, read at start (hostMemory)
 	stats    *invocationStats
-	spares *sandbox.Spares
-	host   *sandbox.Host
+	spares   *sandbox.Spares
+	host     *sandbox.Host
 	// workerBase is the sandbox configuration every worker starts from.
 	workerBase sandbox.Config
 
