@@ -40,6 +40,12 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			// SIGHUP re-reads --policy (server.Reload): always caught, so
+			// that it never kills the server, even without --policy (the
+			// reload is then refused and logged).
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			setGCPercent()
 			if cpuprofile != "" {
 				f, err := os.Create(cpuprofile)
@@ -57,6 +63,8 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 				Listen:       listen,
 				HTTPListen:   httpListen,
 				Policy:       policy,
+				LoadPolicy:   load,
+				Reload:       hup,
 				Logger:       slog.New(slog.NewTextHandler(os.Stderr, nil)),
 				WorkerStderr: os.Stderr,
 				RelaxSandbox: !strict,
@@ -64,7 +72,7 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7443", "gRPC listen address of the public network (port 0 picks a free one)")
-	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file (YAML: environments, networks, pools, principals; docs/POLICY.md); default the embedded one: environment and pool \"default\", the admin token in the data directory")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file (YAML: environments, networks, pools, principals; docs/POLICY.md), re-read on SIGHUP; default the embedded one: environment and pool \"default\", the admin token in the data directory")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the host process (for performance work)")
 	cmd.Flags().MarkHidden("cpuprofile")
 	cmd.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:7444", "pre-signed URL endpoint listen address")
