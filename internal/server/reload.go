@@ -145,7 +145,7 @@ func (s *Server) loadNext(old *policies.Policy) (*policies.Policy, error) {
 
 // reloadRefused logs and audits a refused reload; it returns err.
 func (s *Server) reloadRefused(ctx context.Context, old *policies.Policy, err error) error {
-	s.log.Error("policy reload refused; the old policy stays: " + err.Error())
+	s.log.Error("policy reload refused; the old policy stays", "err", err)
 	if aerr := s.audit.Record(ctx, audit.Event{
 		Type: audit.TypePolicyReloadRefused, Actor: policies.ReservedPrincipal, Resource: "policy/" + old.File, Decision: audit.Deny,
 		Reason: err.Error(), Details: map[string]string{"file": old.File, "sha256": old.FileSHA256},
