@@ -334,3 +334,100 @@ func TestReloadWithoutFile(t *testing.T) {
 		t.Errorf("reload of the embedded default: %v", err)
 	}
 }
+
+// TestPolicySnapshot: a call keeps the policy it pinned at its start
+// across a swap; a stream's next batch takes the current one, with its
+// principal looked up again by name.
+func TestPolicySnapshot(t *testing.T) {
+	old, next := tenantPolicy(policies.Private), tenantPolicy(policies.Private)
+	next.Principals = next.Principals[1:] // admin is gone
+	for _, pr := range next.Principals {
+		if pr.Name == "ana" {
+			pr.Roles = map[string]policies.Role{"analytics": policies.RoleAuditor}
+		}
+	}
+	s := New(Config{DataDir: t.TempDir(), Policy: old, Logger: slog.New(slog.DiscardHandler)})
+	call := func(name string) context.Context {
+		var pr *policies.Principal
+		for _, p := range old.Principals {
+			if p.Name == name {
+				pr = p
+			}
+		}
+		ctx := withPolicy(context.Background(), s.policy.Load())
+		return context.WithValue(ctx, callerKey{}, caller{principal: pr, name: name, network: netPublic, action: policies.Invoke})
+	}
+	ana, admin := call("ana"), call("admin")
+	s.policy.Store(next)
+	if s.policyOf(ana) != old || s.policyOf(context.Background()) != next {
+		t.Fatal("a pinned call does not keep its policy, or an unpinned one does not see the current")
+	}
+	bctx, err := s.streamBatchContext(ana)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := callerOf(bctx); s.policyOf(bctx) != next || c.principal.Roles["analytics"] != policies.RoleAuditor {
+		t.Errorf("next batch: policy %p (want the new one), principal %+v (want ana's new roles)", s.policyOf(bctx), c.principal)
+	}
+	if _, err := s.streamBatchContext(admin); err == nil || !strings.Contains(err.Error(), `principal "admin" is no longer in the policy`) {
+		t.Errorf("next batch of a removed principal: %v", err)
+	}
+	if ctx, err := s.streamBatchContext(withPolicy(ana, next)); err != nil || ctx.Value(callerKey{}).(caller).principal.Roles["analytics"] != policies.RoleDeveloper {
+		t.Errorf("a batch under the current policy changes nothing: %v", err)
+	}
+}
+
+// TestCheckFixed: what a reload may not change.
+func TestCheckFixed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*policies.Policy)
+		want string // "" : allowed
+	}{
+		{"roles, pools, environments", func(p *policies.Policy) {
+			p.Principals = p.Principals[:2]
+			delete(p.Pools, "treasury/default")
+			p.Environments["new"] = &policies.Environment{Name: "new", Visibility: policies.Public}
+			p.Networks[netPayments].Environments = []string{"payments", "treasury"}
+		}, ""},
+		{"org", func(p *policies.Policy) { p.Org = "other" }, `org: "acme" would become "other"`},
+		{"listen", func(p *policies.Policy) { p.Networks[netPayments].Listen = "127.0.0.1:9" }, `"payments-link" would move from 127.0.0.1:0 to 127.0.0.1:9`},
+		{"removed network", func(p *policies.Policy) { delete(p.Networks, netTreasury) }, `"treasury-link" is gone`},
+		{"new network", func(p *policies.Policy) {
+			p.Networks["x"] = &policies.Network{Name: "x", Listen: "127.0.0.1:0", Environments: []string{"payments"}}
+		}, `"x" is new`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next := tenantPolicy(policies.Private)
+			tc.edit(next)
+			err := checkFixed(tenantPolicy(policies.Private), next)
+			if tc.want == "" && err != nil {
+				t.Errorf("refused: %v", err)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "restart to change")) {
+				t.Errorf("checkFixed: %v, want %q and a restart hint", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestPolicyChanges: the reload record's summary of changes names what
+// changed and never a credential.
+func TestPolicyChanges(t *testing.T) {
+	old, next := tenantPolicy(policies.Private), tenantPolicy(policies.Private)
+	if got := policyChanges(old, next); got != "none" {
+		t.Errorf("same policy: %q", got)
+	}
+	sum := sha256.Sum256([]byte("rotated-0123456789abcdef0123456789abcdef"))
+	next.Principals[1].TokenSHA256 = sum[:] // ana
+	next.Principals = next.Principals[:len(next.Principals)-1]
+	delete(next.Environments, "treasury")
+	next.Pools["payments/big"] = &policies.Pool{Name: "big", Env: "payments"}
+	got := policyChanges(old, next)
+	if want := "environments -treasury; pools +payments/big; principals ~ana -nobody"; got != want {
+		t.Errorf("changes = %q, want %q", got, want)
+	}
+	if strings.Contains(got, hex.EncodeToString(sum[:])) || strings.Contains(got, hex.EncodeToString(old.Principals[1].TokenSHA256)) {
+		t.Errorf("changes %q show a token hash", got)
+	}
+}
