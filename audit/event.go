@@ -56,4 +56,10 @@ const (
 	// a crash or a full disk); details: offset, line, bytes_removed and
 	// the sha256 of the removed bytes.
 	TypeAuditRepaired = "audit.repaired"
+
+	// SIGHUP re-read the policy file: applied (details: file, sha256,
+	// previous_sha256, summary, changes) or refused (reason: the
+	// problem, FILE:LINE:COL where it has a place; the old policy stays).
+	TypePolicyReloaded      = "policy.reloaded"
+	TypePolicyReloadRefused = "policy.reload_refused"
 )

@@ -41,6 +41,12 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			// SIGHUP re-reads --policy (server.Reload): always caught, so
+			// that it never kills the server, even without --policy (the
+			// reload is then refused and logged).
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			setGCPercent()
 			if cpuprofile != "" {
 				f, err := os.Create(cpuprofile)
@@ -58,6 +64,8 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 				Listen:       listen,
 				HTTPListen:   httpListen,
 				Policy:       policy,
+				LoadPolicy:   load,
+				Reload:       hup,
 				Logger:       slog.New(slog.NewTextHandler(os.Stderr, nil)),
 				WorkerStderr: os.Stderr,
 				RelaxSandbox: !strict,
@@ -68,7 +76,7 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7443", "gRPC listen address of the public network (port 0 picks a free one)")
-	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file (YAML: environments, networks, pools, principals; docs/POLICY.md); default the embedded one: environment and pool \"default\", the admin token in the data directory")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file (YAML: environments, networks, pools, principals; docs/POLICY.md), re-read on SIGHUP; default the embedded one: environment and pool \"default\", the admin token in the data directory")
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "server certificate (PEM): every gRPC listener serves TLS (1.2 or later); without it they are plaintext, a development setup")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	cmd.Flags().StringVar(&clientCA, "client-ca", "", "CA certificates (PEM) that client certificates are verified against; a verified certificate's SPIFFE ID (URI SAN) authenticates the principal with that spiffe_id; clients without one still use bearer tokens")

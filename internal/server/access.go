@@ -109,7 +109,7 @@ func (s *Server) authorize(ctx context.Context, ref resourceRef, res policies.Vi
 // all gets a hiddenError, which the edge answers as ref.missing().
 func (s *Server) authorizeAs(ctx context.Context, act policies.Action, ref resourceRef, res policies.Visibility) error {
 	c := callerOf(ctx)
-	err := s.policy.Authorize(policies.Access{Principal: c.principal, Network: c.network, Env: ref.env, Action: act, Resource: res})
+	err := s.policyOf(ctx).Authorize(policies.Access{Principal: c.principal, Network: c.network, Env: ref.env, Action: act, Resource: res})
 	if err == nil {
 		return nil
 	}
@@ -147,7 +147,7 @@ func (s *Server) denied(ctx context.Context, act policies.Action, ref resourceRe
 // resource. Resources left out are not denials and are not audited. The
 // policy is asked once per environment and visibility.
 func (s *Server) listFilter(ctx context.Context) func(env string, res policies.Visibility) bool {
-	c := callerOf(ctx)
+	c, pol := callerOf(ctx), s.policyOf(ctx)
 	type key struct {
 		env string
 		res policies.Visibility
@@ -157,8 +157,8 @@ func (s *Server) listFilter(ctx context.Context) func(env string, res policies.V
 		k := key{env, visibilityOf(res)}
 		ok, done := seen[k]
 		if !done {
-			ok = s.policy.Visible(c.principal, c.network, env) &&
-				s.policy.Authorize(policies.Access{Principal: c.principal, Network: c.network, Env: env, Action: c.action, Resource: k.res}) == nil
+			ok = pol.Visible(c.principal, c.network, env) &&
+				pol.Authorize(policies.Access{Principal: c.principal, Network: c.network, Env: env, Action: c.action, Resource: k.res}) == nil
 			seen[k] = ok
 		}
 		return ok

@@ -100,7 +100,7 @@ func TestAuthenticateCaller(t *testing.T) {
 	pol.Principals = []*policies.Principal{{Name: "ops", TokenSHA256: make([]byte, 32)}}
 	s2 := New(Config{DataDir: t.TempDir(), Policy: pol, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	s2.token = testToken
-	if p, fail := s2.checkToken(metadata.Pairs("authorization", "Bearer "+testToken)); fail == nil || fail.reason != reasonInvalid {
+	if p, fail := s2.checkToken(pol, metadata.Pairs("authorization", "Bearer "+testToken)); fail == nil || fail.reason != reasonInvalid {
 		t.Errorf("data dir token under a policy with principals: %v %v", p, fail)
 	}
 }

@@ -41,7 +41,7 @@ func (a *artifactService) CreateUploadURL(ctx context.Context, req *udfhostv1.Cr
 	if err := a.s.authorize(ctx, envRef(env), ""); err != nil {
 		return nil, err
 	}
-	e, err := a.s.policy.Env(env)
+	e, err := a.s.policyOf(ctx).Env(env)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (a *artifactService) CommitUpload(ctx context.Context, req *udfhostv1.Commi
 	if err := a.s.authorize(ctx, ref, ""); err != nil {
 		return nil, err
 	}
-	e, err := a.s.policy.Env(up.Env)
+	e, err := a.s.policyOf(ctx).Env(up.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +150,7 @@ func (a *artifactService) ListArtifacts(ctx context.Context, req *udfhostv1.List
 		if err := a.s.authorize(ctx, envRef(req.Env), ""); err != nil {
 			return nil, err
 		}
-		if _, err := a.s.policy.Env(req.Env); err != nil {
+		if _, err := a.s.policyOf(ctx).Env(req.Env); err != nil {
 			return nil, err
 		}
 	}

@@ -159,11 +159,11 @@ func bearerToken(v string) (string, *authFailure) {
 	return tok, nil
 }
 
-// checkToken authenticates the metadata of a call: its bearer token is
-// the data directory's admin token (when the policy admits it) or a
-// principal's (Policy.Authenticate), compared in constant time. It
-// returns the principal or why the call is refused.
-func (s *Server) checkToken(md metadata.MD) (*policies.Principal, *authFailure) {
+// checkToken authenticates the metadata of a call under pol: its bearer
+// token is the data directory's admin token (when pol names no
+// principals) or a principal's (Policy.Authenticate), compared in
+// constant time. It returns the principal or why the call is refused.
+func (s *Server) checkToken(pol *policies.Policy, md metadata.MD) (*policies.Principal, *authFailure) {
 	v := md.Get("authorization")
 	switch len(v) {
 	case 0:
@@ -176,10 +176,10 @@ func (s *Server) checkToken(md metadata.MD) (*policies.Principal, *authFailure) 
 	if fail != nil {
 		return nil, fail
 	}
-	if s.admin != nil && s.token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) == 1 {
+	if len(pol.Principals) == 0 && s.token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) == 1 {
 		return s.admin, nil
 	}
-	p, err := s.policy.Authenticate(tok)
+	p, err := pol.Authenticate(tok)
 	if err != nil {
 		return nil, &authFailure{reason: reasonInvalid}
 	}
@@ -195,7 +195,7 @@ func (s *Server) tapAuth(ctx context.Context, info *tap.Info) error {
 	if unauthenticated(info.FullMethodName) {
 		return nil
 	}
-	if _, _, fail := s.identify(ctx, info.Header); fail != nil {
+	if _, _, fail := s.identify(ctx, s.policy.Load(), info.Header); fail != nil {
 		s.authFails.note(ctx, info.FullMethodName, fail.reason)
 		return fail.status()
 	}
@@ -214,7 +214,7 @@ func (s *Server) authenticate(ctx context.Context, method string) (context.Conte
 		return context.WithValue(ctx, callerKey{}, c), nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	p, spiffeID, fail := s.identify(ctx, md)
+	p, spiffeID, fail := s.identify(ctx, s.policyOf(ctx), md)
 	if fail != nil {
 		s.authFails.note(ctx, method, fail.reason)
 		return nil, fail.status()

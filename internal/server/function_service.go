@@ -53,11 +53,11 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 	if req.Signature == "" {
 		return nil, fmt.Errorf("%w: a signature is required, e.g. \"(BIGINT, BIGINT) -> BIGINT\"", errInvalid)
 	}
-	envRec, err := s.policy.Env(env)
+	envRec, err := s.policyOf(ctx).Env(env)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.policy.Pool(env, poolName); err != nil {
+	if _, err := s.policyOf(ctx).Pool(env, poolName); err != nil {
 		return nil, err
 	}
 	art, err := s.store.Get(ctx, req.ArtifactId)
@@ -86,7 +86,7 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 		return nil, err
 	}
 	f := &functions.Function{
-		Name: req.Name, Org: s.policy.Org, Env: env, Pool: poolName, ArtifactID: art.ID, Digest: art.Digest,
+		Name: req.Name, Org: s.policyOf(ctx).Org, Env: env, Pool: poolName, ArtifactID: art.ID, Digest: art.Digest,
 		Export: req.Export, Args: args, Result: result, ABI: abi, CreatedAt: time.Now().UTC(),
 		Visibility: visibilityOf(envRec.Visibility),
 	}
@@ -133,7 +133,7 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 		s.stopIfUnused(ctx, id)
 		return nil, err
 	}
-	return s.functionProto(f), nil
+	return s.functionProto(ctx, f), nil
 }
 
 // stopIfUnused stops the pod id unless a function is bound to it. Called
@@ -152,7 +152,7 @@ func (fs *functionService) GetFunction(ctx context.Context, req *udfhostv1.GetFu
 	if err != nil {
 		return nil, err
 	}
-	return fs.s.functionProto(f), nil
+	return fs.s.functionProto(ctx, f), nil
 }
 
 func (fs *functionService) ListFunctions(ctx context.Context, req *udfhostv1.ListFunctionsRequest) (*udfhostv1.ListFunctionsResponse, error) {
@@ -164,7 +164,7 @@ func (fs *functionService) ListFunctions(ctx context.Context, req *udfhostv1.Lis
 		if err := s.authorize(ctx, envRef(req.Env), ""); err != nil {
 			return nil, err
 		}
-		if _, err := s.policy.Env(req.Env); err != nil {
+		if _, err := s.policyOf(ctx).Env(req.Env); err != nil {
 			return nil, err
 		}
 	}
@@ -172,7 +172,7 @@ func (fs *functionService) ListFunctions(ctx context.Context, req *udfhostv1.Lis
 	resp := &udfhostv1.ListFunctionsResponse{}
 	for _, f := range s.fns.List(req.Env) {
 		if shown(f.Env, f.Visibility) {
-			resp.Functions = append(resp.Functions, s.functionProto(f))
+			resp.Functions = append(resp.Functions, s.functionProto(ctx, f))
 		}
 	}
 	return resp, nil
@@ -205,15 +205,17 @@ func (fs *functionService) DeleteFunction(ctx context.Context, req *udfhostv1.De
 	return &udfhostv1.DeleteFunctionResponse{}, nil
 }
 
-func (s *Server) functionProto(f *functions.Function) *udfhostv1.FunctionInfo {
+// functionProto describes f with its pool's limits in the call's policy.
+func (s *Server) functionProto(ctx context.Context, f *functions.Function) *udfhostv1.FunctionInfo {
 	info := &udfhostv1.FunctionInfo{
 		Name: f.Name, ArtifactId: f.ArtifactID, Digest: f.Digest, Export: f.Export,
 		Signature: f.Signature(), ArgTypes: abipb.ToTypes(f.Args), ResultType: udfhostv1.SqlType(f.Result),
 		Env: f.Env, Pool: f.Pool, Abi: abiProto(f.ABI), SpiffeId: s.identity(f).SPIFFEID(),
 		CreatedAt: timestamppb.New(f.CreatedAt),
 	}
-	if pool, err := s.policy.Pool(f.Env, f.Pool); err == nil {
-		info.Limits = limitsProto(pool, s.policy.Edge.WithDefaults())
+	pol := s.policyOf(ctx)
+	if pool, err := pol.Pool(f.Env, f.Pool); err == nil {
+		info.Limits = limitsProto(pool, pol.Edge.WithDefaults())
 	}
 	return info
 }

@@ -42,7 +42,7 @@ func (is *invokeService) Invoke(ctx context.Context, req *udfhostv1.InvokeReques
 // is reported in its response and the stream goes on; only a broken or
 // stalled stream ends it.
 func (is *invokeService) InvokeStream(stream udfhostv1.InvokeService_InvokeStreamServer) error {
-	e := is.s.policy.Edge.WithDefaults()
+	e := is.s.policyOf(stream.Context()).Edge.WithDefaults()
 	return serveStream(stream, streamLimits{first: e.RequestTimeout, idle: e.StreamIdleTimeout}, is.streamBatch)
 }
 
@@ -50,8 +50,12 @@ func (is *invokeService) InvokeStream(stream udfhostv1.InvokeService_InvokeStrea
 // budget and turns a failure into the response's BatchError.
 func (is *invokeService) streamBatch(ctx context.Context, req *udfhostv1.InvokeRequest) *udfhostv1.InvokeResponse {
 	var resp *udfhostv1.InvokeResponse
-	var err error
-	if release, ok := is.admit.hold(ctx, proto.Size(req)); ok {
+	// Each batch runs under the policy current when it starts
+	// (streamBatchContext).
+	ctx, err := is.s.streamBatchContext(ctx)
+	if err != nil {
+		is.s.denied(ctx, policies.Invoke, functionRef(envOrDefault(req.Env), req.Function), err, false)
+	} else if release, ok := is.admit.hold(ctx, proto.Size(req)); ok {
 		resp, err = is.invoke(ctx, req)
 		release()
 	} else {
@@ -80,7 +84,7 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 	if q := s.store.Quarantined(f.Digest); q != nil {
 		return nil, &quarantinedError{digest: f.Digest, artifactID: f.ArtifactID, q: q}
 	}
-	pool, err := s.policy.Pool(f.Env, f.Pool)
+	pool, err := s.policyOf(ctx).Pool(f.Env, f.Pool)
 	if err != nil {
 		return nil, err
 	}

@@ -69,7 +69,7 @@ func (s *Server) lookupFunction(ctx context.Context, env, name string) (*functio
 	if err := s.authorize(ctx, functionRef(env, name), res); err != nil {
 		return nil, err
 	}
-	if _, err := s.policy.Env(env); err != nil {
+	if _, err := s.policyOf(ctx).Env(env); err != nil {
 		return nil, err
 	}
 	return f, ferr

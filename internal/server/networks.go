@@ -70,7 +70,8 @@ type privateListener struct {
 // policy, in name order.
 func (s *Server) listenPrivate() error {
 	var names []string
-	for name, n := range s.policy.Networks {
+	policy := s.policy.Load()
+	for name, n := range policy.Networks {
 		if n.Public() {
 			continue // served on Config.Listen
 		}
@@ -81,7 +82,7 @@ func (s *Server) listenPrivate() error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		ln, err := net.Listen("tcp", s.policy.Networks[name].Listen)
+		ln, err := net.Listen("tcp", policy.Networks[name].Listen)
 		if err != nil {
 			return fmt.Errorf("listen for private network %q: %w", name, err)
 		}

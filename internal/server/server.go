@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -46,6 +47,11 @@ type Config struct {
 	// with no principals admits one: "admin" (admin in every
 	// environment), by the token in the data directory.
 	Policy *policies.Policy
+	// LoadPolicy re-reads Policy.File on Reload; default policies.Load.
+	LoadPolicy func(path string) (*policies.Policy, error)
+	// Reload asks Run to re-read the policy file (Server.Reload) on each
+	// receive; serve sends SIGHUP there. Nil: never.
+	Reload <-chan os.Signal
 	Logger *slog.Logger
 	// WorkerExe and WorkerArgs re-execute the worker; default
 	// /proc/self/exe worker.
@@ -74,17 +80,23 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	token string
-	// admin is the principal of token; nil when the policy names its own
-	// principals.
-	admin  *policies.Principal
-	audit  *audit.Log
-	store  *artifacts.Store
-	fns    *functions.Registry
-	pods   *pods.Registry
-	policy *policies.Policy
-	stats  *invocationStats
-	spares *sandbox.Spares
-	host   *sandbox.Host
+	// admin is the principal of token, admitted while the policy names
+	// no principals of its own.
+	admin *policies.Principal
+	audit *audit.Log
+	store *artifacts.Store
+	fns   *functions.Registry
+	pods  *pods.Registry
+	// policy is what the server enforces; Reload swaps it. A call reads
+	// it once, at its start (policyOf), never from here.
+	policy   atomic.Pointer[policies.Policy]
+	reloadMu sync.Mutex
+	// poolCaps are the pools' caps on live pods, recomputed on reload.
+	poolCaps atomic.Pointer[map[string]int]
+	memTotal int64 // the host's memory, read at start (hostMemory)
+	stats    *invocationStats
+	spares   *sandbox.Spares
+	host     *sandbox.Host
 	// workerBase is the sandbox configuration every worker starts from.
 	workerBase sandbox.Config
 
@@ -144,10 +156,11 @@ func New(cfg Config) *Server {
 	if cfg.AuthFailureInterval == 0 {
 		cfg.AuthFailureInterval = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, policy: cfg.Policy, stop: make(chan struct{}), serveDown: make(chan struct{})}
-	if len(cfg.Policy.Principals) == 0 {
-		s.admin = dataDirAdmin()
+	if cfg.LoadPolicy == nil {
+		cfg.LoadPolicy = policies.Load
 	}
+	s := &Server{cfg: cfg, log: cfg.Logger, admin: dataDirAdmin(), stop: make(chan struct{}), serveDown: make(chan struct{})}
+	s.policy.Store(cfg.Policy)
 	return s
 }
 
@@ -160,16 +173,17 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}()
 	data := s.cfg.DataDir
+	policy := s.policy.Load()
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	// A private environment stays private for good: the data dir
 	// remembers every one it served, and refuses a policy that makes one
 	// public (FILE:LINE:COL of its visibility).
-	if err := policies.CheckServed(data, s.policy); err != nil {
+	if err := policies.CheckServed(data, policy); err != nil {
 		return err
 	}
-	if err := policies.RecordServed(data, s.policy); err != nil {
+	if err := policies.RecordServed(data, policy); err != nil {
 		return err
 	}
 	if s.token, err = loadOrCreateToken(filepath.Join(data, "admin.token")); err != nil {
@@ -206,7 +220,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPListen); err != nil {
 		return fmt.Errorf("listen for pre-signed URLs: %w", err)
 	}
-	pool, _ := s.policy.Pool("default", "default")
+	pool, _ := policy.Pool("default", "default")
 	maxSize := int64(100 << 20)
 	if pool != nil {
 		maxSize = pool.MaxArtifactBytes
@@ -231,9 +245,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.stats = newInvocationStats()
 	// One spare worker process: a new pod then waits only for its module.
 	s.spares = sandbox.NewSpares(s.workerBase, 1)
-	s.pods = s.newPods(cacheDir, s.hostMemory())
+	s.memTotal = s.hostMemory()
+	s.pods = s.newPods(cacheDir, s.memTotal)
 
-	admit := newAdmission(s.policy.Edge)
+	admit := newAdmission(policy.Edge)
 	opts := s.grpcOptions(admit)
 	if creds, err := s.startTLS(); err != nil {
 		return err
@@ -285,8 +300,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 func (s *Server) grpcOptions(admit *admission) []grpc.ServerOption {
 	admit.auth = s.tapAuth
 	return append(admit.serverOptions(),
-		grpc.ChainUnaryInterceptor(s.unaryAuth),
-		grpc.ChainStreamInterceptor(s.streamAuth),
+		grpc.ChainUnaryInterceptor(s.pinPolicyUnary, s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.pinPolicyStream, s.streamAuth),
 		grpc.MaxRecvMsgSize(policies.MaxMessageBytes),
 		grpc.MaxSendMsgSize(policies.MaxMessageBytes),
 	)
@@ -435,15 +450,24 @@ func (s *Server) closeAll(ctx context.Context) error {
 }
 
 // Run starts a server and serves until ctx is done, or a listener stops
-// serving, then shuts it down within the grace period.
+// serving, then shuts it down within the grace period. Each receive on
+// cfg.Reload re-reads the policy file (Reload; a refusal is logged and
+// audited there, and the server serves on).
 func Run(ctx context.Context, cfg Config, grace time.Duration) error {
 	s := New(cfg)
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case <-s.serveDown:
+serving:
+	for {
+		select {
+		case <-ctx.Done():
+			break serving
+		case <-s.serveDown:
+			break serving
+		case <-cfg.Reload:
+			s.Reload(ctx)
+		}
 	}
 	s.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), grace)

@@ -606,8 +606,8 @@ func TestUploadBoundToNetwork(t *testing.T) {
 	ts.wantDenied(err, codes.PermissionDenied, "admin", netPayments, "upload/"+up)
 	// Unless the matrix refuses the call first (a public environment
 	// from a private network), the refusal is the binding's.
-	admin := ts.s.policy.Principals[0]
-	if ts.s.policy.Authorize(policies.Access{Principal: admin, Network: netPayments, Env: "analytics", Action: policies.ArtifactCreate}) == nil {
+	admin := ts.s.policy.Load().Principals[0]
+	if ts.s.policy.Load().Authorize(policies.Access{Principal: admin, Network: netPayments, Env: "analytics", Action: policies.ArtifactCreate}) == nil {
 		if msg := status.Convert(err).Message(); !strings.Contains(msg, `"public"`) || !strings.Contains(msg, `"payments-link"`) {
 			t.Errorf("commit from another network: %q does not name both networks", msg)
 		}

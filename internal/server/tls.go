@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -92,8 +94,8 @@ func certReason(err error) string {
 // clientCert is the client certificate of the call in ctx, verified
 // against the client CA, nil when the call has none (or the server no
 // client CA), or why it is refused.
-func (s *Server) clientCert(ctx context.Context) (*x509.Certificate, *authFailure) {
-	pool := s.clientPool(networkOf(ctx))
+func (s *Server) clientCert(ctx context.Context, pol *policies.Policy) (*x509.Certificate, *authFailure) {
+	pool := s.clientPool(pol, networkOf(ctx))
 	if pool == nil {
 		return nil, nil
 	}
@@ -114,8 +116,8 @@ func (s *Server) clientCert(ctx context.Context) (*x509.Certificate, *authFailur
 // clientPool is what verifies the client certificates of network's
 // calls: the network's own client_ca, else serve --client-ca; nil when
 // there is neither, and a certificate is then not looked at.
-func (s *Server) clientPool(network string) *x509.CertPool {
-	if n := s.policy.Networks[network]; n != nil && n.ClientCAs != nil {
+func (s *Server) clientPool(pol *policies.Policy, network string) *x509.CertPool {
+	if n := pol.Networks[network]; n != nil && n.ClientCAs != nil {
 		return n.ClientCAs
 	}
 	return s.clientCA
@@ -132,7 +134,7 @@ func (s *Server) forNetwork(base *tls.Config) func(*tls.ClientHelloInfo) (*tls.C
 		}
 		cfg := base.Clone()
 		cfg.GetConfigForClient = nil
-		if pool := s.clientPool(network); pool != nil {
+		if pool := s.clientPool(s.policy.Load(), network); pool != nil {
 			// Requested, not required: a caller without a certificate
 			// still authenticates with its bearer token. The chain is
 			// verified with the headers (identify).
@@ -205,31 +207,31 @@ func (v *verifiedCerts) verify(pool *x509.CertPool, certs []*x509.Certificate, n
 // the same call must then be the same principal's), else by its bearer
 // token (checkToken). It returns the principal, the SPIFFE ID that
 // authenticated it ("" for a token) or why the call is refused.
-func (s *Server) identify(ctx context.Context, md metadata.MD) (*policies.Principal, string, *authFailure) {
-	cert, fail := s.clientCert(ctx)
+func (s *Server) identify(ctx context.Context, pol *policies.Policy, md metadata.MD) (*policies.Principal, string, *authFailure) {
+	cert, fail := s.clientCert(ctx, pol)
 	if fail != nil {
 		return nil, "", fail
 	}
 	if cert == nil {
-		p, fail := s.checkToken(md)
+		p, fail := s.checkToken(pol, md)
 		return p, "", fail
 	}
 	id, err := spiffeIDOf(cert)
 	if err != nil {
 		return nil, "", &authFailure{reason: reasonNoSPIFFEID, hint: err.Error()}
 	}
-	p, err := s.policy.AuthenticateSPIFFE(id.String())
+	p, err := pol.AuthenticateSPIFFE(id.String())
 	if err != nil {
 		// No principal has this SPIFFE ID: the bearer token decides, if
 		// the call has one.
 		if len(md.Get("authorization")) == 0 {
 			return nil, "", &authFailure{reason: "no principal has SPIFFE ID " + id.String(), hint: "add it to a principal's spiffe_id in the policy, or send " + expectedAuth}
 		}
-		p, fail := s.checkToken(md)
+		p, fail := s.checkToken(pol, md)
 		return p, "", fail
 	}
 	if len(md.Get("authorization")) > 0 {
-		tp, fail := s.checkToken(md)
+		tp, fail := s.checkToken(pol, md)
 		if fail != nil {
 			return nil, "", fail
 		}
@@ -260,15 +262,28 @@ func (s *Server) startTLS() (credentials.TransportCredentials, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkClientCAs(s.policy.Load()); err != nil {
+		return nil, err
+	}
 	if cfg == nil {
-		for name, n := range s.policy.Networks {
-			if n.ClientCAs != nil {
-				return nil, fmt.Errorf("network %q has a client_ca, but serve has no --tls-cert and --tls-key: client certificates need TLS", name)
-			}
-		}
 		return nil, nil
 	}
 	s.clientCA = cfg.ClientCAs
 	cfg.GetConfigForClient = s.forNetwork(cfg)
 	return credentials.NewTLS(cfg), nil
+}
+
+// checkClientCAs refuses a policy (at start, and reloaded) that gives a
+// network its own client_ca while the server serves plaintext, where no
+// certificate would ever be seen.
+func (s *Server) checkClientCAs(pol *policies.Policy) error {
+	if s.cfg.TLSCert != "" {
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(pol.Networks)) {
+		if pol.Networks[name].ClientCAs != nil {
+			return fmt.Errorf("network %q has a client_ca, but serve has no --tls-cert and --tls-key: client certificates need TLS", name)
+		}
+	}
+	return nil
 }

@@ -17,17 +17,20 @@ import (
 	"github.com/udfhost/udfhost/sandbox"
 )
 
-// identity is the pod a function runs in.
+// identity is the pod a function runs in. The org cannot change on
+// reload (checkFixed).
 func (s *Server) identity(f *functions.Function) pods.Identity {
-	return pods.Identity{Org: s.policy.Org, Env: f.Env, Pool: f.Pool, Digest: f.Digest}
+	return pods.Identity{Org: s.policy.Load().Org, Env: f.Env, Pool: f.Pool, Digest: f.Digest}
 }
 
 // startWorker returns how the pod registry starts a worker: the module is
 // re-read and its digest re-checked, the pool's limits applied, and the
-// start audited with the identity and the layers the worker reports.
+// start audited with the identity and the layers the worker reports. The
+// limits are the pool's in the policy current when the worker starts: a
+// reload changes those of the workers started after it, not live ones.
 func (s *Server) startWorker(cacheDir string) pods.StartFunc {
 	return func(ctx context.Context, id pods.Identity) (*sandbox.Worker, error) {
-		pool, err := s.policy.Pool(id.Env, id.Pool)
+		pool, err := s.policy.Load().Pool(id.Env, id.Pool)
 		if err != nil {
 			return nil, err
 		}
@@ -100,16 +103,13 @@ func (s *Server) workerExited(id pods.Identity, w *sandbox.Worker, why pods.Stop
 
 // newPods returns the pod registry with the policy's caps on live pods,
 // those left at 0 derived from memTotal (bytes; <= 0: unknown, no derived
-// cap), and refusals at a cap audited.
+// cap), and refusals at a cap audited. The per-pool caps follow reloads
+// (updatePoolCaps); the host-wide one is fixed at start.
 func (s *Server) newPods(cacheDir string, memTotal int64) *pods.Registry {
-	podBytes := func(pl *policies.Pool) int64 {
-		return sandbox.PodLimits(pl.MemoryLimitPages, pl.InstancesPerWorker).MemoryBytes
-	}
-	host, perPool := s.policy.PodCaps(memTotal, podBytes)
-	s.log.Info("pod caps", "host", host, "pools", fmt.Sprint(perPool), "mem_total_mib", memTotal>>20)
+	host := s.updatePoolCaps(s.policy.Load(), memTotal)
 	caps := pods.Caps{
 		MaxLive: host,
-		PoolMax: func(id pods.Identity) int { return perPool[id.Env+"/"+id.Pool] },
+		PoolMax: func(id pods.Identity) int { return (*s.poolCaps.Load())[id.Env+"/"+id.Pool] },
 		Refused: func(id pods.Identity, err *pods.CapError) {
 			s.audit.Record(context.Background(), audit.Event{
 				Type: audit.TypeWorkerStarted, Actor: "udfhost", Pod: id.SPIFFEID(), Decision: audit.Deny, Reason: err.Error(),
