@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/udfhost/udfhost/internal/bearer"
@@ -58,6 +59,11 @@ func errorLine(err error) string {
 		line, words := st.Message(), codeWords(st.Code().String())
 		if !strings.HasPrefix(line, words+": ") {
 			line = words + ": " + line
+		}
+		// A plaintext client of a TLS server sees the connection closed
+		// before any HTTP/2 arrives.
+		if st.Code() == codes.Unavailable && strings.Contains(line, "error reading server preface") {
+			line += " (is the server serving TLS? connect with --tls-ca)"
 		}
 		return strings.ReplaceAll(line, "\n", " ")
 	}

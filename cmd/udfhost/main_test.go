@@ -20,6 +20,8 @@ func TestErrorLine(t *testing.T) {
 		{status.Error(codes.NotFound, `function not found: "nope"`), `not found: function not found: "nope"`},
 		{status.Error(codes.ResourceExhausted, "server busy:\nretry"), "resource exhausted: server busy: retry"},
 		{errors.New("plain\nerror"), "plain error"},
+		{status.Error(codes.Unavailable, `connection error: desc = "error reading server preface: EOF"`),
+			`unavailable: connection error: desc = "error reading server preface: EOF" (is the server serving TLS? connect with --tls-ca)`},
 	}
 	for _, tc := range tests {
 		if got := errorLine(tc.err); got != tc.want {
