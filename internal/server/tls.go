@@ -26,20 +26,19 @@ import (
 // client_ca of that network, which replaces it there), clients may
 // present a certificate. The handshake only checks that the client holds
 // its key; the chain is verified against the CA on every call, with the
-// headers
-// (identify): a certificate from another CA, an expired one or one
-// without a SPIFFE ID is then refused as UNAUTHENTICATED with why, which
-// the client always gets and the audit log records (auth.failed). A
-// failed handshake could tell the client no more than a TLS alert, which
-// under TLS 1.3 races the client's first write, so the client often sees
-// only "broken pipe". A verified certificate whose URI SAN is a SPIFFE ID
-// authenticates the principal with that spiffe_id; a client without a
-// certificate still authenticates with its bearer token.
+// headers (identify): a certificate from another CA, an expired one or
+// one without a SPIFFE ID is then refused as UNAUTHENTICATED with why,
+// which the client always gets and the audit log records (auth.failed).
+// A failed handshake could tell the client no more than a TLS alert,
+// which under TLS 1.3 races the client's first write, so the client often
+// sees only "broken pipe". A verified certificate whose URI SAN is a
+// SPIFFE ID authenticates the principal with that spiffe_id; a client
+// without a certificate still authenticates with its bearer token.
 
 // Reasons for refusing a client certificate (auth.failed records are
 // grouped by them).
 const (
-	reasonCertUnknownCA = "client certificate not signed by the client CA (--client-ca)"
+	reasonCertUnknownCA = "client certificate not signed by the client CA"
 	reasonCertExpired   = "client certificate expired or not yet valid"
 	reasonCertInvalid   = "client certificate not valid"
 	reasonNoSPIFFEID    = "client certificate has no SPIFFE ID (URI SAN spiffe://...)"
@@ -51,7 +50,7 @@ const (
 func (c Config) tlsConfig() (*tls.Config, error) {
 	if c.TLSCert == "" && c.TLSKey == "" {
 		if c.ClientCA != "" {
-			return nil, errors.New("--client-ca needs --tls-cert and --tls-key: client certificates are verified in the TLS handshake")
+			return nil, errors.New("--client-ca needs --tls-cert and --tls-key: client certificates come over TLS")
 		}
 		return nil, nil
 	}
@@ -95,7 +94,8 @@ func certReason(err error) string {
 // against the client CA, nil when the call has none (or the server no
 // client CA), or why it is refused.
 func (s *Server) clientCert(ctx context.Context, pol *policies.Policy) (*x509.Certificate, *authFailure) {
-	pool := s.clientPool(pol, networkOf(ctx))
+	network := networkOf(ctx)
+	pool, from := s.clientPool(pol, network)
 	if pool == nil {
 		return nil, nil
 	}
@@ -108,19 +108,20 @@ func (s *Server) clientCert(ctx context.Context, pol *policies.Policy) (*x509.Ce
 		return nil, nil
 	}
 	if err := s.verified.verify(pool, info.State.PeerCertificates, time.Now()); err != nil {
-		return nil, &authFailure{reason: certReason(err), hint: err.Error()}
+		return nil, &authFailure{reason: certReason(err), hint: fmt.Sprintf("network %s verifies client certificates with %s: %v", network, from, err)}
 	}
 	return info.State.PeerCertificates[0], nil
 }
 
 // clientPool is what verifies the client certificates of network's
-// calls: the network's own client_ca, else serve --client-ca; nil when
-// there is neither, and a certificate is then not looked at.
-func (s *Server) clientPool(pol *policies.Policy, network string) *x509.CertPool {
+// calls, and where it is from: the network's own client_ca, else serve
+// --client-ca; nil when there is neither, and a certificate is then not
+// looked at.
+func (s *Server) clientPool(pol *policies.Policy, network string) (*x509.CertPool, string) {
 	if n := pol.Networks[network]; n != nil && n.ClientCAs != nil {
-		return n.ClientCAs
+		return n.ClientCAs, "its client_ca in the policy"
 	}
-	return s.clientCA
+	return s.clientCA, "serve --client-ca"
 }
 
 // forNetwork is the TLS configuration of a connection to the listener
@@ -134,7 +135,7 @@ func (s *Server) forNetwork(base *tls.Config) func(*tls.ClientHelloInfo) (*tls.C
 		}
 		cfg := base.Clone()
 		cfg.GetConfigForClient = nil
-		if pool := s.clientPool(s.policy.Load(), network); pool != nil {
+		if pool, _ := s.clientPool(s.policy.Load(), network); pool != nil {
 			// Requested, not required: a caller without a certificate
 			// still authenticates with its bearer token. The chain is
 			// verified with the headers (identify).
