@@ -303,3 +303,24 @@ func TestUploadRecordFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOverrunBodyGetsItsAnswer: a client that writes its whole body
+// before reading (no Expect: 100-continue, as curl, Go and Python send
+// one) learns why a body over the upload's size was refused: the server
+// reads the overrun before it answers and closes, instead of resetting
+// the connection under the client's writes.
+func TestOverrunBodyGetsItsAnswer(t *testing.T) {
+	e := newEnv(t, 0)
+	data := distinctModule(0)
+	up := e.createUpload(data)
+	body := append(bytes.Clone(data), make([]byte, 4<<20)...) // more than loopback buffers hold
+	c := e.dialPut(up, fmt.Sprintf("Content-Length: %d\r\n", len(body)))
+	c.SetWriteDeadline(time.Now().Add(15 * time.Second))
+	if _, err := c.Write(body); err != nil {
+		t.Fatalf("writing the body: %v (the server closed the connection before answering)", err)
+	}
+	if status, msg := readResponse(t, c); status != http.StatusRequestEntityTooLarge || !strings.Contains(msg, "exceeds declared size") {
+		t.Fatalf("answer %d %q, want 413 naming the declared size", status, msg)
+	}
+	e.assertNothingStored()
+}
