@@ -262,6 +262,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	udfhostv1.RegisterFunctionServiceServer(s.grpc, &functionService{s: s})
 	udfhostv1.RegisterInvokeServiceServer(s.grpc, &invokeService{s: s, admit: admit})
 	udfhostv1.RegisterIdentityServiceServer(s.grpc, &identityService{s: s})
+	udfhostv1.RegisterAuditServiceServer(s.grpc, &auditService{s: s})
 	s.registerHealth()
 	reflection.Register(s.grpc)
 
