@@ -118,9 +118,12 @@ func anyTrue(m map[string]bool) bool {
 // recordEnv is the environment a record is about, "" for one about the
 // organisation: details.env where the record has it (artifacts, uploads,
 // denials), else the env of its resource (env/<env>,
-// function/<env>/<name>). Records of the server itself (server.*,
-// worker.*, sandbox.*, policy.*, audit.repaired), auth failures and the
-// quarantine records (artifact/<id> without env) are organisation-wide.
+// function/<env>/<name>: functions, invocations, sandbox violations).
+// Records of the server itself (server.*, worker.*, sandbox.layers,
+// policy.*, audit.repaired), auth failures, policy.denied and the
+// quarantine records (artifact/<id>: a quarantine is of a digest, which
+// several environments' artifacts may share) are organisation-wide.
+// docs/POLICY.md has the table.
 func recordEnv(r audit.Record) string {
 	if e := r.Details["env"]; e != "" {
 		return e
