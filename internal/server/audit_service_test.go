@@ -211,3 +211,23 @@ func TestReadAudit(t *testing.T) {
 		}
 	})
 }
+
+func TestRecordEnv(t *testing.T) {
+	tests := []struct {
+		r    audit.Record
+		want string
+	}{
+		{audit.Record{Type: audit.TypeArtifactCommitted, Resource: "artifact/art-1", Details: map[string]string{"env": "analytics"}}, "analytics"},
+		{audit.Record{Type: audit.TypeAccessDenied, Resource: "env/", Details: map[string]string{"env": ""}}, ""},
+		{audit.Record{Type: audit.TypeAccessDenied, Resource: "env/payments"}, "payments"},
+		{audit.Record{Type: audit.TypeFunctionCreated, Resource: "function/payments/charge"}, "payments"},
+		{audit.Record{Type: audit.TypeArtifactQuarantined, Resource: "artifact/art-1", Details: map[string]string{"function": "payments/charge"}}, ""},
+		{audit.Record{Type: audit.TypeServerStarted}, ""},
+		{audit.Record{Type: audit.TypePolicyReloaded, Resource: "policy/p.yaml"}, ""},
+	}
+	for _, tt := range tests {
+		if got := recordEnv(tt.r); got != tt.want {
+			t.Errorf("recordEnv(%s %s %v) = %q, want %q", tt.r.Type, tt.r.Resource, tt.r.Details, got, tt.want)
+		}
+	}
+}
