@@ -316,6 +316,7 @@ var servedNames = []string{
 	udfhostv1.FunctionService_ServiceDesc.ServiceName,
 	udfhostv1.InvokeService_ServiceDesc.ServiceName,
 	udfhostv1.IdentityService_ServiceDesc.ServiceName,
+	udfhostv1.AuditService_ServiceDesc.ServiceName,
 }
 
 // registerHealth registers the health service with every name in
