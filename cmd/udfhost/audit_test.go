@@ -66,3 +66,32 @@ func TestAuditRead(t *testing.T) {
 		t.Errorf("printed %q, want the log's second line", lines[0])
 	}
 }
+
+// TestAuditReadEmbeddedDefault: without a policy file the admin token of
+// the data dir reads the whole log, the server's own records included.
+func TestAuditReadEmbeddedDefault(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (the server's jailed workers)")
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	s := server.New(server.Config{DataDir: data, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	out, err := runRoot(t, "--addr", s.Addr(), "--data", data, "audit", "read", "--type", audit.TypeServerStarted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r audit.Record
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("audit read printed %q: %v", out, err)
+	}
+	if r.Type != audit.TypeServerStarted || !r.HashOK() {
+		t.Errorf("audit read --type %s printed %+v, want the start, with its hash", audit.TypeServerStarted, r)
+	}
+}
