@@ -62,3 +62,22 @@ func TestReadFromSeq(t *testing.T) {
 		})
 	}
 }
+
+func TestDurableSeq(t *testing.T) {
+	l, err := Open(filepath.Join(t.TempDir(), "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got := l.DurableSeq(); got != 0 {
+		t.Errorf("empty log: DurableSeq %d, want 0", got)
+	}
+	for i := 0; i < 3; i++ {
+		if err := l.Record(context.Background(), Event{Type: TypeServerStarted, Decision: Allow}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := l.DurableSeq(); got != 3 {
+		t.Errorf("after 3 records: DurableSeq %d, want 3", got)
+	}
+}

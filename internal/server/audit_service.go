@@ -49,10 +49,15 @@ func (as *auditService) ReadAudit(req *udfhostv1.ReadAuditRequest, stream udfhos
 	case limit > maxAuditLimit:
 		limit = maxAuditLimit
 	}
-	sent := 0
+	// Only what was acknowledged when the call began: not a record
+	// being written now, which a failed write could roll back.
+	upto, sent := as.s.audit.DurableSeq(), 0
 	return audit.Read(as.s.audit.Path(), req.SinceSeq, func(r audit.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if r.Seq > upto {
+			return audit.ErrStop
 		}
 		if req.Type != "" && r.Type != req.Type {
 			return nil
