@@ -202,6 +202,16 @@ func syncDir(dir string) error {
 // Path returns the path of the log file.
 func (l *Log) Path() string { return l.path }
 
+// DurableSeq returns the seq of the last record written and fsynced (0
+// for an empty log). A reader of the file that stops there (Read) sees
+// only records Append has acknowledged, never one of a write that is
+// still under way or about to be rolled back.
+func (l *Log) DurableSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.durableSeq
+}
+
 // Append records e and returns the record as written, after it has been
 // written and fsynced. An error means the record is not in the log and the
 // caller must refuse the action it describes (fail closed). ctx is only

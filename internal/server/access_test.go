@@ -30,6 +30,7 @@ func TestEveryRPCHasAnAction(t *testing.T) {
 	udfhostv1.RegisterFunctionServiceServer(g, &functionService{})
 	udfhostv1.RegisterInvokeServiceServer(g, &invokeService{})
 	udfhostv1.RegisterIdentityServiceServer(g, &identityService{})
+	udfhostv1.RegisterAuditServiceServer(g, &auditService{})
 	healthpb.RegisterHealthServer(g, nil)
 	reflection.Register(g)
 	served := map[string]bool{}

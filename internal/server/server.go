@@ -262,6 +262,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	udfhostv1.RegisterFunctionServiceServer(s.grpc, &functionService{s: s})
 	udfhostv1.RegisterInvokeServiceServer(s.grpc, &invokeService{s: s, admit: admit})
 	udfhostv1.RegisterIdentityServiceServer(s.grpc, &identityService{s: s})
+	udfhostv1.RegisterAuditServiceServer(s.grpc, &auditService{s: s})
 	s.registerHealth()
 	reflection.Register(s.grpc)
 
@@ -315,6 +316,7 @@ var servedNames = []string{
 	udfhostv1.FunctionService_ServiceDesc.ServiceName,
 	udfhostv1.InvokeService_ServiceDesc.ServiceName,
 	udfhostv1.IdentityService_ServiceDesc.ServiceName,
+	udfhostv1.AuditService_ServiceDesc.ServiceName,
 }
 
 // registerHealth registers the health service with every name in
