@@ -89,7 +89,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Function, "function", "", "function name (required unless --echo)")
-	f.StringVar(&cfg.Env, "env", "default", "environment")
+	f.StringVar(&cfg.Env, "env", "", envRefHelp)
 	f.StringVar(&signature, "signature", "", "SQL signature, e.g. '(BIGINT, BIGINT, BIGINT) -> BIGINT' (default: the function's, from the server; required with --echo)")
 	f.Int64Var(&cfg.Rows, "rows", 0, "rows to send after warmup, then stop (0: run for --duration)")
 	f.IntVar(&cfg.BatchRows, "batch", 1024, "rows per batch")

@@ -114,7 +114,7 @@ func newFunctionCmd(g *globals) *cobra.Command {
 	}
 	list.Flags().StringVar(&env, "env", "", "only this environment")
 	get := &cobra.Command{
-		Use: "get NAME", Short: "Show a function", Args: cobra.ExactArgs(1),
+		Use: "get NAME", Short: "Show a function (NAME or ORG.ENV.NAME)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withFunctions(g, func(c udfhostv1.FunctionServiceClient) error {
 				f, err := c.GetFunction(cmd.Context(), &udfhostv1.GetFunctionRequest{Name: args[0], Env: env})
@@ -125,9 +125,9 @@ func newFunctionCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	get.Flags().StringVar(&env, "env", "default", "environment")
+	get.Flags().StringVar(&env, "env", "", envRefHelp)
 	del := &cobra.Command{
-		Use: "delete NAME", Short: "Delete a function", Args: cobra.ExactArgs(1),
+		Use: "delete NAME", Short: "Delete a function (NAME or ORG.ENV.NAME)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withFunctions(g, func(c udfhostv1.FunctionServiceClient) error {
 				if _, err := c.DeleteFunction(cmd.Context(), &udfhostv1.DeleteFunctionRequest{Name: args[0], Env: env}); err != nil {
@@ -137,7 +137,7 @@ func newFunctionCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	del.Flags().StringVar(&env, "env", "default", "environment")
+	del.Flags().StringVar(&env, "env", "", envRefHelp)
 	cmd.AddCommand(create, list, get, del)
 	return cmd
 }

@@ -95,12 +95,17 @@ func newInvokeCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&name, "function", "", "function name (required)")
-	cmd.Flags().StringVar(&env, "env", "default", "environment")
+	cmd.Flags().StringVar(&name, "function", "", "function name, or the three-part name ORG.ENV.FUNCTION (required)")
+	cmd.Flags().StringVar(&env, "env", "", envRefHelp)
 	cmd.Flags().IntVar(&batchRows, "batch", 1024, "maximum rows per batch")
 	cmd.MarkFlagRequired("function")
 	return cmd
 }
+
+// envRefHelp is the help of --env where --function (or NAME) may be a
+// three-part name. Its default is empty, which the server reads as
+// "default" for a plain name and as the middle part of a three-part one.
+const envRefHelp = `environment (default "default"; with ORG.ENV.FUNCTION, ENV)`
 
 // readBatches calls fn with up to max lines at a time: as many as are
 // already available, so an interactive user gets an answer per line and a

@@ -1,6 +1,7 @@
 // Package names defines the grammar of every name the API takes —
-// functions, environments, compute pools, artifact names, artifact and
-// upload ids, wasm exports — and checks it before anything else happens,
+// functions (and references to them, which may be three-part names
+// org.env.function), environments, compute pools, artifact names,
+// artifact and upload ids, wasm exports — and checks it before anything else happens,
 // so a hostile name never reaches a lookup, a lock, a file path, a worker
 // or an audit record as anything but a quoted, truncated refusal.
 package names
@@ -30,6 +31,9 @@ type Kind struct {
 	prefix           string
 	first, rest      *byteSet
 	minRest, maxRest int
+	// ref: a reference to a function, Function's grammar alone or
+	// after "org.env." (both of Env's grammar).
+	ref bool
 	// export: any UTF-8 without control characters (wasm export names
 	// may be any UTF-8 string), at most max bytes.
 	export bool
@@ -47,7 +51,12 @@ var (
 	ArtifactName = kind("artifact name", "A-Za-z0-9", "A-Za-z0-9._-", 127)
 	ArtifactID   = id("artifact id", "art-", "0-9a-f", 16)
 	UploadID     = id("upload id", "up-", "0-9a-f", 16)
-	Export       = Kind{What: "export", Rule: "must be 1 to 256 bytes of UTF-8 without control characters", max: 256, export: true}
+	// FunctionRef is the function field of a call on an existing
+	// function (get, delete, invoke): its name, or the three-part name
+	// org.env.function. Dots appear in no other name, so a function
+	// name has none, and a reference has two or none.
+	FunctionRef = Kind{What: "function name", ref: true, Rule: `must match ^(?:[a-z0-9][a-z0-9-]{0,62}\.[a-z0-9][a-z0-9-]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,127}$`}
+	Export      = Kind{What: "export", Rule: "must be 1 to 256 bytes of UTF-8 without control characters", max: 256, export: true}
 )
 
 // kind is a name of one byte of first and up to maxRest bytes of rest,
@@ -108,6 +117,10 @@ func (k Kind) Check(s string) error {
 }
 
 func (k Kind) valid(s string) bool {
+	if k.ref {
+		org, env, fn, qualified := SplitFunctionRef(s)
+		return Function.valid(fn) && (!qualified || Env.valid(org) && Env.valid(env))
+	}
 	if k.export {
 		if s == "" || len(s) > k.max || !utf8.ValidString(s) {
 			return false
@@ -138,6 +151,21 @@ func (k Kind) valid(s string) bool {
 		}
 	}
 	return true
+}
+
+// SplitFunctionRef splits a three-part name org.env.function at its two
+// dots (qualified); anything else is a function name alone, returned as
+// fn. It does not check the parts: FunctionRef.Check does.
+func SplitFunctionRef(s string) (org, env, fn string, qualified bool) {
+	org, rest, ok := strings.Cut(s, ".")
+	if !ok {
+		return "", "", s, false
+	}
+	env, fn, ok = strings.Cut(rest, ".")
+	if !ok || strings.Contains(fn, ".") {
+		return "", "", s, false
+	}
+	return org, env, fn, true
 }
 
 // quoteMax is how many bytes of a refused name a message shows.

@@ -25,6 +25,24 @@ func TestCheck(t *testing.T) {
 		{Function, "a\x00b", false},
 		{Function, "a\nb", false},
 		{Function, "9lives", false},
+		{FunctionRef, "add", true},
+		{FunctionRef, "acme.analytics.normalize", true},
+		{FunctionRef, "acme.analytics." + strings.Repeat("a", 128), true},
+		{FunctionRef, "acme.analytics." + strings.Repeat("a", 129), false},
+		{FunctionRef, strings.Repeat("o", 63) + "." + strings.Repeat("e", 63) + ".f", true},
+		{FunctionRef, strings.Repeat("o", 64) + ".e.f", false},
+		{FunctionRef, "analytics.normalize", false},
+		{FunctionRef, "x.acme.analytics.normalize", false},
+		{FunctionRef, "acme..normalize", false},
+		{FunctionRef, ".analytics.normalize", false},
+		{FunctionRef, "acme.analytics.", false},
+		{FunctionRef, "Acme.analytics.normalize", false},
+		{FunctionRef, "acme.analytics.9lives", false},
+		{FunctionRef, "acme.ana/lytics.f", false},
+		{FunctionRef, "acme.analytics.f\n", false},
+		{FunctionRef, huge, false},
+		{FunctionRef, "", false},
+		{Function, "acme.analytics.normalize", false},
 		{Env, "default", true},
 		{Env, "Default", false},
 		{Env, "nope", true},
@@ -104,7 +122,9 @@ func TestCheckIsRule(t *testing.T) {
 	grow("", 4)
 	inputs = append(inputs, "art-0123456789abcdef", "up-0123456789abcdef", "art-0123456789abcde", "up-0123456789abcdef0",
 		strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat("a", 128), strings.Repeat("a", 129), "-x", "x-", "default")
-	for _, k := range []Kind{Function, Env, Pool, ArtifactName, ArtifactID, UploadID} {
+	inputs = append(inputs, "a.b.c", "a.b.c.d", "a..c", "acme.analytics.normalize", "a-.0.Z_", "a.b.9", "a.B.c",
+		strings.Repeat("a", 63)+".b.c", strings.Repeat("a", 64)+".b.c", "a.b."+strings.Repeat("a", 128), "a.b."+strings.Repeat("a", 129))
+	for _, k := range []Kind{Function, FunctionRef, Env, Pool, ArtifactName, ArtifactID, UploadID} {
 		pattern, ok := strings.CutPrefix(k.Rule, "must match ")
 		if !ok {
 			t.Fatalf("%s: rule %q is not a pattern", k.What, k.Rule)
@@ -114,6 +134,24 @@ func TestCheckIsRule(t *testing.T) {
 			if got, want := k.Check(in) == nil, re.MatchString(in); got != want {
 				t.Errorf("%s: Check(%q) ok=%v, but %s matches: %v", k.What, in, got, pattern, want)
 			}
+		}
+	}
+}
+
+func TestSplitFunctionRef(t *testing.T) {
+	for _, tc := range []struct {
+		in, org, env, fn string
+		qualified        bool
+	}{
+		{"add", "", "", "add", false},
+		{"acme.analytics.normalize", "acme", "analytics", "normalize", true},
+		{"a.b", "", "", "a.b", false},
+		{"a.b.c.d", "", "", "a.b.c.d", false},
+		{"..", "", "", "", true},
+	} {
+		org, env, fn, q := SplitFunctionRef(tc.in)
+		if org != tc.org || env != tc.env || fn != tc.fn || q != tc.qualified {
+			t.Errorf("SplitFunctionRef(%q) = %q %q %q %v, want %q %q %q %v", tc.in, org, env, fn, q, tc.org, tc.env, tc.fn, tc.qualified)
 		}
 	}
 }

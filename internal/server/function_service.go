@@ -182,13 +182,14 @@ func (fs *functionService) ListFunctions(ctx context.Context, req *udfhostv1.Lis
 // function needs it.
 func (fs *functionService) DeleteFunction(ctx context.Context, req *udfhostv1.DeleteFunctionRequest) (*udfhostv1.DeleteFunctionResponse, error) {
 	s := fs.s
-	env := envOrDefault(req.Env)
-	f, err := s.lookupFunction(ctx, env, req.Name)
+	f, err := s.lookupFunction(ctx, req.Env, req.Name)
 	if err != nil {
 		return nil, err
 	}
+	// req.Name may be a three-part name: f has the names it resolved to.
+	env, name := f.Env, f.Name
 	defer s.digestLocks.lock(f.Digest)()
-	if f, err = s.fns.Get(env, req.Name); err != nil {
+	if f, err = s.fns.Get(env, name); err != nil {
 		return nil, err // deleted while we waited
 	}
 	id := s.identity(f)
@@ -198,7 +199,7 @@ func (fs *functionService) DeleteFunction(ctx context.Context, req *udfhostv1.De
 	})); err != nil {
 		return nil, err
 	}
-	if _, err := s.fns.Delete(env, req.Name); err != nil {
+	if _, err := s.fns.Delete(env, name); err != nil {
 		return nil, err
 	}
 	s.stopIfUnused(ctx, id)

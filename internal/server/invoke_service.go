@@ -54,7 +54,7 @@ func (is *invokeService) streamBatch(ctx context.Context, req *udfhostv1.InvokeR
 	// (streamBatchContext).
 	ctx, err := is.s.streamBatchContext(ctx)
 	if err != nil {
-		is.s.denied(ctx, policies.Invoke, functionRef(envOrDefault(req.Env), req.Function), err, false)
+		is.s.denied(ctx, policies.Invoke, functionTarget(req.Env, req.Function), err, false)
 	} else if release, ok := is.admit.hold(ctx, proto.Size(req)); ok {
 		resp, err = is.invoke(ctx, req)
 		release()

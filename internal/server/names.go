@@ -49,16 +49,20 @@ func (s *Server) refused(ctx context.Context, field string, err error) {
 	}
 }
 
-// lookupFunction returns the function name in env ("" for "default")
-// for the RPC of ctx: the names are checked first; then the caller is
-// authorized for its RPC's action in env, on the visibility the function
-// was created with if it exists (a caller that may not see env is
-// answered as if env did not exist, whether the function does or not);
-// then an environment the policy does not have is reported as such
-// (NOT_FOUND), not as a missing function.
+// lookupFunction returns the function the RPC of ctx names, by env ("" for
+// "default") and name or by the three-part name org.env.function
+// (resolveFunction): the names are checked first; then the caller is
+// authorized for its RPC's action in the environment named, on the
+// visibility the function was created with if it exists (a caller that
+// may not see the environment is answered as if it did not exist,
+// whether the function does or not); then an environment the policy does
+// not have is reported as such (NOT_FOUND), not as a missing function.
+// A three-part name goes through exactly the same authorization as
+// env and name given apart: nothing about it bypasses the matrix or the
+// caller's roles.
 func (s *Server) lookupFunction(ctx context.Context, env, name string) (*functions.Function, error) {
-	env = envOrDefault(env)
-	if err := s.checkNames(ctx, nameArg{names.Env, env}, nameArg{names.Function, name}); err != nil {
+	env, name, err := s.resolveFunction(ctx, env, name)
+	if err != nil {
 		return nil, err
 	}
 	f, ferr := s.fns.Get(env, name)
@@ -73,6 +77,47 @@ func (s *Server) lookupFunction(ctx context.Context, env, name string) (*functio
 		return nil, err
 	}
 	return f, ferr
+}
+
+// resolveFunction checks a call's env and function fields and returns the
+// environment and function name they mean. The function field may be the
+// three-part name org.env.function (names.FunctionRef); the env field
+// must then be empty or its middle part (INVALID_ARGUMENT naming both),
+// and org the policy's org. A name in another org is answered exactly as
+// a function in an environment the caller may not see or that does not
+// exist (NOT_FOUND, the same bytes whatever exists here), and its
+// refusal audited: the answer tells nothing of other orgs, nor of this
+// one.
+func (s *Server) resolveFunction(ctx context.Context, env, name string) (string, string, error) {
+	if err := s.checkNames(ctx, nameArg{names.Env, envOrDefault(env)}, nameArg{names.FunctionRef, name}); err != nil {
+		return "", "", err
+	}
+	org, qenv, fn, qualified := names.SplitFunctionRef(name)
+	if !qualified {
+		return envOrDefault(env), name, nil
+	}
+	if env != "" && env != qenv {
+		err := fmt.Errorf("%w: function %q names environment %q, but env is %q: give env empty or the same", errInvalid, name, qenv, env)
+		s.refused(ctx, "env", err)
+		return "", "", err
+	}
+	if pol := s.policyOf(ctx); org != pol.Org {
+		ref := functionRef(qenv, fn)
+		err := fmt.Errorf("%w: principal %q: function %q names org %q; this server serves org %q", policies.ErrHidden, callerOf(ctx).name, name, org, pol.Org)
+		s.denied(ctx, callerOf(ctx).action, ref, err, true)
+		return "", "", &hiddenError{reason: err, as: ref.missing()}
+	}
+	return qenv, fn, nil
+}
+
+// functionTarget is the function a request names by env and name, as
+// resolveFunction would resolve it, for the record of a call refused
+// before its names are checked.
+func functionTarget(env, name string) resourceRef {
+	if _, qenv, fn, ok := names.SplitFunctionRef(name); ok && (env == "" || env == qenv) {
+		return functionRef(qenv, fn)
+	}
+	return functionRef(envOrDefault(env), name)
 }
 
 // checkSignature bounds a signature's length before it is parsed (a parse
