@@ -23,14 +23,18 @@ if ((${#need[@]})); then
 fi
 
 # Pinned Go tools, into .cache/bin. staticcheck (`make lint`, part of
-# `make test`) always; the protoc plugins only for `make proto`, when asked
-# for: scripts/install-deps.sh tools
+# `make test`) and versitygw (the S3 tests) always; the protoc plugins
+# only for `make proto`, when asked for: scripts/install-deps.sh tools
 export GOBIN="$PWD/.cache/bin"
 mkdir -p "$GOBIN"
 # staticcheck 2026.2.2 is module version v0.8.2 (the proxy knows only the
 # semver tag).
 "$GOBIN/staticcheck" -version 2>/dev/null | grep -q '^staticcheck 2026\.2\.2 ' ||
   go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# versitygw, the S3 server the s3store tests run against (it checks
+# signatures and checksums as S3 does). Building it takes a minute or two;
+# the binary stays cached.
+[ -x "$GOBIN/versitygw" ] || go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 if [ "${1:-}" = tools ]; then
   [ -x "$GOBIN/protoc-gen-go" ] || go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
   [ -x "$GOBIN/protoc-gen-go-grpc" ] || go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2

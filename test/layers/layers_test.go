@@ -24,8 +24,9 @@ var layers = [][]string{
 		"internal/wasmenc", "proto/udfhost/v1", "guest", "audit"},
 	// Formats: the batch layout, upload URLs, the module scanner, the
 	// host-worker protocol; the module shapes the scanner's tests and the
-	// cost model build.
-	{"internal/abi", "presign", "artifacts/internal/wasmscan", "sandbox/internal/wire", "artifacts/internal/wasmtest", "policies"},
+	// cost model build; the S3 client.
+	{"internal/abi", "presign", "artifacts/internal/wasmscan", "sandbox/internal/wire", "artifacts/internal/wasmtest", "policies",
+		"artifacts/internal/s3store"},
 	// The proto edge of the ABI, the store, the native jail.
 	{"internal/abi/abipb", "internal/jsonrows", "artifacts", "sandbox/internal/jail"},
 	// What runs inside the jailed worker; function definitions.

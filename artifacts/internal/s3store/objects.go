@@ -3,6 +3,7 @@ package s3store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -31,17 +32,35 @@ func (s *Store) Get(ctx context.Context, key string, w io.WriterAt) (int64, erro
 	return n, nil
 }
 
-// Copy copies src to dst inside the bucket, only if dst does not exist
-// yet (If-None-Match: *): ErrExists otherwise.
-func (s *Store) Copy(ctx context.Context, src, dst string) error {
-	_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{
+// Copy copies src to dst inside the bucket. srcETag, if not empty, is
+// the ETag of the version the caller checked (CopySourceIfMatch): if src
+// changed since, ErrPreconditionFailed, so what lands at dst is what was
+// verified. dst must not exist yet: ErrExists otherwise.
+//
+// The copy carries If-None-Match: *, which AWS S3 honours on CopyObject;
+// versitygw v1.8.0 ignores it there (it overwrites), so dst is also
+// checked with a Head first. That leaves a window in which two copies to
+// one key both succeed; for content-addressed keys both write the same
+// verified bytes.
+func (s *Store) Copy(ctx context.Context, src, srcETag, dst string) error {
+	if _, _, err := s.Head(ctx, dst); err == nil {
+		return fmt.Errorf("s3store: copy %s to %s: %w", src, dst, ErrExists)
+	} else if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("s3store: copy %s to %s: %w", src, dst, err)
+	}
+	in := &s3.CopyObjectInput{
 		Bucket:      aws.String(s.bucket),
 		Key:         s.key(dst),
 		CopySource:  aws.String(url.PathEscape(s.bucket) + "/" + escapeKey(s.prefix+src)),
 		IfNoneMatch: aws.String("*"),
-	})
-	if err != nil {
-		return fmt.Errorf("s3store: copy %s to %s: %w", src, dst, classify(err, ErrExists))
+	}
+	if srcETag != "" {
+		in.CopySourceIfMatch = aws.String(srcETag)
+	}
+	if _, err := s.client.CopyObject(ctx, in); err != nil {
+		// A 412 can be either condition; a source that changed is the
+		// one versitygw reports, and the Head above caught dst.
+		return fmt.Errorf("s3store: copy %s to %s: %w", src, dst, classify(err, ErrPreconditionFailed))
 	}
 	return nil
 }
