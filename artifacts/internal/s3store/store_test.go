@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -90,6 +91,39 @@ func TestPresignPutCurl(t *testing.T) {
 		t.Fatalf("curl -T: %v\n%s", err, out)
 	}
 	size, etag, err := g.store.Head(ctx, "uploads/curl")
+	if err != nil || size != int64(len(body)) || etag == "" {
+		t.Fatalf("Head = %d, %q, %v; want %d bytes", size, etag, err, len(body))
+	}
+}
+
+// TestPresignPutPython PUTs with Python's urllib and only the headers the
+// store named, as a user's script would.
+func TestPresignPutPython(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	g := startGateway(t, "py")
+	ctx := context.Background()
+	body := []byte("bytes from python")
+	url, headers, err := g.store.PresignPut(ctx, "uploads/py", int64(len(body)), digest(body), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hj, err := json.Marshal(headers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const script = `import json, sys, urllib.request
+url, headers, body = sys.argv[1], json.loads(sys.argv[2]), sys.stdin.buffer.read()
+req = urllib.request.Request(url, data=body, method="PUT", headers=headers)
+print(urllib.request.urlopen(req).status)`
+	cmd := exec.Command(python, "-c", script, url, string(hj))
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("python urllib PUT: %v\n%s", err, out)
+	}
+	size, etag, err := g.store.Head(ctx, "uploads/py")
 	if err != nil || size != int64(len(body)) || etag == "" {
 		t.Fatalf("Head = %d, %q, %v; want %d bytes", size, etag, err, len(body))
 	}
