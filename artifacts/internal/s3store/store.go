@@ -79,7 +79,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	}, nil
 }
 
-// Bucket names the store for messages: s3://BUCKET/PREFIX.
+// String names the store for messages: s3://BUCKET/PREFIX/.
 func (s *Store) String() string { return "s3://" + s.bucket + "/" + s.prefix }
 
 func (s *Store) key(k string) *string { return aws.String(s.prefix + k) }
