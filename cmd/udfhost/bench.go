@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/udfhost/udfhost/functions"
+	"github.com/udfhost/udfhost/internal/abi/abipb"
 	"github.com/udfhost/udfhost/internal/tools/loadgen"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
@@ -43,10 +44,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				cfg.Args, cfg.Result = make([]udfhostv1.SqlType, len(args)), udfhostv1.SqlType(result)
-				for i, t := range args {
-					cfg.Args[i] = udfhostv1.SqlType(t)
-				}
+				cfg.Args, cfg.Result = abipb.ToTypes(args), udfhostv1.SqlType(result)
 			case cfg.Echo:
 				return errors.New("--echo needs --signature: there is no server to ask for the function's types")
 			default:

@@ -77,10 +77,6 @@ func valuesLen(t udf.Type, rows int) int {
 
 func align8(n int) int { return (n + 7) &^ 7 }
 
-// TypeName returns the SQL name of t ("BIGINT"), or says that t is unset or
-// unknown, with its number.
-func TypeName(t udf.Type) string { return t.String() }
-
 // bitSet reports whether bit i of an LSB-first bitmap is 1.
 func bitSet(b []byte, i int) bool { return b[i>>3]&(1<<(uint(i)&7)) != 0 }
 

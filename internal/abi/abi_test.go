@@ -54,7 +54,7 @@ func TestInputRoundTrip(t *testing.T) {
 				if !nulls && c.Validity != nil {
 					t.Errorf("col %d has a validity bitmap without NULLs", i)
 				}
-				checkColumn(t, TypeName(c.Type), c, protoCol(b.Columns[i]), rows)
+				checkColumn(t, c.Type.String(), c, protoCol(b.Columns[i]), rows)
 				if (c.Type == udf.Varchar || c.Type == udf.Bytes) && rows > 0 {
 					if v := colValue(c, 0); v != "" && c.Type == udf.Varchar {
 						t.Errorf("row 0 of VARCHAR = %q, want empty string", v)
@@ -309,7 +309,7 @@ func TestCopyOutputRoundTrip(t *testing.T) {
 				const ptr = 1000 // deliberately not 8-aligned
 				n := raw.write(mem, ptr)
 				out, err := CopyOutput([]byte("xx"), mem, ptr, n, rows, typ)
-				name := TypeName(typ) + "/" + layout.name
+				name := typ.String() + "/" + layout.name
 				if err != nil {
 					t.Fatalf("%s rows=%d: CopyOutput: %v", name, rows, err)
 				}
@@ -506,9 +506,9 @@ func TestOutputBuilder(t *testing.T) {
 			out := b.AppendTo([]byte("hdr"))
 			got, errs, err := DecodeOutput(out[3:], rows, typ)
 			if err != nil {
-				t.Fatalf("%s rows=%d: %v", TypeName(typ), rows, err)
+				t.Fatalf("%s rows=%d: %v", typ.String(), rows, err)
 			}
-			checkDecoded(t, TypeName(typ), got, errs, want)
+			checkDecoded(t, typ.String(), got, errs, want)
 		}
 	}
 

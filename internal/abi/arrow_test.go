@@ -147,7 +147,7 @@ func checkArrowBatch(t *testing.T, name string, arrs []arrow.Array, cols []*Colu
 		}
 		for i := range rows {
 			if g, w := colValue(c, i), arrowValue(arrs[ci], i); !sameValue(g, w) {
-				t.Errorf("%s col %d (%s) row %d = %#v, Arrow has %#v", name, ci, TypeName(c.Type), i, g, w)
+				t.Errorf("%s col %d (%s) row %d = %#v, Arrow has %#v", name, ci, c.Type.String(), i, g, w)
 			}
 		}
 	}
@@ -158,7 +158,7 @@ func TestArrowBuilderBuffers(t *testing.T) {
 		for _, rows := range []int{0, 1, 7, 8, 9, 37, 100} {
 			for _, nulls := range []bool{false, true} {
 				a := arrowArray(typ, rows, nulls)
-				name := fmt.Sprintf("%s rows=%d nulls=%v", TypeName(typ), rows, nulls)
+				name := fmt.Sprintf("%s rows=%d nulls=%v", typ.String(), rows, nulls)
 				checkArrowBatch(t, name, []arrow.Array{a}, []*Column{arrowColumn(typ, a)})
 				a.Release()
 			}
@@ -174,7 +174,7 @@ func TestArrowSlices(t *testing.T) {
 			for off := 0; off <= 19; off++ {
 				for _, n := range []int{0, 1, 5, 8, 13, 40} {
 					s := array.NewSlice(parent, int64(off), int64(off+n))
-					name := fmt.Sprintf("%s nulls=%v slice [%d:%d]", TypeName(typ), nulls, off, off+n)
+					name := fmt.Sprintf("%s nulls=%v slice [%d:%d]", typ.String(), nulls, off, off+n)
 					if s.Data().Offset() != off {
 						t.Fatalf("%s: Arrow offset %d", name, s.Data().Offset())
 					}
@@ -213,7 +213,7 @@ func TestArrowIPCRoundTrip(t *testing.T) {
 			var fields []arrow.Field
 			var arrs []arrow.Array
 			for _, typ := range allTypes {
-				fields = append(fields, arrow.Field{Name: TypeName(typ), Type: arrowTypes[typ], Nullable: true})
+				fields = append(fields, arrow.Field{Name: typ.String(), Type: arrowTypes[typ], Nullable: true})
 				arrs = append(arrs, arrowArray(typ, rows, nulls))
 			}
 			schema := arrow.NewSchema(fields, nil)
@@ -273,7 +273,7 @@ func TestArrowSlicesThroughGuest(t *testing.T) {
 		for _, off := range []int{0, 1, 3, 7, 8, 9, 15, 17} {
 			s := array.NewSlice(parent, int64(off), int64(off+23))
 			b := &Batch{Rows: 23, Columns: []*Column{arrowColumn(typ, s)}}
-			export := "echo_" + stringsToLower(TypeName(typ))
+			export := "echo_" + stringsToLower(typ.String())
 			col, errs, err := g.call(export, b, []udf.Type{typ}, typ)
 			if err != nil || len(errs) != 0 {
 				t.Fatalf("%s offset %d: %v %v", export, off, errs, err)

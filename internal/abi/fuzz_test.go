@@ -241,7 +241,7 @@ func FuzzValidateBatch(f *testing.F) {
 			}
 			for i, c := range b.Columns {
 				if in.Cols[i].Type != c.Type {
-					t.Fatalf("column %d: parsed type %s, sent %s", i+1, TypeName(in.Cols[i].Type), TypeName(c.Type))
+					t.Fatalf("column %d: parsed type %s, sent %s", i+1, in.Cols[i].Type.String(), c.Type.String())
 				}
 				for row := range in.Rows {
 					if g, w := colValue(&in.Cols[i], row), refValue(c, row); !sameValue(g, w) {

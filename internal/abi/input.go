@@ -53,10 +53,10 @@ func validateColumn(c *Column, want udf.Type, rows int) error {
 		return fmt.Errorf("missing")
 	}
 	if !want.Valid() {
-		return fmt.Errorf("the function declares invalid argument %s", TypeName(want))
+		return fmt.Errorf("the function declares invalid argument %s", want.String())
 	}
 	if c.Type != want {
-		return fmt.Errorf("type %s, want %s", TypeName(c.Type), TypeName(want))
+		return fmt.Errorf("type %s, want %s", c.Type.String(), want.String())
 	}
 	// o+n fits easily in uint64: o is a u32 and n at most a u32.
 	o, end := uint64(c.Offset), uint64(c.Offset)+uint64(rows)
@@ -65,14 +65,14 @@ func validateColumn(c *Column, want udf.Type, rows int) error {
 	}
 	if !want.Varlen() {
 		if len(c.Offsets) != 0 {
-			return fmt.Errorf("%s column has %d bytes of offsets, want none", TypeName(want), len(c.Offsets))
+			return fmt.Errorf("%s column has %d bytes of offsets, want none", want.String(), len(c.Offsets))
 		}
 		w := (end + 7) / 8
 		if fw := fixedWidth(want); fw > 0 {
 			w = end * uint64(fw)
 		}
 		if n := uint64(len(c.Values)); n < w {
-			return fmt.Errorf("values are %d bytes, want at least %d for %d %s rows%s", n, w, rows, TypeName(want), at(o))
+			return fmt.Errorf("values are %d bytes, want at least %d for %d %s rows%s", n, w, rows, want.String(), at(o))
 		}
 		return nil
 	}
@@ -384,15 +384,15 @@ func parseInputCol(buf, d []byte, hdr, rows int, c *Col) error {
 	}
 	if !c.Type.Varlen() {
 		if ooff != 0 {
-			return fmt.Errorf("%s column has offsets_off %d, want 0", TypeName(c.Type), ooff)
+			return fmt.Errorf("%s column has offsets_off %d, want 0", c.Type.String(), ooff)
 		}
 		if uint64(vallen) != uint64(valuesLen(c.Type, rows)) {
-			return fmt.Errorf("values_len %d does not match %d %s rows", vallen, rows, TypeName(c.Type))
+			return fmt.Errorf("values_len %d does not match %d %s rows", vallen, rows, c.Type.String())
 		}
 		return nil
 	}
 	if ooff == 0 {
-		return fmt.Errorf("%s column has no offsets", TypeName(c.Type))
+		return fmt.Errorf("%s column has no offsets", c.Type.String())
 	}
 	if c.Offsets, err = inputBuf(buf, hdr, "offsets", ooff, (uint64(rows)+1)*4); err != nil {
 		return err

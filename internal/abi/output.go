@@ -31,7 +31,7 @@ func badOutput(format string, args ...any) error {
 // against rows and typ, and the offsets and error entries it points to.
 func parseOutput(r []byte, rows int, typ udf.Type) (v outView, err error) {
 	if !typ.Valid() {
-		return v, badOutput("invalid result %s", TypeName(typ))
+		return v, badOutput("invalid result %s", typ.String())
 	}
 	if len(r) < outHeaderSize {
 		return v, badOutput("region is %d bytes, shorter than the %d-byte header", len(r), outHeaderSize)
@@ -46,7 +46,7 @@ func parseOutput(r []byte, rows int, typ udf.Type) (v outView, err error) {
 		return v, badOutput("%d rows, want %d", got, rows)
 	}
 	if got := udf.Type(le.Uint32(r[12:])); got != typ {
-		return v, badOutput("result type %s, want %s", TypeName(got), TypeName(typ))
+		return v, badOutput("result type %s, want %s", got.String(), typ.String())
 	}
 	if le.Uint32(r[40:])|le.Uint32(r[44:]) != 0 {
 		return v, badOutput("reserved header fields are not 0")
@@ -73,14 +73,14 @@ func parseOutput(r []byte, rows int, typ udf.Type) (v outView, err error) {
 			}
 			v.first, v.last = le.Uint32(v.offsets), le.Uint32(v.offsets[rows*4:])
 		case rows != 0:
-			return v, badOutput("%s result has no offsets", TypeName(typ))
+			return v, badOutput("%s result has no offsets", typ.String())
 		}
 	} else {
 		if ooff != 0 {
-			return v, badOutput("%s result has offsets_off %d, want 0", TypeName(typ), ooff)
+			return v, badOutput("%s result has offsets_off %d, want 0", typ.String(), ooff)
 		}
 		if want := valuesLen(typ, rows); uint64(vallen) != uint64(want) {
-			return v, badOutput("values_len %d, want %d for %d %s rows", vallen, want, rows, TypeName(typ))
+			return v, badOutput("values_len %d, want %d for %d %s rows", vallen, want, rows, typ.String())
 		}
 	}
 	if nerr == 0 {
@@ -302,7 +302,7 @@ func DecodeOutput(buf []byte, rows int, typ udf.Type) (*Column, []*RowError, err
 	if err != nil {
 		return nil, nil, err
 	}
-	col := &Column{Type: udf.Type(typ), Validity: v.validity, Offsets: v.offsets, Values: v.values}
+	col := &Column{Type: typ, Validity: v.validity, Offsets: v.offsets, Values: v.values}
 	if typ.Varlen() {
 		if v.first != 0 {
 			return nil, nil, badOutput("first offset is %d, want 0", v.first)
@@ -349,7 +349,7 @@ func DecodeOutput(buf []byte, rows int, typ udf.Type) (*Column, []*RowError, err
 // no buffers, except the one offset (0) that a VARCHAR or BYTES array of
 // length 0 carries in Arrow.
 func EmptyResult(typ udf.Type) *Column {
-	col := &Column{Type: udf.Type(typ)}
+	col := &Column{Type: typ}
 	if typ.Varlen() {
 		col.Offsets = make([]byte, 4)
 	}
@@ -436,7 +436,7 @@ func resize(b []byte, n int) []byte {
 // BOOLEAN).
 func (b *OutputBuilder) Reset(typ udf.Type, rows int) {
 	if fixedWidth(typ) < 0 {
-		panic("abi: OutputBuilder cannot build " + TypeName(typ) + " results")
+		panic("abi: OutputBuilder cannot build " + typ.String() + " results")
 	}
 	b.typ, b.rows = typ, rows
 	b.validity = resize(b.validity, bitmapLen(rows))
@@ -452,7 +452,7 @@ func (b *OutputBuilder) check(t udf.Type) {
 }
 
 func (b *OutputBuilder) typeMismatch(t udf.Type) {
-	panic("abi: setting a " + TypeName(t) + " in a " + TypeName(b.typ) + " result")
+	panic("abi: setting a " + t.String() + " in a " + b.typ.String() + " result")
 }
 
 func (b *OutputBuilder) setValid(i int) { b.validity[i>>3] |= 1 << (uint(i) & 7) }

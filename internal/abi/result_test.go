@@ -68,9 +68,9 @@ func TestEmptyResult(t *testing.T) {
 	for _, typ := range allTypes {
 		col := EmptyResult(typ)
 		if col.Type != typ {
-			t.Errorf("EmptyResult(%s).Type = %s", TypeName(typ), TypeName(col.Type))
+			t.Errorf("EmptyResult(%s).Type = %s", typ.String(), col.Type.String())
 		}
-		checkExactResult(t, "EmptyResult("+TypeName(typ)+")", col, 0)
+		checkExactResult(t, "EmptyResult("+typ.String()+")", col, 0)
 	}
 	// Each call has its own offsets: a caller may modify one result.
 	a, b := EmptyResult(udf.Varchar), EmptyResult(udf.Varchar)
@@ -89,9 +89,9 @@ func TestDecodeOutputZeroRows(t *testing.T) {
 		n := raw.write(mem, 8)
 		col, errs, err := DecodeOutput(mem[8:8+n], 0, typ)
 		if err != nil || len(errs) != 0 {
-			t.Fatalf("%s: %v %v", TypeName(typ), errs, err)
+			t.Fatalf("%s: %v %v", typ.String(), errs, err)
 		}
-		checkExactResult(t, "DecodeOutput "+TypeName(typ), col, 0)
+		checkExactResult(t, "DecodeOutput "+typ.String(), col, 0)
 
 		compact, err := CopyOutput(nil, mem, 8, n, 0, typ)
 		if err != nil {
@@ -101,7 +101,7 @@ func TestDecodeOutputZeroRows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkExactResult(t, "CopyOutput+DecodeOutput "+TypeName(typ), col, 0)
+		checkExactResult(t, "CopyOutput+DecodeOutput "+typ.String(), col, 0)
 	}
 }
 
@@ -114,7 +114,7 @@ func TestDecodeOutputVarcharMustBeUTF8(t *testing.T) {
 	bad := map[int]bool{1: true, 3: true, 4: true, 7: true} // rows 3 and 4 split one rune
 	for _, typ := range []udf.Type{udf.Varchar, udf.Bytes} {
 		for _, nulls := range []bool{false, true} {
-			name := fmt.Sprintf("%s nulls=%v", TypeName(typ), nulls)
+			name := fmt.Sprintf("%s nulls=%v", typ.String(), nulls)
 			cb := newColBuilder(typ)
 			for i, s := range rowsIn {
 				if i == guestErrRow || nulls && i == 5 {

@@ -340,7 +340,7 @@ func TestWasmSDKEcho(t *testing.T) {
 			for _, nulls := range []bool{false, true} {
 				in := sampleColumn(typ, rows, nulls)
 				b := &Batch{Rows: uint32(rows), Columns: []*Column{in}}
-				export := "echo_" + strings.ToLower(TypeName(typ))
+				export := "echo_" + strings.ToLower(typ.String())
 				col, errs, err := g.call(export, b, []udf.Type{typ}, typ)
 				if err != nil {
 					t.Fatalf("%s rows=%d: %v", export, rows, err)

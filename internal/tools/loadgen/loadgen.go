@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/udfhost/udfhost/functions"
+	"github.com/udfhost/udfhost/internal/abi/abipb"
 	"github.com/udfhost/udfhost/internal/bearer"
 	"github.com/udfhost/udfhost/internal/udf"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
@@ -215,7 +216,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	r.genBatches()
 	res := Result{
 		Mode: "stream", Target: "server", Function: cfg.Function,
-		Signature: signature(cfg.Args, cfg.Result),
+		Signature: functions.FormatSignature(abipb.FromTypes(cfg.Args), udf.Type(cfg.Result)),
 		Streams:   cfg.Streams, Conns: cfg.Conns, Window: cfg.Window, Rate: cfg.Rate, BatchRows: cfg.BatchRows,
 		ValueSize: cfg.ValueSize, Nulls: cfg.Nulls,
 		RequestBytes: newRequest(r.batches[0], 1<<20).size(),
@@ -823,13 +824,4 @@ func errorText(err error) string {
 		return st.Code().String() + ": " + st.Message()
 	}
 	return err.Error()
-}
-
-// signature renders the API's types in the canonical form of functions.
-func signature(args []udfhostv1.SqlType, result udfhostv1.SqlType) string {
-	ts := make([]udf.Type, len(args))
-	for i, t := range args {
-		ts[i] = udf.Type(t)
-	}
-	return functions.FormatSignature(ts, udf.Type(result))
 }
