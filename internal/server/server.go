@@ -174,6 +174,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}()
 	data := s.cfg.DataDir
 	policy := s.policy.Load()
+	// Certificates and keys are read before the data directory is touched,
+	// so a mistyped flag leaves nothing behind.
+	creds, err := s.startTLS()
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -250,9 +256,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 
 	admit := newAdmission(policy.Edge)
 	opts := s.grpcOptions(admit)
-	if creds, err := s.startTLS(); err != nil {
-		return err
-	} else if creds != nil {
+	if creds != nil {
 		opts = append(opts, grpc.Creds(creds))
 	} else {
 		s.log.Warn("development setup: the gRPC listeners are plaintext and bearer tokens cross the network in the clear; serve --tls-cert/--tls-key (and --client-ca) for anything else")

@@ -529,3 +529,21 @@ func TestVerifiedCerts(t *testing.T) {
 		t.Errorf("the certificate against another pool: %v", err)
 	}
 }
+
+// TestBadTLSLeavesNoDataDir: a TLS flag that cannot work stops Start
+// before the data directory is created, so a typo leaves nothing behind.
+func TestBadTLSLeavesNoDataDir(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	s := New(Config{DataDir: data, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", TLSCert: filepath.Join(dir, "c.pem")})
+	err := s.Start(context.Background())
+	if err == nil {
+		s.Shutdown(context.Background())
+	}
+	if err == nil || !strings.Contains(err.Error(), "both --tls-cert and --tls-key") {
+		t.Fatalf("start: %v", err)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("the refused start left %s behind (%v)", data, err)
+	}
+}
