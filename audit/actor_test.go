@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,5 +32,28 @@ func TestActorFields(t *testing.T) {
 	}
 	if _, err := Verify(path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestHostStamped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := OpenWithOptions(path, Options{Host: "host-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := l.Append(context.Background(), Event{Type: TypeServerStarted, Decision: Allow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Host != "host-a" {
+		t.Fatalf("record host = %q", rec.Host)
+	}
+	l.Close()
+	if _, err := Verify(path); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), `"host":"host-a"`) {
+		t.Fatalf("log line lacks the host: %s", b)
 	}
 }

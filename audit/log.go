@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -36,6 +37,9 @@ type Options struct {
 	// called once per record with the log's lock held, and its result is
 	// stored in UTC.
 	Now func() time.Time
+	// Host, if set, is stamped on every record (Record.Host): the stable
+	// id of the host writing this log.
+	Host string
 }
 
 // Log appends records to an audit log file. Its methods are safe for
@@ -43,6 +47,7 @@ type Options struct {
 type Log struct {
 	path string
 	now  func() time.Time
+	host string
 
 	mu       sync.Mutex
 	idle     sync.Cond // broadcast when flushing becomes false
@@ -133,6 +138,7 @@ func OpenWithOptions(path string, opts Options) (*Log, error) {
 	l := &Log{
 		path:       path,
 		now:        opts.Now,
+		host:       strings.ToValidUTF8(opts.Host, "\uFFFD"),
 		f:          f,
 		seq:        sum.LastSeq,
 		prev:       sum.LastHash,
@@ -235,7 +241,7 @@ func (l *Log) Append(ctx context.Context, e Event) (Record, error) {
 		l.mu.Unlock()
 		return Record{}, err
 	}
-	line, r, err := encode(newRecord(l.seq+1, l.now(), l.prev, e))
+	line, r, err := encode(newRecord(l.seq+1, l.now(), l.prev, l.host, e))
 	if err != nil {
 		l.mu.Unlock()
 		return Record{}, fmt.Errorf("append audit record: %w", err)

@@ -13,20 +13,23 @@ import (
 // time and hash chain the log adds. It encodes to JSON with its fields in
 // declaration order.
 type Record struct {
-	Seq       uint64            `json:"seq"`
-	Time      time.Time         `json:"time"` // UTC, RFC 3339 with nanoseconds
-	Type      string            `json:"type"`
-	Actor     string            `json:"actor,omitempty"`
-	SPIFFEID  string            `json:"spiffe_id,omitempty"`
-	Network   string            `json:"network,omitempty"`
-	Pod       string            `json:"pod,omitempty"`
-	Resource  string            `json:"resource,omitempty"`
-	Decision  string            `json:"decision"`
-	Reason    string            `json:"reason,omitempty"`
-	RequestID string            `json:"request_id,omitempty"`
-	Details   map[string]string `json:"details,omitempty"`
-	Prev      string            `json:"prev"` // hash of the previous record
-	Hash      string            `json:"hash,omitempty"`
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"` // UTC, RFC 3339 with nanoseconds
+	Type      string    `json:"type"`
+	Actor     string    `json:"actor,omitempty"`
+	SPIFFEID  string    `json:"spiffe_id,omitempty"`
+	Network   string    `json:"network,omitempty"`
+	Pod       string    `json:"pod,omitempty"`
+	Resource  string    `json:"resource,omitempty"`
+	Decision  string    `json:"decision"`
+	Reason    string    `json:"reason,omitempty"`
+	RequestID string    `json:"request_id,omitempty"`
+	// Host is the stable id of the host that wrote the record (several
+	// hosts may share one store, each with its own log).
+	Host    string            `json:"host,omitempty"`
+	Details map[string]string `json:"details,omitempty"`
+	Prev    string            `json:"prev"` // hash of the previous record
+	Hash    string            `json:"hash,omitempty"`
 }
 
 // GenesisHash is the prev value of the first record in a log.
@@ -93,7 +96,7 @@ func unseal(line []byte) (body []byte, hash string, ok bool) {
 // that the encoding round-trips exactly (encoding/json would otherwise
 // replace invalid bytes with escapes that re-encode differently), and
 // Details is copied so the caller's map is never shared.
-func newRecord(seq uint64, t time.Time, prev string, e Event) Record {
+func newRecord(seq uint64, t time.Time, prev, host string, e Event) Record {
 	r := Record{
 		Seq:       seq,
 		Time:      t.UTC(),
@@ -106,6 +109,7 @@ func newRecord(seq uint64, t time.Time, prev string, e Event) Record {
 		Decision:  validUTF8(e.Decision),
 		Reason:    validUTF8(e.Reason),
 		RequestID: validUTF8(e.RequestID),
+		Host:      host,
 		Prev:      prev,
 	}
 	if len(e.Details) > 0 {

@@ -24,7 +24,7 @@ type policyLoader func(path string) (*policies.Policy, error)
 func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 	var strict bool
 	var listen, httpListen, cpuprofile, policyFile string
-	var tlsCert, tlsKey, clientCA string
+	var tlsCert, tlsKey, clientCA, hostID string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the service (gRPC API and pre-signed URL endpoint)",
@@ -72,6 +72,7 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 				TLSCert:      tlsCert,
 				TLSKey:       tlsKey,
 				ClientCA:     clientCA,
+				HostID:       hostID,
 			}, 30*time.Second)
 		},
 	}
@@ -80,6 +81,7 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "server certificate (PEM): every gRPC listener serves TLS (1.2 or later); without it they are plaintext, a development setup")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	cmd.Flags().StringVar(&clientCA, "client-ca", "", "CA certificates (PEM) that client certificates are verified against; a verified certificate's SPIFFE ID (URI SAN) authenticates the principal with that spiffe_id; clients without one still use bearer tokens")
+	cmd.Flags().StringVar(&hostID, "host-id", "", "this host's stable id in audit records and a shared store (a-z, 0-9, '-'); default the one kept in DATA/host-id, made at first start")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the host process (for performance work)")
 	cmd.Flags().MarkHidden("cpuprofile")
 	cmd.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:7444", "pre-signed URL endpoint listen address")

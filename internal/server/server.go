@@ -73,6 +73,9 @@ type Config struct {
 	// ClientCA (PEM) makes them verify the client certificates presented,
 	// whose SPIFFE ID authenticates a principal (tls.go). Unset: plaintext.
 	TLSCert, TLSKey, ClientCA string
+	// HostID names this host in its audit records and in a shared store;
+	// default the id kept in <data>/host-id, created at first start.
+	HostID string
 }
 
 // Server is one running udfhost. Start it, then Shutdown it.
@@ -80,6 +83,8 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	token string
+	// hostID is this host's stable id (loadOrCreateHostID).
+	hostID string
 	// admin is the principal of token, admitted while the policy names
 	// no principals of its own.
 	admin *policies.Principal
@@ -195,7 +200,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.token, err = loadOrCreateToken(filepath.Join(data, "admin.token")); err != nil {
 		return err
 	}
-	if s.audit, err = audit.Open(filepath.Join(data, "audit", "audit.log")); err != nil {
+	if s.hostID, err = loadOrCreateHostID(filepath.Join(data, "host-id"), s.cfg.HostID); err != nil {
+		return err
+	}
+	if s.audit, err = audit.OpenWithOptions(filepath.Join(data, "audit", "audit.log"), audit.Options{Host: s.hostID}); err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
 	s.authFails = newAuthFailures(s.audit, s.log, maxFailSources, failBurst)

@@ -21,12 +21,12 @@ const module = "github.com/udfhost/udfhost/"
 var layers = [][]string{
 	// Vocabulary and leaf libraries: they import nothing of udfhost.
 	{"internal/udf", "internal/names", "internal/atomicfile", "internal/bearer", "internal/cgroup",
-		"internal/wasmenc", "proto/udfhost/v1", "guest", "audit"},
+		"internal/wasmenc", "proto/udfhost/v1", "guest", "audit", "internal/s3store/s3test"},
 	// Formats: the batch layout, upload URLs, the module scanner, the
 	// host-worker protocol; the module shapes the scanner's tests and the
 	// cost model build; the S3 client.
 	{"internal/abi", "presign", "artifacts/internal/wasmscan", "sandbox/internal/wire", "artifacts/internal/wasmtest", "policies",
-		"artifacts/internal/s3store"},
+		"internal/s3store"},
 	// The proto edge of the ABI, the store, the native jail.
 	{"internal/abi/abipb", "internal/jsonrows", "artifacts", "sandbox/internal/jail"},
 	// What runs inside the jailed worker; function definitions.

@@ -326,3 +326,32 @@ func TestRecords(t *testing.T) {
 	}
 	wantAbsent(t, g.store, key)
 }
+
+func TestList(t *testing.T) {
+	g := startGateway(t, "pfx")
+	ctx := context.Background()
+	var etags []string
+	for _, k := range []string{"meta/b.json", "meta/a.json", "other/c"} {
+		e, err := g.store.PutIfAbsent(ctx, k, []byte(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		etags = append(etags, e)
+	}
+	got, err := g.store.List(ctx, "meta/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Key != "meta/a.json" || got[1].Key != "meta/b.json" || got[1].ETag != etags[0] || got[0].Size != int64(len("meta/a.json")) {
+		t.Fatalf("List(meta/) = %+v", got)
+	}
+	if err := g.store.DeleteIfMatch(ctx, "meta/a.json", `"not-it"`); !errors.Is(err, ErrPreconditionFailed) {
+		t.Fatalf("DeleteIfMatch with a stale ETag: %v, want ErrPreconditionFailed", err)
+	}
+	if err := g.store.DeleteIfMatch(ctx, "meta/a.json", etags[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := g.store.Head(ctx, "meta/a.json"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after DeleteIfMatch: %v", err)
+	}
+}
