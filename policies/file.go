@@ -41,6 +41,7 @@ func Parse(name string, data []byte, dir string) (*Policy, error) {
 			Pools:        map[string]*Pool{},
 			Edge:         DefaultEdge(),
 			Networks:     map[string]*Network{PublicNetwork: {Name: PublicNetwork}},
+			Connections:  map[string]*Connection{},
 			File:         name,
 			FileSHA256:   hex.EncodeToString(sum[:]),
 			visibilityAt: map[string]at{},
@@ -67,7 +68,7 @@ type builder struct {
 	spiffeIDs map[string]string
 }
 
-var topKeys = []string{"org", "environments", "networks", "pools", "principals"}
+var topKeys = []string{"org", "environments", "networks", "pools", "principals", "connections"}
 
 func (b *builder) build(root ast.Node) error {
 	switch b.resolve(root).(type) {
@@ -102,6 +103,7 @@ func (b *builder) build(root ast.Node) error {
 		{"networks", b.network},
 		{"pools", b.pool},
 		{"principals", b.principal},
+		{"connections", b.connection},
 	}
 	for _, s := range steps {
 		f, ok := byKey[s.key]

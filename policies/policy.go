@@ -155,6 +155,9 @@ type Policy struct {
 	// call from (the public network always exists).
 	Principals []*Principal
 	Networks   map[string]*Network
+	// Connections are the egress grants, keyed by Env + "/" + Name
+	// (connection.go).
+	Connections map[string]*Connection
 	// MaxLivePods caps live pods host-wide, whatever their pool, as
 	// Pool.MaxPods does per pool. 0: derived from the host's memory at
 	// start (see PodCaps).
@@ -301,9 +304,13 @@ func (p *Policy) Summary() string {
 			private++
 		}
 	}
-	return fmt.Sprintf("org %s: %s (%d private), %s, %s, %s", p.Org,
+	s := fmt.Sprintf("org %s: %s (%d private), %s, %s, %s", p.Org,
 		plural(len(p.Environments), "environment"), private, plural(len(p.Networks), "network"),
 		plural(len(p.Pools), "pool"), plural(len(p.Principals), "principal"))
+	if len(p.Connections) > 0 {
+		s += ", " + plural(len(p.Connections), "connection")
+	}
+	return s
 }
 
 func plural(n int, what string) string {

@@ -77,7 +77,7 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7443", "gRPC listen address of the public network (port 0 picks a free one)")
-	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file (YAML: environments, networks, pools, principals; docs/POLICY.md), re-read on SIGHUP; default the embedded one: environment and pool \"default\", the admin token in the data directory")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file (YAML: environments, networks, pools, principals, connections; docs/POLICY.md), re-read on SIGHUP; default the embedded one: environment and pool \"default\", the admin token in the data directory")
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "server certificate (PEM): every gRPC listener serves TLS (1.2 or later); without it they are plaintext, a development setup")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	cmd.Flags().StringVar(&clientCA, "client-ca", "", "CA certificates (PEM) that client certificates are verified against; a verified certificate's SPIFFE ID (URI SAN) authenticates the principal with that spiffe_id; clients without one still use bearer tokens")
