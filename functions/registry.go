@@ -41,6 +41,11 @@ type Function struct {
 	// Visibility is the visibility its environment had when it was
 	// created; "" (records written before it existed) is public.
 	Visibility policies.Visibility `json:"visibility,omitempty"`
+	// Connections name the connections of Env (policy file) the function
+	// may use through the egress broker, in binding order; none: no
+	// network at all. Each is checked again against the current policy
+	// on every request.
+	Connections []string `json:"connections,omitempty"`
 }
 
 // Signature is the function's canonical SQL signature.

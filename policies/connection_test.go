@@ -139,7 +139,7 @@ func TestConnectionErrors(t *testing.T) {
 	base := "    environment: pub\n    destination: https://x.example\n    methods: [GET]\n    cluster: public\n"
 	tests := []struct {
 		name, yaml, want string
-		secret         *tokenFile
+		secret           *tokenFile
 	}{
 		{"no environment", item("    destination: https://x.example\n    methods: [GET]\n    cluster: public\n"),
 			"p.yaml:6:5: connections[0].environment: required: a connection belongs to exactly one environment", nil},

@@ -20,6 +20,8 @@ type functionJSON struct {
 	ABI        string    `json:"abi"`
 	SPIFFEID   string    `json:"spiffe_id"`
 	CreatedAt  time.Time `json:"created_at"`
+	// Connections are the egress grants the function may use.
+	Connections []string `json:"connections,omitempty"`
 	// Limits are the pool's and the server's (see docs/CLIENTS.md).
 	Limits *limitsJSON `json:"limits,omitempty"`
 }
@@ -45,6 +47,7 @@ func functionView(f *udfhostv1.FunctionInfo) functionJSON {
 	v := functionJSON{
 		Name: f.Name, Env: f.Env, Pool: f.Pool, ArtifactID: f.ArtifactId, Digest: f.Digest, Export: f.Export,
 		Signature: f.Signature, ABI: abi, SPIFFEID: f.SpiffeId, CreatedAt: f.CreatedAt.AsTime(),
+		Connections: f.Connections,
 	}
 	if l := f.Limits; l != nil {
 		v.Limits = &limitsJSON{
@@ -91,6 +94,7 @@ func newFunctionCmd(g *globals) *cobra.Command {
 	f.StringVar(&req.Env, "env", "default", "environment")
 	f.StringVar(&req.Pool, "pool", "default", "compute pool")
 	f.StringVar(&abi, "abi", "auto", "auto, direct or batch (see docs/ABI.md)")
+	f.StringArrayVar(&req.Connections, "connection", nil, "a connection of the environment (policy file) the function may use; repeat for several, the first is its default (connector artifacts only; see docs/CONNECTORS.md)")
 	for _, name := range []string{"name", "artifact", "export", "signature"} {
 		create.MarkFlagRequired(name)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -85,10 +86,14 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 	if err != nil {
 		return nil, err
 	}
+	conns, err := checkConnections(s.policyOf(ctx), art, env, req.Connections)
+	if err != nil {
+		return nil, err
+	}
 	f := &functions.Function{
 		Name: req.Name, Org: s.policyOf(ctx).Org, Env: env, Pool: poolName, ArtifactID: art.ID, Digest: art.Digest,
 		Export: req.Export, Args: args, Result: result, ABI: abi, CreatedAt: time.Now().UTC(),
-		Visibility: visibilityOf(envRec.Visibility),
+		Visibility: visibilityOf(envRec.Visibility), Connections: conns,
 	}
 	defer s.digestLocks.lock(art.Digest)()
 	// Deleted while this call waited for the lock: binding to it now
@@ -123,6 +128,9 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 		Resource: "function/" + env + "/" + f.Name, Decision: audit.Allow,
 		Details: map[string]string{"artifact": art.ID, "digest": art.Digest, "export": f.Export, "signature": f.Signature()},
 	})
+	if len(f.Connections) > 0 {
+		e.Details["connections"] = strings.Join(f.Connections, ",")
+	}
 	if err := s.audit.Record(ctx, e); err != nil {
 		undo()
 		return nil, err
@@ -212,7 +220,7 @@ func (s *Server) functionProto(ctx context.Context, f *functions.Function) *udfh
 		Name: f.Name, ArtifactId: f.ArtifactID, Digest: f.Digest, Export: f.Export,
 		Signature: f.Signature(), ArgTypes: abipb.ToTypes(f.Args), ResultType: udfhostv1.SqlType(f.Result),
 		Env: f.Env, Pool: f.Pool, Abi: abiProto(f.ABI), SpiffeId: s.identity(f).SPIFFEID(),
-		CreatedAt: timestamppb.New(f.CreatedAt),
+		CreatedAt: timestamppb.New(f.CreatedAt), Connections: f.Connections,
 	}
 	pol := s.policyOf(ctx)
 	if pool, err := pol.Pool(f.Env, f.Pool); err == nil {

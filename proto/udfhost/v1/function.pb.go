@@ -77,10 +77,15 @@ type CreateFunctionRequest struct {
 	ArtifactId string                 `protobuf:"bytes,2,opt,name=artifact_id,json=artifactId,proto3" json:"artifact_id,omitempty"`
 	Export     string                 `protobuf:"bytes,3,opt,name=export,proto3" json:"export,omitempty"`
 	// SQL signature, e.g. "(BIGINT, BIGINT) -> BIGINT".
-	Signature     string `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
-	Env           string `protobuf:"bytes,5,opt,name=env,proto3" json:"env,omitempty"`
-	Pool          string `protobuf:"bytes,6,opt,name=pool,proto3" json:"pool,omitempty"`
-	Abi           ABI    `protobuf:"varint,7,opt,name=abi,proto3,enum=udfhost.v1.ABI" json:"abi,omitempty"`
+	Signature string `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	Env       string `protobuf:"bytes,5,opt,name=env,proto3" json:"env,omitempty"`
+	Pool      string `protobuf:"bytes,6,opt,name=pool,proto3" json:"pool,omitempty"`
+	Abi       ABI    `protobuf:"varint,7,opt,name=abi,proto3,enum=udfhost.v1.ABI" json:"abi,omitempty"`
+	// Connections of the function's environment (policy file, connections)
+	// its code may use through the host's egress broker, by name; the first
+	// is the one a connector uses by default. Without any, the function has
+	// no network at all. Only connector artifacts may have connections.
+	Connections   []string `protobuf:"bytes,8,rep,name=connections,proto3" json:"connections,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -164,6 +169,13 @@ func (x *CreateFunctionRequest) GetAbi() ABI {
 	return ABI_ABI_UNSPECIFIED
 }
 
+func (x *CreateFunctionRequest) GetConnections() []string {
+	if x != nil {
+		return x.Connections
+	}
+	return nil
+}
+
 // FunctionInfo is a function as the service holds it. (Named FunctionInfo,
 // not Function, so that it does not collide with java.util.function.Function.)
 type FunctionInfo struct {
@@ -184,7 +196,9 @@ type FunctionInfo struct {
 	// The limits of the function's compute pool and of the server's edge,
 	// so a caller can size its batches, deadlines and gRPC channel without
 	// probing.
-	Limits        *Limits `protobuf:"bytes,13,opt,name=limits,proto3" json:"limits,omitempty"`
+	Limits *Limits `protobuf:"bytes,13,opt,name=limits,proto3" json:"limits,omitempty"`
+	// The connections the function is bound to, in binding order.
+	Connections   []string `protobuf:"bytes,14,rep,name=connections,proto3" json:"connections,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -306,6 +320,13 @@ func (x *FunctionInfo) GetCreatedAt() *timestamppb.Timestamp {
 func (x *FunctionInfo) GetLimits() *Limits {
 	if x != nil {
 		return x.Limits
+	}
+	return nil
+}
+
+func (x *FunctionInfo) GetConnections() []string {
+	if x != nil {
+		return x.Connections
 	}
 	return nil
 }
@@ -685,7 +706,7 @@ var File_udfhost_v1_function_proto protoreflect.FileDescriptor
 const file_udfhost_v1_function_proto_rawDesc = "" +
 	"\n" +
 	"\x19udfhost/v1/function.proto\x12\n" +
-	"udfhost.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16udfhost/v1/types.proto\"\xcb\x01\n" +
+	"udfhost.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16udfhost/v1/types.proto\"\xed\x01\n" +
 	"\x15CreateFunctionRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vartifact_id\x18\x02 \x01(\tR\n" +
@@ -694,7 +715,8 @@ const file_udfhost_v1_function_proto_rawDesc = "" +
 	"\tsignature\x18\x04 \x01(\tR\tsignature\x12\x10\n" +
 	"\x03env\x18\x05 \x01(\tR\x03env\x12\x12\n" +
 	"\x04pool\x18\x06 \x01(\tR\x04pool\x12!\n" +
-	"\x03abi\x18\a \x01(\x0e2\x0f.udfhost.v1.ABIR\x03abi\"\xc6\x03\n" +
+	"\x03abi\x18\a \x01(\x0e2\x0f.udfhost.v1.ABIR\x03abi\x12 \n" +
+	"\vconnections\x18\b \x03(\tR\vconnections\"\xe8\x03\n" +
 	"\fFunctionInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vartifact_id\x18\x02 \x01(\tR\n" +
@@ -712,7 +734,8 @@ const file_udfhost_v1_function_proto_rawDesc = "" +
 	"\tspiffe_id\x18\v \x01(\tR\bspiffeId\x129\n" +
 	"\n" +
 	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12*\n" +
-	"\x06limits\x18\r \x01(\v2\x12.udfhost.v1.LimitsR\x06limits\"\xd8\x03\n" +
+	"\x06limits\x18\r \x01(\v2\x12.udfhost.v1.LimitsR\x06limits\x12 \n" +
+	"\vconnections\x18\x0e \x03(\tR\vconnections\"\xd8\x03\n" +
 	"\x06Limits\x12$\n" +
 	"\x0emax_batch_rows\x18\x01 \x01(\rR\fmaxBatchRows\x12&\n" +
 	"\x0fmax_batch_bytes\x18\x02 \x01(\x04R\rmaxBatchBytes\x12*\n" +
