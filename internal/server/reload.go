@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -236,10 +237,20 @@ func policyChanges(old, next *policies.Policy) string {
 		}
 		return m
 	}
+	conns := func(p *policies.Policy) map[string]string {
+		m := map[string]string{}
+		for k, c := range p.Connections {
+			// A changed secret shows as "changed" by its hash, never its value.
+			sum := sha256.Sum256([]byte(c.Secret.Reveal()))
+			m[k] = fmt.Sprintf("%s|%v|%s|%s|%x", c.Destination(), c.Methods, c.Cluster, c.SecretHeader, sum)
+		}
+		return m
+	}
 	add("environments", envs(old), envs(next))
 	add("networks", nets(old), nets(next))
 	add("pools", pools(old), pools(next))
 	add("principals", principals(old), principals(next))
+	add("connections", conns(old), conns(next))
 	if len(parts) == 0 {
 		return "none"
 	}

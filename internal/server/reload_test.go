@@ -423,8 +423,11 @@ func TestPolicyChanges(t *testing.T) {
 	next.Principals = next.Principals[:len(next.Principals)-1]
 	delete(next.Environments, "treasury")
 	next.Pools["payments/big"] = &policies.Pool{Name: "big", Env: "payments"}
+	next.Connections = map[string]*policies.Connection{"payments/lookup": {
+		Name: "lookup", Env: "payments", Scheme: "http", Host: "127.0.0.1", Port: 18080, Methods: []string{"GET"}, Cluster: policies.Public,
+	}}
 	got := policyChanges(old, next)
-	if want := "environments -treasury; pools +payments/big; principals ~ana -nobody"; got != want {
+	if want := "environments -treasury; pools +payments/big; principals ~ana -nobody; connections +payments/lookup"; got != want {
 		t.Errorf("changes = %q, want %q", got, want)
 	}
 	if strings.Contains(got, hex.EncodeToString(sum[:])) || strings.Contains(got, hex.EncodeToString(old.Principals[1].TokenSHA256)) {
