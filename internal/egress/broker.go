@@ -1,0 +1,419 @@
+package egress
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/policies"
+)
+
+// Request is one guest's HTTP request over a connection. Pod, Function,
+// EnvVisibility and Conn come from the server, which looked the
+// connection up in the current policy and checked the function's binding;
+// Method, Path, Header, Body and Addr are the guest's and trusted in
+// nothing.
+type Request struct {
+	Pod           string              // SPIFFE ID of the calling pod
+	Function      string              // "env/name" of the calling function
+	RequestID     string              // the API call's id, for the audit record; optional
+	EnvVisibility policies.Visibility // of the function's environment
+	Conn          *policies.Connection
+
+	Method string
+	// Path is the path and query appended to the destination: it starts
+	// with "/" (origin form); the scheme, host and port are the grant's.
+	Path string
+	// Header holds only allow-listed headers (Accept, Content-Type,
+	// User-Agent, …); any other refuses the request.
+	Header http.Header
+	Body   []byte
+	// Addr picks the address of a CIDR connection: inside its prefix,
+	// and a port it lists (port 0: its only port, when it lists one).
+	// It must be unset for a connection that names its host.
+	Addr netip.AddrPort
+}
+
+// Response is what the destination answered: status, the allow-listed
+// headers and the body, whole.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Resolver answers DNS; *net.Resolver satisfies it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Auditor records events; *audit.Log satisfies it.
+type Auditor interface {
+	Record(ctx context.Context, e audit.Event) error
+}
+
+// Config configures a Broker.
+type Config struct {
+	// Audit records every request; required.
+	Audit Auditor
+	// Resolver resolves DNS-named destinations; nil: net.DefaultResolver.
+	Resolver Resolver
+	Limits   Limits
+	// RootCAs verify https destinations; nil: the system's roots.
+	RootCAs *x509.CertPool
+	// ResolvePrivate lists private or loopback ranges a DNS-named
+	// destination may resolve into (an operator's internal zone); empty:
+	// none may. It never admits a forbidden address.
+	ResolvePrivate []netip.Prefix
+	// Now is the clock of the audit's durations; nil: time.Now.
+	Now func() time.Time
+}
+
+// Broker sends guests' requests. It is safe for concurrent use.
+type Broker struct {
+	cfg    Config
+	limits Limits
+	gate   *gate
+	seq    atomic.Uint64
+
+	mu         sync.Mutex
+	transports map[string]*http.Transport // by TLS server name
+}
+
+// New returns a broker; it panics without cfg.Audit, since a broker that
+// cannot audit must send nothing.
+func New(cfg Config) *Broker {
+	if cfg.Audit == nil {
+		panic("egress.New: Config.Audit is required")
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	l := cfg.Limits.withDefaults()
+	return &Broker{cfg: cfg, limits: l, gate: newGate(l), transports: map[string]*http.Transport{}}
+}
+
+// Limits returns the limits in force, defaults filled in.
+func (b *Broker) Limits() Limits { return b.limits }
+
+// Close closes idle connections.
+func (b *Broker) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, t := range b.transports {
+		t.CloseIdleConnections()
+	}
+}
+
+// call is one request on its way: what the audit records say about it.
+type call struct {
+	req    Request
+	id     string // env/name
+	secret string
+	// serverName is the TLS server name: the grant's DNS name, or "" for
+	// an address (the URL's host, verified against IP SANs, no SNI).
+	serverName string
+	details    map[string]string
+}
+
+// Do checks req against its connection, sends it and returns the answer.
+// Every outcome is audited (type egress.request); an error is an *Error
+// wrapping ErrDenied, ErrUnavailable, ErrOverloaded or ErrTooLarge.
+func (b *Broker) Do(ctx context.Context, req Request) (*Response, error) {
+	if req.Conn == nil {
+		return nil, &Error{Conn: "(none)", Kind: ErrDenied, Msg: "no connection given"}
+	}
+	c := &call{
+		req:    req,
+		id:     req.Conn.Env + "/" + req.Conn.Name,
+		secret: req.Conn.Secret.Reveal(),
+		details: map[string]string{
+			"function":    req.Function,
+			"method":      req.Method,
+			"destination": req.Conn.Destination(),
+			"request":     strconv.FormatUint(b.seq.Add(1), 10),
+		},
+	}
+	hreq, target, err := b.build(c)
+	if err != nil {
+		return nil, b.deny(ctx, c, err)
+	}
+	release, err := b.gate.acquire(req.Pod)
+	if err != nil {
+		e := &Error{Conn: c.id, Kind: ErrOverloaded, Msg: err.Error() + "; retry later", after: retryHint}
+		return nil, b.deny(ctx, c, e)
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(ctx, b.limits.Timeout)
+	defer cancel()
+
+	addr, err := b.pick(ctx, c, target)
+	if err != nil {
+		return nil, b.fail(ctx, c, err)
+	}
+	c.details["addr"] = addr.String()
+	hreq.URL.Host = addr.String()
+	if err := b.record(ctx, c, audit.Allow, "sending "+req.Method+" to "+addr.String()); err != nil {
+		// Fail closed: nothing leaves the host unaudited.
+		return nil, c.err(ErrUnavailable, "the audit log cannot record the request, so it is not sent: %v", err)
+	}
+	start := b.cfg.Now()
+	resp, err := b.send(ctx, c, hreq.WithContext(ctx))
+	c.details["duration_ms"] = strconv.FormatInt(b.cfg.Now().Sub(start).Milliseconds(), 10)
+	if err != nil {
+		return nil, b.fail(ctx, c, err)
+	}
+	if err := b.record(ctx, c, audit.Allow, "answered "+strconv.Itoa(resp.Status)); err != nil {
+		// The guest receives nothing whose receipt is not on record.
+		return nil, c.err(ErrUnavailable, "the audit log cannot record the response, so it is withheld: %v", err)
+	}
+	return resp, nil
+}
+
+// build checks everything about req that needs no network and returns
+// the request to send (its URL host still unset) and the address or name
+// it goes to.
+func (b *Broker) build(c *call) (*http.Request, target, error) {
+	req, conn := c.req, c.req.Conn
+	if err := policies.CheckEgress(req.EnvVisibility, conn, req.Method); err != nil {
+		return nil, target{}, c.err(ErrDenied, "%v", err)
+	}
+	u, err := checkPath(req.Path)
+	if err != nil {
+		return nil, target{}, c.err(ErrDenied, "%v", err)
+	}
+	h, err := checkHeaders(req.Header, conn.SecretHeader)
+	if err != nil {
+		return nil, target{}, c.err(ErrDenied, "%v", err)
+	}
+	c.details["request_bytes"] = strconv.Itoa(len(req.Body))
+	if len(req.Body) > b.limits.MaxRequestBytes {
+		return nil, target{}, c.err(ErrTooLarge, "request body of %d bytes is over the limit of %d bytes", len(req.Body), b.limits.MaxRequestBytes)
+	}
+	t, err := targetOf(conn, req.Addr)
+	if err != nil {
+		return nil, target{}, c.err(ErrDenied, "%v", err)
+	}
+	u.Scheme = conn.Scheme
+	hreq, err := http.NewRequest(req.Method, u.String(), bytes.NewReader(req.Body))
+	if err != nil {
+		return nil, target{}, c.err(ErrDenied, "request: %v", err)
+	}
+	if len(req.Body) == 0 {
+		hreq.Body, hreq.ContentLength = http.NoBody, 0
+	}
+	hreq.Header = h
+	if h.Get("User-Agent") == "" {
+		h.Set("User-Agent", userAgent)
+	}
+	if conn.SecretHeader != "" {
+		h.Set(conn.SecretHeader, c.secret)
+	}
+	hreq.Host = t.hostHeader(conn.Scheme)
+	c.serverName = t.name
+	return hreq, t, nil
+}
+
+// target is where a request goes before DNS: a name and port (URL form
+// with a DNS name), or an address already checked against the grant.
+type target struct {
+	name  string // DNS name, or "" when addr is set
+	addr  netip.AddrPort
+	named netip.Prefix // what the grant names explicitly, for checkAddr
+	port  uint16
+}
+
+// hostHeader is the Host the destination sees: the grant's host (or the
+// CIDR address chosen), with the port unless it is the scheme's default.
+func (t target) hostHeader(scheme string) string {
+	host := t.name
+	if host == "" {
+		host = t.addr.Addr().String()
+	}
+	if p := map[string]uint16{"http": 80, "https": 443}[scheme]; p == t.port {
+		if t.name == "" && t.addr.Addr().Is6() {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(t.port)))
+}
+
+func targetOf(conn *policies.Connection, guest netip.AddrPort) (target, error) {
+	if conn.Host != "" {
+		if guest.IsValid() || guest.Port() != 0 {
+			return target{}, fmt.Errorf("the connection names its host; a request may not choose an address")
+		}
+		if a, err := netip.ParseAddr(conn.Host); err == nil {
+			a = a.Unmap()
+			return target{addr: netip.AddrPortFrom(a, conn.Port), named: netip.PrefixFrom(a, a.BitLen()), port: conn.Port}, nil
+		}
+		return target{name: conn.Host, port: conn.Port}, nil
+	}
+	if !guest.Addr().IsValid() {
+		return target{}, fmt.Errorf("a CIDR connection (%s) needs the request to choose an address inside it", conn.Destination())
+	}
+	a, port := guest.Addr().Unmap(), guest.Port()
+	if port == 0 && len(conn.Ports) == 1 {
+		port = conn.Ports[0]
+	}
+	if !conn.AllowsAddr(a, port) {
+		return target{}, fmt.Errorf("address %s is outside the grant %s", netip.AddrPortFrom(a, port), conn.Destination())
+	}
+	return target{addr: netip.AddrPortFrom(a, port), named: conn.Prefix, port: port}, nil
+}
+
+// pick resolves t if it is a name and returns the one address the request
+// will be sent to, every address of the answer checked: one bad address
+// refuses the request (an answer mixing a public and a metadata address is
+// an attack, not a fallback).
+func (b *Broker) pick(ctx context.Context, c *call, t target) (netip.AddrPort, error) {
+	if t.name == "" {
+		if err := checkAddr(t.addr.Addr(), t.named, nil); err != nil {
+			return netip.AddrPort{}, c.err(ErrDenied, "%v", err)
+		}
+		return t.addr, nil
+	}
+	addrs, err := b.cfg.Resolver.LookupNetIP(ctx, "ip", t.name)
+	if err != nil {
+		return netip.AddrPort{}, c.err(ErrUnavailable, "resolving %s: %v", t.name, err)
+	}
+	if len(addrs) == 0 {
+		return netip.AddrPort{}, c.err(ErrUnavailable, "resolving %s: no addresses", t.name)
+	}
+	for _, a := range addrs {
+		if err := checkAddr(a, netip.Prefix{}, b.cfg.ResolvePrivate); err != nil {
+			return netip.AddrPort{}, c.err(ErrDenied, "%s resolves to a refused address: %v", t.name, err)
+		}
+	}
+	return netip.AddrPortFrom(addrs[0].Unmap(), t.port), nil
+}
+
+// send does the round trip on the destination's transport (never a
+// redirect: RoundTrip follows none, and there is no client) and reads
+// the answer within the limit.
+func (b *Broker) send(ctx context.Context, c *call, hreq *http.Request) (*Response, error) {
+	resp, err := b.transport(c.serverName).RoundTrip(hreq)
+	if err != nil {
+		return nil, b.netErr(ctx, c, err)
+	}
+	defer resp.Body.Close()
+	c.details["status"] = strconv.Itoa(resp.StatusCode)
+	max := b.limits.MaxResponseBytes
+	if resp.ContentLength > int64(max) {
+		return nil, c.err(ErrTooLarge, "response of %d bytes is over the limit of %d bytes", resp.ContentLength, max)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(max)+1))
+	c.details["response_bytes"] = strconv.Itoa(len(body))
+	if err != nil {
+		return nil, b.netErr(ctx, c, err)
+	}
+	if len(body) > max {
+		return nil, c.err(ErrTooLarge, "response is over the limit of %d bytes", max)
+	}
+	echo := echoes(c.req.Conn.Secret)
+	if containsAny(string(body), echo) {
+		return nil, c.err(ErrDenied, "the destination echoed the connection's secret in its response; withheld")
+	}
+	return &Response{Status: resp.StatusCode, Header: filterResponse(resp.Header, echo), Body: body}, nil
+}
+
+// netErr classifies a transport error: the deadline, or the destination.
+func (b *Broker) netErr(ctx context.Context, c *call, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return c.err(ErrUnavailable, "no complete answer in time (limit %v)", b.limits.Timeout)
+	}
+	return c.err(ErrUnavailable, "%v", err)
+}
+
+// transport returns the transport of one TLS server name ("" for CIDR
+// connections, whose server name is the address dialed). Its pool is
+// keyed by the address dialed, so a connection is reused only for the
+// address it was opened to.
+func (b *Broker) transport(serverName string) *http.Transport {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t, ok := b.transports[serverName]; ok {
+		return t
+	}
+	t := &http.Transport{
+		Proxy:                  nil, // never the environment's proxy: the broker connects itself
+		DialContext:            dialChecked,
+		TLSClientConfig:        &tls.Config{RootCAs: b.cfg.RootCAs, ServerName: serverName, MinVersion: tls.VersionTLS12},
+		DisableCompression:     true, // bytes counted are bytes sent
+		MaxResponseHeaderBytes: 64 << 10,
+		MaxIdleConnsPerHost:    8,
+		IdleConnTimeout:        90 * time.Second,
+	}
+	b.transports[serverName] = t
+	return t
+}
+
+// dialChecked dials exactly the address it is handed, which must be an
+// IP literal (the URL host is always the checked address): it never
+// resolves, so DNS cannot answer differently between check and connect.
+func dialChecked(ctx context.Context, network, addr string) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("egress dial: %q is not a checked address", addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, ap.String())
+}
+
+// err builds an *Error of the call's connection, its message scrubbed of
+// the secret.
+func (c *call) err(kind error, format string, args ...any) *Error {
+	return &Error{Conn: c.id, Kind: kind, Msg: scrub(fmt.Sprintf(format, args...), c.secret)}
+}
+
+// deny audits a refusal and returns it; a refusal that cannot be audited
+// is still a refusal.
+func (b *Broker) deny(ctx context.Context, c *call, err error) error {
+	_ = b.record(ctx, c, audit.Deny, err.Error())
+	return err
+}
+
+// fail audits a failure (a refusal of an address is a denial) and
+// returns it.
+func (b *Broker) fail(ctx context.Context, c *call, err error) error {
+	d := audit.Error
+	if errors.Is(err, ErrDenied) {
+		d = audit.Deny
+	}
+	// The audit record outlives a request context past its deadline.
+	_ = b.record(context.WithoutCancel(ctx), c, d, err.Error())
+	return err
+}
+
+func (b *Broker) record(ctx context.Context, c *call, decision, reason string) error {
+	d := make(map[string]string, len(c.details))
+	for k, v := range c.details {
+		d[k] = scrub(v, c.secret)
+	}
+	return b.cfg.Audit.Record(ctx, audit.Event{
+		Type:      audit.TypeEgressRequest,
+		Actor:     "udfhost",
+		Pod:       c.req.Pod,
+		Resource:  "connection/" + c.id,
+		Decision:  decision,
+		Reason:    scrub(reason, c.secret),
+		RequestID: c.req.RequestID,
+		Details:   d,
+	})
+}
