@@ -160,7 +160,7 @@ type server struct {
 
 // startServer listens on ip:port (port 0: any) and serves h; tlsCert, if
 // set, makes it https, recording each ClientHello's server name.
-func startServer(t *testing.T, hostport string, h http.HandlerFunc, tlsCert *tls.Certificate) *server {
+func startServer(t testing.TB, hostport string, h http.HandlerFunc, tlsCert *tls.Certificate) *server {
 	t.Helper()
 	ln, err := net.Listen("tcp", hostport)
 	if err != nil {
@@ -208,7 +208,7 @@ func (s *server) port() uint16 { return s.addr.Port() }
 // conns loads connection entries (YAML flow mappings) through the policy
 // loader, with environments pub (public) and priv (private); a
 // connection with `secret_env: EGRESS_SECRET` gets the test's secret.
-func conns(t *testing.T, items ...string) map[string]*policies.Connection {
+func conns(t testing.TB, items ...string) map[string]*policies.Connection {
 	t.Helper()
 	t.Setenv("EGRESS_SECRET", secret)
 	src := "org: acme\nenvironments:\n  - {name: pub, visibility: public}\n  - {name: priv, visibility: private}\nconnections:\n"

@@ -15,7 +15,7 @@ import (
 	"github.com/udfhost/udfhost/policies"
 )
 
-func oneConn(t *testing.T, port uint16) *policies.Connection {
+func oneConn(t testing.TB, port uint16) *policies.Connection {
 	return conns(t, fmt.Sprintf("{name: c, environment: pub, destination: \"http://127.0.0.1:%d\", methods: [GET, POST], cluster: public, secret_env: EGRESS_SECRET, secret_header: Authorization}", port))["pub/c"]
 }
 
