@@ -315,7 +315,7 @@ func (b *Broker) send(ctx context.Context, c *call, hreq *http.Request) (*Respon
 	defer resp.Body.Close()
 	c.details["status"] = strconv.Itoa(resp.StatusCode)
 	max := b.limits.MaxResponseBytes
-	if resp.ContentLength > int64(max) {
+	if hreq.Method != http.MethodHead && resp.ContentLength > int64(max) {
 		return nil, c.err(ErrTooLarge, "response of %d bytes is over the limit of %d bytes", resp.ContentLength, max)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(max)+1))

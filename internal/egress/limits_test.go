@@ -16,7 +16,7 @@ import (
 )
 
 func oneConn(t testing.TB, port uint16) *policies.Connection {
-	return conns(t, fmt.Sprintf("{name: c, environment: pub, destination: \"http://127.0.0.1:%d\", methods: [GET, POST], cluster: public, secret_env: EGRESS_SECRET, secret_header: Authorization}", port))["pub/c"]
+	return conns(t, fmt.Sprintf("{name: c, environment: pub, destination: \"http://127.0.0.1:%d\", methods: [GET, HEAD, POST], cluster: public, secret_env: EGRESS_SECRET, secret_header: Authorization}", port))["pub/c"]
 }
 
 // TestSizeLimits: a request body over the limit is refused before any
@@ -48,6 +48,12 @@ func TestSizeLimits(t *testing.T) {
 	checkAudit(t, rec, audit.Deny, "connection/pub/c", "over the limit")
 	if len(srv.requests()) != 0 {
 		t.Fatal("an oversize request was sent")
+	}
+	// A HEAD announces the length of a body it does not send.
+	req = get(c)
+	req.Method, req.Path = "HEAD", "/?n=5000"
+	if resp, err := mustDo(t, b, req); err != nil || resp.Status != 200 || len(resp.Body) != 0 {
+		t.Fatalf("HEAD of a large body: %v %v", resp, err)
 	}
 	for _, tc := range []struct {
 		path string
