@@ -136,7 +136,9 @@ type call struct {
 // wrapping ErrDenied, ErrUnavailable, ErrOverloaded or ErrTooLarge.
 func (b *Broker) Do(ctx context.Context, req Request) (*Response, error) {
 	if req.Conn == nil {
-		return nil, &Error{Conn: "(none)", Kind: ErrDenied, Msg: "no connection given"}
+		req.Conn = &policies.Connection{Env: "(none)", Name: "(none)"}
+		c := &call{req: req, id: "(none)/(none)", details: map[string]string{"function": req.Function}}
+		return nil, b.deny(ctx, c, c.err(ErrDenied, "no connection given"))
 	}
 	c := &call{
 		req:    req,
@@ -144,7 +146,7 @@ func (b *Broker) Do(ctx context.Context, req Request) (*Response, error) {
 		secret: req.Conn.Secret.Reveal(),
 		details: map[string]string{
 			"function":    req.Function,
-			"method":      req.Method,
+			"method":      fmt.Sprintf("%.16s", req.Method),
 			"destination": req.Conn.Destination(),
 			"request":     strconv.FormatUint(b.seq.Add(1), 10),
 		},
@@ -178,7 +180,8 @@ func (b *Broker) Do(ctx context.Context, req Request) (*Response, error) {
 	if err != nil {
 		return nil, b.fail(ctx, c, err)
 	}
-	if err := b.record(ctx, c, audit.Allow, "answered "+strconv.Itoa(resp.Status)); err != nil {
+	// The answer is here: record it even if the deadline passes meanwhile.
+	if err := b.record(context.WithoutCancel(ctx), c, audit.Allow, "answered "+strconv.Itoa(resp.Status)); err != nil {
 		// The guest receives nothing whose receipt is not on record.
 		return nil, c.err(ErrUnavailable, "the audit log cannot record the response, so it is withheld: %v", err)
 	}
@@ -190,6 +193,9 @@ func (b *Broker) Do(ctx context.Context, req Request) (*Response, error) {
 // it goes to.
 func (b *Broker) build(c *call) (*http.Request, target, error) {
 	req, conn := c.req, c.req.Conn
+	if !isToken(req.Method) {
+		return nil, target{}, c.err(ErrDenied, "method %.16q is not an upper-case HTTP method", req.Method)
+	}
 	if err := policies.CheckEgress(req.EnvVisibility, conn, req.Method); err != nil {
 		return nil, target{}, c.err(ErrDenied, "%v", err)
 	}

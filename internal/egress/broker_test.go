@@ -152,7 +152,10 @@ func TestDenied(t *testing.T) {
 		want string
 	}{
 		{"method not granted", "url", Request{Method: "DELETE", Path: "/"}, "grants GET, not DELETE"},
-		{"lower-case method", "url", Request{Method: "get", Path: "/"}, "not get"},
+		{"lower-case method", "url", Request{Method: "get", Path: "/"}, `method "get" is not an upper-case HTTP method`},
+		{"CONNECT", "url", Request{Method: "CONNECT", Path: "/"}, "grants GET, not CONNECT"},
+		{"long method", "url", Request{Method: strings.Repeat("G", 1<<20), Path: "/"}, `method "GGGGGGGGGGGGGGGG" is not an upper-case HTTP method`},
+		{"method with CRLF", "url", Request{Method: "GET /x HTTP/1.1\r\n", Path: "/"}, "is not an upper-case HTTP method"},
 		{"empty path", "url", Request{Method: "GET"}, "path is empty"},
 		{"relative path", "url", Request{Method: "GET", Path: "keys"}, "must start with \"/\""},
 		{"absolute URL", "url", Request{Method: "GET", Path: "http://127.0.0.2/"}, "must start with \"/\""},

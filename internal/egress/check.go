@@ -71,6 +71,20 @@ func checkPath(p string) (*url.URL, error) {
 	return u, nil
 }
 
+// isToken accepts a method as the broker may quote it: 1..16 upper-case
+// letters. (CheckEgress then allows only the connection's methods.)
+func isToken(m string) bool {
+	if m == "" || len(m) > 16 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if m[i] < 'A' || m[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
 // checkHeaders copies the guest's headers the allow-list admits into a
 // new header, refusing the request over any other, and over a header of
 // the secret's name whatever the list says.

@@ -238,3 +238,15 @@ func TestEchoedSecret(t *testing.T) {
 		checkAudit(t, rec, audit.Deny, "connection/pub/c", "echoed")
 	}
 }
+
+// TestNoConnection: a caller that names no connection gets a denial, on
+// record.
+func TestNoConnection(t *testing.T) {
+	rec := newRecorder(t)
+	b := New(Config{Audit: rec})
+	_, err := b.Do(context.Background(), Request{Pod: pod, Function: "pub/f", Method: "GET", Path: "/"})
+	if !errors.Is(err, ErrDenied) || err.Error() != "connection (none)/(none): no connection given (egress denied)" {
+		t.Fatalf("err %v", err)
+	}
+	checkAudit(t, rec, audit.Deny, "connection/(none)/(none)", "no connection given")
+}
