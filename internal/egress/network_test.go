@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -202,5 +203,39 @@ func TestTLS(t *testing.T) {
 	srv.mu.Unlock()
 	if want := "[example.com  other.test example.com]"; snis != want {
 		t.Errorf("ClientHello server names %s; want %s", snis, want)
+	}
+}
+
+// TestIPv6Loopback: an IPv6 literal grant gets a bracketed Host.
+func TestIPv6Loopback(t *testing.T) {
+	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		ln.Close()
+	}
+	srv := startServer(t, "[::1]:0", nil, nil)
+	cs := conns(t,
+		fmt.Sprintf("{name: v6, environment: pub, destination: \"http://[::1]:%d\", methods: [GET], cluster: public}", srv.port()),
+		fmt.Sprintf("{name: v6cidr, environment: pub, destination: \"http://::1/128\", ports: [%d], methods: [GET], cluster: public}", srv.port()),
+	)
+	rec := newRecorder(t)
+	b := New(Config{Audit: rec})
+	defer b.Close()
+	if _, err := mustDo(t, b, get(cs["pub/v6"])); err != nil {
+		t.Fatal(err)
+	}
+	req := get(cs["pub/v6cidr"])
+	req.Addr = netip.MustParseAddrPort("[::1]:0")
+	if _, err := mustDo(t, b, req); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("[::1]:%d", srv.port())
+	for _, r := range srv.requests() {
+		if r.Host != want {
+			t.Errorf("Host %q; want %q", r.Host, want)
+		}
+	}
+	if n := len(srv.requests()); n != 2 {
+		t.Errorf("%d requests", n)
 	}
 }
