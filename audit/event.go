@@ -46,6 +46,7 @@ const (
 	TypeInvocationRetried = "invocation.retried"
 	TypeSandboxViolation  = "sandbox.violation" // trap, timeout, memory, bad output, crash
 	TypeSandboxLayers     = "sandbox.layers"    // what `doctor` measured at start
+	TypeEgressRequest     = "egress.request"    // a guest's HTTP request through the broker: allowed, denied or failed
 
 	// An artifact's functions are refused after repeated sandbox
 	// violations (quarantined) until an admin releases it.

@@ -27,8 +27,10 @@ var layers = [][]string{
 	// cost model build; the S3 client.
 	{"internal/abi", "presign", "artifacts/internal/wasmscan", "sandbox/internal/wire", "artifacts/internal/wasmtest", "policies",
 		"internal/s3store"},
-	// The proto edge of the ABI, the store, the native jail.
-	{"internal/abi/abipb", "internal/jsonrows", "artifacts", "sandbox/internal/jail"},
+	// The proto edge of the ABI, the store, the native jail, the egress
+	// broker (host side: policies and audit below it, the sandbox and the
+	// server above).
+	{"internal/abi/abipb", "internal/jsonrows", "artifacts", "sandbox/internal/jail", "internal/egress"},
 	// What runs inside the jailed worker; function definitions.
 	{"sandbox/internal/worker", "functions"},
 	// The host's view of workers.
