@@ -71,7 +71,7 @@ func TestEgressRequestRefusesHostileRecords(t *testing.T) {
 		{"no conn", "no connection named", cat(field(0, ""), field(3, "GET"), field(1, "/"), field(0, ""), u32(0), u32(0))},
 		{"lower-case method", `method "get"`, cat(field(1, "c"), field(3, "get"), field(1, "/"), field(0, ""), u32(0), u32(0))},
 		{"CRLF in path", "path holds control character 0xd", cat(field(1, "c"), field(3, "GET"), field(12, "/\r\nHost: x\r\n"), field(0, ""), u32(0), u32(0))},
-		{"too many headers", "headers exceed the limit", cat(head, u32(1 << 30))},
+		{"too many headers", "headers exceed the limit", cat(head, u32(1<<30))},
 		{"headers past the end", "truncated: 20 headers announced", cat(head, u32(20), field(1, "A"))},
 		{"header name not a token", `header name "Bad Name"`, cat(head, u32(1), field(8, "Bad Name"), field(1, "v"), u32(0))},
 		{"LF in header value", "header value holds control character 0xa", cat(head, u32(1), field(1, "A"), field(3, "a\nb"), u32(0))},
