@@ -265,6 +265,20 @@ func (d *decoder) end() error {
 	return d.err
 }
 
+// CarriableHeader reports whether a record can carry the header name:
+// value (a response's headers that cannot are dropped by the host).
+func CarriableHeader(name, value string) bool {
+	if len(name) > MaxEgressHeaderName || len(value) > MaxEgressHeaderValue || !isToken(name) {
+		return false
+	}
+	for i := 0; i < len(value); i++ {
+		if value[i] < 0x20 || value[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 func isMethod(s string) bool {
 	if s == "" || len(s) > MaxEgressMethod {
 		return false
