@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/udfhost/udfhost/sandbox/internal/wire"
 )
@@ -86,17 +85,19 @@ type callEgress struct {
 	cancel context.CancelFunc
 }
 
-// newCallEgress returns the egress state of a call made with ctx and
-// deadline, or nil for a call without a handler (the common case, which
+// newCallEgress returns the egress state of a call made with ctx, or nil for a call without a handler (the common case, which
 // costs a context lookup and nothing else).
-func newCallEgress(ctx context.Context, deadline time.Duration) *callEgress {
+func newCallEgress(ctx context.Context) *callEgress {
 	b, _ := ctx.Value(egressKey{}).(*egressBinding)
 	if b == nil || b.h == nil {
 		return nil
 	}
 	// Not the caller's cancellation: a call whose caller stopped waiting
-	// still runs to its end, and its requests with it.
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadline)
+	// still runs to its end, and its requests with it. Nor a deadline of
+	// its own: the call ends at its deadline (the worker's, or the
+	// watchdog's), and that cancels this context; a handler that gave up
+	// earlier would turn the call's timeout into a failed request.
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	return &callEgress{egressBinding: b, ctx: hctx, cancel: cancel}
 }
 

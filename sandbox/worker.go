@@ -550,7 +550,7 @@ func (w *Worker) call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 		w.svcNanos.Store(old + (d-old)/8)
 	}()
 	id := w.nextID.Add(1)
-	pc := &pendingCall{ch: make(chan result, 1), late: late, egress: newCallEgress(ctx, deadline)}
+	pc := &pendingCall{ch: make(chan result, 1), late: late, egress: newCallEgress(ctx)}
 	// With precise interruption the worker enforces the deadline itself and
 	// the watchdog only fires if it does not; then the process is beyond
 	// trust. Otherwise the watchdog is how the deadline is enforced: guest
