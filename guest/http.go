@@ -1,6 +1,5 @@
 package guest
 
-
 // Egress: a connector artifact (and only a connector: the host's
 // validator refuses udfhost_http imports in a udf) may ask the host for
 // HTTP exchanges during a call, through the functions its binding grants
