@@ -33,11 +33,13 @@ import (
 //	huge     a record of 4 GiB - 1: -1
 //	errbuf   last_error into a buffer outside memory: -2
 //	flood    a requests in a row; the last result
+//	headers  ask, then response_headers(4096, 256): its length<<32 | count
 //	readback ask, then response_read(a, 4096, 1): the body's byte at a
 const egressWAT = `(module
   (import "udfhost_http" "request" (func $req (param i32 i32 i32 i32) (result i64)))
   (import "udfhost_http" "last_error" (func $err (param i32 i32) (result i32)))
   (import "udfhost_http" "response_read" (func $read (param i32 i32 i32) (result i32)))
+  (import "udfhost_http" "response_headers" (func $hdrs (param i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 0) "\02\00\00\00#0\03\00\00\00GET\04\00\00\00/wat\00\00\00\00\00\00\00\00\00\00\00\00")
   (func (export "ask") (param i64 i64) (result i64)
@@ -59,6 +61,10 @@ const egressWAT = `(module
       (local.set $i (i64.add (local.get $i) (i64.const 1)))
       (br_if $l (i64.lt_s (local.get $i) (local.get 0))))
     (local.get $r))
+  (func (export "headers") (param i64 i64) (result i64)
+    (drop (call $req (i32.const 0) (i32.const 33) (i32.const 1024) (i32.const 0)))
+    (i64.or (i64.shl (i64.extend_i32_s (call $hdrs (i32.const 4096) (i32.const 256))) (i64.const 32))
+      (i64.load32_u (i32.const 4096))))
   (func (export "readback") (param i64 i64) (result i64)
     (drop (call $req (i32.const 0) (i32.const 33) (i32.const 1024) (i32.const 0)))
     (drop (call $read (i32.wrap_i64 (local.get 0)) (i32.const 4096) (i32.const 1)))
@@ -88,8 +94,15 @@ type recorder struct {
 func (r *recorder) handle(ctx context.Context, req EgressRequest) (EgressResponse, error) {
 	r.mu.Lock()
 	r.reqs = append(r.reqs, req)
+	h := r.h
 	r.mu.Unlock()
-	return r.h(ctx, req)
+	return h(ctx, req)
+}
+
+func (r *recorder) set(h EgressHandler) {
+	r.mu.Lock()
+	r.h = h
+	r.mu.Unlock()
 }
 
 func (r *recorder) seen() []EgressRequest {
@@ -129,6 +142,14 @@ func TestEgressGuardsGuestMemory(t *testing.T) {
 	if got, err := callHTTP(ctx, w, "readback", time.Second, 1); err != nil || got != 'e' {
 		t.Fatalf("response_read at 1: %q, %v", rune(got), err)
 	}
+	// Headers the record cannot carry are dropped: one is left, 34 bytes
+	// (count, "Content-Type", "text/plain").
+	rec.set(func(context.Context, EgressRequest) (EgressResponse, error) {
+		return EgressResponse{Status: 204, Header: http.Header{"Content-Type": {"text/plain"}, "X-Bad": {"a\nb"}, "Bad Name": {"x"}}}, nil
+	})
+	if got, err := callHTTP(ctx, w, "headers", time.Second, 0); err != nil || got != 34<<32|1 {
+		t.Fatalf("response_headers: %#x, %v; want 34 bytes, 1 header", got, err)
+	}
 	for _, tc := range []struct {
 		export string
 		want   int64
@@ -137,8 +158,8 @@ func TestEgressGuardsGuestMemory(t *testing.T) {
 			t.Errorf("%s: %d, %v; want %d", tc.export, got, err, tc.want)
 		}
 	}
-	if n := len(rec.seen()); n != 2 {
-		t.Errorf("the handler saw %d requests, want the 2 well-formed ones", n)
+	if n := len(rec.seen()); n != 3 {
+		t.Errorf("the handler saw %d requests, want the 3 well-formed ones", n)
 	}
 }
 
