@@ -527,3 +527,22 @@ func TestConnectorWorkerHasNoNetwork(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkEgressRequest is the cost of one guest request through the
+// host and back (request record out, handler, reply in, the guest
+// resumed) with a handler that answers at once: what the broker's own
+// work and the destination's time add to.
+func BenchmarkEgressRequest(b *testing.B) {
+	cfg := testConfig(b, testmod.WAT(b, egressWAT))
+	cfg.PreciseInterrupt = true
+	w := startWorker(b, cfg)
+	ctx := WithEgress(context.Background(), ok("hello"))
+	const perCall = 100
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if got, err := callHTTP(ctx, w, "flood", 10*time.Second, perCall); err != nil || got != 200<<32|5 {
+			b.Fatalf("%#x, %v", got, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perCall), "ns/request")
+}
