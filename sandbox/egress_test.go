@@ -515,6 +515,9 @@ func TestConnectorWorkerHasNoNetwork(t *testing.T) {
 			out, err := w.call(context.Background(), &FuncSpec{Export: "ask", ABI: udf.ABIDirect}, 10*time.Second, req, wire.FlagProbe, nil)
 			var ce *CallError
 			if errors.As(err, &ce) && ce.Violation != nil {
+				if ce.Violation.Layer != LayerSeccomp {
+					t.Errorf("killed by %+v, want the seccomp filter", ce.Violation)
+				}
 				return // killed by the sandbox for trying
 			}
 			if err != nil {
