@@ -27,7 +27,10 @@ type EgressRequest struct {
 	Path   string // as the guest sent it, e.g. "/key?q=1"
 	// Addr is an address the guest chose within the connection's
 	// destination (for a CIDR destination), or "".
-	Addr   string
+	Addr string
+	// Header is the guest's, as it sent it: Host, a connection's secret
+	// header or hop-by-hop headers among them are for the handler to
+	// refuse or override.
 	Header http.Header
 	Body   []byte
 }
