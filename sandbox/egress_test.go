@@ -392,6 +392,11 @@ func rawEgressHook(w *wire.Writer, id uint64, input []byte) bool {
 		frames = [][]byte{{1, 2, 3}, append(callID(id), 0xff, 0xff, 0xff, 0xff),
 			append(callID(id), wire.AppendEgressRequest(nil, &wire.EgressRequest{Conn: "c", Method: "GET", Path: "/"})[:21]...)}
 		frames[2] = binary.LittleEndian.AppendUint32(frames[2], 1<<30) // the header count
+	case cmd == "egress-oversize":
+		// 4 MiB of egress request: over the 1 MiB body (and the fields'
+		// bounds) the worker was given at load.
+		w.Send(wire.KindEgress, wire.StatusOK, 1<<50, callID(id), make([]byte, 4<<20))
+		return true
 	case cmd == "egress-unknown-call":
 		frames = [][]byte{append(callID(id+1<<40), good...)}
 	case strings.HasPrefix(cmd, "egress-flood:"):
@@ -461,6 +466,25 @@ func TestHostRefusesHostileEgressFrames(t *testing.T) {
 	}
 	if got, err := call(w, "add", time.Second, []int64{2}, []int64{3}); err != nil || got[0] != 5 {
 		t.Fatalf("worker after hostile egress frames: %v, %v", got, err)
+	}
+}
+
+// TestOversizedEgressFrameKillsTheWorker: an egress frame over the limits
+// the worker was given is a broken protocol, refused before the host
+// allocates it: the worker is killed, its call fails naming the limit,
+// and the pod's next worker serves.
+func TestOversizedEgressFrameKillsTheWorker(t *testing.T) {
+	cfg := testConfig(t, testmod.WAT(t, testmod.AddSpinBoomWAT))
+	w := startWorker(t, cfg)
+	add := &FuncSpec{Export: "add", ABI: udf.ABIDirect, Args: bigint2, Result: udf.BigInt}
+	_, err := w.call(WithEgress(context.Background(), ok("")), add, 5*time.Second, []byte("egress-oversize"), wire.FlagTestHook, nil)
+	var ce *CallError
+	if !errors.As(err, &ce) || ce.Violation == nil || ce.Violation.Limit != "egress size" || !strings.Contains(err.Error(), "egress") {
+		t.Fatalf("want an egress-size violation, got %v (%+v)", err, ce)
+	}
+	t.Log(ce.Violation.Detail)
+	if got, err := call(startWorker(t, cfg), "add", time.Second, []int64{2}, []int64{3}); err != nil || got[0] != 5 {
+		t.Fatalf("next worker: %v, %v", got, err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -682,6 +683,9 @@ func (w *Worker) readLoop() {
 		var fr wire.Frame
 		fr, _, err = wire.ReadFrameLimits(r, &hdr, nil, w.maxResult, w.egress.maxFrame)
 		if errors.Is(err, wire.ErrFrameTooLarge) {
+			if binary.LittleEndian.Uint16(hdr[4:]) == wire.KindEgress {
+				err = fmt.Errorf("%w (%w)", errEgressTooLarge, err)
+			}
 			w.wireErr = err
 			w.kill() // it broke the protocol: beyond trust
 		}
@@ -733,6 +737,11 @@ func (w *Worker) readLoop() {
 // errProtocol means a worker sent what the wire protocol does not allow.
 var errProtocol = errors.New("worker broke the protocol")
 
+// errEgressTooLarge means a worker announced an egress frame over the
+// limits it was given at load (an honest worker refuses such a request to
+// its guest).
+var errEgressTooLarge = errors.New("egress request over the egress limits")
+
 // reap waits for the process and gives its id block back: the ids are
 // free only once no process holds them.
 func (w *Worker) reap() error {
@@ -756,6 +765,9 @@ func (w *Worker) reap() error {
 // seccomp trap (reported by the worker's SIGSYS handler, or a raw SIGSYS
 // when the handler could not run), or a kill the host did not order.
 func (w *Worker) classifyExit() *Violation {
+	if errors.Is(w.wireErr, errEgressTooLarge) {
+		return &Violation{Layer: "host", Limit: "egress size", Detail: "sent an " + w.wireErr.Error() + "; killed"}
+	}
 	if errors.Is(w.wireErr, wire.ErrFrameTooLarge) {
 		return &Violation{Layer: "host", Limit: "result size", Detail: "sent an answer over the batch limit (" + w.wireErr.Error() + "); killed"}
 	}
