@@ -95,7 +95,7 @@ func Describe(ctx context.Context, wasm []byte, kind Kind) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
-	if err := checkImports(m.Imports, kind); err != nil {
+	if err := checkImports(m, kind); err != nil {
 		return Info{}, err
 	}
 	var wasi []namedSig
@@ -103,6 +103,10 @@ func Describe(ctx context.Context, wasm []byte, kind Kind) (Info, error) {
 	for _, imp := range m.Imports {
 		if imp.Kind != wasmscan.ExternFunc {
 			continue // checkImports refused these
+		}
+		if imp.Module != WASIModule {
+			fn++ // udfhost_http, checked by checkImports
+			continue
 		}
 		sig, err := m.FuncType(fn)
 		if err != nil {
@@ -205,20 +209,55 @@ func valueTypes(ts []api.ValueType) []byte {
 	return out
 }
 
-// checkImports applies the import rules for kind. Today udf and connector
-// artifacts follow the same rule: functions from wasi_snapshot_preview1
-// other than its sock_* functions, nothing else.
-func checkImports(imports []wasmscan.Import, kind Kind) error {
-	for _, imp := range imports {
+// HTTPModule is the import module of the egress broker (docs/ABI.md, "The
+// udfhost_http import module"): connector artifacts may import its
+// functions, with these types; udf artifacts may not.
+const HTTPModule = "udfhost_http"
+
+var httpImports = map[string]wasmscan.FuncType{
+	"request":          {Params: []byte{wasmI32, wasmI32, wasmI32, wasmI32}, Results: []byte{wasmI64}},
+	"response_read":    {Params: []byte{wasmI32, wasmI32, wasmI32}, Results: []byte{wasmI32}},
+	"response_headers": {Params: []byte{wasmI32, wasmI32}, Results: []byte{wasmI32}},
+	"last_error":       {Params: []byte{wasmI32, wasmI32}, Results: []byte{wasmI32}},
+}
+
+const (
+	wasmI32 = byte(api.ValueTypeI32)
+	wasmI64 = byte(api.ValueTypeI64)
+)
+
+// checkImports applies the import rules for kind: functions of WASI
+// without its sockets and, for a connector, of udfhost_http with their
+// types (WASI's are checked against the host's implementation later).
+func checkImports(m *wasmscan.Module, kind Kind) error {
+	fn := uint32(0) // function imports come first in the function index space
+	for _, imp := range m.Imports {
 		full := imp.Module + "." + imp.Name
+		allowed := WASIModule
+		if kind == KindConnector {
+			allowed = WASIModule + " and " + HTTPModule
+		}
 		switch {
-		case imp.Module != WASIModule:
-			return fmt.Errorf("%w: %s (%s): %s artifacts may import only from %s", ErrDisallowedImport, wasmscan.QuoteName(full), imp.Kind, kind, WASIModule)
+		case imp.Module != WASIModule && (imp.Module != HTTPModule || kind != KindConnector):
+			return fmt.Errorf("%w: %s (%s): %s artifacts may import only from %s", ErrDisallowedImport, wasmscan.QuoteName(full), imp.Kind, kind, allowed)
 		case imp.Kind != wasmscan.ExternFunc:
 			return fmt.Errorf("%w: %s: %s imports are not allowed, only functions", ErrDisallowedImport, wasmscan.QuoteName(full), imp.Kind)
-		case strings.HasPrefix(imp.Name, "sock_"):
+		case imp.Module == WASIModule && strings.HasPrefix(imp.Name, "sock_"):
 			return fmt.Errorf("%w: %s: WASI socket functions are not allowed", ErrDisallowedImport, wasmscan.QuoteName(full))
+		case imp.Module == HTTPModule:
+			want, ok := httpImports[imp.Name]
+			if !ok {
+				return fmt.Errorf("%w: %s: no such function in %s", ErrDisallowedImport, wasmscan.QuoteName(full), HTTPModule)
+			}
+			sig, err := m.FuncType(fn)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrInvalidModule, err)
+			}
+			if !sig.Equal(want) {
+				return fmt.Errorf("%w: %s is imported as %s but has type %s", ErrInvalidModule, wasmscan.QuoteName(full), sig, want)
+			}
 		}
+		fn++
 	}
 	return nil
 }

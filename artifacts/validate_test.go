@@ -219,3 +219,63 @@ func BenchmarkValidateGoGuest(b *testing.B) {
 		}
 	}
 }
+
+// TestConnectorsMayImportHTTP: udfhost_http, the egress broker's import
+// module, is open to connector artifacts only, function by function and
+// with the types the worker implements; WASI imports beside it are still
+// checked against WASI.
+func TestConnectorsMayImportHTTP(t *testing.T) {
+	ctx := context.Background()
+	i32, i64 := wasmenc.I32, wasmenc.I64
+	request := wasmtest.ImportFunc(HTTPModule, "request", []byte{i32, i32, i32, i32}, []byte{i64})
+	info, err := Validate(ctx, request, KindConnector, nil, nil)
+	if err != nil {
+		t.Fatalf("connector importing udfhost_http.request: %v", err)
+	}
+	if !reflect.DeepEqual(info.Imports, []string{"udfhost_http.request"}) {
+		t.Errorf("imports %v", info.Imports)
+	}
+	_, err = Validate(ctx, request, KindUDF, nil, nil)
+	wantErr(t, err, ErrDisallowedImport, `udfhost_http.request (function): udf artifacts may import only from wasi_snapshot_preview1`)
+
+	// Both modules, WASI's fd_write second: the function indices of the
+	// two kinds of import are kept apart.
+	both := wasmenc.Module(
+		wasmtest.Types(wasmenc.FuncType([]byte{i32, i32, i32, i32}, []byte{i64}), wasmenc.FuncType([]byte{i32, i32, i32, i32}, []byte{i32}), wasmenc.FuncType(nil, nil)),
+		wasmenc.Section(wasmenc.SecImport, wasmenc.Vec(
+			wasmenc.Import(HTTPModule, "request", wasmenc.ExternFunc, wasmenc.ULEB128(0)),
+			wasmenc.Import(WASIModule, "fd_write", wasmenc.ExternFunc, wasmenc.ULEB128(1)))),
+		wasmtest.Funcs(2),
+		wasmtest.Exports(wasmtest.ExportFunc("f", 2)),
+		wasmtest.Code(wasmtest.Body()),
+	)
+	if _, err := Validate(ctx, both, KindConnector, nil, nil); err != nil {
+		t.Errorf("connector importing udfhost_http.request and fd_write: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		data     []byte
+		sentinel error
+		msg      string
+	}{
+		{"every function", wasmtest.ImportFunc(HTTPModule, "response_read", []byte{i32, i32, i32}, []byte{i32}), nil, ""},
+		{"response_headers", wasmtest.ImportFunc(HTTPModule, "response_headers", []byte{i32, i32}, []byte{i32}), nil, ""},
+		{"last_error", wasmtest.ImportFunc(HTTPModule, "last_error", []byte{i32, i32}, []byte{i32}), nil, ""},
+		{"unknown function", wasmtest.ImportFunc(HTTPModule, "connect", []byte{i32}, []byte{i32}), ErrDisallowedImport, `udfhost_http.connect: no such function in udfhost_http`},
+		{"wrong type", wasmtest.ImportFunc(HTTPModule, "request", []byte{i32, i32}, []byte{i64}), ErrInvalidModule, `udfhost_http.request is imported as (i32, i32) -> (i64) but has type (i32, i32, i32, i32) -> (i64)`},
+		{"memory", wasmtest.ImportOther(HTTPModule, "request", wasmtest.MemoryDesc()), ErrDisallowedImport, "memory imports are not allowed"},
+		{"other module", wasmtest.ImportFunc("udfhost_tcp", "dial", nil, nil), ErrDisallowedImport, "connector artifacts may import only from wasi_snapshot_preview1 and udfhost_http"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Validate(ctx, tc.data, KindConnector, nil, nil)
+			if tc.sentinel == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			wantErr(t, err, tc.sentinel, tc.msg)
+		})
+	}
+}

@@ -54,6 +54,11 @@
 // batch shapes do not allocate. The input must lie in the buffer the SDK
 // returned from udfhost_alloc (as the ABI requires); anything else, or a
 // malformed input, makes the export return 0, failing the batch.
+//
+// A connector (a module uploaded as kind connector) may also reach HTTP
+// services through its function's connections, and only them: HTTP, Do
+// and Connection (http.go) call the host's egress broker through the
+// udfhost_http import module; examples/go/enrich is one.
 package guest
 
 import "unsafe"

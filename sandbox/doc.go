@@ -46,4 +46,12 @@
 // answered a few seconds later. A failure of a batch whose caller has gone
 // is reported through CallReporting's callback, so it is charged to that
 // batch.
+//
+// The one request a worker makes of the host is egress (egress.go): a
+// connector's guest asks, through the udfhost_http import module, for an
+// HTTP exchange during a call. The worker has no network; the host checks
+// the frame (a malformed one, one for a call that is not running, or one
+// past the worker's cap is refused at once) and hands the request to the
+// handler the call was made with (WithEgress), the server's broker, whose
+// answer it sends back. A call without a handler has no network at all.
 package sandbox

@@ -29,7 +29,10 @@ import (
 // "answer-thrice" answers its request three times, "answer-unknown"
 // answers an id never asked before answering its own.
 func workerTestHooks() *worker.TestHooks {
-	return &worker.TestHooks{Call: syscallHook, Raw: rawAnswerHook}
+	return &worker.TestHooks{Call: syscallHook, EgressReply: collectEgressReply,
+		Raw: func(w *wire.Writer, id uint64, input []byte) bool {
+			return rawAnswerHook(w, id, input) || rawEgressHook(w, id, input)
+		}}
 }
 
 func syscallHook(input []byte) ([]byte, error) {

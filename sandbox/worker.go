@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"bufio"
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -89,6 +91,16 @@ type Config struct {
 	// MaxOutputBytes bounds one batch's result region; a guest returning
 	// more fails the batch (ErrBadOutput) before anything is copied.
 	MaxOutputBytes int64
+	// MaxEgress bounds the egress requests (udfhost_http) of the worker's
+	// calls being handled at once; more are refused at once as
+	// overloaded. Default 2 × MaxInstances (an instance waits for one
+	// request at a time).
+	MaxEgress int
+	// MaxEgressBody bounds a request body the host accepts from the
+	// worker; default 1 MiB, at most 16 MiB (the protocol's bound). A
+	// larger one is refused as malformed, never read into memory beyond
+	// this bound.
+	MaxEgressBody int
 
 	compileOnly bool // set by Precompile
 	// IDs hands out the per-worker host uid/gid blocks of the user
@@ -151,6 +163,7 @@ type Worker struct {
 	// the protocol (an oversized frame) and was killed for it.
 	maxResult uint32
 	wireErr   error
+	egress    egressConfig
 }
 
 type result struct {
@@ -237,6 +250,9 @@ func (w *Worker) assign(ctx context.Context, cfg Config) error {
 	}
 	w.inFlight = make(chan struct{}, maxInFlight)
 	w.maxResult = wire.MaxFrame
+	w.egress = egressConfig{slots: make(chan struct{}, cmp.Or(cfg.MaxEgress, 2*w.instances)),
+		maxBody: min(cmp.Or(cfg.MaxEgressBody, defaultMaxEgressBody), wire.MaxEgressBody)}
+	w.egress.maxFrame = uint32(wire.MaxEgressFrame - wire.MaxEgressBody + w.egress.maxBody)
 	if cfg.MaxOutputBytes > 0 && cfg.MaxOutputBytes+(64<<10) < wire.MaxFrame {
 		w.maxResult = uint32(cfg.MaxOutputBytes + 64<<10) // room for an error text
 	}
@@ -330,6 +346,7 @@ func (w *Worker) load(ctx context.Context, cfg Config) error {
 		MaxInstances: cfg.MaxInstances, CacheDir: cfg.CacheDir, PreciseInterrupt: cfg.PreciseInterrupt,
 		MeasureSyscalls: cfg.MeasureSyscalls, MaxOutputBytes: cfg.MaxOutputBytes,
 		CompileOnly: cfg.compileOnly, GoMemoryLimit: goMemoryLimit(cfg),
+		MaxEgressBody: w.egress.maxBody,
 	}
 	var fds []*os.File
 	if w.hostID != 0 {
@@ -488,6 +505,7 @@ type pendingCall struct {
 	watchdog  *time.Timer
 	abandoned bool
 	late      func(error)
+	egress    *callEgress // nil for a call without an egress handler
 }
 
 // finish ends the pending call id with r, if it is still pending, and
@@ -505,6 +523,9 @@ func (w *Worker) finish(id uint64, r result) bool {
 
 func (w *Worker) end(pc *pendingCall, r result) {
 	pc.watchdog.Stop()
+	if pc.egress != nil {
+		pc.egress.cancel() // its handlers' context ends with the call
+	}
 	<-w.inFlight
 	if !pc.abandoned {
 		pc.ch <- r
@@ -530,7 +551,7 @@ func (w *Worker) call(ctx context.Context, spec *FuncSpec, deadline time.Duratio
 		w.svcNanos.Store(old + (d-old)/8)
 	}()
 	id := w.nextID.Add(1)
-	pc := &pendingCall{ch: make(chan result, 1), late: late}
+	pc := &pendingCall{ch: make(chan result, 1), late: late, egress: newCallEgress(ctx)}
 	// With precise interruption the worker enforces the deadline itself and
 	// the watchdog only fires if it does not; then the process is beyond
 	// trust. Otherwise the watchdog is how the deadline is enforced: guest
@@ -650,7 +671,9 @@ func (w *Worker) deadMessage() string {
 // readLoop delivers the worker's answers. Nothing the worker sends can
 // block it: each pending call takes one answer, into a buffered channel;
 // an answer for an id that is not pending (never asked, or answered
-// already) breaks the protocol, and the worker is killed for it.
+// already) breaks the protocol, and the worker is killed for it. Egress
+// requests (serveEgress) are answered without waiting for their handler;
+// one over the egress frame limit is a broken protocol too.
 func (w *Worker) readLoop() {
 	var hdr [wire.HeaderSize]byte
 	var err error
@@ -658,13 +681,20 @@ func (w *Worker) readLoop() {
 	r := bufio.NewReaderSize(w.conn, 64<<10)
 	for {
 		var fr wire.Frame
-		fr, _, err = wire.ReadFrameMax(r, &hdr, nil, w.maxResult)
+		fr, _, err = wire.ReadFrameLimits(r, &hdr, nil, w.maxResult, w.egress.maxFrame)
 		if errors.Is(err, wire.ErrFrameTooLarge) {
+			if binary.LittleEndian.Uint16(hdr[4:]) == wire.KindEgress {
+				err = fmt.Errorf("%w (%w)", errEgressTooLarge, err)
+			}
 			w.wireErr = err
 			w.kill() // it broke the protocol: beyond trust
 		}
 		if err != nil {
 			break
+		}
+		if fr.Kind == wire.KindEgress {
+			w.serveEgress(fr) // a guest's request during a call: the worker asks
+			continue
 		}
 		w.mu.Lock()
 		ok := w.finish(fr.ID, result{status: fr.Status, payload: fr.Payload})
@@ -707,6 +737,11 @@ func (w *Worker) readLoop() {
 // errProtocol means a worker sent what the wire protocol does not allow.
 var errProtocol = errors.New("worker broke the protocol")
 
+// errEgressTooLarge means a worker announced an egress frame over the
+// limits it was given at load (an honest worker refuses such a request to
+// its guest).
+var errEgressTooLarge = errors.New("egress request over the egress limits")
+
 // reap waits for the process and gives its id block back: the ids are
 // free only once no process holds them.
 func (w *Worker) reap() error {
@@ -730,6 +765,9 @@ func (w *Worker) reap() error {
 // seccomp trap (reported by the worker's SIGSYS handler, or a raw SIGSYS
 // when the handler could not run), or a kill the host did not order.
 func (w *Worker) classifyExit() *Violation {
+	if errors.Is(w.wireErr, errEgressTooLarge) {
+		return &Violation{Layer: "host", Limit: "egress size", Detail: "sent an " + w.wireErr.Error() + "; killed"}
+	}
 	if errors.Is(w.wireErr, wire.ErrFrameTooLarge) {
 		return &Violation{Layer: "host", Limit: "result size", Detail: "sent an answer over the batch limit (" + w.wireErr.Error() + "); killed"}
 	}

@@ -34,6 +34,8 @@ const (
 	// complete: from here on guest code (its start function) runs, under
 	// the host's init deadline rather than the compile's start timeout.
 	KindCompiled uint16 = 5
+	// KindEgress and KindEgressReply (egress.go) are the one exchange the
+	// worker starts: a guest's HTTP request during a call, and its answer.
 )
 
 // Error classes carried in the status field of a result frame.
@@ -105,10 +107,20 @@ var ErrFrameTooLarge = errors.New("frame too large")
 // worker's answers to the batch limit, so an untrusted worker cannot make
 // it allocate more.
 func ReadFrameMax(r io.Reader, hdr *[HeaderSize]byte, buf []byte, limit uint32) (Frame, []byte, error) {
+	return ReadFrameLimits(r, hdr, buf, limit, limit)
+}
+
+// ReadFrameLimits is ReadFrameMax with its own limit for KindEgress
+// frames, which the host holds to the egress limits rather than the
+// batch limit.
+func ReadFrameLimits(r io.Reader, hdr *[HeaderSize]byte, buf []byte, limit, egressLimit uint32) (Frame, []byte, error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return Frame{}, buf, err
 	}
 	n := binary.LittleEndian.Uint32(hdr[0:])
+	if binary.LittleEndian.Uint16(hdr[4:]) == KindEgress {
+		limit = egressLimit
+	}
 	if n > limit {
 		return Frame{}, buf, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, limit)
 	}

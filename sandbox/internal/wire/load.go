@@ -33,6 +33,10 @@ type LoadConfig struct {
 	// heap) and compiled code, so the collector works harder before the
 	// cgroup would kill the worker. 0: none.
 	GoMemoryLimit int64 `json:"go_memory_limit,omitempty"`
+	// MaxEgressBody is the largest request body the host accepts in an
+	// egress frame; the worker refuses a larger one to its guest (a frame
+	// over the host's limit would be a broken protocol). 0: MaxEgressBody.
+	MaxEgressBody int `json:"max_egress_body,omitempty"`
 	// CompileOnly has the worker compile the module, answer with the
 	// compilation cache it produced, and exit: no instance, no guest code.
 	CompileOnly bool `json:"compile_only,omitempty"`

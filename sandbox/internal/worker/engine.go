@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -32,6 +33,11 @@ type engine struct {
 	drivers  map[string]wazero.CompiledModule // direct-ABI drivers by export and types
 	// maxOutput bounds a batch's result region; 0 for no bound.
 	maxOutput int64
+	// http says the module imports udfhost_http: its calls carry their
+	// egress state in their context.
+	http bool
+	// maxEgressBody bounds an egress request's body (the host's limit).
+	maxEgressBody int
 }
 
 type engineConfig struct {
@@ -40,6 +46,7 @@ type engineConfig struct {
 	CacheDir         string
 	PreciseInterrupt bool
 	MaxOutputBytes   int64
+	MaxEgressBody    int
 }
 
 // RuntimeConfig is the wazero configuration workers compile with. Validation
@@ -59,7 +66,7 @@ func newEngine(ctx context.Context, cfg engineConfig, wasm []byte) (*engine, err
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	// The artifact validator admitted only wasi_snapshot_preview1 imports
-	// (no sockets). With no preopens, env, args or real clock configured
+	// (no sockets), and udfhost_http for a connector (below). With no preopens, env, args or real clock configured
 	// below, they give a Go guest's runtime what it needs to start and
 	// nothing of the host.
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
@@ -71,9 +78,20 @@ func newEngine(ctx context.Context, cfg engineConfig, wasm []byte) (*engine, err
 		rt.Close(ctx)
 		return nil, moduleFault{fmt.Errorf("compile module: %w", err)}
 	}
+	// udfhost_http exists only for a module that imports it (the artifact
+	// validator admits that for connectors only); it reaches no network,
+	// only the host, through the socket.
+	http := imports(compiled, httpModule)
+	if http {
+		if err := instantiateHTTP(ctx, rt); err != nil {
+			rt.Close(ctx)
+			return nil, fmt.Errorf("instantiate %s: %w", httpModule, err)
+		}
+	}
 	n := max(cfg.MaxInstances, 1)
 	e := &engine{rt: rt, compiled: compiled, idle: make(chan *instance, n), slots: make(chan struct{}, n),
-		drivers: map[string]wazero.CompiledModule{}, maxOutput: cfg.MaxOutputBytes}
+		drivers: map[string]wazero.CompiledModule{}, maxOutput: cfg.MaxOutputBytes, http: http,
+		maxEgressBody: cmp.Or(min(cfg.MaxEgressBody, wire.MaxEgressBody), wire.MaxEgressBody)}
 	return e, nil
 }
 

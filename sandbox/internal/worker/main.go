@@ -38,7 +38,12 @@ type TestHooks struct {
 	Call func(input []byte) ([]byte, error)
 	// Raw may answer a FlagTestHook call itself on the wire (as a broken
 	// worker would: twice, or for another id); it reports whether it did.
+	// Replies to egress frames it sends reach EgressReply, not a guest.
 	Raw func(w *wire.Writer, id uint64, input []byte) bool
+	// EgressReply, if set, receives every KindEgressReply no guest waits
+	// for (the replies to a Raw hook's own egress frames); the payload is
+	// valid only during the call.
+	EgressReply func(fr wire.Frame)
 }
 
 // Main is the body of the hidden `udfhost worker` command, in the worker
@@ -92,6 +97,7 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail.Jail, fds []*o
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	hub := newEgressHub(w, eng.maxEgressBody)
 	// Buffered: under load one read(2) picks up several requests.
 	r := bufio.NewReaderSize(conn, 64<<10)
 	for {
@@ -104,6 +110,17 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail.Jail, fds []*o
 			}
 			return fmt.Errorf("read frame: %w", err)
 		}
+		if fr.Kind == wire.KindEgressReply {
+			// The waiting instance keeps the buffer; a reply nobody waits
+			// for (its call's deadline passed) is dropped.
+			if !hub.deliver(fr) {
+				if hooks != nil && hooks.EgressReply != nil {
+					hooks.EgressReply(fr)
+				}
+				putBuf(buf)
+			}
+			continue
+		}
 		if fr.Kind != wire.KindCall {
 			putBuf(buf)
 			return fmt.Errorf("unexpected frame kind %d", fr.Kind)
@@ -112,7 +129,11 @@ func serveWorker(ctx context.Context, conn io.ReadWriter, j *jail.Jail, fds []*o
 		go func() {
 			defer wg.Done()
 			defer putBuf(buf)
-			handleCall(ctx, eng, w, fr, hooks)
+			cctx := ctx
+			if eng.http {
+				cctx = withEgress(ctx, hub, fr.ID)
+			}
+			handleCall(cctx, eng, w, fr, hooks)
 		}()
 	}
 }
@@ -157,6 +178,7 @@ func load(ctx context.Context, payload []byte, j *jail.Jail, fds []*os.File, com
 		CacheDir:         cacheDir,
 		PreciseInterrupt: cfg.PreciseInterrupt,
 		MaxOutputBytes:   cfg.MaxOutputBytes,
+		MaxEgressBody:    cfg.MaxEgressBody,
 	}, wasm)
 	if err != nil {
 		return nil, info, err
