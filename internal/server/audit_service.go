@@ -147,6 +147,6 @@ func recordProto(r audit.Record) *udfhostv1.AuditRecord {
 	return &udfhostv1.AuditRecord{
 		Seq: r.Seq, Time: r.Time.UTC().Format(time.RFC3339Nano), Type: r.Type, Actor: r.Actor, SpiffeId: r.SPIFFEID,
 		Network: r.Network, Pod: r.Pod, Resource: r.Resource, Decision: r.Decision, Reason: r.Reason,
-		RequestId: r.RequestID, Details: r.Details, Prev: r.Prev, Hash: r.Hash,
+		RequestId: r.RequestID, Host: r.Host, Details: r.Details, Prev: r.Prev, Hash: r.Hash,
 	}
 }

@@ -88,7 +88,7 @@ type Server struct {
 	// admin is the principal of token, admitted while the policy names
 	// no principals of its own.
 	admin *policies.Principal
-	audit *audit.Log
+	audit *callLog
 	store *artifacts.Store
 	fns   *functions.Registry
 	pods  *pods.Registry
@@ -203,10 +203,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.hostID, err = loadOrCreateHostID(filepath.Join(data, "host-id"), s.cfg.HostID); err != nil {
 		return err
 	}
-	if s.audit, err = audit.OpenWithOptions(filepath.Join(data, "audit", "audit.log"), audit.Options{Host: s.hostID}); err != nil {
+	if s.audit, err = openAudit(filepath.Join(data, "audit", "audit.log"), audit.Options{Host: s.hostID}); err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
-	s.authFails = newAuthFailures(s.audit, s.log, maxFailSources, failBurst)
+	s.authFails = newAuthFailures(s.audit.Log, s.log, maxFailSources, failBurst)
 	key, err := presign.LoadOrCreateKey(filepath.Join(data, "presign.key"))
 	if err != nil {
 		return fmt.Errorf("load URL signing key: %w", err)
@@ -313,8 +313,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 func (s *Server) grpcOptions(admit *admission) []grpc.ServerOption {
 	admit.auth = s.tapAuth
 	return append(admit.serverOptions(),
-		grpc.ChainUnaryInterceptor(s.pinPolicyUnary, s.unaryAuth),
-		grpc.ChainStreamInterceptor(s.pinPolicyStream, s.streamAuth),
+		grpc.ChainUnaryInterceptor(s.requestIDUnary, s.pinPolicyUnary, s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.requestIDStream, s.pinPolicyStream, s.streamAuth),
 		grpc.MaxRecvMsgSize(policies.MaxMessageBytes),
 		grpc.MaxSendMsgSize(policies.MaxMessageBytes),
 	)
