@@ -22,6 +22,9 @@ const (
 type auditService struct {
 	udfhostv1.UnimplementedAuditServiceServer
 	s *Server
+	// proofSrc answers GetCheckpoint and Prove; nil: the server's audit
+	// log (proofs).
+	proofSrc proofSource
 }
 
 // ReadAudit streams the records the caller may read (policies.AuditRead,

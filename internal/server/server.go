@@ -122,7 +122,11 @@ type Server struct {
 	// needs it, and a slow pod start holds up no other tenant.
 	digestLocks keyLocks
 	stop        chan struct{}
-	bg          sync.WaitGroup
+	// draining is closed when Shutdown begins: calls that would run
+	// until cancelled (a following Tail) end so that the drain does not
+	// wait for them.
+	draining chan struct{}
+	bg       sync.WaitGroup
 
 	// serveErrs collects what Serve of either listener returned, other
 	// than the errors that mean a normal stop.
@@ -164,7 +168,7 @@ func New(cfg Config) *Server {
 	if cfg.LoadPolicy == nil {
 		cfg.LoadPolicy = policies.Load
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, admin: dataDirAdmin(), stop: make(chan struct{}), serveDown: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, admin: dataDirAdmin(), stop: make(chan struct{}), draining: make(chan struct{}), serveDown: make(chan struct{})}
 	s.policy.Store(cfg.Policy)
 	return s
 }
@@ -405,6 +409,7 @@ func (s *Server) doShutdown(ctx context.Context) error {
 	// NOT_SERVING first, so that balancers and probes stop sending calls
 	// before the server stops accepting them.
 	s.health.Shutdown()
+	close(s.draining)
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
 	select {

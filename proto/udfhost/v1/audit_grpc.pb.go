@@ -42,14 +42,16 @@ type AuditServiceClient interface {
 	// cancels.
 	Tail(ctx context.Context, in *TailRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailResponse], error)
 	// GetCheckpoint returns the latest signed checkpoint of the log: a
-	// C2SP tlog-checkpoint signed note (docs/AUDIT.md). It needs admin or
-	// auditor for the whole organisation.
+	// C2SP tlog-checkpoint signed note (docs/AUDIT.md). Any caller that may
+	// read some of the log may have it: it names only the log's size and
+	// root hash. UNIMPLEMENTED where the log keeps no checkpoints.
 	GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error)
 	// Prove returns a proof, as one JSON document (docs/AUDIT.md), that a
-	// record is in the log (the caller must be able to read the record)
-	// or that one checkpoint's tree is a prefix of another's (admin or
-	// auditor for the whole organisation). `udfhost audit verify-proof`
-	// checks it with nothing else.
+	// record is in the tree of the latest checkpoint (the caller must be
+	// able to read the record, as ReadAudit shows it), or that the tree of
+	// old_size records is a prefix of the tree of new_size (any caller that
+	// may read some of the log: it holds only hashes). `udfhost audit
+	// verify-proof` checks it with nothing else.
 	Prove(ctx context.Context, in *ProveRequest, opts ...grpc.CallOption) (*ProveResponse, error)
 }
 
@@ -136,14 +138,16 @@ type AuditServiceServer interface {
 	// cancels.
 	Tail(*TailRequest, grpc.ServerStreamingServer[TailResponse]) error
 	// GetCheckpoint returns the latest signed checkpoint of the log: a
-	// C2SP tlog-checkpoint signed note (docs/AUDIT.md). It needs admin or
-	// auditor for the whole organisation.
+	// C2SP tlog-checkpoint signed note (docs/AUDIT.md). Any caller that may
+	// read some of the log may have it: it names only the log's size and
+	// root hash. UNIMPLEMENTED where the log keeps no checkpoints.
 	GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error)
 	// Prove returns a proof, as one JSON document (docs/AUDIT.md), that a
-	// record is in the log (the caller must be able to read the record)
-	// or that one checkpoint's tree is a prefix of another's (admin or
-	// auditor for the whole organisation). `udfhost audit verify-proof`
-	// checks it with nothing else.
+	// record is in the tree of the latest checkpoint (the caller must be
+	// able to read the record, as ReadAudit shows it), or that the tree of
+	// old_size records is a prefix of the tree of new_size (any caller that
+	// may read some of the log: it holds only hashes). `udfhost audit
+	// verify-proof` checks it with nothing else.
 	Prove(context.Context, *ProveRequest) (*ProveResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
