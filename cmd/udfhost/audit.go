@@ -40,7 +40,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 		},
 	}
 	verify.Flags().StringVar(&file, "file", "", "log file (default <data>/audit/audit.log)")
-	cmd.AddCommand(verify, newAuditReadCmd(g))
+	cmd.AddCommand(verify, newAuditReadCmd(g), newAuditTailCmd(g))
 	return cmd
 }
 
