@@ -3,8 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -36,23 +34,20 @@ func (as *auditService) Tail(req *udfhostv1.TailRequest, stream udfhostv1.AuditS
 	}
 	log := as.s.audit
 	next := max(req.SinceSeq, 1)
+	lf := &logFollower{path: log.Path()}
+	defer lf.close()
 	var tick *time.Ticker
 	for {
 		if upto := log.DurableSeq(); upto >= next {
-			err := audit.Read(log.Path(), next, func(r audit.Record) error {
-				if r.Seq > upto {
-					return audit.ErrStop
-				}
-				next = r.Seq + 1
+			next, err = lf.read(next, upto, func(r audit.Record, line []byte) error {
 				if req.Type != "" && r.Type != req.Type || !show(recordEnv(r)) {
 					return nil
 				}
-				return sendTail(stream, r)
+				return stream.Send(&udfhostv1.TailResponse{Record: recordProto(r), Line: bytes.Clone(line)})
 			})
 			if err != nil {
 				return err
 			}
-			next = max(next, upto+1)
 		}
 		if !req.Follow {
 			return nil
@@ -69,17 +64,6 @@ func (as *auditService) Tail(req *udfhostv1.TailRequest, stream udfhostv1.AuditS
 		case <-tick.C:
 		}
 	}
-}
-
-// sendTail sends r with its line. The line is r encoded again: the log
-// writes a record as its JSON encoding in field order (audit.Record),
-// so the encoding of a record read from it is its line byte for byte.
-func sendTail(stream udfhostv1.AuditService_TailServer, r audit.Record) error {
-	line, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode audit record %d: %w", r.Seq, err)
-	}
-	return stream.Send(&udfhostv1.TailResponse{Record: recordProto(r), Line: line})
 }
 
 // proofSource is what GetCheckpoint and Prove need of the audit log:
