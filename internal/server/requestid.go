@@ -4,18 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-
-	"github.com/udfhost/udfhost/audit"
 )
 
 // requestIDHeader is the metadata key a caller may send its own request
@@ -143,43 +138,4 @@ func (s *Server) logFailure(ctx context.Context, method string, err error) {
 	n := noteOf(ctx)
 	s.log.Log(ctx, lvl, "call failed", "rpc", method, "code", st.Code().String(), "request_id", n.requestID,
 		"principal", n.principal, "err", st.Message())
-}
-
-// callLog is the audit log as the server writes it: a record written for
-// a call carries the call's request id (the one place that stamps it, so
-// no record a handler or the artifact store writes can miss it), and
-// whether the last write failed is kept for the invocations
-// (invocationsAudited).
-type callLog struct {
-	*audit.Log
-	// failing is the error of the last write that failed, nil once one
-	// succeeded since.
-	failing atomic.Pointer[error]
-	// probe lets one invocation at a time try writing while failing.
-	probe sync.Mutex
-}
-
-// openAudit opens the server's audit log.
-func openAudit(path string, opts audit.Options) (*callLog, error) {
-	l, err := audit.OpenWithOptions(path, opts)
-	if err != nil {
-		return nil, err
-	}
-	return &callLog{Log: l}, nil
-}
-
-// Record is audit.Log.Record with the request id of the call in ctx,
-// unless e names one already.
-func (l *callLog) Record(ctx context.Context, e audit.Event) error {
-	if e.RequestID == "" {
-		e.RequestID = requestIDOf(ctx)
-	}
-	err := l.Log.Record(ctx, e)
-	switch {
-	case err == nil:
-		l.failing.Store(nil)
-	case errors.Is(err, audit.ErrBroken):
-		l.failing.Store(&err)
-	}
-	return err
 }
