@@ -25,9 +25,10 @@ import (
 // by token, driven through uploads by pre-signed URL (one committed, one
 // replayed, one forged, one rejected at commit), failed authentication
 // (a wrong token, a real token with a byte added), a function and
-// invocations, and reads of the log: neither the audit directory nor
-// anything serve printed holds any token used, any token's sha256, the
-// data directory's keys, or the signature of any URL used.
+// invocations, and reads of the log: neither the audit directory (its
+// key files aside) nor anything serve printed holds any token used, any
+// token's sha256, the data directory's keys, or the signature of any
+// URL used.
 func TestAuditKeepsNoSecrets(t *testing.T) {
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
@@ -72,16 +73,36 @@ principals:
 		secrets[strings.ToUpper(hex.EncodeToString(sum[:]))] = name + "'s token sha256 (upper case)"
 		secrets[base64.StdEncoding.EncodeToString(sum[:])] = name + "'s token sha256 (base64)"
 	}
-	for _, f := range []string{"admin.token", "presign.key"} {
-		b, err := os.ReadFile(filepath.Join(data, f))
+	// The data directory's keys and tokens (admin.token, presign.key, and
+	// any signing key the audit log keeps), whatever their encoding: the
+	// raw bytes, their hex and base64, and a text key's long fields.
+	keyFiles := map[string]bool{}
+	filepath.WalkDir(data, func(path string, d os.DirEntry, err error) error {
+		name := strings.ToLower(d.Name())
+		if err != nil || d.IsDir() || !strings.Contains(name, "key") && !strings.HasSuffix(name, ".token") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f == "admin.token" {
-			secrets[strings.TrimSpace(string(b))] = f
-		} else {
-			secrets[hex.EncodeToString(b)] = f + " (hex)"
-			secrets[base64.StdEncoding.EncodeToString(b)] = f + " (base64)"
+		keyFiles[path] = true
+		rel, _ := filepath.Rel(data, path)
+		secrets[hex.EncodeToString(b)] = rel + " (hex)"
+		secrets[base64.StdEncoding.EncodeToString(b)] = rel + " (base64)"
+		if text := strings.TrimSpace(string(b)); len(text) >= 16 {
+			secrets[text] = rel
+			for _, field := range strings.FieldsFunc(text, func(r rune) bool { return r == '+' || r == '\n' || r == ' ' }) {
+				if len(field) >= 20 {
+					secrets[field] = rel + " (a field of it)"
+				}
+			}
+		}
+		return nil
+	})
+	for _, f := range []string{"admin.token", "presign.key"} {
+		if !keyFiles[filepath.Join(data, f)] {
+			t.Fatalf("%s is not among the data directory's secrets", f)
 		}
 	}
 	signatures := func(raw string) {
@@ -217,7 +238,7 @@ principals:
 	// in by now.
 	outputs := map[string]string{"serve's stdout and stderr": s.logs()}
 	filepath.WalkDir(filepath.Join(data, "audit"), func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		if err == nil && !d.IsDir() && !keyFiles[path] {
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
