@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/udfhost/udfhost/audit"
@@ -288,6 +291,35 @@ func TestProve(t *testing.T) {
 	}
 	if !ts.deniedRecord("anaaudit", netPublic, "env/") {
 		t.Error("the refused proof of an org-wide record is not audited")
+	}
+
+	// Over gRPC, through the server's edge: an auditor of analytics gets
+	// the checkpoint and a proof of its record; a developer neither.
+	g := grpc.NewServer(ts.s.grpcOptions(newAdmission(pol.Edge))...)
+	udfhostv1.RegisterAuditServiceServer(g, as)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(networkListener{Listener: ln, network: netPublic})
+	defer g.Stop()
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := udfhostv1.NewAuditServiceClient(conn)
+	if cp, err := client.GetCheckpoint(ts.as("anaaudit"), &udfhostv1.GetCheckpointRequest{}); err != nil || len(cp.Checkpoint) == 0 {
+		t.Errorf("GetCheckpoint over gRPC as anaaudit: %v", err)
+	}
+	if p, err := client.Prove(ts.as("anaaudit"), seq(seqOf("analytics"))); err != nil || !bytes.Contains(p.GetProof(), []byte(`"seq"`)) {
+		t.Errorf("Prove over gRPC as anaaudit: %q, %v", p.GetProof(), err)
+	}
+	if _, err := client.GetCheckpoint(ts.as("ana"), &udfhostv1.GetCheckpointRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("GetCheckpoint over gRPC as ana: %v, want PERMISSION_DENIED", err)
+	}
+	if _, err := client.Prove(ts.as("ana"), seq(seqOf("analytics"))); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("Prove over gRPC as ana: %v, want PERMISSION_DENIED", err)
 	}
 
 	// Without checkpoints: UNIMPLEMENTED, saying so.
