@@ -115,13 +115,15 @@ func (p *Policy) Connection(env, name string) (*Connection, error) {
 // environment of visibility from, method over c. It is checked at load
 // (for every granted method) and again by the broker on every request.
 func CheckEgress(from Visibility, c *Connection, method string) error {
+	// The rule first, so that a refused write names it even where the
+	// grant does not list the method either.
 	switch {
-	case !c.Allows(method):
-		return fmt.Errorf("connection %q grants %s, not %s", c.Name, strings.Join(c.Methods, ", "), method)
 	case from == Private && c.Cluster == Public && !IsRead(method):
 		return fmt.Errorf("connection %q: a private environment may read a public cluster (GET, HEAD) but never write to it (%s)", c.Name, method)
 	case from == Public && c.Cluster == Private:
 		return fmt.Errorf("connection %q: a public environment may not use a private cluster", c.Name)
+	case !c.Allows(method):
+		return fmt.Errorf("connection %q grants %s, not %s", c.Name, strings.Join(c.Methods, ", "), method)
 	}
 	return nil
 }

@@ -125,6 +125,7 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 
 	spec := specOf(f)
 	dl := batchDeadline(req, pool)
+	ctx = is.withEgress(ctx, f, id, pool)
 	// A batch whose caller stops waiting still runs to its deadline at
 	// most; if it fails as a violation then, it is charged to it here.
 	late := func(err error) {

@@ -76,9 +76,18 @@ func (is *invokeService) violation(ctx context.Context, f *functions.Function, i
 	if !quarantinable(err) {
 		return nil
 	}
+	return is.countViolation(ctx, f, pod, pool, err.Error())
+}
+
+// countViolation counts one violation of f's artifact toward its
+// quarantine (the pool's quarantine_after within quarantine_window) and
+// audits the quarantine when this one tips it. An error means the audit
+// log refused.
+func (is *invokeService) countViolation(ctx context.Context, f *functions.Function, pod string, pool *policies.Pool, reason string) error {
+	s := is.s
 	// The quarantine must happen even if the caller has gone.
 	ctx = context.WithoutCancel(ctx)
-	q, qerr := is.quarantine.violation(ctx, s.store, f.Digest, pool, err.Error())
+	q, qerr := is.quarantine.violation(ctx, s.store, f.Digest, pool, reason)
 	if q == nil {
 		return nil
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/udfhost/udfhost/artifacts"
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
+	"github.com/udfhost/udfhost/internal/egress"
 	"github.com/udfhost/udfhost/pods"
 	"github.com/udfhost/udfhost/policies"
 	"github.com/udfhost/udfhost/presign"
@@ -73,6 +74,11 @@ type Config struct {
 	// ClientCA (PEM) makes them verify the client certificates presented,
 	// whose SPIFFE ID authenticates a principal (tls.go). Unset: plaintext.
 	TLSCert, TLSKey, ClientCA string
+	// EgressResolver resolves connections' DNS names (nil: the system's)
+	// and EgressRootCAs verifies their TLS servers (nil: the system's
+	// roots); tests give their own.
+	EgressResolver egress.Resolver
+	EgressRootCAs  *x509.CertPool
 	// HostID names this host in its audit records and in a shared store;
 	// default the id kept in <data>/host-id, created at first start.
 	HostID string
@@ -100,8 +106,11 @@ type Server struct {
 	poolCaps atomic.Pointer[map[string]int]
 	memTotal int64 // the host's memory, read at start (hostMemory)
 	stats    *invocationStats
-	spares   *sandbox.Spares
-	host     *sandbox.Host
+	// egress is the broker through which bound functions reach their
+	// connections (egress.go).
+	egress *egress.Broker
+	spares *sandbox.Spares
+	host   *sandbox.Host
 	// workerBase is the sandbox configuration every worker starts from.
 	workerBase sandbox.Config
 
@@ -261,6 +270,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("open artifact store: %w", err)
 	}
 	s.stats = newInvocationStats()
+	s.egress = egress.New(egress.Config{Audit: s.audit, Resolver: s.cfg.EgressResolver, RootCAs: s.cfg.EgressRootCAs})
 	// One spare worker process: a new pod then waits only for its module.
 	s.spares = sandbox.NewSpares(s.workerBase, 1)
 	s.memTotal = s.hostMemory()
@@ -436,6 +446,9 @@ func (s *Server) closeAll(ctx context.Context) error {
 	var errs []error
 	if s.pods != nil {
 		s.pods.Close(ctx)
+	}
+	if s.egress != nil {
+		s.egress.Close()
 	}
 	if s.spares != nil {
 		s.spares.Close()

@@ -78,7 +78,7 @@ func build(dir string) error {
 		}
 		wasm[name] = out
 	}
-	for _, pkg := range []string{"examples/go/upper", "examples/go/affine", "guest/internal/testudf"} {
+	for _, pkg := range []string{"examples/go/upper", "examples/go/affine", "examples/go/enrich", "guest/internal/testudf"} {
 		name := filepath.Base(pkg)
 		out := filepath.Join(dir, name+".wasm")
 		if err := run([]string{"GOOS=wasip1", "GOARCH=wasm"}, "go", "build", "-buildmode=c-shared", "-o", out, "./"+pkg); err != nil {

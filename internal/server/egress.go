@@ -1,0 +1,93 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/functions"
+	"github.com/udfhost/udfhost/internal/egress"
+	"github.com/udfhost/udfhost/pods"
+	"github.com/udfhost/udfhost/policies"
+	"github.com/udfhost/udfhost/sandbox"
+)
+
+// withEgress gives a batch of f its way out: the egress handler of the
+// calls made with the returned context, bound to f's connections. A
+// function without connections gets ctx unchanged, and its guest's every
+// request is refused by the sandbox ("this function has no connections").
+func (is *invokeService) withEgress(ctx context.Context, f *functions.Function, id pods.Identity, pool *policies.Pool) context.Context {
+	if len(f.Connections) == 0 || is.s.egress == nil {
+		return ctx
+	}
+	reqID := requestIDOf(ctx)
+	h := func(hctx context.Context, req sandbox.EgressRequest) (sandbox.EgressResponse, error) {
+		resp, err := is.egressRequest(hctx, f, id, reqID, req)
+		if err == nil {
+			return sandbox.EgressResponse{Status: resp.Status, Header: resp.Header, Body: resp.Body}, nil
+		}
+		switch {
+		case errors.Is(err, egress.ErrOverloaded):
+			return sandbox.EgressResponse{}, fmt.Errorf("%w: %v", sandbox.ErrOverloaded, err)
+		case errors.Is(err, egress.ErrDenied):
+			// A guest that keeps asking for what it may not have is
+			// probing: refusals count toward quarantine like the other
+			// violations.
+			is.egressDenied(context.WithoutCancel(hctx), f, id, pool, err)
+			return sandbox.EgressResponse{}, fmt.Errorf("%w: %v", sandbox.ErrEgressDenied, err)
+		}
+		return sandbox.EgressResponse{}, fmt.Errorf("%w: %v", sandbox.ErrEgressFailed, err)
+	}
+	return sandbox.WithEgress(ctx, h, f.Connections...)
+}
+
+// egressRequest checks one request of f against its binding and the
+// policy current now (a reload that removed the connection, or made the
+// environment private, applies to the next request), then hands it to
+// the broker, which checks the rest and audits it.
+func (is *invokeService) egressRequest(ctx context.Context, f *functions.Function, id pods.Identity, reqID string, req sandbox.EgressRequest) (*egress.Response, error) {
+	s := is.s
+	pol := s.policy.Load()
+	deny := func(format string, args ...any) error {
+		err := &egress.Error{Conn: f.Env + "/" + req.Conn, Kind: egress.ErrDenied, Msg: fmt.Sprintf(format, args...)}
+		s.audit.Record(ctx, audit.Event{
+			Type: audit.TypeEgressRequest, Actor: "udfhost", Pod: id.SPIFFEID(), RequestID: reqID,
+			Resource: "connection/" + f.Env + "/" + req.Conn, Decision: audit.Deny, Reason: err.Msg,
+			Details: map[string]string{"function": f.Env + "/" + f.Name, "method": req.Method},
+		})
+		return err
+	}
+	if !slices.Contains(f.Connections, req.Conn) {
+		return nil, deny("function %s is not bound to connection %q (it has %v)", f.Name, req.Conn, f.Connections)
+	}
+	conn, err := pol.Connection(f.Env, req.Conn)
+	if err != nil {
+		return nil, deny("connection %q is no longer in the policy", req.Conn)
+	}
+	env, err := pol.Env(f.Env)
+	if err != nil {
+		return nil, deny("environment %q is no longer in the policy", f.Env)
+	}
+	var addr netip.AddrPort
+	if req.Addr != "" {
+		if addr, err = netip.ParseAddrPort(req.Addr); err != nil {
+			return nil, deny("address %q is not ip:port", req.Addr)
+		}
+	}
+	return s.egress.Do(ctx, egress.Request{
+		Pod: id.SPIFFEID(), Function: f.Env + "/" + f.Name, RequestID: reqID,
+		EnvVisibility: env.Visibility, Conn: conn,
+		Method: req.Method, Path: req.Path, Header: req.Header, Body: req.Body, Addr: addr,
+	})
+}
+
+// egressDenied counts a refused egress request toward quarantining f's
+// artifact; the broker (or egressRequest) has audited the refusal itself.
+func (is *invokeService) egressDenied(ctx context.Context, f *functions.Function, id pods.Identity, pool *policies.Pool, err error) {
+	if aerr := is.countViolation(ctx, f, id.SPIFFEID(), pool, "egress refused: "+err.Error()); aerr != nil {
+		is.s.log.Warn("egress refusal not counted", "function", f.Name, "err", aerr)
+	}
+}
