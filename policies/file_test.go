@@ -60,7 +60,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown network field", head + "networks:\n  - {name: l, listen: \"127.0.0.1:1\", environments: [priv], tls: on}\n", nil,
 			`p.yaml:8:60: networks[0].tls: unknown field "tls"; known fields: name, listen, environments, client_ca`},
 		{"unknown pool field (a typo)", head + "pools:\n  - name: p\n    environment: pub\n    memroy_pages: 1\n", nil,
-			`p.yaml:10:5: pools[0].memroy_pages: unknown field "memroy_pages"; known fields: name, environment, interrupt, memory_pages, batch_deadline, instances_per_worker, queue_per_worker, max_batch_rows, max_batch_bytes, max_artifact_bytes, quarantine_after, quarantine_window, max_pods`},
+			`p.yaml:10:5: pools[0].memroy_pages: unknown field "memroy_pages"; known fields: name, environment, interrupt, memory_pages, batch_deadline, instances_per_worker, queue_per_worker, max_batch_rows, max_batch_bytes, max_artifact_bytes, quarantine_after, quarantine_window, max_pods, egress_timeout, egress_max_request_bytes, egress_max_response_bytes, egress_requests_per_pod`},
 		{"unknown principal field", principal("token: x"), nil,
 			`p.yaml:9:5: principals[0].token: unknown field "token"; known fields: name, token_file, token_sha256, spiffe_id, roles`},
 		{"unknown field, not a word", head + "\"a\\nb\": 1\n", nil,
@@ -276,6 +276,10 @@ func TestPoolDefaults(t *testing.T) {
     quarantine_after: 0
     quarantine_window: 0s
     max_pods: 3
+    egress_timeout: 750ms
+    egress_max_request_bytes: 4096
+    egress_max_response_bytes: 65536
+    egress_requests_per_pod: 2
   - name: d
     environment: pub
 `), t.TempDir())
@@ -284,7 +288,8 @@ func TestPoolDefaults(t *testing.T) {
 	}
 	want := Pool{Name: "p", Env: "priv", MemoryLimitPages: 2048, BatchDeadline: time.Second, InstancesPerWorker: 4,
 		Interrupt: InterruptWasm, QueuePerWorker: 0, MaxBatchRows: 1000, MaxBatchBytes: 1 << 20, MaxArtifactBytes: 2 << 20,
-		QuarantineAfter: 0, QuarantineWindow: 0, MaxPods: 3}
+		QuarantineAfter: 0, QuarantineWindow: 0, MaxPods: 3,
+		EgressTimeout: 750 * time.Millisecond, EgressMaxRequestBytes: 4096, EgressMaxResponseBytes: 65536, EgressRequestsPerPod: 2}
 	if got, _ := p.Pool("priv", "p"); *got != want {
 		t.Errorf("every limit set:\n got %+v\nwant %+v", *got, want)
 	}
@@ -307,7 +312,8 @@ func TestDefaultUnchanged(t *testing.T) {
 	}
 	want := Pool{Name: "default", Env: "default", MemoryLimitPages: 4096, BatchDeadline: 2 * time.Second, InstancesPerWorker: 2,
 		Interrupt: InterruptProcess, QueuePerWorker: 62, MaxBatchRows: 1 << 20, MaxBatchBytes: 64 << 20, MaxArtifactBytes: 100 << 20,
-		QuarantineAfter: 3, QuarantineWindow: 10 * time.Minute}
+		QuarantineAfter: 3, QuarantineWindow: 10 * time.Minute,
+		EgressTimeout: 5 * time.Second, EgressMaxRequestBytes: 1 << 20, EgressMaxResponseBytes: 4 << 20, EgressRequestsPerPod: 8}
 	if len(p.Pools) != 1 || *p.Pools["default/default"] != want {
 		t.Errorf("pools %v, want only %+v", p.Pools, want)
 	}

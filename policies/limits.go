@@ -37,6 +37,11 @@ var poolLimits = []poolLimit{
 	{key: "quarantine_after", min: 0, max: 1000, unit: "violations; 0 disables quarantine", setInt: func(p *Pool, v int64) { p.QuarantineAfter = int(v) }},
 	{key: "quarantine_window", minD: 0, maxD: 30 * 24 * time.Hour, setDur: func(p *Pool, v time.Duration) { p.QuarantineWindow = v }},
 	{key: "max_pods", min: 0, max: 4096, unit: "pods; 0 derives the cap from the host's memory", setInt: func(p *Pool, v int64) { p.MaxPods = int(v) }},
+	// Request and response bodies must fit the worker's egress frames (16 MiB).
+	{key: "egress_timeout", minD: time.Millisecond, maxD: 5 * time.Minute, setDur: func(p *Pool, v time.Duration) { p.EgressTimeout = v }},
+	{key: "egress_max_request_bytes", min: 1, max: 16 << 20, unit: "bytes", setInt: func(p *Pool, v int64) { p.EgressMaxRequestBytes = int(v) }},
+	{key: "egress_max_response_bytes", min: 1 << 10, max: 16 << 20, unit: "bytes", setInt: func(p *Pool, v int64) { p.EgressMaxResponseBytes = int(v) }},
+	{key: "egress_requests_per_pod", min: 1, max: 1024, unit: "requests", setInt: func(p *Pool, v int64) { p.EgressRequestsPerPod = int(v) }},
 }
 
 // set decodes n as this limit and stores it in pl.

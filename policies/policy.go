@@ -87,6 +87,15 @@ type Pool struct {
 	// every pod of the pool is busy, the call is refused with
 	// RESOURCE_EXHAUSTED and a retry hint.
 	MaxPods int
+	// EgressTimeout, EgressMaxRequestBytes, EgressMaxResponseBytes and
+	// EgressRequestsPerPod bound each request a bound function sends
+	// through the egress broker (docs/CONNECTORS.md, "Limits"): its whole
+	// round trip, its body, the answer's body, and how many one pod has
+	// in flight.
+	EgressTimeout          time.Duration
+	EgressMaxRequestBytes  int
+	EgressMaxResponseBytes int
+	EgressRequestsPerPod   int
 }
 
 // Edge bounds what the server's gRPC edge holds for its callers, whichever
@@ -196,6 +205,11 @@ func Default() *Policy {
 			MaxArtifactBytes:   100 << 20,
 			QuarantineAfter:    3,
 			QuarantineWindow:   10 * time.Minute,
+			// The broker's own defaults (internal/egress).
+			EgressTimeout:          5 * time.Second,
+			EgressMaxRequestBytes:  1 << 20,
+			EgressMaxResponseBytes: 4 << 20,
+			EgressRequestsPerPod:   8,
 		}},
 		Edge:     DefaultEdge(),
 		Networks: map[string]*Network{PublicNetwork: {Name: PublicNetwork}},

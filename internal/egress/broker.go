@@ -41,6 +41,10 @@ type Request struct {
 	// and a port it lists (port 0: its only port, when it lists one).
 	// It must be unset for a connection that names its host.
 	Addr netip.AddrPort
+	// Limits are the calling function's pool's (policies.Pool's egress
+	// limits); a zero field takes the broker's. MaxConcurrency is the
+	// broker's alone.
+	Limits Limits
 }
 
 // Response is what the destination answered: status, the allow-listed
@@ -126,6 +130,7 @@ type call struct {
 	// an address (the URL's host, verified against IP SANs, no SNI).
 	serverName string
 	details    map[string]string
+	lim        Limits // the request's, the broker's where it sets none
 }
 
 // Do checks req against its connection, sends it and returns the answer.
@@ -147,18 +152,19 @@ func (b *Broker) Do(ctx context.Context, req Request) (*Response, error) {
 			"destination": req.Conn.Destination(),
 			"request":     strconv.FormatUint(b.seq.Add(1), 10),
 		},
+		lim: req.Limits.over(b.limits),
 	}
 	hreq, target, err := b.build(c)
 	if err != nil {
 		return nil, b.deny(ctx, c, err)
 	}
-	release, err := b.gate.acquire(req.Pod)
+	release, shared, err := b.gate.acquire(req.Pod, c.lim.PerPodConcurrency)
 	if err != nil {
-		e := &Error{Conn: c.id, Kind: ErrOverloaded, Msg: err.Error() + "; retry later", after: retryHint}
+		e := &Error{Conn: c.id, Kind: ErrOverloaded, Msg: err.Error() + "; retry later", Shared: shared, after: retryHint}
 		return nil, b.deny(ctx, c, e)
 	}
 	defer release()
-	ctx, cancel := context.WithTimeout(ctx, b.limits.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.lim.Timeout)
 	defer cancel()
 
 	addr, err := b.pick(ctx, c, target)
@@ -205,8 +211,8 @@ func (b *Broker) build(c *call) (*http.Request, target, error) {
 		return nil, target{}, c.err(ErrDenied, "%v", err)
 	}
 	c.details["request_bytes"] = strconv.Itoa(len(req.Body))
-	if len(req.Body) > b.limits.MaxRequestBytes {
-		return nil, target{}, c.err(ErrTooLarge, "request body of %d bytes is over the limit of %d bytes", len(req.Body), b.limits.MaxRequestBytes)
+	if len(req.Body) > c.lim.MaxRequestBytes {
+		return nil, target{}, c.err(ErrTooLarge, "request body of %d bytes is over the limit of %d bytes", len(req.Body), c.lim.MaxRequestBytes)
 	}
 	t, err := targetOf(conn, req.Addr)
 	if err != nil {

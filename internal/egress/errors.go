@@ -26,10 +26,15 @@ var (
 // Error is what Do returns: which connection, what happened, and the
 // sentinel (errors.Is) that classifies it.
 type Error struct {
-	Conn  string // "env/name"
-	Kind  error  // one of the sentinels
-	Msg   string // the problem in words; never the secret
-	after time.Duration
+	Conn string // "env/name"
+	Kind error  // one of the sentinels
+	Msg  string // the problem in words; never the secret
+	// Shared is set on ErrOverloaded when the broker-wide limit, not the
+	// pod's own, refused the request: the host is busy, not the guest
+	// greedy, so a server fails the batch RESOURCE_EXHAUSTED with the
+	// retry hint instead of giving the guest a row error.
+	Shared bool
+	after  time.Duration
 }
 
 func (e *Error) Error() string {

@@ -39,6 +39,24 @@ const (
 // a typical request holds its slot.
 const retryHint = 100 * time.Millisecond
 
+// over returns l with every zero field taken from base.
+func (l Limits) over(base Limits) Limits {
+	if l.MaxRequestBytes <= 0 {
+		l.MaxRequestBytes = base.MaxRequestBytes
+	}
+	if l.MaxResponseBytes <= 0 {
+		l.MaxResponseBytes = base.MaxResponseBytes
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = base.Timeout
+	}
+	if l.PerPodConcurrency <= 0 {
+		l.PerPodConcurrency = base.PerPodConcurrency
+	}
+	l.MaxConcurrency = base.MaxConcurrency
+	return l
+}
+
 func (l Limits) withDefaults() Limits {
 	if l.MaxRequestBytes <= 0 {
 		l.MaxRequestBytes = DefaultMaxRequestBytes
@@ -72,15 +90,19 @@ func newGate(l Limits) *gate {
 	return &gate{perPod: l.PerPodConcurrency, total: l.MaxConcurrency, pods: map[string]int{}}
 }
 
-// acquire takes a slot for pod, or says which limit is full.
-func (g *gate) acquire(pod string) (release func(), err error) {
+// acquire takes a slot for pod, or says which limit is full (shared:
+// the broker-wide one).
+func (g *gate) acquire(pod string, perPod int) (release func(), shared bool, err error) {
+	if perPod <= 0 {
+		perPod = g.perPod
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	switch {
-	case g.pods[pod] >= g.perPod:
-		return nil, fmt.Errorf("the pod has %d requests in flight, its limit", g.pods[pod])
+	case g.pods[pod] >= perPod:
+		return nil, false, fmt.Errorf("the pod has %d requests in flight, its limit", g.pods[pod])
 	case g.all >= g.total:
-		return nil, fmt.Errorf("the broker has %d requests in flight, its limit", g.all)
+		return nil, true, fmt.Errorf("the broker has %d requests in flight, its limit", g.all)
 	}
 	g.pods[pod]++
 	g.all++
@@ -94,5 +116,5 @@ func (g *gate) acquire(pod string) (release func(), err error) {
 				delete(g.pods, pod)
 			}
 		})
-	}, nil
+	}, false, nil
 }

@@ -172,7 +172,7 @@ func TestConcurrency(t *testing.T) {
 	req.Pod = podA
 	_, err := mustDo(t, b, req)
 	var e *Error
-	if !errors.Is(err, ErrOverloaded) || !errors.As(err, &e) || e.RetryAfter() <= 0 || !strings.Contains(err.Error(), "the pod has 2 requests in flight, its limit; retry later") {
+	if !errors.Is(err, ErrOverloaded) || !errors.As(err, &e) || e.RetryAfter() <= 0 || e.Shared || !strings.Contains(err.Error(), "the pod has 2 requests in flight, its limit; retry later") {
 		t.Fatalf("pod A's third request: %v", err)
 	}
 	checkAudit(t, rec, audit.Deny, "connection/pub/c", "the pod has 2 requests in flight")
@@ -183,8 +183,8 @@ func TestConcurrency(t *testing.T) {
 	block(podB)
 	inflight.Wait()
 	req.Pod = podC
-	if _, err := mustDo(t, b, req); !errors.Is(err, ErrOverloaded) || !strings.Contains(err.Error(), "the broker has 3 requests in flight") {
-		t.Fatalf("pod C with the broker full: %v", err)
+	if _, err := mustDo(t, b, req); !errors.Is(err, ErrOverloaded) || !errors.As(err, &e) || !e.Shared || !strings.Contains(err.Error(), "the broker has 3 requests in flight") {
+		t.Fatalf("pod C with the broker full: %v (want Shared)", err)
 	}
 	close(release)
 	done.Wait()
@@ -249,4 +249,31 @@ func TestNoConnection(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 	checkAudit(t, rec, audit.Deny, "connection/(none)/(none)", "no connection given")
+}
+
+// TestRequestLimits: a request's own limits (its pool's) replace the
+// broker's where they are set, and only there.
+func TestRequestLimits(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("x", 2000)))
+	}, nil)
+	c := oneConn(t, srv.port())
+	b := New(Config{Audit: newRecorder(t)})
+	defer b.Close()
+	req := get(c)
+	if resp, err := mustDo(t, b, req); err != nil || len(resp.Body) != 2000 {
+		t.Fatalf("with the broker's limits: %v %v", resp, err)
+	}
+	req.Limits = Limits{MaxResponseBytes: 1024}
+	if _, err := mustDo(t, b, req); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "over the limit of 1024 bytes") {
+		t.Fatalf("with the pool's response limit: %v", err)
+	}
+	req.Limits = Limits{MaxRequestBytes: 10}
+	req.Method, req.Body = "POST", make([]byte, 11)
+	if _, err := mustDo(t, b, req); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "over the limit of 10 bytes") {
+		t.Fatalf("with the pool's request limit: %v", err)
+	}
+	if got := req.Limits.over(b.Limits()); got.Timeout != DefaultTimeout || got.MaxConcurrency != DefaultMaxConcurrency || got.PerPodConcurrency != DefaultPerPodConcurrency {
+		t.Errorf("unset fields: %+v", got)
+	}
 }

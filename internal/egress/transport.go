@@ -23,7 +23,7 @@ func (b *Broker) send(ctx context.Context, c *call, hreq *http.Request) (*Respon
 	}
 	defer resp.Body.Close()
 	c.details["status"] = strconv.Itoa(resp.StatusCode)
-	max := b.limits.MaxResponseBytes
+	max := c.lim.MaxResponseBytes
 	if hreq.Method != http.MethodHead && resp.ContentLength > int64(max) {
 		return nil, c.err(ErrTooLarge, "response of %d bytes is over the limit of %d bytes", resp.ContentLength, max)
 	}
@@ -45,7 +45,7 @@ func (b *Broker) send(ctx context.Context, c *call, hreq *http.Request) (*Respon
 // netErr classifies a transport error: the deadline, or the destination.
 func (b *Broker) netErr(ctx context.Context, c *call, err error) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return c.err(ErrUnavailable, "no complete answer in time (limit %v)", b.limits.Timeout)
+		return c.err(ErrUnavailable, "no complete answer in time (limit %v)", c.lim.Timeout)
 	}
 	return c.err(ErrUnavailable, "%v", err)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
@@ -19,9 +20,15 @@ import (
 // calls made with the returned context, bound to f's connections. A
 // function without connections gets ctx unchanged, and its guest's every
 // request is refused by the sandbox ("this function has no connections").
-func (is *invokeService) withEgress(ctx context.Context, f *functions.Function, id pods.Identity, pool *policies.Pool) context.Context {
+//
+// The returned batchEgress says, once the call is over, whether the broker
+// as a whole was too busy for one of the batch's requests: the batch then
+// fails RESOURCE_EXHAUSTED with the broker's retry hint (busy), since its
+// rows' errors would be the host's fault, not the data's.
+func (is *invokeService) withEgress(ctx context.Context, f *functions.Function, id pods.Identity, pool *policies.Pool) (context.Context, *batchEgress) {
+	be := &batchEgress{}
 	if len(f.Connections) == 0 || is.s.egress == nil {
-		return ctx
+		return ctx, be
 	}
 	reqID := requestIDOf(ctx)
 	h := func(hctx context.Context, req sandbox.EgressRequest) (sandbox.EgressResponse, error) {
@@ -29,8 +36,12 @@ func (is *invokeService) withEgress(ctx context.Context, f *functions.Function, 
 		if err == nil {
 			return sandbox.EgressResponse{Status: resp.Status, Header: resp.Header, Body: resp.Body}, nil
 		}
+		var ee *egress.Error
 		switch {
 		case errors.Is(err, egress.ErrOverloaded):
+			if errors.As(err, &ee) && ee.Shared {
+				be.overloaded(ee)
+			}
 			return sandbox.EgressResponse{}, fmt.Errorf("%w: %v", sandbox.ErrOverloaded, err)
 		case errors.Is(err, egress.ErrDenied):
 			// A guest that keeps asking for what it may not have is
@@ -41,7 +52,32 @@ func (is *invokeService) withEgress(ctx context.Context, f *functions.Function, 
 		}
 		return sandbox.EgressResponse{}, fmt.Errorf("%w: %v", sandbox.ErrEgressFailed, err)
 	}
-	return sandbox.WithEgress(ctx, h, f.Connections...)
+	return sandbox.WithEgress(ctx, h, f.Connections...), be
+}
+
+// batchEgress is what a batch's egress requests leave for the batch.
+type batchEgress struct {
+	mu   sync.Mutex
+	busy *egress.Error // the first broker-wide refusal
+}
+
+func (be *batchEgress) overloaded(e *egress.Error) {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if be.busy == nil {
+		be.busy = e
+	}
+}
+
+// err is the batch's RESOURCE_EXHAUSTED when the broker was full for one
+// of its requests, else nil.
+func (be *batchEgress) err() error {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if be.busy == nil {
+		return nil
+	}
+	return &overloadError{err: fmt.Errorf("%w: %v", errBusy, be.busy), after: be.busy.RetryAfter()}
 }
 
 // egressRequest checks one request of f against its binding and the
@@ -71,6 +107,13 @@ func (is *invokeService) egressRequest(ctx context.Context, f *functions.Functio
 	if err != nil {
 		return nil, deny("environment %q is no longer in the policy", f.Env)
 	}
+	lim := egress.Limits{}
+	if pl, err := pol.Pool(f.Env, f.Pool); err == nil {
+		lim = egress.Limits{
+			Timeout: pl.EgressTimeout, MaxRequestBytes: pl.EgressMaxRequestBytes,
+			MaxResponseBytes: pl.EgressMaxResponseBytes, PerPodConcurrency: pl.EgressRequestsPerPod,
+		}
+	}
 	var addr netip.AddrPort
 	if req.Addr != "" {
 		if addr, err = netip.ParseAddrPort(req.Addr); err != nil {
@@ -81,6 +124,7 @@ func (is *invokeService) egressRequest(ctx context.Context, f *functions.Functio
 		Pod: id.SPIFFEID(), Function: f.Env + "/" + f.Name, RequestID: reqID,
 		EnvVisibility: env.Visibility, Conn: conn,
 		Method: req.Method, Path: req.Path, Header: req.Header, Body: req.Body, Addr: addr,
+		Limits: lim,
 	})
 }
 

@@ -125,7 +125,7 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 
 	spec := specOf(f)
 	dl := batchDeadline(req, pool)
-	ctx = is.withEgress(ctx, f, id, pool)
+	ctx, egressed := is.withEgress(ctx, f, id, pool)
 	// A batch whose caller stops waiting still runs to its deadline at
 	// most; if it fails as a violation then, it is charged to it here.
 	late := func(err error) {
@@ -156,6 +156,10 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 	if errors.Is(err, sandbox.ErrOverloaded) {
 		stats.refused.Add(1)
 		return nil, &overloadError{err: err, after: w.RetryAfter()}
+	}
+	if berr := egressed.err(); berr != nil {
+		stats.refused.Add(1)
+		return nil, berr
 	}
 	if err == nil {
 		err = checkResultSize(len(out), pool)

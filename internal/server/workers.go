@@ -46,6 +46,8 @@ func (s *Server) startWorker(cacheDir string) pods.StartFunc {
 		cfg.Limits = sandbox.PodLimits(pool.MemoryLimitPages, pool.InstancesPerWorker)
 		cfg.InitDeadline = pool.BatchDeadline
 		cfg.MaxOutputBytes = int64(pool.MaxBatchBytes)
+		// What the broker would refuse anyway is refused at the worker.
+		cfg.MaxEgressBody = pool.EgressMaxRequestBytes
 		// This artifact's own cache: a jailed worker is given a copy of it.
 		cfg.CacheDir = artifacts.CacheDirFor(cacheDir, id.Digest)
 		w, err := s.spares.Start(ctx, cfg)
