@@ -3,6 +3,7 @@ package sectest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -39,7 +40,18 @@ func (cr *caseRun) egressFunction(ctx context.Context, variant string) (api, *ud
 	if len(name) > 63 {
 		name = name[:63]
 	}
-	art, uploadID, err := a.uploadIn(ctx, env, udfhostv1.ArtifactKind_ARTIFACT_KIND_CONNECTOR, name, data)
+	// A Go connector takes a while to compile, and the host compiles only
+	// a few at once: a busy host's refusal is retried, as a client would.
+	var art *udfhostv1.Artifact
+	var uploadID string
+	for try := 0; ; try++ {
+		art, uploadID, err = a.uploadIn(ctx, env, udfhostv1.ArtifactKind_ARTIFACT_KIND_CONNECTOR, name, data)
+		var f *failure
+		if try == 20 || !errors.As(err, &f) || f.stage != "commit" || f.code != "ResourceExhausted" {
+			break
+		}
+		time.Sleep(time.Second)
+	}
 	if uploadID != "" {
 		cr.set("upload", "upload/"+uploadID)
 	}
