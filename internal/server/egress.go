@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
@@ -41,7 +43,10 @@ func (is *invokeService) withEgress(ctx context.Context, f *functions.Function, 
 		}
 		return sandbox.EgressResponse{}, fmt.Errorf("%w: %v", sandbox.ErrEgressFailed, err)
 	}
-	return sandbox.WithEgress(ctx, h, f.Connections...)
+	// No binding for the sandbox to resolve "#i" with: positions reach
+	// egressRequest, which resolves them, so that a position the binding
+	// lacks is refused there, audited and counted like any other refusal.
+	return sandbox.WithEgress(ctx, h)
 }
 
 // egressRequest checks one request of f against its binding and the
@@ -59,6 +64,13 @@ func (is *invokeService) egressRequest(ctx context.Context, f *functions.Functio
 			Details: map[string]string{"function": f.Env + "/" + f.Name, "method": req.Method},
 		})
 		return err
+	}
+	if n, ok := strings.CutPrefix(req.Conn, "#"); ok {
+		i, err := strconv.Atoi(n)
+		if err != nil || i < 0 || i >= len(f.Connections) {
+			return nil, deny("the function has %d connection(s); there is no %s", len(f.Connections), req.Conn)
+		}
+		req.Conn = f.Connections[i]
 	}
 	if !slices.Contains(f.Connections, req.Conn) {
 		return nil, deny("function %s is not bound to connection %q (it has %v)", f.Name, req.Conn, f.Connections)
