@@ -46,10 +46,10 @@ type Config struct {
 	ServerLog string
 	Only      *regexp.Regexp // run only the cases whose name matches
 	Parallel  int            // cases run at once, default 4
+	Out       io.Writer      // one JSON line per case, then the summary
 	// Policy is the policy file the server runs, written by WritePolicy:
 	// the egress cases need it (and fail without it).
 	Policy string
-	Out       io.Writer      // one JSON line per case, then the summary
 }
 
 // Result is the verdict on one case, printed as one JSON line.
