@@ -48,7 +48,10 @@ func WritePolicy(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	linkAddr, err := freePort("127.0.0.1")
+	// The private network's listener on the same address: a loopback
+	// address other than 127.0.0.1 keeps the free port from being taken
+	// by another program's port-0 listener before serve binds it.
+	linkAddr, err := freePort(egressHost)
 	if err != nil {
 		return "", err
 	}
