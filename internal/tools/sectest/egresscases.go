@@ -1,10 +1,12 @@
 package sectest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -120,15 +122,18 @@ func egressCase(ctx context.Context, cr *caseRun) outcome {
 		return o
 	}
 	o.stage, o.msg = "contained", why
-	o.fails = append(o.fails, cr.egressSeen(param(cr.c, "server_sees", 0))...)
+	note, fails := cr.egressSeen(param(cr.c, "server_sees", 0))
+	o.notes = append(o.notes, note)
+	o.fails = append(o.fails, fails...)
 	o.fails = append(o.fails, cr.noSecret(vals)...)
 	o.notes, o.fails = cr.egressAfter(ctx, a, f, o.notes, o.fails)
 	return o
 }
 
 // egressSeen checks that the suite's server saw want requests marked
-// f/<case> (polling briefly: a handler records a request when it ends).
-func (cr *caseRun) egressSeen(want int) []string {
+// f/<case> (polling briefly: a handler records a request when it ends),
+// and says what it saw.
+func (cr *caseRun) egressSeen(want int) (string, []string) {
 	mark := "f/" + cr.c.Name
 	var seen []seenRequest
 	for range 20 {
@@ -139,32 +144,50 @@ func (cr *caseRun) egressSeen(want int) []string {
 	}
 	time.Sleep(200 * time.Millisecond)
 	seen = cr.r.eg.requests(mark)
-	if len(seen) == want {
-		return nil
-	}
 	var list []string
 	for _, s := range seen {
 		list = append(list, s.String())
 	}
-	if want == 0 {
-		return []string{fmt.Sprintf("the suite's server saw %d forbidden requests: %s", len(seen), strings.Join(list, "; "))}
+	note := fmt.Sprintf("the suite's server saw %d requests marked %s", len(seen), mark)
+	if len(seen) > 0 {
+		note += ": " + strings.Join(list, "; ")
 	}
-	return []string{fmt.Sprintf("the suite's server saw %d requests, want %d: %s", len(seen), want, strings.Join(list, "; "))}
+	switch {
+	case len(seen) == want:
+		return note, nil
+	case want == 0:
+		return note, []string{fmt.Sprintf("the suite's server saw %d forbidden requests: %s", len(seen), strings.Join(list, "; "))}
+	}
+	return note, []string{fmt.Sprintf("the suite's server saw %d requests, want %d: %s", len(seen), want, strings.Join(list, "; "))}
 }
 
-// noSecret checks that no answer holds the connection's secret.
+// noSecret checks that neither an answer nor the server's audit log or
+// log holds the connection's secret.
 func (cr *caseRun) noSecret(vals []any) []string {
 	tok := strings.TrimPrefix(cr.r.eg.secret, "Bearer ")
+	var out []string
 	for i, v := range vals {
 		s := rawValue(v)
 		if re, ok := v.(jsonrows.RowError); ok {
 			s = re.Error
 		}
 		if strings.Contains(s, tok) {
-			return []string{fmt.Sprintf("row %d carries the connection's secret", i)}
+			out = append(out, fmt.Sprintf("row %d carries the connection's secret", i))
 		}
 	}
-	return nil
+	files := []string{cr.r.audit.path}
+	if cr.r.cfg.ServerLog != "" {
+		files = append(files, cr.r.cfg.ServerLog)
+	}
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			out = append(out, err.Error())
+		} else if bytes.Contains(b, []byte(tok)) {
+			out = append(out, "the connection's secret is in "+p)
+		}
+	}
+	return out
 }
 
 // egressAfter runs the case's after batch: the same function must answer
@@ -190,7 +213,8 @@ func (cr *caseRun) egressAfter(ctx context.Context, a api, f *udfhostv1.Function
 
 // egressFlood makes params.calls (default 16) concurrent calls of one row
 // each (the case's first row, whose path holds /hold/: the server answers
-// after 3 s) on one pod. Each instance has one request in flight, so the
+// after 3 s) on one pod, after as many concurrent clean calls (after's
+// rows) to warm it up. Each instance has one request in flight, so the
 // pod has up to params.calls at once: the broker must serve at most
 // params.limit (default 8, its per-pod cap) and refuse the rest at once
 // as overloaded rows, the server must never have more than the limit at
@@ -201,6 +225,19 @@ func egressFlood(ctx context.Context, cr *caseRun) outcome {
 		return setupFailed(err)
 	}
 	calls, limit := param(cr.c, "calls", 16), param(cr.c, "limit", 8)
+	// A first round of clean requests starts the worker and its
+	// instances, so that the flood's requests arrive together.
+	var warm sync.WaitGroup
+	for range calls {
+		warm.Add(1)
+		go func() {
+			defer warm.Done()
+			if cr.c.After != nil {
+				cr.invokeOn(ctx, a, f, cr.c.After.Rows)
+			}
+		}()
+	}
+	warm.Wait()
 	var mu sync.Mutex
 	var answered, overloaded int
 	var o outcome
@@ -289,7 +326,9 @@ func egressQuarantine(ctx context.Context, cr *caseRun) outcome {
 		o.msg = fmt.Sprintf("still answering after %d denied requests", n+2)
 		return o
 	}
-	o.fails = append(o.fails, cr.egressSeen(0)...)
+	note, fails := cr.egressSeen(0)
+	o.notes = append(o.notes, note)
+	o.fails = append(o.fails, fails...)
 	id := strings.TrimPrefix(cr.get("artifact"), "artifact/")
 	if got, err := a.art.GetArtifact(ctx, &udfhostv1.GetArtifactRequest{Id: id}); err != nil || !got.Quarantined {
 		o.fails = append(o.fails, fmt.Sprintf("GetArtifact does not show the quarantine (%v)", err))
