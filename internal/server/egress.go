@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/udfhost/udfhost/artifacts"
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
 	"github.com/udfhost/udfhost/internal/egress"
@@ -19,10 +20,12 @@ import (
 
 // withEgress gives a batch of f its way out: the egress handler of the
 // calls made with the returned context, bound to f's connections. A
-// function without connections gets ctx unchanged, and its guest's every
-// request is refused by the sandbox ("this function has no connections").
+// connector without connections gets the same handler, which refuses its
+// every request ("this function has no connections") so that each is
+// audited and counted toward quarantine; any other function gets ctx
+// unchanged (a UDF cannot import udfhost_http: the validator refuses it).
 func (is *invokeService) withEgress(ctx context.Context, f *functions.Function, id pods.Identity, pool *policies.Pool) context.Context {
-	if len(f.Connections) == 0 || is.s.egress == nil {
+	if is.s.egress == nil || len(f.Connections) == 0 && !is.isConnector(ctx, f) {
 		return ctx
 	}
 	reqID := requestIDOf(ctx)
@@ -65,6 +68,9 @@ func (is *invokeService) egressRequest(ctx context.Context, f *functions.Functio
 		})
 		return err
 	}
+	if len(f.Connections) == 0 {
+		return nil, deny("this function has no connections")
+	}
 	if n, ok := strings.CutPrefix(req.Conn, "#"); ok {
 		i, err := strconv.Atoi(n)
 		if err != nil || i < 0 || i >= len(f.Connections) {
@@ -102,4 +108,22 @@ func (is *invokeService) egressDenied(ctx context.Context, f *functions.Function
 	if aerr := is.countViolation(ctx, f, id.SPIFFEID(), pool, "egress refused: "+err.Error()); aerr != nil {
 		is.s.log.Warn("egress refusal not counted", "function", f.Name, "err", aerr)
 	}
+}
+
+// isConnector reports whether f's artifact is a connector, from a cache by
+// artifact id (a function's artifact cannot change kind, nor be deleted
+// while the function exists), so a batch pays a map lookup, not a read of
+// the artifact's metadata. An artifact that cannot be read counts as not
+// a connector: its function keeps the sandbox's own refusal.
+func (is *invokeService) isConnector(ctx context.Context, f *functions.Function) bool {
+	if v, ok := is.connectors.Load(f.ArtifactID); ok {
+		return v.(bool)
+	}
+	art, err := is.s.store.Get(ctx, f.ArtifactID)
+	if err != nil {
+		return false
+	}
+	yes := art.Kind == artifacts.KindConnector
+	is.connectors.Store(f.ArtifactID, yes)
+	return yes
 }
