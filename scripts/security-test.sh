@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 bin=bin/udfhost
 tmp=$(mktemp -d)
 log=$tmp/serve.log
-"$bin" serve --data "$tmp/data" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 2>"$log" &
+# The suite's policy: the embedded default's environment and pool, and the
+# private environment and connections of the egress cases.
+policy=$("$bin" security-test --write-policy "$tmp/policy") || exit 1
+"$bin" serve --data "$tmp/data" --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --policy "$policy" 2>"$log" &
 pid=$!
 stop() {
 	kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
@@ -32,7 +35,7 @@ if [ -z "$addr" ]; then
 	exit 1
 fi
 
-"$bin" security-test --addr "$addr" --data "$tmp/data" --token "" \
+"$bin" security-test --addr "$addr" --data "$tmp/data" --token "" --policy "$policy" \
 	--server-pid "$pid" --server-log "$log" --corpus bin/hostile --canary bin/examples/add.wasm "$@"
 status=$?
 if [ "$status" -ne 0 ]; then

@@ -15,7 +15,7 @@ import (
 
 func newSecurityTestCmd(g *globals) *cobra.Command {
 	var cfg sectest.Config
-	var only string
+	var only, writePolicy string
 	cmd := &cobra.Command{
 		Use:   "security-test",
 		Short: "Attack a running server with the hostile-artifact corpus and report what it stopped and audited",
@@ -23,9 +23,18 @@ func newSecurityTestCmd(g *globals) *cobra.Command {
 			"through the server's public API, exercises it, and prints one JSON line per case: whether the server\n" +
 			"stopped it where it must (stopped), wrote the audit record it must (audited, read from\n" +
 			"<data>/audit/audit.log), and whether a well-behaved canary function on another pod identity kept\n" +
-			"answering (canary_ok); then a summary line. Exits 1 if any case failed.",
+			"answering (canary_ok); then a summary line. Exits 1 if any case failed. The egress cases need the server\n" +
+			"to run the policy --write-policy writes (serve --policy FILE, and --policy FILE here).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if writePolicy != "" {
+				path, err := sectest.WritePolicy(writePolicy)
+				if err != nil {
+					return err
+				}
+				fmt.Println(path)
+				return nil
+			}
 			tok, err := g.tokenValue()
 			if err != nil {
 				return err
@@ -51,6 +60,8 @@ func newSecurityTestCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.ServerLog, "server-log", "", "server log file, checked for leaked guest output")
 	f.StringVar(&only, "only", "", "run only the cases whose name matches this regular expression")
 	f.IntVar(&cfg.Parallel, "parallel", 4, "cases run at once")
+	f.StringVar(&cfg.Policy, "policy", "", "the policy file the server runs, written by --write-policy (the egress cases need it)")
+	f.StringVar(&writePolicy, "write-policy", "", "write the policy a server under the suite must run (serve --policy) into this directory, print its path and exit")
 	return cmd
 }
 

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
+	"github.com/udfhost/udfhost/artifacts"
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
 	"github.com/udfhost/udfhost/internal/egress"
@@ -18,8 +21,10 @@ import (
 
 // withEgress gives a batch of f its way out: the egress handler of the
 // calls made with the returned context, bound to f's connections. A
-// function without connections gets ctx unchanged, and its guest's every
-// request is refused by the sandbox ("this function has no connections").
+// connector without connections gets the same handler, which refuses its
+// every request ("this function has no connections") so that each is
+// audited and counted toward quarantine; any other function gets ctx
+// unchanged (a UDF cannot import udfhost_http: the validator refuses it).
 //
 // The returned batchEgress says, once the call is over, whether the broker
 // as a whole was too busy for one of the batch's requests: the batch then
@@ -27,7 +32,7 @@ import (
 // rows' errors would be the host's fault, not the data's.
 func (is *invokeService) withEgress(ctx context.Context, f *functions.Function, id pods.Identity, pool *policies.Pool) (context.Context, *batchEgress) {
 	be := &batchEgress{}
-	if len(f.Connections) == 0 || is.s.egress == nil {
+	if is.s.egress == nil || len(f.Connections) == 0 && !is.isConnector(ctx, f) {
 		return ctx, be
 	}
 	reqID := requestIDOf(ctx)
@@ -52,7 +57,10 @@ func (is *invokeService) withEgress(ctx context.Context, f *functions.Function, 
 		}
 		return sandbox.EgressResponse{}, fmt.Errorf("%w: %v", sandbox.ErrEgressFailed, err)
 	}
-	return sandbox.WithEgress(ctx, h, f.Connections...), be
+	// No binding for the sandbox to resolve "#i" with: positions reach
+	// egressRequest, which resolves them, so that a position the binding
+	// lacks is refused there, audited and counted like any other refusal.
+	return sandbox.WithEgress(ctx, h), be
 }
 
 // batchEgress is what a batch's egress requests leave for the batch.
@@ -96,6 +104,16 @@ func (is *invokeService) egressRequest(ctx context.Context, f *functions.Functio
 		})
 		return err
 	}
+	if len(f.Connections) == 0 {
+		return nil, deny("this function has no connections")
+	}
+	if n, ok := strings.CutPrefix(req.Conn, "#"); ok {
+		i, err := strconv.Atoi(n)
+		if err != nil || i < 0 || i >= len(f.Connections) {
+			return nil, deny("the function has %d connection(s); there is no %s", len(f.Connections), req.Conn)
+		}
+		req.Conn = f.Connections[i]
+	}
 	if !slices.Contains(f.Connections, req.Conn) {
 		return nil, deny("function %s is not bound to connection %q (it has %v)", f.Name, req.Conn, f.Connections)
 	}
@@ -134,4 +152,22 @@ func (is *invokeService) egressDenied(ctx context.Context, f *functions.Function
 	if aerr := is.countViolation(ctx, f, id.SPIFFEID(), pool, "egress refused: "+err.Error()); aerr != nil {
 		is.s.log.Warn("egress refusal not counted", "function", f.Name, "err", aerr)
 	}
+}
+
+// isConnector reports whether f's artifact is a connector, from a cache by
+// artifact id (a function's artifact cannot change kind, nor be deleted
+// while the function exists), so a batch pays a map lookup, not a read of
+// the artifact's metadata. An artifact that cannot be read counts as not
+// a connector: its function keeps the sandbox's own refusal.
+func (is *invokeService) isConnector(ctx context.Context, f *functions.Function) bool {
+	if v, ok := is.connectors.Load(f.ArtifactID); ok {
+		return v.(bool)
+	}
+	art, err := is.s.store.Get(ctx, f.ArtifactID)
+	if err != nil {
+		return false
+	}
+	yes := art.Kind == artifacts.KindConnector
+	is.connectors.Store(f.ArtifactID, yes)
+	return yes
 }

@@ -29,6 +29,9 @@ type invokeService struct {
 	quarantine quarantiner
 	// admit is the server's admission control; nil admits everything.
 	admit *admission
+	// connectors caches, by artifact id, whether a function's artifact
+	// is a connector (isConnector).
+	connectors sync.Map
 }
 
 // Invoke runs one batch. Its request was read before this runs; the

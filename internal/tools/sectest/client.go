@@ -95,8 +95,13 @@ func sha256Hex(b []byte) string {
 
 // requestURL asks for an upload URL declaring data's size and digest.
 func (a api) requestURL(ctx context.Context, name string, data []byte, ttl int64) (*udfhostv1.CreateUploadURLResponse, error) {
+	return a.requestURLIn(ctx, "default", udfhostv1.ArtifactKind_ARTIFACT_KIND_UDF, name, data, ttl)
+}
+
+// requestURLIn is requestURL for an artifact of kind in env.
+func (a api) requestURLIn(ctx context.Context, env string, kind udfhostv1.ArtifactKind, name string, data []byte, ttl int64) (*udfhostv1.CreateUploadURLResponse, error) {
 	up, err := a.art.CreateUploadURL(ctx, &udfhostv1.CreateUploadURLRequest{
-		Kind: udfhostv1.ArtifactKind_ARTIFACT_KIND_UDF, Env: "default", Name: name,
+		Kind: kind, Env: env, Name: name,
 		Size: int64(len(data)), Sha256: sha256Hex(data), TtlSeconds: ttl,
 	})
 	if err != nil {
@@ -108,7 +113,12 @@ func (a api) requestURL(ctx context.Context, name string, data []byte, ttl int64
 // upload runs the whole upload: URL, PUT, commit. The error is a *failure
 // naming the step that refused; ids has the upload id once there is one.
 func (a api) upload(ctx context.Context, name string, data []byte) (art *udfhostv1.Artifact, uploadID string, err error) {
-	up, err := a.requestURL(ctx, name, data, 0)
+	return a.uploadIn(ctx, "default", udfhostv1.ArtifactKind_ARTIFACT_KIND_UDF, name, data)
+}
+
+// uploadIn is upload for an artifact of kind in env.
+func (a api) uploadIn(ctx context.Context, env string, kind udfhostv1.ArtifactKind, name string, data []byte) (art *udfhostv1.Artifact, uploadID string, err error) {
+	up, err := a.requestURLIn(ctx, env, kind, name, data, 0)
 	if err != nil {
 		return nil, "", err
 	}
@@ -170,7 +180,12 @@ func put(ctx context.Context, url string, headers map[string]string, body io.Rea
 
 // createFunction binds export of art under name.
 func (a api) createFunction(ctx context.Context, name, artID, export, sig, abi string) (*udfhostv1.FunctionInfo, error) {
-	req := &udfhostv1.CreateFunctionRequest{Name: name, ArtifactId: artID, Export: export, Signature: sig, Env: "default", Pool: "default"}
+	return a.createFunctionIn(ctx, &udfhostv1.CreateFunctionRequest{Name: name, ArtifactId: artID, Export: export, Signature: sig, Env: "default", Pool: "default"}, abi)
+}
+
+// createFunctionIn creates the function req describes (abi as in
+// createFunction).
+func (a api) createFunctionIn(ctx context.Context, req *udfhostv1.CreateFunctionRequest, abi string) (*udfhostv1.FunctionInfo, error) {
 	switch abi {
 	case "", "auto":
 	case "direct":

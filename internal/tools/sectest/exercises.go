@@ -44,6 +44,9 @@ func init() {
 		"hostile_names":          hostileNamesCase,
 		"anon_flood":             anonFlood,
 		"unauth_big_message":     unauthBigMessage,
+		"egress":                 egressCase,
+		"egress_flood":           egressFlood,
+		"egress_quarantine":      egressQuarantine,
 	}
 }
 

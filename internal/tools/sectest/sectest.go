@@ -47,6 +47,9 @@ type Config struct {
 	Only      *regexp.Regexp // run only the cases whose name matches
 	Parallel  int            // cases run at once, default 4
 	Out       io.Writer      // one JSON line per case, then the summary
+	// Policy is the policy file the server runs, written by WritePolicy:
+	// the egress cases need it (and fail without it).
+	Policy string
 }
 
 // Result is the verdict on one case, printed as one JSON line.
@@ -167,6 +170,7 @@ type runner struct {
 	api    api
 	audit  *auditLog
 	canary *canary
+	eg     *egressSetup // nil without Config.Policy
 	mu     sync.Mutex
 	undo   []func(context.Context) // what the run leaves to clean up at the end
 }
@@ -184,14 +188,25 @@ func newRunner(ctx context.Context, cfg Config) (*runner, error) {
 		return nil, err
 	}
 	r.api = newAPI(r.conn)
+	if cfg.Policy != "" {
+		if r.eg, err = startEgress(cfg.Policy, cfg.Token); err != nil {
+			r.conn.Close()
+			return nil, err
+		}
+	}
 	if r.canary, err = startCanary(ctx, r); err != nil {
-		r.conn.Close()
+		r.close()
 		return nil, fmt.Errorf("canary: %w", err)
 	}
 	return r, nil
 }
 
-func (r *runner) close() { r.conn.Close() }
+func (r *runner) close() {
+	r.conn.Close()
+	if r.eg != nil {
+		r.eg.close()
+	}
+}
 
 // later registers fn to run when the suite ends.
 func (r *runner) later(fn func(context.Context)) {
