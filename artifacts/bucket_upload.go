@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/udfhost/udfhost/internal/s3store"
 )
@@ -22,7 +23,8 @@ func (b *BucketStore) CreateUpload(ctx context.Context, req UploadRequest) (Uplo
 		return Upload{}, err
 	}
 	op := "create upload " + rec.ID
-	url, headers, err := b.bucket.PresignPut(ctx, uploadBytesKey(rec.ID), rec.Size, rec.SHA256, rec.ExpiresAt.Sub(now))
+	// At least a second: ExpiresAt is truncated to whole seconds.
+	url, headers, err := b.bucket.PresignPut(ctx, uploadBytesKey(rec.ID), rec.Size, rec.SHA256, max(rec.ExpiresAt.Sub(now), time.Second))
 	if err != nil {
 		return Upload{}, b.unavailable(op, err)
 	}

@@ -383,14 +383,18 @@ func TestConnectorKind(t *testing.T) {
 
 // TestInvalidModulesRejected uploads bytes that arrive intact but fail
 // validation at Commit.
-func TestInvalidModulesRejected(t *testing.T) {
+// invalidModule is a module every store rejects, with the sentinel and
+// words of its rejection.
+type invalidModule struct {
+	name     string
+	data     []byte
+	sentinel error
+	msg      string
+}
+
+func invalidModules() []invalidModule {
 	add := wasmtest.Add()
-	cases := []struct {
-		name     string
-		data     []byte
-		sentinel error
-		msg      string
-	}{
+	return []invalidModule{
 		{"not wasm", []byte("#!/bin/sh\nrm -rf /\n"), ErrInvalidModule, "not a WebAssembly module (bad magic)"},
 		{"truncated header", add[:6], ErrInvalidModule, "truncated"},
 		{"truncated body", add[:len(add)-3], ErrInvalidModule, ""},
@@ -403,6 +407,10 @@ func TestInvalidModulesRejected(t *testing.T) {
 		{"global import", wasmtest.ImportOther("wasi_snapshot_preview1", "g", wasmtest.GlobalDesc()), ErrDisallowedImport, "wasi_snapshot_preview1.g"},
 		{"table import", wasmtest.ImportOther("env", "t", wasmtest.TableDesc()), ErrDisallowedImport, "env.t"},
 	}
+}
+
+func TestInvalidModulesRejected(t *testing.T) {
+	cases := invalidModules()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, 0)

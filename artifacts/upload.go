@@ -32,7 +32,7 @@ const (
 	// Only in a bucket (see BucketStore): a host has validated the bytes
 	// and is writing the artifact (ClaimedBy, ClaimedAt).
 	stateCommitting = "committing"
-	stateRejected  = "rejected"  // failed validation; Reason says why
+	stateRejected   = "rejected" // failed validation; Reason says why
 )
 
 // uploadRecord is the persisted state of one upload.
