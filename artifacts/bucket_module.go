@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,17 +44,15 @@ func (b *BucketStore) Module(ctx context.Context, digest, pod string) ([]byte, e
 	}
 	buf := &memWriterAt{buf: make([]byte, 0, size)}
 	n, err := s3store.DownloadURL(ctx, url, buf, size)
+	if errors.Is(err, s3store.ErrTooLarge) {
+		return nil, b.mismatch(ctx, op, pod, digest, fmt.Sprintf("%s holds more than the %d bytes of %s", key, size, digest))
+	}
 	if err != nil {
 		return nil, b.unavailable(op, err)
 	}
 	data := buf.buf
 	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], want) {
-		reason := fmt.Sprintf("digest mismatch: %s holds %d bytes hashing to sha256:%x, not %s", key, n, sum, digest)
-		_ = b.cfg.Audit.Record(ctx, audit.Event{
-			Type: audit.TypeArtifactDigestMismatch, Actor: "udfhost", Pod: pod, Resource: "module/" + digest,
-			Decision: audit.Deny, Reason: reason, Details: map[string]string{"digest": digest, "key": key},
-		})
-		return nil, b.unavailable(op, fmt.Errorf("%s; refused", reason))
+		return nil, b.mismatch(ctx, op, pod, digest, fmt.Sprintf("%s holds %d bytes hashing to sha256:%x, not %s", key, n, sum, digest))
 	}
 	if err := b.cfg.Audit.Record(ctx, audit.Event{
 		Type: audit.TypeArtifactDownloaded, Actor: "udfhost", Pod: pod, Resource: "module/" + digest,
@@ -63,6 +62,17 @@ func (b *BucketStore) Module(ctx context.Context, digest, pod string) ([]byte, e
 	}
 	b.keepModule(h, data)
 	return data, nil
+}
+
+// mismatch audits and refuses bytes that are not the committed module: a
+// security event (the bucket holds other code than was validated).
+func (b *BucketStore) mismatch(ctx context.Context, op, pod, digest, what string) error {
+	reason := "digest mismatch: " + what
+	_ = b.cfg.Audit.Record(ctx, audit.Event{
+		Type: audit.TypeArtifactDigestMismatch, Actor: "udfhost", Pod: pod, Resource: "module/" + digest,
+		Decision: audit.Deny, Reason: reason, Details: map[string]string{"digest": digest, "key": objectKey(digest[len(digestPrefix):])},
+	})
+	return b.unavailable(op, errors.New(reason+"; refused"))
 }
 
 // moduleSize is the size the artifacts with digest have: the most a
