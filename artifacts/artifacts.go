@@ -207,16 +207,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Signer == nil {
 		return nil, errors.New("open artifact store: no URL signer configured")
 	}
-	if cfg.Audit == nil {
-		return nil, errors.New("open artifact store: no auditor configured")
-	}
-	limits, err := newLimits(cfg.MaxSize, cfg.DefaultTTL, cfg.MaxTTL)
+	limits, comp, err := cfg.common()
 	if err != nil {
-		return nil, fmt.Errorf("open artifact store: %w", err)
-	}
-	cfg.MaxSize, cfg.DefaultTTL, cfg.MaxTTL = limits.maxSize, limits.defaultTTL, limits.maxTTL
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+		return nil, err
 	}
 	s := &Store{
 		cfg:        cfg,
@@ -226,7 +219,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		committing: map[string]struct{}{},
 		receiving:  map[string]struct{}{},
 		limits:     limits,
-		comp:       newCompiler(cfg.MaxCompiles, cfg.CompileQueueWait, cfg.CacheDir, cfg.Precompile, cfg.Runtime),
+		comp:       comp,
 	}
 	for _, d := range []string{s.uploadsDir, s.objectsDir, s.metaDir} {
 		if err := os.MkdirAll(d, dirPerm); err != nil {

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tetratelabs/wazero"
-
 	"github.com/udfhost/udfhost/internal/s3store"
 )
 
@@ -33,26 +31,22 @@ type Bucket interface {
 	String() string
 }
 
-// BucketConfig configures a BucketStore. Bucket, HostID and Audit are
-// required; the other fields mean what Config's do.
+// BucketConfig configures a BucketStore. Bucket, HostID and Config.Audit
+// are required.
 type BucketConfig struct {
 	Bucket Bucket
 	// HostID names this host in the upload records it claims (see
 	// Commit), so that a restarted host knows its own unfinished commits.
-	HostID     string
-	Audit      Auditor
-	MaxSize    int64
-	DefaultTTL time.Duration // default 15m
-	MaxTTL     time.Duration // default 1h, at most what SigV4 allows
-	Now        func() time.Time
-	// CacheDir, if set, holds the compilation cache of each digest
-	// (CacheDirFor) and, under CacheDir/modules, the verified bytes of
-	// each module downloaded (re-hashed whenever read).
-	CacheDir         string
-	Precompile       func(ctx context.Context, wasm []byte, cacheDir string) error
-	Runtime          wazero.RuntimeConfig
-	MaxCompiles      int
-	CompileQueueWait time.Duration
+	HostID string
+	// Config is what a local store is configured with, so that a server
+	// builds one and picks the store. Of it the bucket store uses Audit,
+	// MaxSize, DefaultTTL, MaxTTL, Now, Precompile, Runtime, MaxCompiles
+	// and CompileQueueWait, meaning the same, and CacheDir, which also
+	// holds, under CacheDir/modules, the verified bytes of each module
+	// downloaded (hashed again whenever read). Dir, Signer, Denials,
+	// UploadIdle and ExpiryGrace belong to the local upload endpoint and
+	// are not used: the bucket takes the uploads.
+	Config
 	// DownloadTTL is the lifetime of the pre-signed GET a module is
 	// fetched through for a pod; default DefaultDownloadTTL.
 	DownloadTTL time.Duration
@@ -117,15 +111,9 @@ func NewBucket(ctx context.Context, cfg BucketConfig) (*BucketStore, error) {
 	if cfg.HostID == "" {
 		return nil, errors.New("open artifact store: no host id configured")
 	}
-	if cfg.Audit == nil {
-		return nil, errors.New("open artifact store: no auditor configured")
-	}
-	limits, err := newLimits(cfg.MaxSize, cfg.DefaultTTL, cfg.MaxTTL)
+	limits, comp, err := cfg.Config.common()
 	if err != nil {
-		return nil, fmt.Errorf("open artifact store: %w", err)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+		return nil, err
 	}
 	if cfg.DownloadTTL <= 0 {
 		cfg.DownloadTTL = DefaultDownloadTTL
@@ -135,7 +123,7 @@ func NewBucket(ctx context.Context, cfg BucketConfig) (*BucketStore, error) {
 	}
 	b := &BucketStore{
 		cfg: cfg, bucket: cfg.Bucket, name: cfg.Bucket.String(), limits: limits,
-		comp:       newCompiler(cfg.MaxCompiles, cfg.CompileQueueWait, cfg.CacheDir, cfg.Precompile, cfg.Runtime),
+		comp:       comp,
 		unsaved:    map[string]*Quarantine{},
 		committing: map[string]struct{}{},
 	}

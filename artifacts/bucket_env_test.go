@@ -86,30 +86,9 @@ func (e *bucketEnv) createUpload(b *BucketStore, data []byte) Upload {
 	return up
 }
 
-// put sends body to url with exactly headers, as a plain client does.
-func put(t *testing.T, url string, headers map[string]string, body []byte) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		if !strings.EqualFold(k, "Content-Length") { // net/http sets it from the body
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(msg)
-}
-
 func (e *bucketEnv) putOK(up Upload, data []byte) {
 	e.t.Helper()
-	if code, msg := put(e.t, up.URL, up.Headers, data); code != http.StatusOK {
+	if code, msg := s3test.Put(e.t, up.URL, up.Headers, data); code != http.StatusOK {
 		e.t.Fatalf("PUT: %d %s", code, msg)
 	}
 }

@@ -165,31 +165,40 @@ func TestBucketStoreDown(t *testing.T) {
 
 func uploadBucketPrefix() string { return bucketUploads }
 
+// commitAndDie uploads data through host h-x and commits it; the host
+// "dies" (its Commit stops, leaving the bucket as it is) before the first
+// write for which dies is true.
+func (e *bucketEnv) commitAndDie(data []byte, dies func(op, key string) bool) (up Upload) {
+	e.t.Helper()
+	type died struct{}
+	fb := &faultBucket{Bucket: e.s3, hook: func(op, key string) {
+		if dies(op, key) {
+			panic(died{})
+		}
+	}}
+	x := e.hostWith(BucketConfig{HostID: "h-x", Bucket: fb})
+	up = e.createUpload(x, data)
+	e.putOK(up, data)
+	defer func() {
+		if r := recover(); r != (died{}) {
+			panic(r)
+		}
+	}()
+	x.Commit(e.ctx, up.ID, "admin", "req-2")
+	e.t.Fatal("the host did not die")
+	return up
+}
+
 // TestBucketCrashMidCommit: a host dies after its claim and copy, before
 // the artifact record. No host sees an artifact; another host respects
 // the claim until its lease ends; the dead host, restarted, resolves it
 // and a retry commits.
 func TestBucketCrashMidCommit(t *testing.T) {
 	e := newBucketEnv(t)
-	type died struct{}
-	fb := &faultBucket{Bucket: e.s3, hook: func(op, key string) {
-		if op == "create" && strings.HasPrefix(key, bucketMeta) {
-			panic(died{})
-		}
-	}}
-	x := e.hostWith(BucketConfig{HostID: "h-x", Bucket: fb})
 	data := wasmtest.Add()
-	up := e.createUpload(x, data)
-	e.putOK(up, data)
-	func() {
-		defer func() {
-			if r := recover(); r != (died{}) {
-				panic(r)
-			}
-		}()
-		x.Commit(e.ctx, up.ID, "admin", "req-2")
-		t.Fatal("the host did not die")
-	}()
+	up := e.commitAndDie(data, func(op, key string) bool {
+		return op == "create" && strings.HasPrefix(key, bucketMeta)
+	})
 	if rec := e.uploadRecord(up.ID); rec.State != stateCommitting || rec.ClaimedBy != "h-x" {
 		t.Fatalf("record after the crash %+v", rec)
 	}
@@ -226,24 +235,9 @@ func TestBucketCrashAfterCommitPoint(t *testing.T) {
 	for _, by := range []string{"restart", "lease"} {
 		t.Run(by, func(t *testing.T) {
 			e := newBucketEnv(t)
-			type died struct{}
-			fb := &faultBucket{Bucket: e.s3, hook: func(op, key string) {
-				if strings.HasPrefix(op, "update:") && strings.Contains(op, `"state":"committed"`) {
-					panic(died{})
-				}
-			}}
-			x := e.hostWith(BucketConfig{HostID: "h-x", Bucket: fb})
-			data := wasmtest.Add()
-			up := e.createUpload(x, data)
-			e.putOK(up, data)
-			func() {
-				defer func() {
-					if r := recover(); r != (died{}) {
-						panic(r)
-					}
-				}()
-				x.Commit(e.ctx, up.ID, "admin", "req-2")
-			}()
+			up := e.commitAndDie(wasmtest.Add(), func(op, key string) bool {
+				return strings.HasPrefix(op, "update:") && strings.Contains(op, `"state":"committed"`)
+			})
 			metas := e.keys(bucketMeta)
 			if len(metas) != 1 {
 				t.Fatalf("artifact records %v, want the one written", metas)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/udfhost/udfhost/artifacts/internal/wasmtest"
 	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/internal/s3store/s3test"
 )
 
 const podA = "spiffe://udfhost.local/org/acme/env/default/pool/p/artifact/a"
@@ -151,7 +152,7 @@ func TestBucketPutRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			url, h, body := tt.edit(up)
-			if code, msg := put(t, url, h, body); code < 400 {
+			if code, msg := s3test.Put(t, url, h, body); code < 400 {
 				t.Fatalf("PUT accepted: %d %s", code, msg)
 			}
 			if tt.ttl > 0 {
@@ -165,7 +166,7 @@ func TestBucketPutRefused(t *testing.T) {
 	t.Run("second PUT to the same key", func(t *testing.T) {
 		up := e.createUpload(b, data)
 		e.putOK(up, data)
-		if code, msg := put(t, up.URL, up.Headers, data); code != http.StatusPreconditionFailed {
+		if code, msg := s3test.Put(t, up.URL, up.Headers, data); code != http.StatusPreconditionFailed {
 			t.Fatalf("second PUT: %d %s, want 412", code, msg)
 		}
 		if got := e.object(uploadBytesKey(up.ID)); !bytes.Equal(got, data) {

@@ -1,6 +1,7 @@
 package artifacts
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -19,6 +20,23 @@ import (
 type uploadLimits struct {
 	maxSize            int64
 	defaultTTL, maxTTL time.Duration
+}
+
+// common checks and completes what both stores take of cfg: the
+// auditor, the upload limits, the clock and the compiler.
+func (cfg *Config) common() (uploadLimits, *compiler, error) {
+	if cfg.Audit == nil {
+		return uploadLimits{}, nil, errors.New("open artifact store: no auditor configured")
+	}
+	limits, err := newLimits(cfg.MaxSize, cfg.DefaultTTL, cfg.MaxTTL)
+	if err != nil {
+		return limits, nil, fmt.Errorf("open artifact store: %w", err)
+	}
+	cfg.MaxSize, cfg.DefaultTTL, cfg.MaxTTL = limits.maxSize, limits.defaultTTL, limits.maxTTL
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return limits, newCompiler(cfg.MaxCompiles, cfg.CompileQueueWait, cfg.CacheDir, cfg.Precompile, cfg.Runtime), nil
 }
 
 // newLimits applies the defaults of Config.MaxSize, DefaultTTL and MaxTTL.

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+
+	"github.com/udfhost/udfhost/internal/s3store/s3test"
 )
 
 func digest(b []byte) string {
@@ -24,27 +26,10 @@ func digest(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// put sends body to a pre-signed URL with exactly the given headers, the
-// way a plain client would, and returns the status and response body.
+// put is s3test.Put.
 func put(t *testing.T, url string, headers map[string]string, body []byte) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		// net/http takes the length from the body, not from a header.
-		if k != "Content-Length" {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(msg)
+	return s3test.Put(t, url, headers, body)
 }
 
 func wantAbsent(t *testing.T, s *Store, key string) {
