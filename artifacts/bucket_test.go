@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -91,33 +89,26 @@ func TestBucketHappyPath(t *testing.T) {
 	}
 }
 
-// TestBucketCurlUpload: curl -T with only the headers the upload names.
-func TestBucketCurlUpload(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("no curl")
-	}
+// TestBucketPlainClients: curl -T and Python's urllib, with only the
+// headers the upload names.
+func TestBucketPlainClients(t *testing.T) {
 	e := newBucketEnv(t)
 	b := e.host("h-a")
-	data := wasmtest.Batch()
-	file := filepath.Join(t.TempDir(), "m.wasm")
-	if err := os.WriteFile(file, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	up := e.createUpload(b, data)
-	args := []string{"-sS", "--fail-with-body", "-T", file}
-	for k, v := range up.Headers {
-		args = append(args, "-H", k+": "+v)
-	}
-	if out, err := exec.Command(curl, append(args, up.URL)...).CombinedOutput(); err != nil {
-		t.Fatalf("curl -T: %v\n%s", err, out)
-	}
-	art, err := b.Commit(e.ctx, up.ID, "admin", "req-2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if art.ABIVersion != 1 || !bytes.Equal(e.object(objectKey(sha(data))), data) {
-		t.Fatalf("artifact %+v", art)
+	for name, put := range map[string]func(testing.TB, string, map[string]string, []byte){
+		"curl": s3test.CurlPut, "urllib": s3test.PythonPut,
+	} {
+		t.Run(name, func(t *testing.T) {
+			data := wasmtest.Functions(len(name), 1, wasmtest.Body())
+			up := e.createUpload(b, data)
+			put(t, up.URL, up.Headers, data)
+			art, err := b.Commit(e.ctx, up.ID, "admin", "req-2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(e.object(objectKey(sha(data))), data) || art.Size != int64(len(data)) {
+				t.Fatalf("artifact %+v", art)
+			}
+		})
 	}
 }
 
