@@ -53,6 +53,10 @@ type BucketConfig struct {
 	// CommitLease is how long a claim on an upload (state committing)
 	// protects it; default DefaultCommitLease.
 	CommitLease time.Duration
+	// RequestTimeout bounds each request to the bucket (a whole download
+	// included); one that does not answer in time fails its call with
+	// ErrUnavailable. Default DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
 
 // DefaultDownloadTTL is the lifetime of a module download URL: one pod
@@ -84,7 +88,7 @@ const (
 // never overwrite each other's change. It is safe for concurrent use.
 type BucketStore struct {
 	cfg    BucketConfig
-	bucket Bucket
+	bucket timeoutBucket
 	name   string
 	limits uploadLimits
 	comp   *compiler
@@ -121,8 +125,11 @@ func NewBucket(ctx context.Context, cfg BucketConfig) (*BucketStore, error) {
 	if cfg.CommitLease <= 0 {
 		cfg.CommitLease = DefaultCommitLease
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
 	b := &BucketStore{
-		cfg: cfg, bucket: cfg.Bucket, name: cfg.Bucket.String(), limits: limits,
+		cfg: cfg, bucket: timeoutBucket{Bucket: cfg.Bucket, d: cfg.RequestTimeout}, name: cfg.Bucket.String(), limits: limits,
 		comp:       comp,
 		unsaved:    map[string]*Quarantine{},
 		committing: map[string]struct{}{},

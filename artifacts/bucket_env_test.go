@@ -160,7 +160,7 @@ func (e *bucketEnv) assertNoArtifacts() {
 func (e *bucketEnv) uploadRecord(id string) *uploadRecord {
 	e.t.Helper()
 	rec := new(uploadRecord)
-	b := &BucketStore{bucket: e.s3, name: e.s3.String()}
+	b := &BucketStore{bucket: timeoutBucket{Bucket: e.s3, d: time.Minute}, name: e.s3.String()}
 	if _, err := b.readRecord(e.ctx, "test", uploadRecordKey(id), rec); err != nil {
 		e.t.Fatal(err)
 	}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/udfhost/udfhost/artifacts/internal/wasmtest"
 	"github.com/udfhost/udfhost/audit"
@@ -258,5 +260,62 @@ func TestBucketCrashAfterCommitPoint(t *testing.T) {
 				t.Fatalf("artifact records %v after the retry", k)
 			}
 		})
+	}
+}
+
+// slowBucket never answers Head, and pre-signs GETs for a server that
+// accepts connections and never answers.
+type slowBucket struct {
+	Bucket
+	hang string // URL of the silent server
+}
+
+func (s slowBucket) Head(ctx context.Context, key string) (int64, string, error) {
+	<-ctx.Done()
+	return 0, "", ctx.Err()
+}
+
+func (s slowBucket) PresignGet(ctx context.Context, key string, expiry time.Duration) (string, error) {
+	return s.hang + "/" + key, nil
+}
+
+// TestBucketSlowStore: a bucket that does not answer fails the call with
+// ErrUnavailable once RequestTimeout has passed, not at the caller's
+// deadline, and leaves nothing behind.
+func TestBucketSlowStore(t *testing.T) {
+	e := newBucketEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	data := wasmtest.Add()
+	art := e.upload(e.host("h-a"), data)
+	slow := e.hostWith(BucketConfig{HostID: "h-s", Bucket: slowBucket{Bucket: e.s3, hang: "http://" + l.Addr().String()}, RequestTimeout: 200 * time.Millisecond})
+
+	up := e.createUpload(slow, data)
+	e.putOK(up, data)
+	_, err = slow.Commit(e.ctx, up.ID, "admin", "req-2")
+	wantUnavailable(t, err, "commit upload "+up.ID, "no answer within 200ms")
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a slow bucket reads as the caller's deadline: %v", err)
+	}
+	if rec := e.uploadRecord(up.ID); rec.State != statePending {
+		t.Errorf("record after a slow commit %+v", rec)
+	}
+
+	_, err = slow.Module(e.ctx, art.Digest, podA)
+	wantUnavailable(t, err, "download module", "no answer within 200ms")
+	if entries, _ := os.ReadDir(filepath.Join(slow.cfg.CacheDir, modulesSubdir)); len(entries) != 0 {
+		t.Fatalf("kept %d files after a slow download", len(entries))
 	}
 }

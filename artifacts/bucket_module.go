@@ -43,7 +43,7 @@ func (b *BucketStore) Module(ctx context.Context, digest, pod string) ([]byte, e
 		return nil, b.unavailable(op, err)
 	}
 	buf := &memWriterAt{buf: make([]byte, 0, size)}
-	n, err := s3store.DownloadURL(ctx, url, buf, size)
+	n, err := b.bucket.downloadURL(ctx, url, buf, size)
 	if errors.Is(err, s3store.ErrTooLarge) {
 		return nil, b.mismatch(ctx, op, pod, digest, fmt.Sprintf("%s holds more than the %d bytes of %s", key, size, digest))
 	}
@@ -78,15 +78,9 @@ func (b *BucketStore) mismatch(ctx context.Context, op, pod, digest, what string
 // moduleSize is the size the artifacts with digest have: the most a
 // download of it may bring.
 func (b *BucketStore) moduleSize(ctx context.Context, digest string) (int64, error) {
-	metas, err := b.withDigest(digest)
+	metas, err := b.withDigest(ctx, digest)
 	if err != nil {
-		// Committed on another host since the last Sync, perhaps.
-		if err := b.Sync(ctx); err != nil {
-			return 0, err
-		}
-		if metas, err = b.withDigest(digest); err != nil {
-			return 0, fmt.Errorf("read module: %w", err)
-		}
+		return 0, fmt.Errorf("read module: %w", err)
 	}
 	return metas[0].Size, nil
 }
