@@ -79,6 +79,7 @@ const (
 	recordSuffix     = ".json"
 	recordLimit      = 64 << 10 // largest record read back
 	modulesSubdir    = "modules"
+	maxPresignTTL    = 7 * 24 * time.Hour // SigV4's limit
 )
 
 // BucketStore is the artifact store of hosts that share one S3 bucket:
@@ -128,8 +129,14 @@ func NewBucket(ctx context.Context, cfg BucketConfig) (*BucketStore, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
+	if cfg.MaxTTL > maxPresignTTL {
+		return nil, fmt.Errorf("open artifact store: maximum upload TTL %s exceeds the %s a SigV4 URL may live", cfg.MaxTTL, maxPresignTTL)
+	}
 	b := &BucketStore{
-		cfg: cfg, bucket: timeoutBucket{Bucket: cfg.Bucket, d: cfg.RequestTimeout}, name: cfg.Bucket.String(), limits: limits,
+		cfg:        cfg,
+		bucket:     timeoutBucket{Bucket: cfg.Bucket, d: cfg.RequestTimeout},
+		name:       cfg.Bucket.String(),
+		limits:     limits,
 		comp:       comp,
 		unsaved:    map[string]*Quarantine{},
 		committing: map[string]struct{}{},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/internal/atomicfile"
@@ -116,4 +117,25 @@ func (b *BucketStore) keepModule(h string, data []byte) {
 	if os.MkdirAll(dir, dirPerm) == nil {
 		_ = atomicfile.WriteFile(b.modulePath(h), data, filePerm)
 	}
+}
+
+// memWriterAt collects a download of at most cap(buf) bytes, written in
+// parts, possibly at once.
+type memWriterAt struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (m *memWriterAt) WriteAt(p []byte, off int64) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	end := off + int64(len(p))
+	if off < 0 || end > int64(cap(m.buf)) {
+		return 0, fmt.Errorf("object longer than %d bytes", cap(m.buf))
+	}
+	if end > int64(len(m.buf)) {
+		m.buf = m.buf[:end]
+	}
+	copy(m.buf[off:], p)
+	return len(p), nil
 }

@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"os"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/udfhost/udfhost/artifacts/internal/wasmtest"
 	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/internal/s3store"
 	"github.com/udfhost/udfhost/internal/s3store/s3test"
 )
 
@@ -193,5 +195,28 @@ func TestBucketInvalidModules(t *testing.T) {
 			_, err = b.Commit(e.ctx, up.ID, "admin", "req-10")
 			wantErr(t, err, ErrUploadState, "rejected")
 		})
+	}
+}
+
+func TestNewBucketArgs(t *testing.T) {
+	st, err := s3store.New(context.Background(), s3store.Options{Bucket: "b", Region: "us-east-1", Endpoint: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aud := &fakeAuditor{}
+	tests := []struct {
+		name string
+		cfg  BucketConfig
+		want string
+	}{
+		{"no bucket", BucketConfig{HostID: "h", Config: Config{Audit: aud}}, "no bucket"},
+		{"no host id", BucketConfig{Bucket: st, Config: Config{Audit: aud}}, "no host id"},
+		{"no auditor", BucketConfig{Bucket: st, HostID: "h"}, "no auditor"},
+		{"TTL past SigV4's", BucketConfig{Bucket: st, HostID: "h", Config: Config{Audit: aud, MaxTTL: 8 * 24 * time.Hour}}, "exceeds the 168h0m0s"},
+	}
+	for _, tt := range tests {
+		if _, err := NewBucket(context.Background(), tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: NewBucket = %v, want %q", tt.name, err, tt.want)
+		}
 	}
 }
