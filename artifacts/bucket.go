@@ -16,6 +16,7 @@ import (
 
 // Bucket is what a BucketStore needs of an object store: the subset of
 // *s3store.Store it uses, so that a test double could stand in.
+// Keys are relative to the store's prefix.
 type Bucket interface {
 	PresignPut(ctx context.Context, key string, size int64, sha256hex string, expiry time.Duration) (string, map[string]string, error)
 	PresignGet(ctx context.Context, key string, expiry time.Duration) (string, error)
@@ -70,6 +71,8 @@ const DefaultDownloadTTL = time.Minute
 // host never comes near it.
 const DefaultCommitLease = 4 * time.Minute
 
+var _ Bucket = (*s3store.Store)(nil)
+
 // Keys in the bucket (see the package comment).
 const (
 	bucketUploads    = "uploads/"
@@ -106,7 +109,8 @@ type BucketStore struct {
 	committing map[string]struct{} // uploads a Commit on this host is working on
 }
 
-// NewBucket opens the store on cfg.Bucket: it reads every artifact and
+// NewBucket opens the store on cfg.Bucket (an *s3store.Store from
+// s3store.New, in a server): it reads every artifact and
 // quarantine (Sync), and resolves the commits this host left unfinished
 // and those whose claim outlived the lease (a crashed host's).
 func NewBucket(ctx context.Context, cfg BucketConfig) (*BucketStore, error) {
