@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 )
@@ -53,6 +54,9 @@ func (b *BucketStore) recoverClaims(ctx context.Context) error {
 			continue
 		}
 		rec, etag, err := b.loadUpload(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed since the listing
+		}
 		if err != nil {
 			return err
 		}
