@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"reflect"
 	"sync"
@@ -170,5 +171,59 @@ func TestBucketQuarantineWhileDown(t *testing.T) {
 	}
 	if b := e.host("h-b"); b.Quarantined(art.Digest) == nil || b.Quarantined(art.Digest).Reason != "escaped" {
 		t.Fatalf("another host does not see the quarantine written on Sync")
+	}
+}
+
+// countingBucket counts the records read.
+type countingBucket struct {
+	Bucket
+	mu    sync.Mutex
+	reads []string
+}
+
+func (c *countingBucket) GetRecord(ctx context.Context, key string, limit int64) ([]byte, string, error) {
+	c.mu.Lock()
+	c.reads = append(c.reads, key)
+	c.mu.Unlock()
+	return c.Bucket.GetRecord(ctx, key, limit)
+}
+
+func (c *countingBucket) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.reads
+	c.reads = nil
+	return r
+}
+
+// TestBucketSyncReadsOnlyChanges: Sync reads the records whose ETag
+// changed since the last one, and no others.
+func TestBucketSyncReadsOnlyChanges(t *testing.T) {
+	e := newBucketEnv(t)
+	a := e.host("h-a")
+	for i := 0; i < 3; i++ {
+		e.upload(a, wasmtest.Functions(i+1, 1, wasmtest.Body()))
+	}
+	cb := &countingBucket{Bucket: e.s3}
+	b := e.hostWith(BucketConfig{HostID: "h-b", Bucket: cb})
+	if r := cb.take(); len(r) != 3+3 { // 3 artifacts, 3 upload records (recovery)
+		t.Fatalf("opening read %v", r)
+	}
+	if err := b.Sync(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := cb.take(); len(r) != 0 {
+		t.Fatalf("Sync without changes read %v", r)
+	}
+	art := e.upload(a, wasmtest.Functions(9, 1, wasmtest.Body()))
+	if _, err := a.Quarantine(e.ctx, art.Digest, Quarantine{Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := parseDigest(art.Digest)
+	if r := cb.take(); !reflect.DeepEqual(r, []string{metaKey(art.ID), quarantineKey(h)}) {
+		t.Fatalf("Sync after one commit and one quarantine read %v", r)
 	}
 }
