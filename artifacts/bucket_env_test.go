@@ -24,7 +24,7 @@ const bucketPrefix = "pool-a"
 // bucketEnv is a real versitygw and a bucket prefix on it that several
 // BucketStores (hosts) share; every host audits into aud.
 type bucketEnv struct {
-	t     *testing.T
+	t     testing.TB
 	g     *s3test.Gateway
 	s3    *s3store.Store
 	aud   *fakeAuditor
@@ -32,7 +32,7 @@ type bucketEnv struct {
 	ctx   context.Context
 }
 
-func newBucketEnv(t *testing.T) *bucketEnv {
+func newBucketEnv(t testing.TB) *bucketEnv {
 	t.Helper()
 	g := s3test.Start(t)
 	st, err := s3store.New(context.Background(), s3store.Options{
