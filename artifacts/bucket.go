@@ -124,15 +124,9 @@ func NewBucket(ctx context.Context, cfg BucketConfig) (*BucketStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.DownloadTTL <= 0 {
-		cfg.DownloadTTL = DefaultDownloadTTL
-	}
-	if cfg.CommitLease <= 0 {
-		cfg.CommitLease = DefaultCommitLease
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
+	orDefault(&cfg.DownloadTTL, DefaultDownloadTTL)
+	orDefault(&cfg.CommitLease, DefaultCommitLease)
+	orDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
 	if cfg.MaxTTL > maxPresignTTL {
 		return nil, fmt.Errorf("open artifact store: maximum upload TTL %s exceeds the %s a SigV4 URL may live", cfg.MaxTTL, maxPresignTTL)
 	}

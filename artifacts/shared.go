@@ -39,18 +39,19 @@ func (cfg *Config) common() (uploadLimits, *compiler, error) {
 	return limits, newCompiler(cfg.MaxCompiles, cfg.CompileQueueWait, cfg.CacheDir, cfg.Precompile, cfg.Runtime), nil
 }
 
+// orDefault sets *v to def when it is not positive (a field left zero).
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 // newLimits applies the defaults of Config.MaxSize, DefaultTTL and MaxTTL.
 func newLimits(maxSize int64, defaultTTL, maxTTL time.Duration) (uploadLimits, error) {
 	l := uploadLimits{maxSize: maxSize, defaultTTL: defaultTTL, maxTTL: maxTTL}
-	if l.maxSize <= 0 {
-		l.maxSize = DefaultMaxSize
-	}
-	if l.defaultTTL <= 0 {
-		l.defaultTTL = DefaultUploadTTL
-	}
-	if l.maxTTL <= 0 {
-		l.maxTTL = DefaultMaxTTL
-	}
+	orDefault(&l.maxSize, DefaultMaxSize)
+	orDefault(&l.defaultTTL, DefaultUploadTTL)
+	orDefault(&l.maxTTL, DefaultMaxTTL)
 	if l.defaultTTL > l.maxTTL {
 		return l, fmt.Errorf("default upload TTL %s exceeds maximum %s", l.defaultTTL, l.maxTTL)
 	}
