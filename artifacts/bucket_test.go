@@ -165,6 +165,10 @@ func TestBucketPutRefused(t *testing.T) {
 		if got := e.object(uploadBytesKey(up.ID)); !bytes.Equal(got, data) {
 			t.Fatal("the first bytes were replaced")
 		}
+		art, err := b.Commit(e.ctx, up.ID, "admin", "req-2")
+		if err != nil || art.Digest != "sha256:"+sha(data) {
+			t.Fatalf("Commit after a refused second PUT = %+v, %v; want the first bytes", art, err)
+		}
 	})
 }
 
