@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tetratelabs/wazero"
+
 	"github.com/udfhost/udfhost/internal/s3store"
 )
 
@@ -32,22 +34,28 @@ type Bucket interface {
 	String() string
 }
 
-// BucketConfig configures a BucketStore. Bucket, HostID and Config.Audit
-// are required.
+// BucketConfig configures a BucketStore. Bucket, HostID and Audit are
+// required.
 type BucketConfig struct {
 	Bucket Bucket
 	// HostID names this host in the upload records it claims (see
 	// Commit), so that a restarted host knows its own unfinished commits.
 	HostID string
-	// Config is what a local store is configured with, so that a server
-	// builds one and picks the store. Of it the bucket store uses Audit,
-	// MaxSize, DefaultTTL, MaxTTL, Now, Precompile, Runtime, MaxCompiles
-	// and CompileQueueWait, meaning the same, and CacheDir, which also
-	// holds, under CacheDir/modules, the verified bytes of each module
-	// downloaded (hashed again whenever read). Dir, Signer, Denials,
-	// UploadIdle and ExpiryGrace belong to the local upload endpoint and
-	// are not used: the bucket takes the uploads.
-	Config
+	Audit  Auditor
+	// The fields from here to DownloadTTL mean what Config's of the same
+	// names do (see BucketConfig.local).
+	Now func() time.Time
+	// Upload limits.
+	MaxSize            int64
+	DefaultTTL, MaxTTL time.Duration
+	// Compilation: how many at once, how, and where the caches go.
+	// CacheDir also holds, under CacheDir/modules, the verified bytes of
+	// each module downloaded, hashed again whenever read.
+	MaxCompiles      int
+	CompileQueueWait time.Duration
+	Precompile       func(ctx context.Context, wasm []byte, cacheDir string) error
+	Runtime          wazero.RuntimeConfig
+	CacheDir         string
 	// DownloadTTL is the lifetime of the pre-signed GET a module is
 	// fetched through for a pod; default DefaultDownloadTTL.
 	DownloadTTL time.Duration
@@ -72,6 +80,16 @@ const DefaultDownloadTTL = time.Minute
 const DefaultCommitLease = 4 * time.Minute
 
 var _ Bucket = (*s3store.Store)(nil)
+
+// local is the local store's configuration of the same meaning, whose
+// checks and defaults both stores share (Config.common).
+func (c *BucketConfig) local() Config {
+	return Config{
+		Audit: c.Audit, MaxSize: c.MaxSize, DefaultTTL: c.DefaultTTL, MaxTTL: c.MaxTTL, Now: c.Now,
+		CacheDir: c.CacheDir, Precompile: c.Precompile, Runtime: c.Runtime,
+		MaxCompiles: c.MaxCompiles, CompileQueueWait: c.CompileQueueWait,
+	}
+}
 
 // Keys in the bucket (see the package comment).
 const (
@@ -120,15 +138,17 @@ func NewBucket(ctx context.Context, cfg BucketConfig) (*BucketStore, error) {
 	if cfg.HostID == "" {
 		return nil, errors.New("open artifact store: no host id configured")
 	}
-	limits, comp, err := cfg.Config.common()
+	local := cfg.local()
+	limits, comp, err := local.common()
 	if err != nil {
 		return nil, err
 	}
+	cfg.Now = local.Now
 	orDefault(&cfg.DownloadTTL, DefaultDownloadTTL)
 	orDefault(&cfg.CommitLease, DefaultCommitLease)
 	orDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
-	if cfg.MaxTTL > maxPresignTTL {
-		return nil, fmt.Errorf("open artifact store: maximum upload TTL %s exceeds the %s a SigV4 URL may live", cfg.MaxTTL, maxPresignTTL)
+	if limits.maxTTL > maxPresignTTL {
+		return nil, fmt.Errorf("open artifact store: maximum upload TTL %s exceeds the %s a SigV4 URL may live", limits.maxTTL, maxPresignTTL)
 	}
 	b := &BucketStore{
 		cfg:        cfg,

@@ -213,10 +213,10 @@ func TestNewBucketArgs(t *testing.T) {
 		cfg  BucketConfig
 		want string
 	}{
-		{"no bucket", BucketConfig{HostID: "h", Config: Config{Audit: aud}}, "no bucket"},
-		{"no host id", BucketConfig{Bucket: st, Config: Config{Audit: aud}}, "no host id"},
+		{"no bucket", BucketConfig{HostID: "h", Audit: aud}, "no bucket"},
+		{"no host id", BucketConfig{Bucket: st, Audit: aud}, "no host id"},
 		{"no auditor", BucketConfig{Bucket: st, HostID: "h"}, "no auditor"},
-		{"TTL past SigV4's", BucketConfig{Bucket: st, HostID: "h", Config: Config{Audit: aud, MaxTTL: 8 * 24 * time.Hour}}, "exceeds the 168h0m0s"},
+		{"TTL past SigV4's", BucketConfig{Bucket: st, HostID: "h", Audit: aud, MaxTTL: 8 * 24 * time.Hour}, "exceeds the 168h0m0s"},
 	}
 	for _, tt := range tests {
 		if _, err := NewBucket(context.Background(), tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
