@@ -28,8 +28,9 @@
 //
 //	uploads/<up-id>            the bytes, PUT by the client itself to a SigV4
 //	                           pre-signed URL with the size, the sha256 and
-//	                           If-None-Match: * signed in; deleted once
-//	                           committed or rejected
+//	                           If-None-Match: * signed in; once committed or
+//	                           rejected, updated to an empty object (so the
+//	                           key stays taken and the URL used up)
 //	uploads/<up-id>.json       upload record: created by the host issuing the
 //	                           URL (pending); updated by the committing host to
 //	                           committing (claimed_by, claimed_at), then to

@@ -105,7 +105,7 @@ func (b *BucketStore) reject(ctx context.Context, rec *uploadRecord, etag, actor
 	} else if err != nil {
 		errs = append(errs, err)
 	} else {
-		_ = b.bucket.Delete(ctx, uploadBytesKey(rec.ID)) // never read again; a leftover costs only space
+		b.retire(ctx, rec.ID)
 	}
 	if err := b.cfg.Audit.Record(ctx, rec.rejectedEvent(actor, requestID, verr)); err != nil {
 		errs = append(errs, fmt.Errorf("audit: %w", err))
@@ -169,8 +169,8 @@ func (b *BucketStore) store(ctx context.Context, rec *uploadRecord, etag, objTag
 	return b.view(m), nil
 }
 
-// markCommitted records that upload rec became artifact artID and removes
-// its bytes. If the record changed meanwhile (another host took this
+// markCommitted records that upload rec became artifact artID and
+// retires its bytes. If the record changed meanwhile (another host took this
 // claim for a crashed one and reverted it), the artifact exists all the
 // same: it is marked over the new version.
 func (b *BucketStore) markCommitted(ctx context.Context, rec *uploadRecord, etag, artID string) {
@@ -183,7 +183,20 @@ func (b *BucketStore) markCommitted(ctx context.Context, rec *uploadRecord, etag
 		}
 	}
 	if err == nil {
-		_ = b.bucket.Delete(ctx, uploadBytesKey(rec.ID))
+		b.retire(ctx, rec.ID)
+	}
+}
+
+// retire frees the bytes of an upload that is done with (committed or
+// rejected) but keeps its key taken: they are replaced by an empty
+// object, over the version there (If-Match), instead of deleted, so that
+// its URL, valid until it expires, stays used up (If-None-Match: *
+// refuses a PUT while the key exists). Best effort: a leftover costs only
+// space, never read again.
+func (b *BucketStore) retire(ctx context.Context, id string) {
+	size, etag, err := b.bucket.Head(ctx, uploadBytesKey(id))
+	if err == nil && size > 0 {
+		_, _ = b.bucket.PutIfMatch(ctx, uploadBytesKey(id), []byte{}, etag)
 	}
 }
 

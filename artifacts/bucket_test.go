@@ -42,8 +42,15 @@ func TestBucketHappyPath(t *testing.T) {
 	if got := e.object(objectKey(sha(data))); !bytes.Equal(got, data) {
 		t.Fatalf("content-addressed object has %d bytes, want the module", len(got))
 	}
-	if k := e.keys(bucketUploads); len(k) != 1 || k[0] != uploadRecordKey(up.ID) {
-		t.Errorf("uploads/ after commit = %v, want only the record (the bytes removed)", k)
+	if k := e.keys(bucketUploads); len(k) != 2 || k[0] != uploadBytesKey(up.ID) || k[1] != uploadRecordKey(up.ID) {
+		t.Errorf("uploads/ after commit = %v, want the bytes' key and the record", k)
+	}
+	if got := e.object(uploadBytesKey(up.ID)); len(got) != 0 {
+		t.Errorf("the upload's bytes are kept after the commit (%d bytes)", len(got))
+	}
+	// The URL stays used up: the key is still taken.
+	if code, msg := s3test.Put(t, up.URL, up.Headers, data); code != http.StatusPreconditionFailed {
+		t.Errorf("PUT after the commit: %d %s, want 412", code, msg)
 	}
 	if rec := e.uploadRecord(up.ID); rec.State != stateCommitted || rec.ArtifactID != art.ID || rec.ClaimedBy != "" {
 		t.Errorf("upload record %+v", rec)
@@ -195,6 +202,9 @@ func TestBucketInvalidModules(t *testing.T) {
 			}
 			if len(ev) != 1 || ev[0].Decision != audit.Deny || !strings.Contains(ev[0].Reason, tc.msg) {
 				t.Fatalf("rejection events %+v", ev)
+			}
+			if got := e.object(uploadBytesKey(up.ID)); len(got) != 0 {
+				t.Errorf("the rejected bytes are kept (%d bytes)", len(got))
 			}
 			_, err = b.Commit(e.ctx, up.ID, "admin", "req-10")
 			wantErr(t, err, ErrUploadState, "rejected")
