@@ -113,7 +113,8 @@ func (b *BucketStore) publish(metas map[string]indexed[*metaRecord], quars map[s
 	b.idx.Store(&bucketIndex{metas: metas, quars: quars, quarantined: q})
 }
 
-// change publishes the index with f applied to copies of its maps.
+// change publishes the index with f applied to copies of its maps; f
+// runs with b.mu held, so it may also change b.unsaved.
 func (b *BucketStore) change(f func(metas map[string]indexed[*metaRecord], quars map[string]indexed[*Quarantine])) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
