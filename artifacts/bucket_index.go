@@ -50,7 +50,11 @@ func (b *BucketStore) Sync(ctx context.Context) error {
 		return err
 	}
 	b.saveUnsaved(ctx)
-	quars, err := syncRecords(ctx, b, bucketQuarantine, old.quars, func(hex string, _ *Quarantine) bool {
+	byHex := make(map[string]indexed[*Quarantine], len(old.quars)) // the records' names
+	for d, q := range old.quars {
+		byHex[strings.TrimPrefix(d, digestPrefix)] = q
+	}
+	quars, err := syncRecords(ctx, b, bucketQuarantine, byHex, func(hex string, _ *Quarantine) bool {
 		return presign.IsHexSHA256(hex)
 	})
 	if err != nil {
