@@ -379,6 +379,7 @@ func (l *Log) Close() error {
 	if !l.opts.NoAppendOnlyFlag {
 		clearAppendOnly(l.f)
 		clearAppendOnly(l.ckf)
+		l.flagSegments(false)
 	}
 	err := l.f.Close()
 	l.ckf.Close()

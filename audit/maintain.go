@@ -138,7 +138,7 @@ func (l *Log) rotate() error {
 		return fmt.Errorf("rotate: %w", err)
 	}
 	if flag {
-		setAppendOnly(l.f)
+		setAppendOnly(l.f) // sealed: it stays append-only while the log is open
 	}
 	l.segments++
 	err := syncDir(l.ly.dir)
@@ -183,3 +183,20 @@ func (l *Log) CheckpointErr() error {
 // CAP_LINUX_IMMUTABLE), else why not (the filesystem does not support it,
 // or the process lacks the capability).
 func (l *Log) AppendOnlyFlag() error { return l.appendOnly }
+
+// flagSegments sets (or clears) the append-only flag of every sealed
+// segment: set while the log is open, cleared at Close.
+func (l *Log) flagSegments(set bool) {
+	for n := 1; n <= l.segments; n++ {
+		f, err := os.Open(l.ly.segment(n))
+		if err != nil {
+			continue
+		}
+		if set {
+			setAppendOnly(f)
+		} else {
+			clearAppendOnly(f)
+		}
+		f.Close()
+	}
+}

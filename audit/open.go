@@ -168,6 +168,7 @@ func open(path string, opts Options) (_ *Log, err error) {
 		if err := setAppendOnly(ckf); l.appendOnly == nil {
 			l.appendOnly = err
 		}
+		l.flagSegments(true)
 	}
 	l.reserve()
 
