@@ -510,4 +510,6 @@ func TestAppendOnlyFlag(t *testing.T) {
 	}
 }
 
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(bytes.TrimSuffix(b, []byte("\n")), v) }
+func jsonUnmarshal(b []byte, v any) error {
+	return json.Unmarshal(bytes.TrimSuffix(b, []byte("\n")), v)
+}
