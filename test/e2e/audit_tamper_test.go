@@ -80,7 +80,9 @@ func editAudit(t *testing.T, path string, edit func([]byte) []byte) {
 	}
 }
 
-func logLines(b []byte) [][]byte { return bytes.SplitAfter(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) }
+func logLines(b []byte) [][]byte {
+	return bytes.SplitAfter(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+}
 
 // checkpointNotes splits a checkpoint file into its notes, each with the
 // blank line that ends it.
