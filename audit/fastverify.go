@@ -184,7 +184,6 @@ func (p *fastParser) details() bool {
 	}
 }
 
-
 // plainASCII holds the ASCII bytes json.Marshal writes as they are (the
 // quote ends the string; DEL is left to the full check).
 var plainASCII = func() (t [256]bool) {
