@@ -11,7 +11,8 @@ import (
 
 // Record is one line of the audit log: an [Event] plus the sequence number,
 // time and hash chain the log adds. It encodes to JSON with its fields in
-// declaration order.
+// declaration order (fastverify.go reads them in that order: a new field
+// goes there too, or verifying falls back to the slow path).
 type Record struct {
 	Seq       uint64    `json:"seq"`
 	Time      time.Time `json:"time"` // UTC, RFC 3339 with nanoseconds
