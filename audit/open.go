@@ -60,8 +60,11 @@ func open(path string, opts Options) (_ *Log, err error) {
 	var f *os.File
 	defer func() {
 		if err != nil {
+			// A log that is not open carries no append-only flag.
+			clearAppendOnly(ckf)
 			ckf.Close()
 			if f != nil {
+				clearAppendOnly(f)
 				f.Close()
 			}
 		}

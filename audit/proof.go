@@ -100,7 +100,7 @@ func (l *Log) InclusionProof(seq uint64) ([]byte, error) {
 	var doc []byte
 	var err error
 	for range 3 { // a rotation between listing and reading the files
-		if doc, err = proveInclusion(l.ly, cp, seq); !errors.Is(err, errShort) {
+		if doc, err = proveInclusion(l.ly, cp, seq); err == nil || seq > cp.Size {
 			break
 		}
 	}
@@ -115,8 +115,8 @@ func (l *Log) ConsistencyProof(oldSize, newSize uint64) ([]byte, error) {
 		return nil, err
 	}
 	var doc []byte
-	for range 3 {
-		if doc, err = proveConsistency(l.ly, cps, oldSize, newSize); !errors.Is(err, errShort) {
+	for range 3 { // a rotation between listing and reading the files
+		if doc, err = proveConsistency(l.ly, cps, oldSize, newSize); err == nil {
 			break
 		}
 	}

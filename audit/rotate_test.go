@@ -4,7 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // Rotation seals full files, each ending at a checkpoint; Verify,
@@ -98,4 +101,73 @@ func asVerifyError(err error, ve **VerifyError) bool {
 	v, ok := err.(*VerifyError)
 	*ve = v
 	return ok
+}
+
+// A quiet log is checkpointed after CheckpointInterval.
+func TestCheckpointInterval(t *testing.T) {
+	dir := t.TempDir()
+	opts := ckOpts()
+	opts.CheckpointInterval = 10 * time.Millisecond
+	l, err := OpenWithOptions(filepath.Join(dir, "audit.log"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 3 {
+		l.Record(context.Background(), testEvent(i))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cp, _ := l.LatestCheckpoint()
+		if strings.HasPrefix(string(cp), "h-test\n3\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint of 3 records within 5 s; latest %q", cp)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Many writers while checkpoints (by count and by time) and rotations
+// happen: every record is in the log, and it all verifies.
+func TestConcurrentCheckpointsAndRotation(t *testing.T) {
+	dir := t.TempDir()
+	opts := ckOpts()
+	opts.CheckpointEvery = 7
+	opts.CheckpointInterval = time.Millisecond
+	opts.SegmentSize = 8000
+	l, err := OpenWithOptions(filepath.Join(dir, "audit.log"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 8, 150
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := l.Record(context.Background(), testEvent(g*each+i)); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%50 == 49 {
+					if _, err := l.InclusionProof(1); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := l.CheckpointErr(); err != nil {
+		t.Error(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := VerifyLog(dir, nil)
+	if err != nil || rep.Records != writers*each || len(rep.Files) < 3 {
+		t.Fatalf("%d records in %d files, %d checkpoints: %v", rep.Records, len(rep.Files), rep.Checkpoints, err)
+	}
+	t.Logf("%d records in %d files, %d checkpoints", rep.Records, len(rep.Files), rep.Checkpoints)
 }
