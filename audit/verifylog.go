@@ -190,7 +190,7 @@ func scanLog(ly layout, v note.Verifier) (scan, error) {
 	if ci < len(cps) {
 		c := cps[ci]
 		return s, &CheckpointError{Index: c.Index, Offset: c.Offset, Size: c.Size, File: ly.ckpts,
-			Reason: fmt.Sprintf("covers %d records but the log holds only %d: records %d to %d were removed (the log was truncated past a checkpoint)", c.Size, records, records+1, c.Size)}
+			Reason: fmt.Sprintf("covers %d records but the log holds only %d: %s removed (the log was truncated past a checkpoint)", c.Size, records, seqRange(records+1, c.Size))}
 	}
 	for i, end := range segEnds {
 		if !coveredExactly(cps, end) {
@@ -280,4 +280,12 @@ func scanChainFiles(files []string, fn func(line []byte), segEnd func(uint64)) (
 		}
 	}
 	return c.sum, nil
+}
+
+// seqRange names records from to to: "record 5 was" or "records 5 to 9 were".
+func seqRange(from, to uint64) string {
+	if from == to {
+		return fmt.Sprintf("record %d was", from)
+	}
+	return fmt.Sprintf("records %d to %d were", from, to)
 }
