@@ -127,6 +127,67 @@ func BenchmarkBareGroupCommit(b *testing.B) {
 	}
 }
 
+// BenchmarkDurableVsBare alternates rounds of the log and of the bare
+// loop, so that both see the same disk (fsync latency on a shared machine
+// drifts a lot between runs), and reports both rates and their ratio.
+func BenchmarkDurableVsBare(b *testing.B) {
+	const round = 2000
+	line, _, err := encode(newRecord(1, time.Now(), GenesisHash, "h-bench", testEvent(1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, w := range writerCounts {
+		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) {
+			dir := b.TempDir()
+			l, err := OpenWithOptions(filepath.Join(dir, "audit.log"), Options{Host: "h-bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			f, err := os.OpenFile(filepath.Join(dir, "bare.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			g := &bareLog{f: f}
+			e := testEvent(1)
+			var logT, bareT time.Duration
+			for b.Loop() {
+				start := time.Now()
+				runN(b, round, w, func() error { return l.Record(context.Background(), e) })
+				logT += time.Since(start)
+				start = time.Now()
+				runN(b, round, w, func() error { return g.append(line) })
+				bareT += time.Since(start)
+			}
+			n := float64(b.N * round)
+			b.ReportMetric(n/logT.Seconds(), "log-records/s")
+			b.ReportMetric(n/bareT.Seconds(), "bare-records/s")
+			b.ReportMetric(bareT.Seconds()/logT.Seconds(), "log/bare")
+		})
+	}
+}
+
+// runN runs n calls of fn spread over w goroutines.
+func runN(b *testing.B, n, w int, fn func() error) {
+	var wg sync.WaitGroup
+	for i := range w {
+		k := n / w
+		if i < n%w {
+			k++
+		}
+		wg.Go(func() {
+			for range k {
+				if err := fn(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // BenchmarkCheckpoint is the cost of one checkpoint: root of the compact
 // range, Ed25519 signature, append and fsync.
 func BenchmarkCheckpoint(b *testing.B) {

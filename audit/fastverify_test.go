@@ -38,3 +38,24 @@ func TestFastPathTakesLogRecords(t *testing.T) {
 		t.Errorf("full check: %v", ve)
 	}
 }
+
+// Append's split encoding gives exactly json.Marshal's bytes.
+func TestSealPartsIsMarshal(t *testing.T) {
+	awkward := Event{Type: "x<y>", Actor: "a&b", Decision: Deny, Reason: "bad \xff\xfe <script>&\u2028\u2029 \"q\"\n\t\x00",
+		Details: map[string]string{"k\xff": "v\xc3", "": "", "z": "1"}}
+	for i, e := range []Event{testEvent(1), testEvent(3), awkward, {Type: TypeServerStarted, Decision: Allow}} {
+		r := newRecord(uint64(i+1), t0.Add(123456789), GenesisHash, "h-\xffx", e)
+		want, _, err := encode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mid, err := middleJSON(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sealParts(&r, mid)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("event %d:\n got %s\nwant %s (%v)", i, got, want, err)
+		}
+	}
+}

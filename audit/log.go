@@ -121,6 +121,7 @@ type Log struct {
 // pending is one record waiting to be written.
 type pending struct {
 	line []byte
+	leaf []byte // RFC 6962 leaf hash of line
 	seq  uint64
 	hash string
 	done chan result // receives exactly one result
@@ -171,6 +172,14 @@ func (l *Log) Append(ctx context.Context, e Event) (Record, error) {
 		return Record{}, errors.New("append audit record: event has no type")
 	}
 
+	// Everything but seq, time and prev is encoded before the lock: the
+	// chain makes sealing serial, the rest need not be.
+	r := newRecord(0, time.Time{}, "", l.host, e)
+	mid, err := middleJSON(r)
+	if err != nil {
+		return Record{}, fmt.Errorf("append audit record: %w", err)
+	}
+
 	l.mu.Lock()
 	switch {
 	case l.closed:
@@ -181,13 +190,16 @@ func (l *Log) Append(ctx context.Context, e Event) (Record, error) {
 		l.mu.Unlock()
 		return Record{}, err
 	}
-	line, r, err := encode(newRecord(l.seq+1, l.now(), l.prev, l.host, e))
+	r.Seq, r.Time, r.Prev = l.seq+1, l.now().UTC(), l.prev
+	line, err := sealParts(&r, mid)
 	if err != nil {
 		l.mu.Unlock()
 		return Record{}, fmt.Errorf("append audit record: %w", err)
 	}
 	l.seq, l.prev = r.Seq, r.Hash
-	p := &pending{line: line, seq: r.Seq, hash: r.Hash, done: make(chan result, 1)}
+	// The leaf hash too, so that the leader's tree update after the
+	// fsync is cheap.
+	p := &pending{line: line, leaf: leafHash(line[:len(line)-1]), seq: r.Seq, hash: r.Hash, done: make(chan result, 1)}
 	l.queue = append(l.queue, p)
 
 	if !l.flushing {
@@ -298,7 +310,7 @@ func (l *Log) write(batch []*pending) error {
 	if err == nil {
 		l.size += int64(n)
 		for _, p := range batch {
-			l.tree.Append(leafHash(p.line[:len(p.line)-1]), nil)
+			l.tree.Append(p.leaf, nil)
 		}
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -138,4 +139,59 @@ func encode(r Record) ([]byte, Record, error) {
 	}
 	r.Hash = hash
 	return line, r, nil
+}
+
+// recordMiddle is a Record's fields between time and prev, with the same
+// JSON names and order.
+type recordMiddle struct {
+	Type      string            `json:"type"`
+	Actor     string            `json:"actor,omitempty"`
+	SPIFFEID  string            `json:"spiffe_id,omitempty"`
+	Network   string            `json:"network,omitempty"`
+	Pod       string            `json:"pod,omitempty"`
+	Resource  string            `json:"resource,omitempty"`
+	Decision  string            `json:"decision"`
+	Reason    string            `json:"reason,omitempty"`
+	RequestID string            `json:"request_id,omitempty"`
+	Host      string            `json:"host,omitempty"`
+	Details   map[string]string `json:"details,omitempty"`
+}
+
+// middleJSON encodes r's fields between time and prev: the JSON of
+// recordMiddle without its braces, always starting with "type".
+func middleJSON(r Record) ([]byte, error) {
+	b, err := json.Marshal(recordMiddle{
+		Type: r.Type, Actor: r.Actor, SPIFFEID: r.SPIFFEID, Network: r.Network, Pod: r.Pod, Resource: r.Resource,
+		Decision: r.Decision, Reason: r.Reason, RequestID: r.RequestID, Host: r.Host, Details: r.Details,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	return b[1 : len(b)-1], nil
+}
+
+// sealParts builds r's line from its seq, time and prev and the encoded
+// middle (middleJSON), exactly json.Marshal(r)'s bytes, seals it and sets
+// r.Hash.
+func sealParts(r *Record, mid []byte) ([]byte, error) {
+	ts, err := r.Time.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encode record %d: %w", r.Seq, err)
+	}
+	body := make([]byte, 0, len(mid)+len(ts)+len(r.Prev)+48)
+	body = append(body, `{"seq":`...)
+	body = strconv.AppendUint(body, r.Seq, 10)
+	body = append(body, `,"time":`...)
+	body = append(body, ts...)
+	body = append(body, ',')
+	body = append(body, mid...)
+	body = append(body, `,"prev":"`...)
+	body = append(body, r.Prev...)
+	body = append(body, `"}`...)
+	line, hash := seal(body)
+	if len(line)-1 > maxLineLen {
+		return nil, fmt.Errorf("encode record %d: %d bytes is more than the limit of %d", r.Seq, len(line)-1, maxLineLen)
+	}
+	r.Hash = hash
+	return line, nil
 }
