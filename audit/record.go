@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -141,33 +142,63 @@ func encode(r Record) ([]byte, Record, error) {
 	return line, r, nil
 }
 
-// recordMiddle is a Record's fields between time and prev, with the same
-// JSON names and order.
-type recordMiddle struct {
-	Type      string            `json:"type"`
-	Actor     string            `json:"actor,omitempty"`
-	SPIFFEID  string            `json:"spiffe_id,omitempty"`
-	Network   string            `json:"network,omitempty"`
-	Pod       string            `json:"pod,omitempty"`
-	Resource  string            `json:"resource,omitempty"`
-	Decision  string            `json:"decision"`
-	Reason    string            `json:"reason,omitempty"`
-	RequestID string            `json:"request_id,omitempty"`
-	Host      string            `json:"host,omitempty"`
-	Details   map[string]string `json:"details,omitempty"`
+// middleJSON encodes r's fields between time and prev as json.Marshal
+// would inside the record's braces, starting with "type": by hand, since
+// encoding/json's reflection is most of an Append's CPU. A string with
+// anything but plain ASCII goes through json.Marshal.
+func middleJSON(r Record) ([]byte, error) {
+	b := make([]byte, 0, 256)
+	b = append(b, `"type":`...)
+	b = appendJSONString(b, r.Type)
+	opt := func(key, v string) {
+		if v != "" {
+			b = append(b, ',', '"')
+			b = append(b, key...)
+			b = append(b, '"', ':')
+			b = appendJSONString(b, v)
+		}
+	}
+	opt("actor", r.Actor)
+	opt("spiffe_id", r.SPIFFEID)
+	opt("network", r.Network)
+	opt("pod", r.Pod)
+	opt("resource", r.Resource)
+	b = append(b, `,"decision":`...)
+	b = appendJSONString(b, r.Decision)
+	opt("reason", r.Reason)
+	opt("request_id", r.RequestID)
+	opt("host", r.Host)
+	if len(r.Details) > 0 {
+		keys := make([]string, 0, len(r.Details))
+		for k := range r.Details {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys) // encoding/json sorts map keys so too
+		b = append(b, `,"details":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, r.Details[k])
+		}
+		b = append(b, '}')
+	}
+	return b, nil
 }
 
-// middleJSON encodes r's fields between time and prev: the JSON of
-// recordMiddle without its braces, always starting with "type".
-func middleJSON(r Record) ([]byte, error) {
-	b, err := json.Marshal(recordMiddle{
-		Type: r.Type, Actor: r.Actor, SPIFFEID: r.SPIFFEID, Network: r.Network, Pod: r.Pod, Resource: r.Resource,
-		Decision: r.Decision, Reason: r.Reason, RequestID: r.RequestID, Host: r.Host, Details: r.Details,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode record: %w", err)
+// appendJSONString appends s as json.Marshal encodes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if !plainASCII[s[i]] {
+			j, _ := json.Marshal(s)
+			return append(b, j...)
+		}
 	}
-	return b[1 : len(b)-1], nil
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // sealParts builds r's line from its seq, time and prev and the encoded
