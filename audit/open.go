@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -274,6 +273,3 @@ func (l *Log) recordUncovered(s scan, ckRemoved int) error {
 	l.handoff()
 	return err
 }
-
-// dirOf is the directory of the log's files.
-func (l *Log) dirOf() string { return filepath.Dir(l.path) }
