@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,6 +85,22 @@ func TestRotation(t *testing.T) {
 	var ve *VerifyError
 	if !asVerifyError(err, &ve) || ve.File != "audit-000001.log" || ve.Seq != 1 {
 		t.Errorf("changed byte in a sealed segment: %v", err)
+	}
+	// The checkpoint that sealed a segment removed.
+	bad = copyDir(t, dir)
+	var end uint64
+	Read(filepath.Join(bad, "audit-000001.log"), 0, func(r Record) error { end = r.Seq; return nil })
+	editFile(t, filepath.Join(bad, "audit.checkpoints"), func(b []byte) []byte {
+		var keep [][]byte
+		for _, n := range splitNotes(t, b) {
+			if !bytes.HasPrefix(n, []byte(fmt.Sprintf("h-test\n%d\n", end))) {
+				keep = append(keep, n)
+			}
+		}
+		return bytes.Join(keep, nil)
+	})
+	if _, err := VerifyLog(bad, nil); err == nil || !strings.Contains(err.Error(), "end of sealed segment audit-000001.log") {
+		t.Errorf("segment checkpoint removed: %v", err)
 	}
 	// Removing the last sealed segment and the active file's records
 	// too leaves checkpoints covering more than the log holds.

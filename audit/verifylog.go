@@ -194,8 +194,8 @@ func scanLog(ly layout, v note.Verifier) (scan, error) {
 	}
 	for i, end := range segEnds {
 		if !coveredExactly(cps, end) {
-			return s, &VerifyError{Seq: end, File: filepath.Base(files[i]), Line: 0,
-				Reason: fmt.Sprintf("sealed segment ends at record %d, but no checkpoint covers exactly its end (rotation always writes one first)", end)}
+			return s, &CheckpointError{File: ly.ckpts,
+				Reason: fmt.Sprintf("no checkpoint covers exactly the end of sealed segment %s (record %d), and rotation always writes one first: checkpoints were removed, or records moved between segments", filepath.Base(files[i]), end)}
 		}
 	}
 	for _, p := range pairs {
