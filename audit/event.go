@@ -58,8 +58,8 @@ const (
 	TypeAuditRepaired = "audit.repaired"
 	// Opening the log found records after the last signed checkpoint,
 	// one that was not written by Close: the tail of an unclean stop (a
-	// crash, SIGKILL, power loss) or a rolled-back checkpoint file. The
-	// opening checkpoint covers them; details: records, first_seq,
+	// crash, SIGKILL, power loss) or a rolled-back checkpoint file. A
+	// checkpoint right after it covers them; details: records, first_seq,
 	// last_seq, last_checkpoint (the size it covered) and, if a torn
 	// checkpoint was removed, checkpoint_bytes_removed.
 	TypeAuditUncovered = "audit.uncovered"

@@ -28,8 +28,9 @@ import (
 // as a [TypeAuditUncovered] record. Records after a final checkpoint (one
 // written by Close) were not written by udfhost: Open refuses. Damage
 // anywhere else is never cut: Open refuses, and VerifyLog reports it.
-// Before it appends anything Open writes a checkpoint, so that records it
-// appends are never mistaken for an append after the last Close. The Log
+// Unless it found such a tail, Open writes a checkpoint before it appends
+// anything, so that records it appends are never mistaken for an append
+// after the last Close. The Log
 // holds an exclusive lock until Close: a second Open fails with
 // [ErrInUse].
 func Open(path string) (*Log, error) {
@@ -179,23 +180,30 @@ func open(path string, opts Options) (_ *Log, err error) {
 			return nil, fmt.Errorf("remove the incomplete final line (%d bytes at offset %d): %w", len(s.torn.torn), l.size, err)
 		}
 	}
-	// Open's checkpoint: what follows it was written by this Log, not
-	// appended after the last Close.
-	if err := l.checkpoint(false); err != nil {
-		err = fmt.Errorf("write the opening checkpoint: %w", err)
-		if s.torn != nil {
-			if rerr := l.restore(s.torn.torn); rerr != nil {
-				err = fmt.Errorf("%w; the incomplete final line that was removed could not be put back either (%v)", err, rerr)
+	// Records after the last checkpoint, which is not a final one (that
+	// was refused above): recorded first and then covered, so that a
+	// failure on the way leaves them uncovered and the next Open records
+	// them again.
+	recordTail := s.Uncovered > 0 && haveKey
+	if !recordTail {
+		// Open's checkpoint: what follows it was written by this Log,
+		// not appended after the last Close.
+		if err := l.checkpoint(false); err != nil {
+			err = fmt.Errorf("write the opening checkpoint: %w", err)
+			if s.torn != nil {
+				if rerr := l.restore(s.torn.torn); rerr != nil {
+					err = fmt.Errorf("%w; the incomplete final line that was removed could not be put back either (%v)", err, rerr)
+				}
 			}
+			return nil, err
 		}
-		return nil, err
 	}
 	if s.torn != nil {
 		if err := l.repair(s.torn); err != nil {
 			return nil, err
 		}
 	}
-	if s.Uncovered > 0 && haveKey || ckRemoved > 0 {
+	if recordTail || ckRemoved > 0 {
 		if err := l.recordUncovered(s, ckRemoved); err != nil {
 			return nil, err
 		}
