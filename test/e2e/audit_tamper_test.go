@@ -410,3 +410,39 @@ func TestAuditSIGKILLLoop(t *testing.T) {
 		t.Errorf("records %d final %v uncovered-tail records %d: want heavy load, a final checkpoint and recorded tails", rep.Records, rep.Final, uncovered)
 	}
 }
+
+// serve reports at start whether the audit files took the append-only
+// inode flag; where it did, the running server's log cannot be rewritten
+// or truncated, even by root; doctor reports whether the flag is
+// available; after a clean stop the flag is gone.
+func TestAuditAppendOnlyFlagReported(t *testing.T) {
+	s := startServer(t)
+	if !strings.Contains(s.logs(), `msg="audit log"`) || !strings.Contains(s.logs(), "append_only=") {
+		t.Fatalf("serve did not log the audit log's append-only flag at start:\n%s", s.logs())
+	}
+	if strings.Contains(s.logs(), "append_only=true") {
+		if err := os.Truncate(s.auditPath(), 0); err == nil {
+			t.Error("truncated the running server's audit log despite the append-only flag")
+		}
+		if err := os.WriteFile(s.auditPath(), []byte("{}\n"), 0o600); err == nil {
+			t.Error("rewrote the running server's audit log despite the append-only flag")
+		}
+	}
+	_, errOut, code := s.cli("", "doctor")
+	if code != 0 || !strings.Contains(errOut, "audit append-only flag (FS_APPEND_FL)") {
+		t.Errorf("doctor: exit %d, stderr %q; want the append-only flag reported", code, errOut)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Stopped, the log can be moved (an append-only file cannot).
+	if err := os.Rename(s.auditPath(), s.auditPath()+".moved"); err != nil {
+		t.Fatalf("move the stopped server's audit log: %v", err)
+	}
+	if err := os.Rename(s.auditPath()+".moved", s.auditPath()); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := s.cli("", "audit", "verify"); code != 0 {
+		t.Errorf("verify after a clean stop: %s", errOut)
+	}
+}
