@@ -54,12 +54,15 @@ func ProveInclusion(dirOrPath string, seq uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	cps, _, _, err := readCheckpoints(ly.ckpts, k.verifier)
+	cps, err := listCheckpoints(ly.ckpts)
 	if err != nil {
 		return nil, err
 	}
 	if len(cps) == 0 {
 		return nil, errors.New("prove record: the log has no checkpoint yet")
+	}
+	if _, err := openCheckpoint(cps[len(cps)-1].Note, k.verifier); err != nil {
+		return nil, fmt.Errorf("prove record: the latest checkpoint: %w", err)
 	}
 	return proveInclusion(ly, cps[len(cps)-1], seq)
 }
@@ -73,11 +76,11 @@ func ProveConsistency(dirOrPath string, oldSize, newSize uint64) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	cps, _, _, err := readCheckpoints(ly.ckpts, k.verifier)
+	cps, err := listCheckpoints(ly.ckpts)
 	if err != nil {
 		return nil, err
 	}
-	return proveConsistency(ly, cps, oldSize, newSize)
+	return proveConsistency(ly, cps, oldSize, newSize, k.verifier)
 }
 
 // LatestCheckpoint returns the latest signed checkpoint note.
@@ -110,13 +113,13 @@ func (l *Log) InclusionProof(seq uint64) ([]byte, error) {
 // ConsistencyProof returns the JSON consistency proof between the
 // checkpoints of oldSize and newSize records (newSize 0: the latest).
 func (l *Log) ConsistencyProof(oldSize, newSize uint64) ([]byte, error) {
-	cps, _, _, err := readCheckpoints(l.ly.ckpts, l.key.verifier)
+	cps, err := listCheckpoints(l.ly.ckpts)
 	if err != nil {
 		return nil, err
 	}
 	var doc []byte
 	for range 3 { // a rotation between listing and reading the files
-		if doc, err = proveConsistency(l.ly, cps, oldSize, newSize); err == nil {
+		if doc, err = proveConsistency(l.ly, cps, oldSize, newSize, l.key.verifier); err == nil {
 			break
 		}
 	}
@@ -152,7 +155,7 @@ func proveInclusion(ly layout, cp Checkpoint, seq uint64) ([]byte, error) {
 		Record: string(line), LeafHash: b64(leaf), Proof: b64s(pr), Checkpoint: string(cp.Note)})
 }
 
-func proveConsistency(ly layout, cps []Checkpoint, oldSize, newSize uint64) ([]byte, error) {
+func proveConsistency(ly layout, cps []Checkpoint, oldSize, newSize uint64, v note.Verifier) ([]byte, error) {
 	if len(cps) == 0 {
 		return nil, errors.New("prove consistency: the log has no checkpoint yet")
 	}
@@ -177,6 +180,11 @@ func proveConsistency(ly layout, cps []Checkpoint, oldSize, newSize uint64) ([]b
 	oldCp, err := find(oldSize)
 	if err != nil {
 		return nil, fmt.Errorf("prove consistency: %w", err)
+	}
+	for _, c := range []Checkpoint{oldCp, newCp} {
+		if _, err := openCheckpoint(c.Note, v); err != nil {
+			return nil, fmt.Errorf("prove consistency: checkpoint %d: %w", c.Index, err)
+		}
 	}
 	if oldCp.Size > newCp.Size {
 		return nil, fmt.Errorf("prove consistency: old size %d is larger than new size %d", oldCp.Size, newCp.Size)
