@@ -14,6 +14,55 @@
 //
 // Every file is written atomically (temporary file, fsync, rename, fsync of
 // the directory), so a crash leaves either the old or the new state.
+//
+// # In a bucket
+//
+// A BucketStore keeps the same things in one S3 bucket (under a prefix)
+// that several hosts share; every key is chosen by a host, never by a
+// user. It runs in each host process and trusts the bucket no more than a
+// disk: bytes read back are hashed before any is validated or handed to a
+// compiler, and records only name what the hosts wrote. Each write is conditional, so two hosts never overwrite each
+// other's change: "create" is a PUT with If-None-Match: * (ErrExists if
+// the key is taken), "update" a PUT with If-Match on the ETag read
+// (a lost race if anyone wrote since).
+//
+//	uploads/<up-id>            the bytes, PUT by the client itself to a SigV4
+//	                           pre-signed URL with the size, the sha256 and
+//	                           If-None-Match: * signed in; once committed or
+//	                           rejected, updated to an empty object (so the
+//	                           key stays taken and the URL used up)
+//	uploads/<up-id>.json       upload record: created by the host issuing the
+//	                           URL (pending); updated by the committing host to
+//	                           committing (claimed_by, claimed_at), then to
+//	                           committed or rejected, or back to received if
+//	                           its commit failed
+//	artifacts/sha256/<hex>     module bytes: server-side copy of uploads/<up-id>,
+//	                           only of the version (ETag) that was verified;
+//	                           content addressed, so a copy that finds the key
+//	                           taken is fine; never deleted by Delete
+//	meta/<art-id>.json         artifact record: created last; its existence is
+//	                           the commit point; deleted (If-Match) by Delete
+//	quarantine/<hex>.json      quarantine of a digest: created by the first host
+//	                           to quarantine the code (a later one keeps it),
+//	                           deleted (If-Match) by Release
+//
+// A commit reads the upload record, checks and validates the bytes, claims
+// the upload, copies the bytes, creates the artifact record and marks the
+// upload committed. A crash before the artifact record leaves no artifact
+// any host can see (at worst a claim and a copied object); a crash after
+// it leaves an artifact whose upload still says committing. Either claim
+// is resolved (the upload marked committed if the artifact record exists,
+// else received again, so Commit can be retried) by the host that made it
+// when it restarts or next commits the upload, and by any host once the
+// claim is older than the lease (BucketConfig.CommitLease).
+//
+// Hosts converge through Sync: it lists meta/ and quarantine/ and reads
+// only the records whose ETag changed, so what one host committed,
+// deleted, quarantined or released is seen by another at its next Sync
+// (and an artifact id it does not know yet is read from the bucket at
+// once). Each host downloads module bytes for its pods through
+// pre-signed GETs, checks them against their digest and keeps a verified
+// copy under its own cache directory.
 package artifacts
 
 import (
@@ -26,7 +75,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -186,7 +234,8 @@ type Store struct {
 	objectsDir string
 	metaDir    string
 
-	compiles   chan struct{}       // one token per running compile, capacity Config.MaxCompiles
+	limits     uploadLimits
+	comp       *compiler
 	mu         sync.Mutex          // guards records, meta and objects on disk
 	committing map[string]struct{} // uploads whose Commit is validating
 	receiving  map[string]struct{} // uploads whose body a PUT is streaming
@@ -207,29 +256,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Signer == nil {
 		return nil, errors.New("open artifact store: no URL signer configured")
 	}
-	if cfg.Audit == nil {
-		return nil, errors.New("open artifact store: no auditor configured")
-	}
-	if cfg.MaxSize <= 0 {
-		cfg.MaxSize = DefaultMaxSize
-	}
-	if cfg.DefaultTTL <= 0 {
-		cfg.DefaultTTL = DefaultUploadTTL
-	}
-	if cfg.MaxTTL <= 0 {
-		cfg.MaxTTL = DefaultMaxTTL
-	}
-	if cfg.DefaultTTL > cfg.MaxTTL {
-		return nil, fmt.Errorf("open artifact store: default upload TTL %s exceeds maximum %s", cfg.DefaultTTL, cfg.MaxTTL)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.MaxCompiles <= 0 {
-		cfg.MaxCompiles = max(runtime.NumCPU(), 1)
-	}
-	if cfg.CompileQueueWait <= 0 {
-		cfg.CompileQueueWait = DefaultCompileQueueWait
+	limits, comp, err := cfg.common()
+	if err != nil {
+		return nil, err
 	}
 	s := &Store{
 		cfg:        cfg,
@@ -238,7 +267,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		metaDir:    filepath.Join(cfg.Dir, "meta"),
 		committing: map[string]struct{}{},
 		receiving:  map[string]struct{}{},
-		compiles:   make(chan struct{}, cfg.MaxCompiles),
+		limits:     limits,
+		comp:       comp,
 	}
 	for _, d := range []string{s.uploadsDir, s.objectsDir, s.metaDir} {
 		if err := os.MkdirAll(d, dirPerm); err != nil {

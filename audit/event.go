@@ -53,10 +53,24 @@ const (
 	TypeArtifactQuarantined = "artifact.quarantined"
 	TypeArtifactReleased    = "artifact.released"
 
+	// A host fetched an artifact's bytes from the object store for a
+	// pod (details: digest, bytes, source), or refused them because
+	// they did not hash to their digest (a security event: the bucket
+	// holds other code than was committed; decision deny).
+	TypeArtifactDownloaded     = "artifact.downloaded"
+	TypeArtifactDigestMismatch = "artifact.digest_mismatch"
+
 	// Opening the log removed an incomplete final line (a write torn by
 	// a crash or a full disk); details: offset, line, bytes_removed and
 	// the sha256 of the removed bytes.
 	TypeAuditRepaired = "audit.repaired"
+	// Opening the log found records after the last signed checkpoint,
+	// one that was not written by Close: the tail of an unclean stop (a
+	// crash, SIGKILL, power loss) or a rolled-back checkpoint file. A
+	// checkpoint right after it covers them; details: records, first_seq,
+	// last_seq, last_checkpoint (the size it covered) and, if a torn
+	// checkpoint was removed, checkpoint_bytes_removed.
+	TypeAuditUncovered = "audit.uncovered"
 
 	// SIGHUP re-read the policy file: applied (details: file, sha256,
 	// previous_sha256, summary, changes) or refused (reason: the

@@ -116,7 +116,7 @@ func toStatus(err error) error {
 	case errors.Is(err, sandbox.ErrTrap), errors.Is(err, sandbox.ErrGuest), errors.Is(err, sandbox.ErrBadOutput):
 		code = codes.Aborted
 	case errors.Is(err, sandbox.ErrWorkerDied), errors.Is(err, pods.ErrClosed), errors.Is(err, errWorkerStart),
-		errors.Is(err, audit.ErrBroken), errors.Is(err, audit.ErrClosed):
+		errors.Is(err, audit.ErrBroken), errors.Is(err, audit.ErrClosed), errors.Is(err, artifacts.ErrUnavailable):
 		code = codes.Unavailable
 	}
 	return status.Error(code, trimCodeWords(code, err.Error()))
