@@ -111,6 +111,7 @@ func (r *report) markdown() string {
 		w("| %d more pods (a small WAT module each), idle; %d of them live (the others evicted by the live-pod cap) | %d × %d MiB (median) = %d MiB | |", fiftyPods, len(r.fifty), len(r.fifty), r.fifty[len(r.fifty)/2]/1024, sum/1024)
 	}
 	w("")
+	r.auditMarkdown(w)
 	w("## The worker hop and the interrupt modes (in-process benchmarks)")
 	w("")
 	w("`interrupt=wasm` compiles with wazero's `WithCloseOnContextDone`, which exits to Go on every loop back-edge; `interrupt=process` (the default) has no such checks and enforces the deadline by killing the worker (policies.Interrupt). `CallDirect*` include the host↔worker socket round trip.")

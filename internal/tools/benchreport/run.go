@@ -70,6 +70,7 @@ type report struct {
 	maxLoad                                         float64
 	interruptLines                                  []string
 	split                                           cpuSplit
+	audit                                           auditFigures
 	profile                                         string
 }
 
@@ -177,6 +178,9 @@ func run(cfg config) (*report, error) {
 		return nil, err
 	}
 	if err := r.goBenchmarks(cfg); err != nil {
+		return nil, err
+	}
+	if err := r.auditBenchmarks(cfg); err != nil {
 		return nil, err
 	}
 
