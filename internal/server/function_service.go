@@ -127,7 +127,7 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 		undo()
 		return nil, err
 	}
-	if err := commit(); err != nil {
+	if err := commit(ctx); err != nil {
 		e.Decision, e.Reason = audit.Error, "creation failed after it was recorded; the function does not exist: "+err.Error()
 		s.audit.Record(context.WithoutCancel(ctx), e)
 		s.stopIfUnused(ctx, id)
@@ -199,7 +199,7 @@ func (fs *functionService) DeleteFunction(ctx context.Context, req *udfhostv1.De
 	})); err != nil {
 		return nil, err
 	}
-	if _, err := s.fns.Delete(env, name); err != nil {
+	if _, err := s.fns.Delete(ctx, env, name); err != nil {
 		return nil, err
 	}
 	s.stopIfUnused(ctx, id)
