@@ -73,7 +73,7 @@ func (a *artifactService) CommitUpload(ctx context.Context, req *udfhostv1.Commi
 	if err := a.s.checkNames(ctx, nameArg{names.UploadID, req.UploadId}); err != nil {
 		return nil, err
 	}
-	up, err := a.s.store.UploadOf(req.UploadId)
+	up, err := a.s.store.UploadOf(ctx, req.UploadId)
 	if err != nil {
 		return nil, err
 	}

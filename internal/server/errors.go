@@ -113,10 +113,15 @@ func toStatus(err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, artifacts.ErrUploadState), errors.Is(err, errInUse), errors.Is(err, errQuarantined), errors.Is(err, errStale):
 		code = codes.FailedPrecondition
-	case errors.Is(err, sandbox.ErrTrap), errors.Is(err, sandbox.ErrGuest), errors.Is(err, sandbox.ErrBadOutput):
+	case errors.Is(err, sandbox.ErrTrap), errors.Is(err, sandbox.ErrGuest), errors.Is(err, sandbox.ErrBadOutput),
+		errors.Is(err, functions.ErrChanged):
+		// A lost race with another host (ErrChanged) is ABORTED too: look
+		// the function up again and retry.
 		code = codes.Aborted
 	case errors.Is(err, sandbox.ErrWorkerDied), errors.Is(err, pods.ErrClosed), errors.Is(err, errWorkerStart),
-		errors.Is(err, audit.ErrBroken), errors.Is(err, audit.ErrClosed):
+		errors.Is(err, audit.ErrBroken), errors.Is(err, audit.ErrClosed),
+		errors.Is(err, functions.ErrUnavailable):
+		// A store failure (the bucket unreachable) names the store.
 		code = codes.Unavailable
 	}
 	return status.Error(code, trimCodeWords(code, err.Error()))

@@ -26,6 +26,8 @@ func TestStatusMessagesReadOnce(t *testing.T) {
 		{fmt.Errorf("%w: %q", functions.ErrNotFound, "nope"), codes.NotFound, `function not found: "nope"`},
 		{fmt.Errorf("%w: kind", artifacts.ErrInvalidModule), codes.InvalidArgument, "invalid module: kind"},
 		{artifacts.ErrInvalidArgument, codes.InvalidArgument, "invalid argument"},
+		{fmt.Errorf("%w: store function f: function store s3://b/p/: connection refused", functions.ErrUnavailable), codes.Unavailable, "function store unavailable: store function f: function store s3://b/p/: connection refused"},
+		{fmt.Errorf("%w: \"f\" was replaced", functions.ErrChanged), codes.Aborted, `function changed by another host: "f" was replaced`},
 	}
 	for _, tc := range tests {
 		st := status.Convert(toStatus(tc.err))

@@ -34,7 +34,7 @@ func (s *Server) startWorker(cacheDir string) pods.StartFunc {
 		if err != nil {
 			return nil, err
 		}
-		wasm, err := s.store.Module(ctx, id.Digest)
+		wasm, err := s.store.Module(ctx, id.Digest, id.SPIFFEID())
 		if err != nil {
 			return nil, fmt.Errorf("load module for %s: %w", id, err)
 		}
