@@ -26,7 +26,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -186,7 +185,8 @@ type Store struct {
 	objectsDir string
 	metaDir    string
 
-	compiles   chan struct{}       // one token per running compile, capacity Config.MaxCompiles
+	limits     uploadLimits
+	comp       *compiler
 	mu         sync.Mutex          // guards records, meta and objects on disk
 	committing map[string]struct{} // uploads whose Commit is validating
 	receiving  map[string]struct{} // uploads whose body a PUT is streaming
@@ -210,26 +210,13 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Audit == nil {
 		return nil, errors.New("open artifact store: no auditor configured")
 	}
-	if cfg.MaxSize <= 0 {
-		cfg.MaxSize = DefaultMaxSize
+	limits, err := newLimits(cfg.MaxSize, cfg.DefaultTTL, cfg.MaxTTL)
+	if err != nil {
+		return nil, fmt.Errorf("open artifact store: %w", err)
 	}
-	if cfg.DefaultTTL <= 0 {
-		cfg.DefaultTTL = DefaultUploadTTL
-	}
-	if cfg.MaxTTL <= 0 {
-		cfg.MaxTTL = DefaultMaxTTL
-	}
-	if cfg.DefaultTTL > cfg.MaxTTL {
-		return nil, fmt.Errorf("open artifact store: default upload TTL %s exceeds maximum %s", cfg.DefaultTTL, cfg.MaxTTL)
-	}
+	cfg.MaxSize, cfg.DefaultTTL, cfg.MaxTTL = limits.maxSize, limits.defaultTTL, limits.maxTTL
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.MaxCompiles <= 0 {
-		cfg.MaxCompiles = max(runtime.NumCPU(), 1)
-	}
-	if cfg.CompileQueueWait <= 0 {
-		cfg.CompileQueueWait = DefaultCompileQueueWait
 	}
 	s := &Store{
 		cfg:        cfg,
@@ -238,7 +225,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		metaDir:    filepath.Join(cfg.Dir, "meta"),
 		committing: map[string]struct{}{},
 		receiving:  map[string]struct{}{},
-		compiles:   make(chan struct{}, cfg.MaxCompiles),
+		limits:     limits,
+		comp:       newCompiler(cfg.MaxCompiles, cfg.CompileQueueWait, cfg.CacheDir, cfg.Precompile, cfg.Runtime),
 	}
 	for _, d := range []string{s.uploadsDir, s.objectsDir, s.metaDir} {
 		if err := os.MkdirAll(d, dirPerm); err != nil {

@@ -9,11 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"sort"
-	"strconv"
-	"time"
-
-	"github.com/tetratelabs/wazero"
 
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/internal/atomicfile"
@@ -25,8 +20,8 @@ import (
 // good (ErrInvalidModule or ErrDisallowedImport); an upload that is not in
 // the received state gives ErrUploadState saying which state it is in.
 func (s *Store) Commit(ctx context.Context, uploadID, actor, requestID string) (*Artifact, error) {
-	if !validUploadID(uploadID) {
-		return nil, fmt.Errorf("%w: upload id %q is not of the form up-<16 hex digits>", ErrInvalidArgument, uploadID)
+	if err := checkUploadID(uploadID); err != nil {
+		return nil, err
 	}
 	rec, err := s.beginCommit(uploadID)
 	if err != nil {
@@ -40,7 +35,7 @@ func (s *Store) Commit(ctx context.Context, uploadID, actor, requestID string) (
 	// One of MaxCompiles slots from before the bytes are read: what the
 	// host holds for commits (the module, the walk, an in-process compile)
 	// is bounded by the cap too, not only the compile workers.
-	release, err := s.compileSlot(ctx)
+	release, err := s.comp.slot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("commit upload %s: %w", uploadID, err)
 	}
@@ -56,8 +51,8 @@ func (s *Store) Commit(ctx context.Context, uploadID, actor, requestID string) (
 		return nil, fmt.Errorf("commit upload %s: staged bytes do not match the verified upload (sha256 %s, %d bytes)", uploadID, got, len(data))
 	}
 
-	info, verr := s.validate(ctx, data, rec.Kind, digestPrefix+rec.SHA256)
-	if verr != nil && !errors.Is(verr, ErrInvalidModule) && !errors.Is(verr, ErrDisallowedImport) {
+	info, verr := s.comp.validate(ctx, data, rec.Kind, digestPrefix+rec.SHA256)
+	if verr != nil && !moduleFault(verr) {
 		// Cancelled, or the host failed: not the module's fault, so the
 		// upload stays received and Commit can be retried.
 		return nil, fmt.Errorf("commit upload %s: %w", uploadID, verr)
@@ -68,19 +63,9 @@ func (s *Store) Commit(ctx context.Context, uploadID, actor, requestID string) (
 	if verr != nil {
 		return nil, s.rejectCommit(ctx, rec, actor, requestID, verr)
 	}
-	id, err := randomID(artifactIDPrefix)
+	art, err := rec.artifact(info, s.now(), s.Quarantined(digestPrefix+rec.SHA256))
 	if err != nil {
-		return nil, fmt.Errorf("commit upload %s: %w", uploadID, err)
-	}
-	art := &Artifact{
-		ID: id, Digest: digestPrefix + rec.SHA256, Size: rec.Size, Kind: rec.Kind,
-		Env: rec.Env, Name: rec.Name, Exports: info.Exports, Imports: info.Imports,
-		ABIVersion: info.ABIVersion, CreatedAt: s.now().UTC(), Visibility: rec.Visibility,
-		// The same bytes uploaded again are the same code: still quarantined.
-		Quarantine: s.Quarantined(digestPrefix + rec.SHA256),
-	}
-	if art.Exports == nil {
-		art.Exports = []Export{}
+		return nil, err
 	}
 	if err := s.storeArtifact(ctx, rec, art, data, actor, requestID); err != nil {
 		return nil, err
@@ -96,21 +81,17 @@ func (s *Store) beginCommit(uploadID string) (*uploadRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit upload %s: %w", uploadID, err)
 	}
+	if err := rec.finished(); err != nil {
+		return nil, err
+	}
 	switch rec.State {
 	case stateReceived:
 	case statePending, stateUploading:
 		if _, busy := s.receiving[uploadID]; busy {
 			return nil, fmt.Errorf("%w: upload %s is still receiving its bytes", ErrUploadState, uploadID)
 		}
-		if s.now().After(rec.ExpiresAt) {
-			return nil, fmt.Errorf("%w: upload %s expired at %s: nothing was uploaded", ErrUploadState, uploadID, rec.ExpiresAt.Format(time.RFC3339))
-		}
-		return nil, fmt.Errorf("%w: upload %s is pending: nothing was uploaded yet", ErrUploadState, uploadID)
-	case stateCommitted:
-		return nil, fmt.Errorf("%w: upload %s already committed as %s", ErrUploadState, uploadID, rec.ArtifactID)
-	case stateRejected:
-		return nil, fmt.Errorf("%w: upload %s rejected: %s", ErrUploadState, uploadID, rec.Reason)
-	default:
+		return nil, rec.notUploaded(s.now())
+	default: // committing is a bucket store's state
 		return nil, fmt.Errorf("%w: upload %s is in unknown state %q", ErrUploadState, uploadID, rec.State)
 	}
 	if _, busy := s.committing[uploadID]; busy {
@@ -132,11 +113,7 @@ func (s *Store) rejectCommit(ctx context.Context, rec *uploadRecord, actor, requ
 	if err := removeIfExists(s.stagedPath(rec.ID)); err != nil {
 		errs = append(errs, fmt.Errorf("remove staged upload: %w", err))
 	}
-	if err := s.record(ctx, audit.Event{
-		Type: audit.TypeArtifactRejected, Actor: actor, Resource: "upload/" + rec.ID,
-		Decision: audit.Deny, Reason: verr.Error(), RequestID: requestID,
-		Details: map[string]string{"sha256": rec.SHA256, "kind": string(rec.Kind), "env": rec.Env},
-	}); err != nil {
+	if err := s.record(ctx, rec.rejectedEvent(actor, requestID, verr)); err != nil {
 		errs = append(errs, fmt.Errorf("audit: %w", err))
 	}
 	return errors.Join(errs...)
@@ -147,15 +124,7 @@ func (s *Store) rejectCommit(ctx context.Context, rec *uploadRecord, actor, requ
 // anything is written; if the log refuses, nothing is. Called with s.mu
 // held.
 func (s *Store) storeArtifact(ctx context.Context, rec *uploadRecord, art *Artifact, data []byte, actor, requestID string) error {
-	if err := s.record(ctx, audit.Event{
-		Type: audit.TypeArtifactCommitted, Actor: actor, Resource: "artifact/" + art.ID,
-		Decision: audit.Allow, RequestID: requestID,
-		Details: map[string]string{
-			"digest": art.Digest, "kind": string(art.Kind), "env": art.Env,
-			"upload": rec.ID, "size": strconv.FormatInt(art.Size, 10),
-			"abi_version": strconv.FormatUint(uint64(art.ABIVersion), 10),
-		},
-	}); err != nil {
+	if err := s.record(ctx, committedEvent(rec, art, actor, requestID)); err != nil {
 		return fmt.Errorf("commit upload %s: audit: %w", rec.ID, err)
 	}
 
@@ -167,11 +136,8 @@ func (s *Store) storeArtifact(ctx context.Context, rec *uploadRecord, art *Artif
 		if created {
 			_ = os.Remove(s.objectPath(rec.SHA256))
 		}
-		_ = s.record(ctx, audit.Event{
-			Type: audit.TypeArtifactCommitted, Actor: actor, Resource: "artifact/" + art.ID,
-			Decision: audit.Error, Reason: "commit failed after it was recorded; nothing was stored: " + err.Error(),
-			RequestID: requestID,
-		})
+		_ = s.record(ctx, failedEvent(audit.TypeArtifactCommitted, "artifact/"+art.ID, actor, requestID,
+			"commit failed after it was recorded; nothing was stored: "+err.Error()))
 		return err
 	}
 	objPath := s.objectPath(rec.SHA256)
@@ -202,8 +168,8 @@ func (s *Store) storeArtifact(ctx context.Context, rec *uploadRecord, art *Artif
 
 // Get returns the artifact with id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*Artifact, error) {
-	if !validArtifactID(id) {
-		return nil, fmt.Errorf("%w: artifact id %q is not of the form art-<16 hex digits>", ErrInvalidArgument, id)
+	if err := checkArtifactID(id); err != nil {
+		return nil, err
 	}
 	m, err := s.loadMeta(id)
 	if errors.Is(err, ErrNotFound) {
@@ -232,12 +198,7 @@ func (s *Store) List(ctx context.Context, env string) ([]*Artifact, error) {
 			out = append(out, &m.Artifact)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
-			return out[i].CreatedAt.Before(out[j].CreatedAt)
-		}
-		return out[i].ID < out[j].ID
-	})
+	sortArtifacts(out)
 	return out, nil
 }
 
@@ -245,8 +206,8 @@ func (s *Store) List(ctx context.Context, env string) ([]*Artifact, error) {
 // artifact has the same digest. The deletion is audited first; if the log
 // refuses, nothing is deleted.
 func (s *Store) Delete(ctx context.Context, id, actor, requestID string) error {
-	if !validArtifactID(id) {
-		return fmt.Errorf("%w: artifact id %q is not of the form art-<16 hex digits>", ErrInvalidArgument, id)
+	if err := checkArtifactID(id); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -254,18 +215,12 @@ func (s *Store) Delete(ctx context.Context, id, actor, requestID string) error {
 	if err != nil {
 		return fmt.Errorf("delete artifact: %w", err)
 	}
-	if err := s.record(ctx, audit.Event{
-		Type: audit.TypeArtifactDeleted, Actor: actor, Resource: "artifact/" + id,
-		Decision: audit.Allow, RequestID: requestID,
-		Details: map[string]string{"digest": m.Digest, "kind": string(m.Kind), "env": m.Env},
-	}); err != nil {
+	if err := s.record(ctx, deletedEvent(&m.Artifact, actor, requestID)); err != nil {
 		return fmt.Errorf("delete artifact %s: audit: %w", id, err)
 	}
 	if err := os.Remove(s.metaPath(id)); err != nil {
-		_ = s.record(ctx, audit.Event{
-			Type: audit.TypeArtifactDeleted, Actor: actor, Resource: "artifact/" + id,
-			Decision: audit.Error, Reason: "delete failed after it was recorded: " + err.Error(), RequestID: requestID,
-		})
+		_ = s.record(ctx, failedEvent(audit.TypeArtifactDeleted, "artifact/"+id, actor, requestID,
+			"delete failed after it was recorded: "+err.Error()))
 		return fmt.Errorf("delete artifact %s: %w", id, err)
 	}
 	if err := atomicfile.SyncDir(s.metaDir); err != nil {
@@ -296,8 +251,9 @@ func (s *Store) Delete(ctx context.Context, id, actor, requestID string) error {
 
 // Module returns the bytes stored under digest ("sha256:<hex>") after
 // checking that they still hash to it, so a compiler never sees unverified
-// bytes.
-func (s *Store) Module(ctx context.Context, digest string) ([]byte, error) {
+// bytes. The local store reads its own disk for every pod alike, so pod
+// (the SPIFFE ID the module is for) is not used.
+func (s *Store) Module(ctx context.Context, digest, pod string) ([]byte, error) {
 	h, err := parseDigest(digest)
 	if err != nil {
 		return nil, fmt.Errorf("read module: %w", err)
@@ -319,71 +275,4 @@ func (s *Store) Module(ctx context.Context, digest string) ([]byte, error) {
 func mustHex(h string) []byte {
 	b, _ := hex.DecodeString(h) // h was checked by parseDigest
 	return b
-}
-
-// validate checks an upload and fills its compilation cache. With a
-// Precompile hook, the host only walks the module (Describe: memory in
-// proportion to its counts, not to its code) and the hook compiles it, in a
-// jailed worker, which is also where its code is type-checked; without
-// one, it is compiled in process (Validate). The caller holds a compile
-// slot (compileSlot).
-func (s *Store) validate(ctx context.Context, data []byte, kind Kind, digest string) (Info, error) {
-	if s.cfg.Precompile != nil {
-		info, err := Describe(ctx, data, kind)
-		if err != nil {
-			return info, err
-		}
-		if err := s.cfg.Precompile(ctx, data, CacheDirFor(s.cfg.CacheDir, digest)); err != nil {
-			return info, err
-		}
-		return info, nil
-	}
-	var cache wazero.CompilationCache
-	if s.cfg.CacheDir != "" {
-		var err error
-		if cache, err = wazero.NewCompilationCacheWithDir(CacheDirFor(s.cfg.CacheDir, digest)); err != nil {
-			return Info{}, fmt.Errorf("open compilation cache: %w", err)
-		}
-		defer cache.Close(ctx)
-	}
-	return Validate(ctx, data, kind, cache, s.cfg.Runtime)
-}
-
-// BusyError is the error of a Commit refused because every compile slot
-// stayed taken for Config.CompileQueueWait. It wraps ErrBusy; nothing was
-// changed, so the same Commit may be retried after RetryAfter.
-type BusyError struct {
-	Running    int           // compiles running (the cap)
-	Waited     time.Duration // how long this one waited for a slot
-	RetryAfter time.Duration // when trying again is reasonable
-}
-
-func (e *BusyError) Error() string {
-	return fmt.Sprintf("%v: %d module compiles already running, none finished within %s; retry after %s",
-		ErrBusy, e.Running, e.Waited, e.RetryAfter)
-}
-
-func (e *BusyError) Unwrap() error { return ErrBusy }
-
-// compileSlot takes one of the MaxCompiles slots (held by a Commit from
-// reading the module to storing it), waiting at most CompileQueueWait, and
-// returns its release.
-func (s *Store) compileSlot(ctx context.Context) (func(), error) {
-	release := func() { <-s.compiles }
-	select {
-	case s.compiles <- struct{}{}:
-		return release, nil
-	default:
-	}
-	wait := s.cfg.CompileQueueWait
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case s.compiles <- struct{}{}:
-		return release, nil
-	case <-t.C:
-		return nil, &BusyError{Running: cap(s.compiles), Waited: wait, RetryAfter: wait}
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for a compile slot: %w", ctx.Err())
-	}
 }

@@ -62,8 +62,8 @@ func (s *Store) Quarantine(ctx context.Context, digest string, q Quarantine) ([]
 // Release lifts the quarantine of artifact id and of every artifact with
 // its digest. It returns the artifact and whether it was quarantined.
 func (s *Store) Release(ctx context.Context, id string) (*Artifact, bool, error) {
-	if !validArtifactID(id) {
-		return nil, false, fmt.Errorf("%w: artifact id %q is not of the form art-<16 hex digits>", ErrInvalidArgument, id)
+	if err := checkArtifactID(id); err != nil {
+		return nil, false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -304,7 +304,7 @@ func TestHappyPath(t *testing.T) {
 			t.Fatalf("List(%q) = %v, %v", env, list, err)
 		}
 	}
-	mod, err := e.store.Module(e.ctx, art.Digest)
+	mod, err := e.store.Module(e.ctx, art.Digest, "")
 	if err != nil || !bytes.Equal(mod, data) {
 		t.Fatalf("Module = %x, %v", mod, err)
 	}
@@ -383,14 +383,18 @@ func TestConnectorKind(t *testing.T) {
 
 // TestInvalidModulesRejected uploads bytes that arrive intact but fail
 // validation at Commit.
-func TestInvalidModulesRejected(t *testing.T) {
+// invalidModule is a module every store rejects, with the sentinel and
+// words of its rejection.
+type invalidModule struct {
+	name     string
+	data     []byte
+	sentinel error
+	msg      string
+}
+
+func invalidModules() []invalidModule {
 	add := wasmtest.Add()
-	cases := []struct {
-		name     string
-		data     []byte
-		sentinel error
-		msg      string
-	}{
+	return []invalidModule{
 		{"not wasm", []byte("#!/bin/sh\nrm -rf /\n"), ErrInvalidModule, "not a WebAssembly module (bad magic)"},
 		{"truncated header", add[:6], ErrInvalidModule, "truncated"},
 		{"truncated body", add[:len(add)-3], ErrInvalidModule, ""},
@@ -403,6 +407,10 @@ func TestInvalidModulesRejected(t *testing.T) {
 		{"global import", wasmtest.ImportOther("wasi_snapshot_preview1", "g", wasmtest.GlobalDesc()), ErrDisallowedImport, "wasi_snapshot_preview1.g"},
 		{"table import", wasmtest.ImportOther("env", "t", wasmtest.TableDesc()), ErrDisallowedImport, "env.t"},
 	}
+}
+
+func TestInvalidModulesRejected(t *testing.T) {
+	cases := invalidModules()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, 0)
@@ -662,14 +670,14 @@ func TestSameBytesTwice(t *testing.T) {
 	if _, err := e.store.Get(e.ctx, a1.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get deleted: %v", err)
 	}
-	if _, err := e.store.Module(e.ctx, a2.Digest); err != nil {
+	if _, err := e.store.Module(e.ctx, a2.Digest, ""); err != nil {
 		t.Fatalf("object of the remaining artifact: %v", err)
 	}
 	if err := e.store.Delete(e.ctx, a2.ID, "admin", "req-d"); err != nil {
 		t.Fatal(err)
 	}
 	e.assertNothingStored()
-	if _, err := e.store.Module(e.ctx, a2.Digest); !errors.Is(err, ErrNotFound) {
+	if _, err := e.store.Module(e.ctx, a2.Digest, ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Module after delete: %v", err)
 	}
 	if err := e.store.Delete(e.ctx, a2.ID, "admin", "req-d"); !errors.Is(err, ErrNotFound) {
@@ -720,11 +728,11 @@ func TestModuleDetectsCorruption(t *testing.T) {
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.Module(e.ctx, art.Digest); err == nil || !strings.Contains(err.Error(), "corrupt") {
+	if _, err := e.store.Module(e.ctx, art.Digest, ""); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("Module of a corrupted object: %v", err)
 	}
 	for _, d := range []string{"", "sha256:", "sha256:../../x", "md5:" + strings.Repeat("0", 64), "sha256:" + strings.Repeat("A", 64)} {
-		if _, err := e.store.Module(e.ctx, d); !errors.Is(err, ErrInvalidArgument) {
+		if _, err := e.store.Module(e.ctx, d, ""); !errors.Is(err, ErrInvalidArgument) {
 			t.Fatalf("Module(%q): %v", d, err)
 		}
 	}

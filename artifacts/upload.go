@@ -17,7 +17,6 @@ import (
 
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/internal/atomicfile"
-	"github.com/udfhost/udfhost/internal/names"
 	"github.com/udfhost/udfhost/policies"
 	"github.com/udfhost/udfhost/presign"
 )
@@ -30,7 +29,10 @@ const (
 	stateUploading = "uploading" // written by older versions while a body streamed; read as pending
 	stateReceived  = "received"  // bytes verified and staged, waiting for Commit
 	stateCommitted = "committed" // an artifact was created from it
-	stateRejected  = "rejected"  // failed validation; Reason says why
+	// Only in a bucket (see BucketStore): a host has validated the bytes
+	// and is writing the artifact (ClaimedBy, ClaimedAt).
+	stateCommitting = "committing"
+	stateRejected   = "rejected" // failed validation; Reason says why
 )
 
 // uploadRecord is the persisted state of one upload.
@@ -53,6 +55,10 @@ type uploadRecord struct {
 	// (the public network, a public environment).
 	Network    string              `json:"network,omitempty"`
 	Visibility policies.Visibility `json:"visibility,omitempty"`
+	// ClaimedBy is the host committing the upload and ClaimedAt since
+	// when, while State is committing (bucket store only).
+	ClaimedBy string    `json:"claimed_by,omitempty"`
+	ClaimedAt time.Time `json:"claimed_at,omitzero"`
 }
 
 // UploadRequest asks for a pre-signed upload URL.
@@ -91,9 +97,9 @@ func MissingUpload(id string) error {
 func missingUpload(id string) error { return fmt.Errorf("%w: upload %s", ErrNotFound, id) }
 
 // UploadOf returns what upload id was issued for.
-func (s *Store) UploadOf(id string) (UploadInfo, error) {
-	if !validUploadID(id) {
-		return UploadInfo{}, fmt.Errorf("%w: upload id %q is not of the form up-<16 hex digits>", ErrInvalidArgument, id)
+func (s *Store) UploadOf(ctx context.Context, id string) (UploadInfo, error) {
+	if err := checkUploadID(id); err != nil {
+		return UploadInfo{}, err
 	}
 	s.mu.Lock()
 	rec, err := s.loadUpload(id)
@@ -104,7 +110,7 @@ func (s *Store) UploadOf(id string) (UploadInfo, error) {
 	if err != nil {
 		return UploadInfo{}, fmt.Errorf("commit upload %s: %w", id, err)
 	}
-	return UploadInfo{ID: rec.ID, Env: rec.Env, Network: rec.Network, Visibility: rec.Visibility}, nil
+	return rec.info(), nil
 }
 
 // Upload is an issued upload URL: PUT exactly the declared bytes to URL with
@@ -123,54 +129,11 @@ type Upload struct {
 // pre-signed URL. The issue is audited; if the audit log refuses, no URL is
 // handed out.
 func (s *Store) CreateUpload(ctx context.Context, req UploadRequest) (Upload, error) {
-	kind := req.Kind
-	if kind == "" {
-		kind = KindUDF
-	}
-	if kind != KindUDF && kind != KindConnector {
-		return Upload{}, fmt.Errorf("%w: kind %q must be %q or %q", ErrInvalidArgument, req.Kind, KindUDF, KindConnector)
-	}
-	if req.Env == "" {
-		return Upload{}, fmt.Errorf("%w: environment is required", ErrInvalidArgument)
-	}
-	if err := names.Env.Check(req.Env); err != nil {
-		return Upload{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
-	}
-	if req.Name != "" {
-		if err := names.ArtifactName.Check(req.Name); err != nil {
-			return Upload{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
-		}
-	}
-	if req.Size <= 0 {
-		return Upload{}, fmt.Errorf("%w: declared size %d must be positive", ErrInvalidArgument, req.Size)
-	}
-	if req.Size > s.cfg.MaxSize {
-		return Upload{}, fmt.Errorf("%w: declared size %d bytes exceeds the maximum artifact size %d bytes", ErrTooLarge, req.Size, s.cfg.MaxSize)
-	}
-	if !presign.IsHexSHA256(req.SHA256) {
-		return Upload{}, fmt.Errorf("%w: sha256 %q must be 64 lower-case hex digits", ErrInvalidArgument, req.SHA256)
-	}
-	ttl := req.TTL
-	switch {
-	case ttl == 0:
-		ttl = s.cfg.DefaultTTL
-	case ttl < 0:
-		return Upload{}, fmt.Errorf("%w: upload URL lifetime %s is negative", ErrInvalidArgument, ttl)
-	case ttl > s.cfg.MaxTTL:
-		return Upload{}, fmt.Errorf("%w: upload URL lifetime %s exceeds the maximum %s", ErrInvalidArgument, ttl, s.cfg.MaxTTL)
-	}
-	id, err := randomID(uploadIDPrefix)
+	rec, err := s.limits.newUpload(req, s.now())
 	if err != nil {
-		return Upload{}, fmt.Errorf("create upload: %w", err)
+		return Upload{}, err
 	}
-	now := s.now()
-	rec := &uploadRecord{
-		ID: id, State: statePending, Kind: kind, Env: req.Env, Name: req.Name,
-		Size: req.Size, SHA256: req.SHA256,
-		CreatedAt: now.UTC(), ExpiresAt: now.Add(ttl).Truncate(time.Second).UTC(),
-		Actor: req.Actor, RequestID: req.RequestID,
-		Network: req.Network, Visibility: req.Visibility,
-	}
+	id := rec.ID
 	url := s.cfg.Signer.Sign(presign.Params{
 		Method: http.MethodPut, Key: uploadKeyPrefix + id, Size: rec.Size,
 		SHA256: rec.SHA256, ID: id, Expires: rec.ExpiresAt,
@@ -180,15 +143,7 @@ func (s *Store) CreateUpload(ctx context.Context, req UploadRequest) (Upload, er
 	if err := s.saveUpload(rec); err != nil {
 		return Upload{}, fmt.Errorf("create upload: %w", err)
 	}
-	err = s.record(ctx, audit.Event{
-		Type: audit.TypeUploadURLIssued, Actor: req.Actor, Resource: "upload/" + id,
-		Decision: audit.Allow, RequestID: req.RequestID,
-		Details: map[string]string{
-			"kind": string(kind), "env": req.Env, "name": req.Name,
-			"size": strconv.FormatInt(req.Size, 10), "sha256": req.SHA256,
-			"expires": rec.ExpiresAt.Format(time.RFC3339),
-		},
-	})
+	err = s.record(ctx, rec.issuedEvent())
 	if err != nil {
 		// Fail closed: an unaudited URL must not exist.
 		_ = os.Remove(s.uploadPath(id))

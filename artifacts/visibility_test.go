@@ -56,7 +56,7 @@ func TestUploadBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := e.store.UploadOf(up.ID)
+	info, err := e.store.UploadOf(e.ctx, up.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestUploadBinding(t *testing.T) {
 	}
 
 	const absentUp, absentArt = "up-00000000000000aa", "art-00000000000000aa"
-	if _, err := e.store.UploadOf(absentUp); err == nil || err.Error() != MissingUpload(absentUp).Error() || !errors.Is(err, ErrNotFound) {
+	if _, err := e.store.UploadOf(e.ctx, absentUp); err == nil || err.Error() != MissingUpload(absentUp).Error() || !errors.Is(err, ErrNotFound) {
 		t.Errorf("UploadOf(absent) = %v, want %v", err, MissingUpload(absentUp))
 	}
 	if _, err := e.store.Commit(e.ctx, absentUp, "tm", ""); err == nil || err.Error() != MissingUpload(absentUp).Error() {

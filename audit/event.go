@@ -52,6 +52,13 @@ const (
 	TypeArtifactQuarantined = "artifact.quarantined"
 	TypeArtifactReleased    = "artifact.released"
 
+	// A host fetched an artifact's bytes from the object store for a
+	// pod (details: digest, bytes, source), or refused them because
+	// they did not hash to their digest (a security event: the bucket
+	// holds other code than was committed; decision deny).
+	TypeArtifactDownloaded     = "artifact.downloaded"
+	TypeArtifactDigestMismatch = "artifact.digest_mismatch"
+
 	// Opening the log removed an incomplete final line (a write torn by
 	// a crash or a full disk); details: offset, line, bytes_removed and
 	// the sha256 of the removed bytes.

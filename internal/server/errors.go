@@ -83,6 +83,11 @@ func toStatus(err error) error {
 	}
 	code := codes.Internal
 	switch {
+	case errors.Is(err, functions.ErrUnavailable), errors.Is(err, artifacts.ErrUnavailable):
+		// The shared store failed (unreachable, or slow: first, so that
+		// a timeout inside it is not the caller's DEADLINE_EXCEEDED);
+		// the message names the store. Nothing was changed: retry.
+		code = codes.Unavailable
 	case errors.Is(err, errBadModule):
 		// Before the deadline case: a start function that overran its
 		// deadline is the module's fault, not a slow call.
@@ -119,9 +124,7 @@ func toStatus(err error) error {
 		// the function up again and retry.
 		code = codes.Aborted
 	case errors.Is(err, sandbox.ErrWorkerDied), errors.Is(err, pods.ErrClosed), errors.Is(err, errWorkerStart),
-		errors.Is(err, audit.ErrBroken), errors.Is(err, audit.ErrClosed),
-		errors.Is(err, functions.ErrUnavailable):
-		// A store failure (the bucket unreachable) names the store.
+		errors.Is(err, audit.ErrBroken), errors.Is(err, audit.ErrClosed):
 		code = codes.Unavailable
 	}
 	return status.Error(code, trimCodeWords(code, err.Error()))

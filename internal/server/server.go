@@ -277,7 +277,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("open artifact store: %w", err)
 		}
-		s.store, uploads = localStore{local}, local
+		s.store, uploads = local, local
 		if s.fns, err = functions.OpenRegistry(filepath.Join(data, "functions")); err != nil {
 			return err
 		}

@@ -9,8 +9,10 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/udfhost/udfhost/artifacts"
 	"github.com/udfhost/udfhost/functions"
 	"github.com/udfhost/udfhost/internal/s3store"
+	"github.com/udfhost/udfhost/sandbox"
 )
 
 // storeSpec is where artifacts and functions live, parsed from Config:
@@ -112,18 +114,31 @@ func s3Uploads(sp *storeSpec) http.Handler {
 
 // openShared opens the bucket of s.spec: the artifact store and the
 // function registry on it, each loading what every host wrote (a host
-// that restarts rebuilds everything from the bucket).
+// that restarts rebuilds everything from the bucket). The compiled
+// modules and the downloaded bytes are cached under cacheDir, this
+// host's own.
 func (s *Server) openShared(ctx context.Context, cacheDir string, maxSize int64, wasmInterrupt bool) error {
 	b, err := openBucket(ctx, s.spec)
 	if err != nil {
 		return err
 	}
-	_ = cacheDir
-	_ = maxSize
-	_ = wasmInterrupt
-	// TEMPORARY until artifacts.NewBucket lands (merge of wt-bucket).
+	store, err := artifacts.NewBucket(ctx, artifacts.BucketConfig{
+		Bucket: b,
+		HostID: s.hostID,
+		// What the store records for a call names the caller's network.
+		Audit:    callerAudit{s.audit},
+		MaxSize:  maxSize,
+		CacheDir: cacheDir,
+		// Compile as the default pool's workers will (see the local store).
+		Runtime:    sandbox.RuntimeConfig(wasmInterrupt),
+		Precompile: s.precompile(wasmInterrupt),
+	})
+	if err != nil {
+		return err
+	}
+	s.store = store
 	if s.fns, err = functions.OpenBucketRegistry(ctx, b); err != nil {
 		return err
 	}
-	return fmt.Errorf("store %s: the bucket artifact store is not built in yet", s.spec)
+	return nil
 }
