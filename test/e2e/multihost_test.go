@@ -323,10 +323,12 @@ func TestBucketHostKilledMidCommit(t *testing.T) {
 	}
 	time.Sleep(converge)
 	whole(b)
+	t.Logf("objects after the kill: %v", keys(t, g, ""))
 	a2 := bucketHost(t, g, a.data)
 	whole(a2)
 	// The same upload again, through the restarted host.
 	_, err = a2.artifacts().CommitUpload(a2.ctx(), &udfhostv1.CommitUploadRequest{UploadId: up.UploadId})
+	t.Logf("the same commit through the restarted host: %v", err)
 	if err != nil && status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("retrying the commit after the restart: %v", err)
 	}
