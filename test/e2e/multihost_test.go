@@ -441,3 +441,48 @@ func TestBucketStoreDown(t *testing.T) {
 		t.Fatalf("a new host lists %v, %v; want both artifacts", list.GetArtifacts(), err)
 	}
 }
+
+// TestBucketCreateRaceAcrossHosts: the same function created through two
+// hosts at once: exactly one wins, the other is ALREADY_EXISTS, and both
+// then serve the winner's.
+func TestBucketCreateRaceAcrossHosts(t *testing.T) {
+	_, a, b := twoHosts(t)
+	id := a.upload("add")
+	if _, ok := until(time.Now(), converge, func() bool {
+		_, err := b.artifacts().GetArtifact(b.ctx(), &udfhostv1.GetArtifactRequest{Id: id})
+		return err == nil
+	}); !ok {
+		t.Fatal("B never saw the artifact")
+	}
+	errs := make(chan error, 2)
+	for _, s := range []*server{a, b} {
+		go func() {
+			_, err := udfhostv1.NewFunctionServiceClient(s.conn).CreateFunction(s.ctx(), &udfhostv1.CreateFunctionRequest{
+				Name: "add", ArtifactId: id, Export: "add", Signature: "(BIGINT, BIGINT) -> BIGINT",
+			})
+			errs <- err
+		}()
+	}
+	var won, lost int
+	for range 2 {
+		switch err := <-errs; status.Code(err) {
+		case codes.OK:
+			won++
+		case codes.AlreadyExists:
+			lost++
+		default:
+			t.Errorf("CreateFunction in the race: %v, want OK or ALREADY_EXISTS", err)
+		}
+	}
+	if won != 1 || lost != 1 {
+		t.Fatalf("%d won, %d lost; want exactly one of each", won, lost)
+	}
+	for _, s := range []*server{a, b} {
+		if _, ok := until(time.Now(), converge, func() bool {
+			resp, err := addOn(s)
+			return err == nil && resp.Error == nil
+		}); !ok {
+			t.Errorf("a host does not serve the winner's function: %v", s.addr)
+		}
+	}
+}
