@@ -323,6 +323,12 @@ func TestBucketHostKilledMidCommit(t *testing.T) {
 	}
 	time.Sleep(converge)
 	whole(b)
+	if len(keys(t, g, "meta/")) == 0 {
+		// Killed before the commit point: the other host saw nothing.
+		if list, err := b.artifacts().ListArtifacts(b.ctx(), &udfhostv1.ListArtifactsRequest{}); err != nil || len(list.Artifacts) != 0 {
+			t.Errorf("no artifact record in the bucket, yet B lists %v (%v)", list.GetArtifacts(), err)
+		}
+	}
 	t.Logf("objects after the kill: %v", keys(t, g, ""))
 	a2 := bucketHost(t, g, a.data)
 	whole(a2)
