@@ -210,6 +210,17 @@ func TestBucketHostsServeEachOther(t *testing.T) {
 		t.Fatalf("A still serves a function deleted on B %s later", converge)
 	}
 	t.Logf("deleted on B, refused by A after %s", took)
+	// A's pod of it stops: no function of A uses it any more.
+	if _, ok := until(deleted, converge, func() bool {
+		for _, r := range a.auditRecords() {
+			if r.Type == "worker.stopped" && strings.Contains(r.Pod, hexAdd) && r.Reason == "stopped" {
+				return true
+			}
+		}
+		return false
+	}); !ok {
+		t.Errorf("A's pod of the deleted function was not stopped within %s", converge)
+	}
 	if fns := keys(t, g, "functions/"); len(fns) != 0 {
 		t.Errorf("function records left in the bucket: %v", fns)
 	}
