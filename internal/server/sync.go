@@ -12,8 +12,9 @@ import (
 // defaultSyncInterval is how often a host on a shared store picks up what
 // the other hosts changed (artifacts, quarantines, functions). A change
 // made through one host is served, or refused, by every other within one
-// interval plus one listing: 500 ms keeps that well inside the 2 s hosts
-// promise, at two LIST requests a second per host.
+// interval plus one round: 500 ms keeps that well inside the 2 s hosts
+// promise, at six small LIST requests a second per host (meta/,
+// quarantine/ and functions/ each round).
 const defaultSyncInterval = 500 * time.Millisecond
 
 // syncTimeout bounds one round: a store that hangs fails the round (and
