@@ -40,7 +40,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 		},
 	}
 	verify.Flags().StringVar(&file, "file", "", "log file (default <data>/audit/audit.log)")
-	cmd.AddCommand(verify, newAuditReadCmd(g))
+	cmd.AddCommand(verify, newAuditReadCmd(g), newAuditTailCmd(g))
 	return cmd
 }
 
@@ -102,7 +102,7 @@ func recordOf(m *udfhostv1.AuditRecord) audit.Record {
 	t, _ := time.Parse(time.RFC3339Nano, m.Time)
 	return audit.Record{
 		Seq: m.Seq, Time: t, Type: m.Type, Actor: m.Actor, SPIFFEID: m.SpiffeId, Network: m.Network, Pod: m.Pod,
-		Resource: m.Resource, Decision: m.Decision, Reason: m.Reason, RequestID: m.RequestId, Details: m.Details,
+		Resource: m.Resource, Decision: m.Decision, Reason: m.Reason, RequestID: m.RequestId, Host: m.Host, Details: m.Details,
 		Prev: m.Prev, Hash: m.Hash,
 	}
 }

@@ -38,6 +38,9 @@ var rpcActions = map[string]policies.Action{
 	udfhostv1.InvokeService_InvokeStream_FullMethodName: policies.Invoke,
 	udfhostv1.IdentityService_WhoAmI_FullMethodName:     anyPrincipal,
 	udfhostv1.AuditService_ReadAudit_FullMethodName:     policies.AuditRead,
+	udfhostv1.AuditService_Tail_FullMethodName:          policies.AuditRead,
+	udfhostv1.AuditService_GetCheckpoint_FullMethodName: policies.AuditRead,
+	udfhostv1.AuditService_Prove_FullMethodName:         policies.AuditRead,
 }
 
 // resourceRef names what a call is about: in the record of a denial, and

@@ -54,7 +54,7 @@ func (a *artifactService) CreateUploadURL(ctx context.Context, req *udfhostv1.Cr
 	// from another network is refused.
 	up, err := a.s.store.CreateUpload(ctx, artifacts.UploadRequest{
 		Kind: kind, Env: env, Name: req.Name, Size: req.Size, SHA256: strings.ToLower(req.Sha256),
-		TTL: time.Duration(req.TtlSeconds) * time.Second, Actor: c.name,
+		TTL: time.Duration(req.TtlSeconds) * time.Second, Actor: c.name, RequestID: requestIDOf(ctx),
 		Network: c.network, Visibility: visibilityOf(e.Visibility),
 	})
 	if err != nil {
@@ -99,7 +99,7 @@ func (a *artifactService) CommitUpload(ctx context.Context, req *udfhostv1.Commi
 		a.s.denied(ctx, c.action, ref, err, false)
 		return nil, err
 	}
-	art, err := a.s.store.Commit(ctx, req.UploadId, c.name, "")
+	art, err := a.s.store.Commit(ctx, req.UploadId, c.name, requestIDOf(ctx))
 	if err != nil {
 		return nil, commitError(err)
 	}
@@ -189,7 +189,7 @@ func (a *artifactService) DeleteArtifact(ctx context.Context, req *udfhostv1.Del
 		}
 		return nil, fmt.Errorf("artifact %s is %w by functions %s; delete them first", req.Id, errInUse, strings.Join(names, ", "))
 	}
-	if err := a.s.store.Delete(ctx, req.Id, callerOf(ctx).name, ""); err != nil {
+	if err := a.s.store.Delete(ctx, req.Id, callerOf(ctx).name, requestIDOf(ctx)); err != nil {
 		return nil, err
 	}
 	return &udfhostv1.DeleteArtifactResponse{}, nil

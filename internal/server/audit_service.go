@@ -22,6 +22,9 @@ const (
 type auditService struct {
 	udfhostv1.UnimplementedAuditServiceServer
 	s *Server
+	// proofSrc answers GetCheckpoint and Prove; nil: the server's audit
+	// log (proofs).
+	proofSrc proofSource
 }
 
 // ReadAudit streams the records the caller may read (policies.AuditRead,
@@ -147,6 +150,6 @@ func recordProto(r audit.Record) *udfhostv1.AuditRecord {
 	return &udfhostv1.AuditRecord{
 		Seq: r.Seq, Time: r.Time.UTC().Format(time.RFC3339Nano), Type: r.Type, Actor: r.Actor, SpiffeId: r.SPIFFEID,
 		Network: r.Network, Pod: r.Pod, Resource: r.Resource, Decision: r.Decision, Reason: r.Reason,
-		RequestId: r.RequestID, Details: r.Details, Prev: r.Prev, Hash: r.Hash,
+		RequestId: r.RequestID, Host: r.Host, Details: r.Details, Prev: r.Prev, Hash: r.Hash,
 	}
 }

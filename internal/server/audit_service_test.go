@@ -85,7 +85,7 @@ func (ts *tenants) readAuditRPC(network, who string, req *udfhostv1.ReadAuditReq
 		}
 		got = append(got, audit.Record{
 			Seq: m.Seq, Time: tm, Type: m.Type, Actor: m.Actor, SPIFFEID: m.SpiffeId, Network: m.Network, Pod: m.Pod,
-			Resource: m.Resource, Decision: m.Decision, Reason: m.Reason, RequestID: m.RequestId, Details: m.Details,
+			Resource: m.Resource, Decision: m.Decision, Reason: m.Reason, RequestID: m.RequestId, Host: m.Host, Details: m.Details,
 			Prev: m.Prev, Hash: m.Hash,
 		})
 	}

@@ -87,7 +87,7 @@ func (c caller) stamp(e audit.Event) audit.Event {
 // callerAudit is the artifact store's audit log: a record the store
 // writes for a call, naming the caller as its actor, gets the caller's
 // SPIFFE ID and network too.
-type callerAudit struct{ log *audit.Log }
+type callerAudit struct{ log *callLog }
 
 func (a callerAudit) Record(ctx context.Context, e audit.Event) error {
 	if c := callerOf(ctx); c.name != "" && e.Actor == c.name && e.Network == "" {
@@ -221,6 +221,9 @@ func (s *Server) authenticate(ctx context.Context, method string) (context.Conte
 	}
 	// spiffeID is "" when a bearer token authenticated it.
 	c.principal, c.name, c.spiffeID = p, p.Name, spiffeID
+	if n := noteOf(ctx); n != nil {
+		n.principal = p.Name // for the call's log line
+	}
 	act, ok := rpcActions[method]
 	if !ok {
 		return nil, status.Errorf(codes.PermissionDenied, "%s has no access rule; it is refused to everyone", method)

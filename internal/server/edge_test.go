@@ -47,10 +47,10 @@ func edgeServer(t *testing.T, authInterval time.Duration) (*Server, *fakeInvoke)
 	s := New(Config{DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AuthFailureInterval: authInterval})
 	s.token = testToken
 	var err error
-	if s.audit, err = audit.Open(filepath.Join(dir, "audit", "audit.log")); err != nil {
+	if s.audit, err = openAudit(filepath.Join(dir, "audit", "audit.log"), audit.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	s.authFails = newAuthFailures(s.audit, s.log, maxFailSources, failBurst)
+	s.authFails = newAuthFailures(s.audit.Log, s.log, maxFailSources, failBurst)
 	if s.grpcLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}

@@ -114,6 +114,10 @@ func (is *invokeService) invoke(ctx context.Context, req *udfhostv1.InvokeReques
 	stats := s.stats.get(f, id.SPIFFEID())
 	stats.batches.Add(1)
 	stats.rows.Add(int64(b.Rows))
+	if err := s.invocationsAudited(ctx); err != nil {
+		stats.refused.Add(1)
+		return nil, err
+	}
 
 	bufp := inputPool.Get().(*[]byte)
 	input := abi.AppendInput((*bufp)[:0], ab)

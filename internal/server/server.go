@@ -101,7 +101,7 @@ type Server struct {
 	// admin is the principal of token, admitted while the policy names
 	// no principals of its own.
 	admin *policies.Principal
-	audit *audit.Log
+	audit *callLog
 	// spec is the store's settings: nil for the data directory.
 	spec  *storeSpec
 	store artifacts.Service
@@ -137,7 +137,11 @@ type Server struct {
 	// needs it, and a slow pod start holds up no other tenant.
 	digestLocks keyLocks
 	stop        chan struct{}
-	bg          sync.WaitGroup
+	// draining is closed when Shutdown begins: calls that would run
+	// until cancelled (a following Tail) end so that the drain does not
+	// wait for them.
+	draining chan struct{}
+	bg       sync.WaitGroup
 
 	// serveErrs collects what Serve of either listener returned, other
 	// than the errors that mean a normal stop.
@@ -182,7 +186,7 @@ func New(cfg Config) *Server {
 	if cfg.LoadPolicy == nil {
 		cfg.LoadPolicy = policies.Load
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, admin: dataDirAdmin(), stop: make(chan struct{}), serveDown: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, admin: dataDirAdmin(), stop: make(chan struct{}), draining: make(chan struct{}), serveDown: make(chan struct{})}
 	s.policy.Store(cfg.Policy)
 	return s
 }
@@ -224,10 +228,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.hostID, err = loadOrCreateHostID(filepath.Join(data, "host-id"), s.cfg.HostID); err != nil {
 		return err
 	}
-	if s.audit, err = audit.OpenWithOptions(filepath.Join(data, "audit", "audit.log"), audit.Options{Host: s.hostID}); err != nil {
+	if s.audit, err = openAudit(filepath.Join(data, "audit", "audit.log"), audit.Options{Host: s.hostID}); err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
-	s.authFails = newAuthFailures(s.audit, s.log, maxFailSources, failBurst)
+	s.authFails = newAuthFailures(s.audit.Log, s.log, maxFailSources, failBurst)
 	key, err := presign.LoadOrCreateKey(filepath.Join(data, "presign.key"))
 	if err != nil {
 		return fmt.Errorf("load URL signing key: %w", err)
@@ -348,8 +352,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 func (s *Server) grpcOptions(admit *admission) []grpc.ServerOption {
 	admit.auth = s.tapAuth
 	return append(admit.serverOptions(),
-		grpc.ChainUnaryInterceptor(s.pinPolicyUnary, s.unaryAuth),
-		grpc.ChainStreamInterceptor(s.pinPolicyStream, s.streamAuth),
+		grpc.ChainUnaryInterceptor(s.requestIDUnary, s.pinPolicyUnary, s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.requestIDStream, s.pinPolicyStream, s.streamAuth),
 		grpc.MaxRecvMsgSize(policies.MaxMessageBytes),
 		grpc.MaxSendMsgSize(policies.MaxMessageBytes),
 	)
@@ -440,6 +444,7 @@ func (s *Server) doShutdown(ctx context.Context) error {
 	// NOT_SERVING first, so that balancers and probes stop sending calls
 	// before the server stops accepting them.
 	s.health.Shutdown()
+	close(s.draining)
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
 	select {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -95,9 +96,20 @@ func (s *Server) flushSummaries() {
 	}
 }
 
+// giveBack adds a summary the log refused back to its counters: it is
+// written with the next one, so no count is lost while the server runs.
+func (st *invocationStats) giveBack(s summary) {
+	c := st.get(s.fn, s.pod)
+	c.batches.Add(s.batches)
+	c.rows.Add(s.rows)
+	c.rowErrors.Add(s.rowErrors)
+	c.fails.Add(s.fails)
+	c.refused.Add(s.refused)
+}
+
 // writeSummaries records one summary per function that counted anything.
 // A summary the log refuses does not stop the others; the errors are
-// joined.
+// joined, and what was refused is given back to be written next time.
 func (s *Server) writeSummaries(ctx context.Context) error {
 	var errs []error
 	for _, c := range s.stats.take() {
@@ -113,8 +125,31 @@ func (s *Server) writeSummaries(ctx context.Context) error {
 			},
 		})
 		if err != nil {
+			s.stats.giveBack(c)
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// invocationsAudited is nil unless the audit log's last write failed.
+// Then the invocation summaries are written now, the batch being invoked
+// counted in them; while they cannot be, the batch is refused: an
+// invocation is audited by its summary, and none runs that its summary
+// may never record. One invocation at a time tries; the others are
+// refused with the last failure meanwhile.
+func (s *Server) invocationsAudited(ctx context.Context) error {
+	failing := s.audit.failing.Load()
+	if failing == nil {
+		return nil
+	}
+	err := *failing
+	if s.audit.probe.TryLock() {
+		err = s.writeSummaries(context.WithoutCancel(ctx))
+		s.audit.probe.Unlock()
+		if err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("refuse the batch: its invocation summary cannot be audited: %w", err)
 }

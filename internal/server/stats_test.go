@@ -47,7 +47,7 @@ func TestSummariesLoseNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{audit: log, stats: newInvocationStats(), log: slog.New(slog.DiscardHandler)}
+	s := &Server{audit: &callLog{Log: log}, stats: newInvocationStats(), log: slog.New(slog.DiscardHandler)}
 	fns := []*functions.Function{{Name: "a", Env: "default"}, {Name: "b", Env: "default"}}
 	const workers, batches = 8, 3000
 	var wg sync.WaitGroup
@@ -121,7 +121,7 @@ func TestSummaryOfBatchInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{audit: log, stats: newInvocationStats(), log: slog.New(slog.DiscardHandler)}
+	s := &Server{audit: &callLog{Log: log}, stats: newInvocationStats(), log: slog.New(slog.DiscardHandler)}
 	c := s.stats.get(&functions.Function{Name: "a", Env: "default"}, "pod")
 	c.batches.Add(1)
 	if err := s.writeSummaries(context.Background()); err != nil {
@@ -152,7 +152,7 @@ func TestWriteSummariesWritesEvery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{audit: log, stats: newInvocationStats(), log: slog.New(slog.DiscardHandler)}
+	s := &Server{audit: &callLog{Log: log}, stats: newInvocationStats(), log: slog.New(slog.DiscardHandler)}
 	for _, name := range []string{"a", "b", "c"} {
 		s.stats.get(&functions.Function{Name: name, Env: "default"}, "pod").batches.Add(1)
 	}

@@ -135,6 +135,9 @@ func serveWith(t *testing.T, data, prelude string, args ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What serve prints on stdout goes into the log too (logs), so a
+	// test sees all of its output.
+	s.cmd.Stdout = stdoutLog{s}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +187,15 @@ func serveWith(t *testing.T, data, prelude string, args ...string) *server {
 // from the test's.
 func (s *server) path(p string) string {
 	return filepath.Join("/proc", strconv.Itoa(s.cmd.Process.Pid), "root", p)
+}
+
+// stdoutLog appends the server's stdout to its log.
+type stdoutLog struct{ s *server }
+
+func (w stdoutLog) Write(p []byte) (int, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	return w.s.log.Write(p)
 }
 
 func (s *server) logs() string {

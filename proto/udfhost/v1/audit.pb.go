@@ -101,21 +101,23 @@ func (x *ReadAuditRequest) GetType() string {
 // nanoseconds, UTC) is the line the log holds, so hash can be checked;
 // prev is the hash of the record before it in the log.
 type AuditRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	Time          string                 `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
-	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
-	Actor         string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
-	SpiffeId      string                 `protobuf:"bytes,5,opt,name=spiffe_id,json=spiffeId,proto3" json:"spiffe_id,omitempty"`
-	Network       string                 `protobuf:"bytes,6,opt,name=network,proto3" json:"network,omitempty"`
-	Pod           string                 `protobuf:"bytes,7,opt,name=pod,proto3" json:"pod,omitempty"`
-	Resource      string                 `protobuf:"bytes,8,opt,name=resource,proto3" json:"resource,omitempty"`
-	Decision      string                 `protobuf:"bytes,9,opt,name=decision,proto3" json:"decision,omitempty"`
-	Reason        string                 `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
-	RequestId     string                 `protobuf:"bytes,11,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Details       map[string]string      `protobuf:"bytes,12,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Prev          string                 `protobuf:"bytes,13,opt,name=prev,proto3" json:"prev,omitempty"`
-	Hash          string                 `protobuf:"bytes,14,opt,name=hash,proto3" json:"hash,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Seq       uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Time      string                 `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	Type      string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	Actor     string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	SpiffeId  string                 `protobuf:"bytes,5,opt,name=spiffe_id,json=spiffeId,proto3" json:"spiffe_id,omitempty"`
+	Network   string                 `protobuf:"bytes,6,opt,name=network,proto3" json:"network,omitempty"`
+	Pod       string                 `protobuf:"bytes,7,opt,name=pod,proto3" json:"pod,omitempty"`
+	Resource  string                 `protobuf:"bytes,8,opt,name=resource,proto3" json:"resource,omitempty"`
+	Decision  string                 `protobuf:"bytes,9,opt,name=decision,proto3" json:"decision,omitempty"`
+	Reason    string                 `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	RequestId string                 `protobuf:"bytes,11,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The stable id of the host that wrote the record.
+	Host          string            `protobuf:"bytes,15,opt,name=host,proto3" json:"host,omitempty"`
+	Details       map[string]string `protobuf:"bytes,12,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Prev          string            `protobuf:"bytes,13,opt,name=prev,proto3" json:"prev,omitempty"`
+	Hash          string            `protobuf:"bytes,14,opt,name=hash,proto3" json:"hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -227,6 +229,13 @@ func (x *AuditRecord) GetRequestId() string {
 	return ""
 }
 
+func (x *AuditRecord) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
 func (x *AuditRecord) GetDetails() map[string]string {
 	if x != nil {
 		return x.Details
@@ -248,6 +257,399 @@ func (x *AuditRecord) GetHash() string {
 	return ""
 }
 
+type TailRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As ReadAuditRequest's: only this environment's records; empty,
+	// every record the caller may read.
+	Env string `protobuf:"bytes,1,opt,name=env,proto3" json:"env,omitempty"`
+	// The first seq to return; 0 reads from the start of the log.
+	SinceSeq uint64 `protobuf:"varint,2,opt,name=since_seq,json=sinceSeq,proto3" json:"since_seq,omitempty"`
+	// Only records of this type; empty: every type.
+	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	// Keep streaming records as they become durable. Without it the
+	// stream ends at the last record durable when the call began.
+	Follow        bool `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TailRequest) Reset() {
+	*x = TailRequest{}
+	mi := &file_udfhost_v1_audit_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TailRequest) ProtoMessage() {}
+
+func (x *TailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_udfhost_v1_audit_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TailRequest.ProtoReflect.Descriptor instead.
+func (*TailRequest) Descriptor() ([]byte, []int) {
+	return file_udfhost_v1_audit_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TailRequest) GetEnv() string {
+	if x != nil {
+		return x.Env
+	}
+	return ""
+}
+
+func (x *TailRequest) GetSinceSeq() uint64 {
+	if x != nil {
+		return x.SinceSeq
+	}
+	return 0
+}
+
+func (x *TailRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *TailRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+type TailResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Record *AuditRecord           `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	// The record's line in the log, without its newline: what a SIEM
+	// pipeline ingests, and what hash seals.
+	Line          []byte `protobuf:"bytes,2,opt,name=line,proto3" json:"line,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TailResponse) Reset() {
+	*x = TailResponse{}
+	mi := &file_udfhost_v1_audit_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TailResponse) ProtoMessage() {}
+
+func (x *TailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_udfhost_v1_audit_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TailResponse.ProtoReflect.Descriptor instead.
+func (*TailResponse) Descriptor() ([]byte, []int) {
+	return file_udfhost_v1_audit_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TailResponse) GetRecord() *AuditRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *TailResponse) GetLine() []byte {
+	if x != nil {
+		return x.Line
+	}
+	return nil
+}
+
+type GetCheckpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCheckpointRequest) Reset() {
+	*x = GetCheckpointRequest{}
+	mi := &file_udfhost_v1_audit_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCheckpointRequest) ProtoMessage() {}
+
+func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_udfhost_v1_audit_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_udfhost_v1_audit_proto_rawDescGZIP(), []int{4}
+}
+
+type GetCheckpointResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed note: checkpoint body (origin, tree size, root hash)
+	// and its Ed25519 signature line. `udfhost audit pubkey` prints the
+	// verifier key.
+	Checkpoint    []byte `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCheckpointResponse) Reset() {
+	*x = GetCheckpointResponse{}
+	mi := &file_udfhost_v1_audit_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCheckpointResponse) ProtoMessage() {}
+
+func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_udfhost_v1_audit_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_udfhost_v1_audit_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetCheckpointResponse) GetCheckpoint() []byte {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+type ProveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Proof:
+	//
+	//	*ProveRequest_Seq
+	//	*ProveRequest_Consistency
+	Proof         isProveRequest_Proof `protobuf_oneof:"proof"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProveRequest) Reset() {
+	*x = ProveRequest{}
+	mi := &file_udfhost_v1_audit_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProveRequest) ProtoMessage() {}
+
+func (x *ProveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_udfhost_v1_audit_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProveRequest.ProtoReflect.Descriptor instead.
+func (*ProveRequest) Descriptor() ([]byte, []int) {
+	return file_udfhost_v1_audit_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ProveRequest) GetProof() isProveRequest_Proof {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+func (x *ProveRequest) GetSeq() uint64 {
+	if x != nil {
+		if x, ok := x.Proof.(*ProveRequest_Seq); ok {
+			return x.Seq
+		}
+	}
+	return 0
+}
+
+func (x *ProveRequest) GetConsistency() *ConsistencyRange {
+	if x != nil {
+		if x, ok := x.Proof.(*ProveRequest_Consistency); ok {
+			return x.Consistency
+		}
+	}
+	return nil
+}
+
+type isProveRequest_Proof interface {
+	isProveRequest_Proof()
+}
+
+type ProveRequest_Seq struct {
+	// An inclusion proof of the record with this seq against the latest
+	// checkpoint.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3,oneof"`
+}
+
+type ProveRequest_Consistency struct {
+	// A consistency proof between the trees of two sizes.
+	Consistency *ConsistencyRange `protobuf:"bytes,2,opt,name=consistency,proto3,oneof"`
+}
+
+func (*ProveRequest_Seq) isProveRequest_Proof() {}
+
+func (*ProveRequest_Consistency) isProveRequest_Proof() {}
+
+type ConsistencyRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OldSize       uint64                 `protobuf:"varint,1,opt,name=old_size,json=oldSize,proto3" json:"old_size,omitempty"`
+	NewSize       uint64                 `protobuf:"varint,2,opt,name=new_size,json=newSize,proto3" json:"new_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsistencyRange) Reset() {
+	*x = ConsistencyRange{}
+	mi := &file_udfhost_v1_audit_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsistencyRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsistencyRange) ProtoMessage() {}
+
+func (x *ConsistencyRange) ProtoReflect() protoreflect.Message {
+	mi := &file_udfhost_v1_audit_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsistencyRange.ProtoReflect.Descriptor instead.
+func (*ConsistencyRange) Descriptor() ([]byte, []int) {
+	return file_udfhost_v1_audit_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ConsistencyRange) GetOldSize() uint64 {
+	if x != nil {
+		return x.OldSize
+	}
+	return 0
+}
+
+func (x *ConsistencyRange) GetNewSize() uint64 {
+	if x != nil {
+		return x.NewSize
+	}
+	return 0
+}
+
+type ProveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The proof as one JSON document.
+	Proof         []byte `protobuf:"bytes,1,opt,name=proof,proto3" json:"proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProveResponse) Reset() {
+	*x = ProveResponse{}
+	mi := &file_udfhost_v1_audit_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProveResponse) ProtoMessage() {}
+
+func (x *ProveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_udfhost_v1_audit_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProveResponse.ProtoReflect.Descriptor instead.
+func (*ProveResponse) Descriptor() ([]byte, []int) {
+	return file_udfhost_v1_audit_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ProveResponse) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
 var File_udfhost_v1_audit_proto protoreflect.FileDescriptor
 
 const file_udfhost_v1_audit_proto_rawDesc = "" +
@@ -258,7 +660,7 @@ const file_udfhost_v1_audit_proto_rawDesc = "" +
 	"\x03env\x18\x01 \x01(\tR\x03env\x12\x1b\n" +
 	"\tsince_seq\x18\x02 \x01(\x04R\bsinceSeq\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x12\n" +
-	"\x04type\x18\x04 \x01(\tR\x04type\"\xb9\x03\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\"\xcd\x03\n" +
 	"\vAuditRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04time\x18\x02 \x01(\tR\x04time\x12\x12\n" +
@@ -272,15 +674,41 @@ const file_udfhost_v1_audit_proto_rawDesc = "" +
 	"\x06reason\x18\n" +
 	" \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\v \x01(\tR\trequestId\x12>\n" +
+	"request_id\x18\v \x01(\tR\trequestId\x12\x12\n" +
+	"\x04host\x18\x0f \x01(\tR\x04host\x12>\n" +
 	"\adetails\x18\f \x03(\v2$.udfhost.v1.AuditRecord.DetailsEntryR\adetails\x12\x12\n" +
 	"\x04prev\x18\r \x01(\tR\x04prev\x12\x12\n" +
 	"\x04hash\x18\x0e \x01(\tR\x04hash\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012T\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"h\n" +
+	"\vTailRequest\x12\x10\n" +
+	"\x03env\x18\x01 \x01(\tR\x03env\x12\x1b\n" +
+	"\tsince_seq\x18\x02 \x01(\x04R\bsinceSeq\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x16\n" +
+	"\x06follow\x18\x04 \x01(\bR\x06follow\"S\n" +
+	"\fTailResponse\x12/\n" +
+	"\x06record\x18\x01 \x01(\v2\x17.udfhost.v1.AuditRecordR\x06record\x12\x12\n" +
+	"\x04line\x18\x02 \x01(\fR\x04line\"\x16\n" +
+	"\x14GetCheckpointRequest\"7\n" +
+	"\x15GetCheckpointResponse\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\fR\n" +
+	"checkpoint\"m\n" +
+	"\fProveRequest\x12\x12\n" +
+	"\x03seq\x18\x01 \x01(\x04H\x00R\x03seq\x12@\n" +
+	"\vconsistency\x18\x02 \x01(\v2\x1c.udfhost.v1.ConsistencyRangeH\x00R\vconsistencyB\a\n" +
+	"\x05proof\"H\n" +
+	"\x10ConsistencyRange\x12\x19\n" +
+	"\bold_size\x18\x01 \x01(\x04R\aoldSize\x12\x19\n" +
+	"\bnew_size\x18\x02 \x01(\x04R\anewSize\"%\n" +
+	"\rProveResponse\x12\x14\n" +
+	"\x05proof\x18\x01 \x01(\fR\x05proof2\xa5\x02\n" +
 	"\fAuditService\x12D\n" +
-	"\tReadAudit\x12\x1c.udfhost.v1.ReadAuditRequest\x1a\x17.udfhost.v1.AuditRecord0\x01B\x82\x01\n" +
+	"\tReadAudit\x12\x1c.udfhost.v1.ReadAuditRequest\x1a\x17.udfhost.v1.AuditRecord0\x01\x12;\n" +
+	"\x04Tail\x12\x17.udfhost.v1.TailRequest\x1a\x18.udfhost.v1.TailResponse0\x01\x12T\n" +
+	"\rGetCheckpoint\x12 .udfhost.v1.GetCheckpointRequest\x1a!.udfhost.v1.GetCheckpointResponse\x12<\n" +
+	"\x05Prove\x12\x18.udfhost.v1.ProveRequest\x1a\x19.udfhost.v1.ProveResponseB\x82\x01\n" +
 	"\rio.udfhost.v1B\n" +
 	"AuditProtoP\x01Z5github.com/udfhost/udfhost/proto/udfhost/v1;udfhostv1\xa2\x02\x03UDF\xaa\x02\n" +
 	"Udfhost.V1\xca\x02\n" +
@@ -298,21 +726,36 @@ func file_udfhost_v1_audit_proto_rawDescGZIP() []byte {
 	return file_udfhost_v1_audit_proto_rawDescData
 }
 
-var file_udfhost_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_udfhost_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_udfhost_v1_audit_proto_goTypes = []any{
-	(*ReadAuditRequest)(nil), // 0: udfhost.v1.ReadAuditRequest
-	(*AuditRecord)(nil),      // 1: udfhost.v1.AuditRecord
-	nil,                      // 2: udfhost.v1.AuditRecord.DetailsEntry
+	(*ReadAuditRequest)(nil),      // 0: udfhost.v1.ReadAuditRequest
+	(*AuditRecord)(nil),           // 1: udfhost.v1.AuditRecord
+	(*TailRequest)(nil),           // 2: udfhost.v1.TailRequest
+	(*TailResponse)(nil),          // 3: udfhost.v1.TailResponse
+	(*GetCheckpointRequest)(nil),  // 4: udfhost.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil), // 5: udfhost.v1.GetCheckpointResponse
+	(*ProveRequest)(nil),          // 6: udfhost.v1.ProveRequest
+	(*ConsistencyRange)(nil),      // 7: udfhost.v1.ConsistencyRange
+	(*ProveResponse)(nil),         // 8: udfhost.v1.ProveResponse
+	nil,                           // 9: udfhost.v1.AuditRecord.DetailsEntry
 }
 var file_udfhost_v1_audit_proto_depIdxs = []int32{
-	2, // 0: udfhost.v1.AuditRecord.details:type_name -> udfhost.v1.AuditRecord.DetailsEntry
-	0, // 1: udfhost.v1.AuditService.ReadAudit:input_type -> udfhost.v1.ReadAuditRequest
-	1, // 2: udfhost.v1.AuditService.ReadAudit:output_type -> udfhost.v1.AuditRecord
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	9, // 0: udfhost.v1.AuditRecord.details:type_name -> udfhost.v1.AuditRecord.DetailsEntry
+	1, // 1: udfhost.v1.TailResponse.record:type_name -> udfhost.v1.AuditRecord
+	7, // 2: udfhost.v1.ProveRequest.consistency:type_name -> udfhost.v1.ConsistencyRange
+	0, // 3: udfhost.v1.AuditService.ReadAudit:input_type -> udfhost.v1.ReadAuditRequest
+	2, // 4: udfhost.v1.AuditService.Tail:input_type -> udfhost.v1.TailRequest
+	4, // 5: udfhost.v1.AuditService.GetCheckpoint:input_type -> udfhost.v1.GetCheckpointRequest
+	6, // 6: udfhost.v1.AuditService.Prove:input_type -> udfhost.v1.ProveRequest
+	1, // 7: udfhost.v1.AuditService.ReadAudit:output_type -> udfhost.v1.AuditRecord
+	3, // 8: udfhost.v1.AuditService.Tail:output_type -> udfhost.v1.TailResponse
+	5, // 9: udfhost.v1.AuditService.GetCheckpoint:output_type -> udfhost.v1.GetCheckpointResponse
+	8, // 10: udfhost.v1.AuditService.Prove:output_type -> udfhost.v1.ProveResponse
+	7, // [7:11] is the sub-list for method output_type
+	3, // [3:7] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_udfhost_v1_audit_proto_init() }
@@ -320,13 +763,17 @@ func file_udfhost_v1_audit_proto_init() {
 	if File_udfhost_v1_audit_proto != nil {
 		return
 	}
+	file_udfhost_v1_audit_proto_msgTypes[6].OneofWrappers = []any{
+		(*ProveRequest_Seq)(nil),
+		(*ProveRequest_Consistency)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_udfhost_v1_audit_proto_rawDesc), len(file_udfhost_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

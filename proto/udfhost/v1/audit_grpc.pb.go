@@ -19,18 +19,40 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuditService_ReadAudit_FullMethodName = "/udfhost.v1.AuditService/ReadAudit"
+	AuditService_ReadAudit_FullMethodName     = "/udfhost.v1.AuditService/ReadAudit"
+	AuditService_Tail_FullMethodName          = "/udfhost.v1.AuditService/Tail"
+	AuditService_GetCheckpoint_FullMethodName = "/udfhost.v1.AuditService/GetCheckpoint"
+	AuditService_Prove_FullMethodName         = "/udfhost.v1.AuditService/Prove"
 )
 
 // AuditServiceClient is the client API for AuditService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// AuditService reads the server's hash-chained audit log.
+// AuditService reads the server's hash-chained audit log. Every RPC
+// needs the admin or auditor role (docs/POLICY.md): in the environment
+// whose records it reads, or for the whole organisation.
 type AuditServiceClient interface {
 	// ReadAudit streams the records the caller may read (role admin or
 	// auditor, docs/POLICY.md), in log order, from since_seq on.
 	ReadAudit(ctx context.Context, in *ReadAuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AuditRecord], error)
+	// Tail streams the records the caller may read, as ReadAudit does,
+	// each with its line exactly as the log holds it; with follow it keeps
+	// streaming new records as they become durable, until the caller
+	// cancels.
+	Tail(ctx context.Context, in *TailRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailResponse], error)
+	// GetCheckpoint returns the latest signed checkpoint of the log: a
+	// C2SP tlog-checkpoint signed note (docs/AUDIT.md). Any caller that may
+	// read some of the log may have it: it names only the log's size and
+	// root hash. UNIMPLEMENTED where the log keeps no checkpoints.
+	GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error)
+	// Prove returns a proof, as one JSON document (docs/AUDIT.md), that a
+	// record is in the tree of the latest checkpoint (the caller must be
+	// able to read the record, as ReadAudit shows it), or that the tree of
+	// old_size records is a prefix of the tree of new_size (any caller that
+	// may read some of the log: it holds only hashes). `udfhost audit
+	// verify-proof` checks it with nothing else.
+	Prove(ctx context.Context, in *ProveRequest, opts ...grpc.CallOption) (*ProveResponse, error)
 }
 
 type auditServiceClient struct {
@@ -60,15 +82,73 @@ func (c *auditServiceClient) ReadAudit(ctx context.Context, in *ReadAuditRequest
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AuditService_ReadAuditClient = grpc.ServerStreamingClient[AuditRecord]
 
+func (c *auditServiceClient) Tail(ctx context.Context, in *TailRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AuditService_ServiceDesc.Streams[1], AuditService_Tail_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TailRequest, TailResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditService_TailClient = grpc.ServerStreamingClient[TailResponse]
+
+func (c *auditServiceClient) GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCheckpointResponse)
+	err := c.cc.Invoke(ctx, AuditService_GetCheckpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) Prove(ctx context.Context, in *ProveRequest, opts ...grpc.CallOption) (*ProveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProveResponse)
+	err := c.cc.Invoke(ctx, AuditService_Prove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
 //
-// AuditService reads the server's hash-chained audit log.
+// AuditService reads the server's hash-chained audit log. Every RPC
+// needs the admin or auditor role (docs/POLICY.md): in the environment
+// whose records it reads, or for the whole organisation.
 type AuditServiceServer interface {
 	// ReadAudit streams the records the caller may read (role admin or
 	// auditor, docs/POLICY.md), in log order, from since_seq on.
 	ReadAudit(*ReadAuditRequest, grpc.ServerStreamingServer[AuditRecord]) error
+	// Tail streams the records the caller may read, as ReadAudit does,
+	// each with its line exactly as the log holds it; with follow it keeps
+	// streaming new records as they become durable, until the caller
+	// cancels.
+	Tail(*TailRequest, grpc.ServerStreamingServer[TailResponse]) error
+	// GetCheckpoint returns the latest signed checkpoint of the log: a
+	// C2SP tlog-checkpoint signed note (docs/AUDIT.md). Any caller that may
+	// read some of the log may have it: it names only the log's size and
+	// root hash. UNIMPLEMENTED where the log keeps no checkpoints.
+	GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error)
+	// Prove returns a proof, as one JSON document (docs/AUDIT.md), that a
+	// record is in the tree of the latest checkpoint (the caller must be
+	// able to read the record, as ReadAudit shows it), or that the tree of
+	// old_size records is a prefix of the tree of new_size (any caller that
+	// may read some of the log: it holds only hashes). `udfhost audit
+	// verify-proof` checks it with nothing else.
+	Prove(context.Context, *ProveRequest) (*ProveResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -81,6 +161,15 @@ type UnimplementedAuditServiceServer struct{}
 
 func (UnimplementedAuditServiceServer) ReadAudit(*ReadAuditRequest, grpc.ServerStreamingServer[AuditRecord]) error {
 	return status.Error(codes.Unimplemented, "method ReadAudit not implemented")
+}
+func (UnimplementedAuditServiceServer) Tail(*TailRequest, grpc.ServerStreamingServer[TailResponse]) error {
+	return status.Error(codes.Unimplemented, "method Tail not implemented")
+}
+func (UnimplementedAuditServiceServer) GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCheckpoint not implemented")
+}
+func (UnimplementedAuditServiceServer) Prove(context.Context, *ProveRequest) (*ProveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Prove not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -114,17 +203,78 @@ func _AuditService_ReadAudit_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AuditService_ReadAuditServer = grpc.ServerStreamingServer[AuditRecord]
 
+func _AuditService_Tail_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TailRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AuditServiceServer).Tail(m, &grpc.GenericServerStream[TailRequest, TailResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuditService_TailServer = grpc.ServerStreamingServer[TailResponse]
+
+func _AuditService_GetCheckpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).GetCheckpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_GetCheckpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).GetCheckpoint(ctx, req.(*GetCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_Prove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).Prove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_Prove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).Prove(ctx, req.(*ProveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var AuditService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "udfhost.v1.AuditService",
 	HandlerType: (*AuditServiceServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetCheckpoint",
+			Handler:    _AuditService_GetCheckpoint_Handler,
+		},
+		{
+			MethodName: "Prove",
+			Handler:    _AuditService_Prove_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "ReadAudit",
 			Handler:       _AuditService_ReadAudit_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Tail",
+			Handler:       _AuditService_Tail_Handler,
 			ServerStreams: true,
 		},
 	},
