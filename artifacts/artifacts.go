@@ -14,6 +14,55 @@
 //
 // Every file is written atomically (temporary file, fsync, rename, fsync of
 // the directory), so a crash leaves either the old or the new state.
+//
+// # In a bucket
+//
+// A BucketStore keeps the same things in one S3 bucket (under a prefix)
+// that several hosts share; every key is chosen by a host, never by a
+// user. It runs in each host process and trusts the bucket no more than a
+// disk: bytes read back are hashed before any is validated or handed to a
+// compiler, and records only name what the hosts wrote. Each write is conditional, so two hosts never overwrite each
+// other's change: "create" is a PUT with If-None-Match: * (ErrExists if
+// the key is taken), "update" a PUT with If-Match on the ETag read
+// (a lost race if anyone wrote since).
+//
+//	uploads/<up-id>            the bytes, PUT by the client itself to a SigV4
+//	                           pre-signed URL with the size, the sha256 and
+//	                           If-None-Match: * signed in; once committed or
+//	                           rejected, updated to an empty object (so the
+//	                           key stays taken and the URL used up)
+//	uploads/<up-id>.json       upload record: created by the host issuing the
+//	                           URL (pending); updated by the committing host to
+//	                           committing (claimed_by, claimed_at), then to
+//	                           committed or rejected, or back to received if
+//	                           its commit failed
+//	artifacts/sha256/<hex>     module bytes: server-side copy of uploads/<up-id>,
+//	                           only of the version (ETag) that was verified;
+//	                           content addressed, so a copy that finds the key
+//	                           taken is fine; never deleted by Delete
+//	meta/<art-id>.json         artifact record: created last; its existence is
+//	                           the commit point; deleted (If-Match) by Delete
+//	quarantine/<hex>.json      quarantine of a digest: created by the first host
+//	                           to quarantine the code (a later one keeps it),
+//	                           deleted (If-Match) by Release
+//
+// A commit reads the upload record, checks and validates the bytes, claims
+// the upload, copies the bytes, creates the artifact record and marks the
+// upload committed. A crash before the artifact record leaves no artifact
+// any host can see (at worst a claim and a copied object); a crash after
+// it leaves an artifact whose upload still says committing. Either claim
+// is resolved (the upload marked committed if the artifact record exists,
+// else received again, so Commit can be retried) by the host that made it
+// when it restarts or next commits the upload, and by any host once the
+// claim is older than the lease (BucketConfig.CommitLease).
+//
+// Hosts converge through Sync: it lists meta/ and quarantine/ and reads
+// only the records whose ETag changed, so what one host committed,
+// deleted, quarantined or released is seen by another at its next Sync
+// (and an artifact id it does not know yet is read from the bucket at
+// once). Each host downloads module bytes for its pods through
+// pre-signed GETs, checks them against their digest and keeps a verified
+// copy under its own cache directory.
 package artifacts
 
 import (
@@ -207,16 +256,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Signer == nil {
 		return nil, errors.New("open artifact store: no URL signer configured")
 	}
-	if cfg.Audit == nil {
-		return nil, errors.New("open artifact store: no auditor configured")
-	}
-	limits, err := newLimits(cfg.MaxSize, cfg.DefaultTTL, cfg.MaxTTL)
+	limits, comp, err := cfg.common()
 	if err != nil {
-		return nil, fmt.Errorf("open artifact store: %w", err)
-	}
-	cfg.MaxSize, cfg.DefaultTTL, cfg.MaxTTL = limits.maxSize, limits.defaultTTL, limits.maxTTL
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+		return nil, err
 	}
 	s := &Store{
 		cfg:        cfg,
@@ -226,7 +268,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		committing: map[string]struct{}{},
 		receiving:  map[string]struct{}{},
 		limits:     limits,
-		comp:       newCompiler(cfg.MaxCompiles, cfg.CompileQueueWait, cfg.CacheDir, cfg.Precompile, cfg.Runtime),
+		comp:       comp,
 	}
 	for _, d := range []string{s.uploadsDir, s.objectsDir, s.metaDir} {
 		if err := os.MkdirAll(d, dirPerm); err != nil {

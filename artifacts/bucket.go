@@ -18,6 +18,7 @@ import (
 
 // Bucket is what a BucketStore needs of an object store: the subset of
 // *s3store.Store it uses, so that a test double could stand in.
+// Keys are relative to the store's prefix.
 type Bucket interface {
 	PresignPut(ctx context.Context, key string, size int64, sha256hex string, expiry time.Duration) (string, map[string]string, error)
 	PresignGet(ctx context.Context, key string, expiry time.Duration) (string, error)
@@ -34,31 +35,37 @@ type Bucket interface {
 }
 
 // BucketConfig configures a BucketStore. Bucket, HostID and Audit are
-// required; the other fields mean what Config's do.
+// required.
 type BucketConfig struct {
 	Bucket Bucket
 	// HostID names this host in the upload records it claims (see
 	// Commit), so that a restarted host knows its own unfinished commits.
-	HostID     string
-	Audit      Auditor
-	MaxSize    int64
-	DefaultTTL time.Duration // default 15m
-	MaxTTL     time.Duration // default 1h, at most what SigV4 allows
-	Now        func() time.Time
-	// CacheDir, if set, holds the compilation cache of each digest
-	// (CacheDirFor) and, under CacheDir/modules, the verified bytes of
-	// each module downloaded (re-hashed whenever read).
-	CacheDir         string
-	Precompile       func(ctx context.Context, wasm []byte, cacheDir string) error
-	Runtime          wazero.RuntimeConfig
+	HostID string
+	Audit  Auditor
+	// The fields from here to DownloadTTL mean what Config's of the same
+	// names do (see BucketConfig.local).
+	Now func() time.Time
+	// Upload limits.
+	MaxSize            int64
+	DefaultTTL, MaxTTL time.Duration
+	// Compilation: how many at once, how, and where the caches go.
+	// CacheDir also holds, under CacheDir/modules, the verified bytes of
+	// each module downloaded, hashed again whenever read.
 	MaxCompiles      int
 	CompileQueueWait time.Duration
+	Precompile       func(ctx context.Context, wasm []byte, cacheDir string) error
+	Runtime          wazero.RuntimeConfig
+	CacheDir         string
 	// DownloadTTL is the lifetime of the pre-signed GET a module is
 	// fetched through for a pod; default DefaultDownloadTTL.
 	DownloadTTL time.Duration
 	// CommitLease is how long a claim on an upload (state committing)
 	// protects it; default DefaultCommitLease.
 	CommitLease time.Duration
+	// RequestTimeout bounds each request to the bucket (a whole download
+	// included); one that does not answer in time fails its call with
+	// ErrUnavailable. Default DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
 
 // DefaultDownloadTTL is the lifetime of a module download URL: one pod
@@ -72,6 +79,18 @@ const DefaultDownloadTTL = time.Minute
 // host never comes near it.
 const DefaultCommitLease = 4 * time.Minute
 
+var _ Bucket = (*s3store.Store)(nil)
+
+// local is the local store's configuration of the same meaning, whose
+// checks and defaults both stores share (Config.common).
+func (c *BucketConfig) local() Config {
+	return Config{
+		Audit: c.Audit, MaxSize: c.MaxSize, DefaultTTL: c.DefaultTTL, MaxTTL: c.MaxTTL, Now: c.Now,
+		CacheDir: c.CacheDir, Precompile: c.Precompile, Runtime: c.Runtime,
+		MaxCompiles: c.MaxCompiles, CompileQueueWait: c.CompileQueueWait,
+	}
+}
+
 // Keys in the bucket (see the package comment).
 const (
 	bucketUploads    = "uploads/"
@@ -81,6 +100,7 @@ const (
 	recordSuffix     = ".json"
 	recordLimit      = 64 << 10 // largest record read back
 	modulesSubdir    = "modules"
+	maxPresignTTL    = 7 * 24 * time.Hour // SigV4's limit
 )
 
 // BucketStore is the artifact store of hosts that share one S3 bucket:
@@ -90,7 +110,7 @@ const (
 // never overwrite each other's change. It is safe for concurrent use.
 type BucketStore struct {
 	cfg    BucketConfig
-	bucket Bucket
+	bucket timeoutBucket
 	name   string
 	limits uploadLimits
 	comp   *compiler
@@ -107,7 +127,8 @@ type BucketStore struct {
 	committing map[string]struct{} // uploads a Commit on this host is working on
 }
 
-// NewBucket opens the store on cfg.Bucket: it reads every artifact and
+// NewBucket opens the store on cfg.Bucket (an *s3store.Store from
+// s3store.New, in a server): it reads every artifact and
 // quarantine (Sync), and resolves the commits this host left unfinished
 // and those whose claim outlived the lease (a crashed host's).
 func NewBucket(ctx context.Context, cfg BucketConfig) (*BucketStore, error) {
@@ -117,25 +138,24 @@ func NewBucket(ctx context.Context, cfg BucketConfig) (*BucketStore, error) {
 	if cfg.HostID == "" {
 		return nil, errors.New("open artifact store: no host id configured")
 	}
-	if cfg.Audit == nil {
-		return nil, errors.New("open artifact store: no auditor configured")
-	}
-	limits, err := newLimits(cfg.MaxSize, cfg.DefaultTTL, cfg.MaxTTL)
+	local := cfg.local()
+	limits, comp, err := local.common()
 	if err != nil {
-		return nil, fmt.Errorf("open artifact store: %w", err)
+		return nil, err
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.DownloadTTL <= 0 {
-		cfg.DownloadTTL = DefaultDownloadTTL
-	}
-	if cfg.CommitLease <= 0 {
-		cfg.CommitLease = DefaultCommitLease
+	cfg.Now = local.Now
+	orDefault(&cfg.DownloadTTL, DefaultDownloadTTL)
+	orDefault(&cfg.CommitLease, DefaultCommitLease)
+	orDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
+	if limits.maxTTL > maxPresignTTL {
+		return nil, fmt.Errorf("open artifact store: maximum upload TTL %s exceeds the %s a SigV4 URL may live", limits.maxTTL, maxPresignTTL)
 	}
 	b := &BucketStore{
-		cfg: cfg, bucket: cfg.Bucket, name: cfg.Bucket.String(), limits: limits,
-		comp:       newCompiler(cfg.MaxCompiles, cfg.CompileQueueWait, cfg.CacheDir, cfg.Precompile, cfg.Runtime),
+		cfg:        cfg,
+		bucket:     timeoutBucket{Bucket: cfg.Bucket, d: cfg.RequestTimeout},
+		name:       cfg.Bucket.String(),
+		limits:     limits,
+		comp:       comp,
 		unsaved:    map[string]*Quarantine{},
 		committing: map[string]struct{}{},
 	}

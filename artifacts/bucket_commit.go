@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/udfhost/udfhost/audit"
@@ -107,7 +105,7 @@ func (b *BucketStore) reject(ctx context.Context, rec *uploadRecord, etag, actor
 	} else if err != nil {
 		errs = append(errs, err)
 	} else {
-		_ = b.bucket.Delete(ctx, uploadBytesKey(rec.ID)) // never read again; a leftover costs only space
+		b.retire(ctx, rec.ID)
 	}
 	if err := b.cfg.Audit.Record(ctx, rec.rejectedEvent(actor, requestID, verr)); err != nil {
 		errs = append(errs, fmt.Errorf("audit: %w", err))
@@ -171,8 +169,8 @@ func (b *BucketStore) store(ctx context.Context, rec *uploadRecord, etag, objTag
 	return b.view(m), nil
 }
 
-// markCommitted records that upload rec became artifact artID and removes
-// its bytes. If the record changed meanwhile (another host took this
+// markCommitted records that upload rec became artifact artID and
+// retires its bytes. If the record changed meanwhile (another host took this
 // claim for a crashed one and reverted it), the artifact exists all the
 // same: it is marked over the new version.
 func (b *BucketStore) markCommitted(ctx context.Context, rec *uploadRecord, etag, artID string) {
@@ -185,7 +183,20 @@ func (b *BucketStore) markCommitted(ctx context.Context, rec *uploadRecord, etag
 		}
 	}
 	if err == nil {
-		_ = b.bucket.Delete(ctx, uploadBytesKey(rec.ID))
+		b.retire(ctx, rec.ID)
+	}
+}
+
+// retire frees the bytes of an upload that is done with (committed or
+// rejected) but keeps its key taken: they are replaced by an empty
+// object, over the version there (If-Match), instead of deleted, so that
+// its URL, valid until it expires, stays used up (If-None-Match: *
+// refuses a PUT while the key exists). Best effort: a leftover costs only
+// space, never read again.
+func (b *BucketStore) retire(ctx context.Context, id string) {
+	size, etag, err := b.bucket.Head(ctx, uploadBytesKey(id))
+	if err == nil && size > 0 {
+		_, _ = b.bucket.PutIfMatch(ctx, uploadBytesKey(id), []byte{}, etag)
 	}
 }
 
@@ -194,65 +205,6 @@ func (b *BucketStore) markCommitted(ctx context.Context, rec *uploadRecord, etag
 func (b *BucketStore) unclaim(ctx context.Context, rec *uploadRecord, etag string) {
 	rec.State, rec.ClaimedBy, rec.ClaimedAt = stateReceived, "", time.Time{}
 	_, _ = b.writeRecord(ctx, "release claim on upload "+rec.ID, uploadRecordKey(rec.ID), rec, etag)
-}
-
-// resolveClaim finishes a commit that died: a claim of this host (the
-// caller has begun this upload, so no Commit here holds it) or one older
-// than the lease. If the artifact's record exists the upload is marked
-// committed, otherwise received again. A live claim of another host is
-// returned as it is.
-func (b *BucketStore) resolveClaim(ctx context.Context, rec *uploadRecord, etag string) (*uploadRecord, string, error) {
-	if rec.ClaimedBy != b.cfg.HostID && b.now().Sub(rec.ClaimedAt) < b.cfg.CommitLease {
-		return rec, etag, nil
-	}
-	if err := b.Sync(ctx); err != nil {
-		return nil, "", err
-	}
-	artID := ""
-	for id, e := range b.idx.Load().metas {
-		if e.v.UploadID == rec.ID {
-			artID = id
-		}
-	}
-	if artID != "" {
-		b.markCommitted(ctx, rec, etag, artID)
-		return b.loadUpload(ctx, rec.ID)
-	}
-	rec.State, rec.ClaimedBy, rec.ClaimedAt = stateReceived, "", time.Time{}
-	tag, err := b.writeRecord(ctx, "resolve upload "+rec.ID, uploadRecordKey(rec.ID), rec, etag)
-	if lostRace(err) {
-		return b.loadUpload(ctx, rec.ID)
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	return rec, tag, nil
-}
-
-// recoverClaims resolves, at start, every commit left unfinished (see
-// resolveClaim). It reads every upload record: the listing does not say
-// which are committing.
-func (b *BucketStore) recoverClaims(ctx context.Context) error {
-	objs, err := b.bucket.List(ctx, bucketUploads)
-	if err != nil {
-		return b.unavailable("recover uploads", err)
-	}
-	for _, o := range objs {
-		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, bucketUploads), recordSuffix)
-		if !ok || !validUploadID(id) {
-			continue
-		}
-		rec, etag, err := b.loadUpload(ctx, id)
-		if err != nil {
-			return err
-		}
-		if rec.State == stateCommitting {
-			if _, _, err := b.resolveClaim(ctx, rec, etag); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // lostTo is the error of a Commit whose conditional write found the
@@ -293,25 +245,4 @@ func (b *BucketStore) end(id string) {
 	b.cmu.Lock()
 	defer b.cmu.Unlock()
 	delete(b.committing, id)
-}
-
-// memWriterAt collects a download of at most cap(buf) bytes, written in
-// parts, possibly at once.
-type memWriterAt struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (m *memWriterAt) WriteAt(p []byte, off int64) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	end := off + int64(len(p))
-	if off < 0 || end > int64(cap(m.buf)) {
-		return 0, fmt.Errorf("object longer than %d bytes", cap(m.buf))
-	}
-	if end > int64(len(m.buf)) {
-		m.buf = m.buf[:end]
-	}
-	copy(m.buf[off:], p)
-	return len(p), nil
 }

@@ -24,7 +24,7 @@ const bucketPrefix = "pool-a"
 // bucketEnv is a real versitygw and a bucket prefix on it that several
 // BucketStores (hosts) share; every host audits into aud.
 type bucketEnv struct {
-	t     *testing.T
+	t     testing.TB
 	g     *s3test.Gateway
 	s3    *s3store.Store
 	aud   *fakeAuditor
@@ -32,7 +32,7 @@ type bucketEnv struct {
 	ctx   context.Context
 }
 
-func newBucketEnv(t *testing.T) *bucketEnv {
+func newBucketEnv(t testing.TB) *bucketEnv {
 	t.Helper()
 	g := s3test.Start(t)
 	st, err := s3store.New(context.Background(), s3store.Options{
@@ -86,30 +86,9 @@ func (e *bucketEnv) createUpload(b *BucketStore, data []byte) Upload {
 	return up
 }
 
-// put sends body to url with exactly headers, as a plain client does.
-func put(t *testing.T, url string, headers map[string]string, body []byte) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		if !strings.EqualFold(k, "Content-Length") { // net/http sets it from the body
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(msg)
-}
-
 func (e *bucketEnv) putOK(up Upload, data []byte) {
 	e.t.Helper()
-	if code, msg := put(e.t, up.URL, up.Headers, data); code != http.StatusOK {
+	if code, msg := s3test.Put(e.t, up.URL, up.Headers, data); code != http.StatusOK {
 		e.t.Fatalf("PUT: %d %s", code, msg)
 	}
 }
@@ -181,7 +160,7 @@ func (e *bucketEnv) assertNoArtifacts() {
 func (e *bucketEnv) uploadRecord(id string) *uploadRecord {
 	e.t.Helper()
 	rec := new(uploadRecord)
-	b := &BucketStore{bucket: e.s3, name: e.s3.String()}
+	b := &BucketStore{bucket: timeoutBucket{Bucket: e.s3, d: time.Minute}, name: e.s3.String()}
 	if _, err := b.readRecord(e.ctx, "test", uploadRecordKey(id), rec); err != nil {
 		e.t.Fatal(err)
 	}

@@ -188,7 +188,9 @@ func (b *BucketStore) List(ctx context.Context, env string) ([]*Artifact, error)
 // module bytes stay: they are content addressed, and another host may be
 // committing the same digest right now, having found the object there and
 // skipped its copy; deleting them would leave its artifact without code.
-// Collecting bytes no record refers to is a follow-up.
+// Collecting bytes no record refers to is a follow-up. For the same
+// reason a quarantine of the digest stays (the local store drops it with
+// the digest's last artifact): the same code uploaded again is refused.
 func (b *BucketStore) Delete(ctx context.Context, id, actor, requestID string) error {
 	if err := checkArtifactID(id); err != nil {
 		return err
@@ -226,9 +228,20 @@ func (b *BucketStore) forget(id string) {
 	})
 }
 
-// withDigest returns the artifacts with digest in the index, or
-// ErrNotFound.
-func (b *BucketStore) withDigest(digest string) ([]*metaRecord, error) {
+// withDigest returns the artifacts with digest, oldest first, or
+// ErrNotFound. If the index has none it syncs first: they may have been
+// committed on another host since the last Sync.
+func (b *BucketStore) withDigest(ctx context.Context, digest string) ([]*metaRecord, error) {
+	if out, err := b.indexedWithDigest(digest); err == nil {
+		return out, nil
+	}
+	if err := b.Sync(ctx); err != nil {
+		return nil, err
+	}
+	return b.indexedWithDigest(digest)
+}
+
+func (b *BucketStore) indexedWithDigest(digest string) ([]*metaRecord, error) {
 	var out []*metaRecord
 	for _, e := range b.idx.Load().metas {
 		if e.v.Digest == digest {

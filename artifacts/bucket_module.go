@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/internal/atomicfile"
@@ -42,18 +44,16 @@ func (b *BucketStore) Module(ctx context.Context, digest, pod string) ([]byte, e
 		return nil, b.unavailable(op, err)
 	}
 	buf := &memWriterAt{buf: make([]byte, 0, size)}
-	n, err := s3store.DownloadURL(ctx, url, buf, size)
+	n, err := b.bucket.downloadURL(ctx, url, buf, size)
+	if errors.Is(err, s3store.ErrTooLarge) {
+		return nil, b.mismatch(ctx, op, pod, digest, fmt.Sprintf("%s holds more than the %d bytes of %s", key, size, digest))
+	}
 	if err != nil {
 		return nil, b.unavailable(op, err)
 	}
 	data := buf.buf
 	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], want) {
-		reason := fmt.Sprintf("digest mismatch: %s holds %d bytes hashing to sha256:%x, not %s", key, n, sum, digest)
-		_ = b.cfg.Audit.Record(ctx, audit.Event{
-			Type: audit.TypeArtifactDigestMismatch, Actor: "udfhost", Pod: pod, Resource: "module/" + digest,
-			Decision: audit.Deny, Reason: reason, Details: map[string]string{"digest": digest, "key": key},
-		})
-		return nil, b.unavailable(op, fmt.Errorf("%s; refused", reason))
+		return nil, b.mismatch(ctx, op, pod, digest, fmt.Sprintf("%s holds %d bytes hashing to sha256:%x, not %s", key, n, sum, digest))
 	}
 	if err := b.cfg.Audit.Record(ctx, audit.Event{
 		Type: audit.TypeArtifactDownloaded, Actor: "udfhost", Pod: pod, Resource: "module/" + digest,
@@ -65,18 +65,23 @@ func (b *BucketStore) Module(ctx context.Context, digest, pod string) ([]byte, e
 	return data, nil
 }
 
+// mismatch audits and refuses bytes that are not the committed module: a
+// security event (the bucket holds other code than was validated).
+func (b *BucketStore) mismatch(ctx context.Context, op, pod, digest, what string) error {
+	reason := "digest mismatch: " + what
+	_ = b.cfg.Audit.Record(ctx, audit.Event{
+		Type: audit.TypeArtifactDigestMismatch, Actor: "udfhost", Pod: pod, Resource: "module/" + digest,
+		Decision: audit.Deny, Reason: reason, Details: map[string]string{"digest": digest, "key": objectKey(digest[len(digestPrefix):])},
+	})
+	return b.unavailable(op, errors.New(reason+"; refused"))
+}
+
 // moduleSize is the size the artifacts with digest have: the most a
 // download of it may bring.
 func (b *BucketStore) moduleSize(ctx context.Context, digest string) (int64, error) {
-	metas, err := b.withDigest(digest)
+	metas, err := b.withDigest(ctx, digest)
 	if err != nil {
-		// Committed on another host since the last Sync, perhaps.
-		if err := b.Sync(ctx); err != nil {
-			return 0, err
-		}
-		if metas, err = b.withDigest(digest); err != nil {
-			return 0, fmt.Errorf("read module: %w", err)
-		}
+		return 0, fmt.Errorf("read module: %w", err)
 	}
 	return metas[0].Size, nil
 }
@@ -112,4 +117,25 @@ func (b *BucketStore) keepModule(h string, data []byte) {
 	if os.MkdirAll(dir, dirPerm) == nil {
 		_ = atomicfile.WriteFile(b.modulePath(h), data, filePerm)
 	}
+}
+
+// memWriterAt collects a download of at most cap(buf) bytes, written in
+// parts, possibly at once.
+type memWriterAt struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (m *memWriterAt) WriteAt(p []byte, off int64) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	end := off + int64(len(p))
+	if off < 0 || end > int64(cap(m.buf)) {
+		return 0, fmt.Errorf("object longer than %d bytes", cap(m.buf))
+	}
+	if end > int64(len(m.buf)) {
+		m.buf = m.buf[:end]
+	}
+	copy(m.buf[off:], p)
+	return len(p), nil
 }

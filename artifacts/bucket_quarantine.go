@@ -19,7 +19,7 @@ func (b *BucketStore) Quarantine(ctx context.Context, digest string, q Quarantin
 	if err != nil {
 		return nil, fmt.Errorf("quarantine: %w", err)
 	}
-	metas, err := b.withDigest(digest)
+	metas, err := b.withDigest(ctx, digest)
 	if err != nil {
 		return nil, fmt.Errorf("quarantine %s: %w", digest, err)
 	}

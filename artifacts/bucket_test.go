@@ -2,10 +2,9 @@ package artifacts
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/udfhost/udfhost/artifacts/internal/wasmtest"
 	"github.com/udfhost/udfhost/audit"
+	"github.com/udfhost/udfhost/internal/s3store"
+	"github.com/udfhost/udfhost/internal/s3store/s3test"
 )
 
 const podA = "spiffe://udfhost.local/org/acme/env/default/pool/p/artifact/a"
@@ -41,8 +42,15 @@ func TestBucketHappyPath(t *testing.T) {
 	if got := e.object(objectKey(sha(data))); !bytes.Equal(got, data) {
 		t.Fatalf("content-addressed object has %d bytes, want the module", len(got))
 	}
-	if k := e.keys(bucketUploads); len(k) != 1 || k[0] != uploadRecordKey(up.ID) {
-		t.Errorf("uploads/ after commit = %v, want only the record (the bytes removed)", k)
+	if k := e.keys(bucketUploads); len(k) != 2 || k[0] != uploadBytesKey(up.ID) || k[1] != uploadRecordKey(up.ID) {
+		t.Errorf("uploads/ after commit = %v, want the bytes' key and the record", k)
+	}
+	if got := e.object(uploadBytesKey(up.ID)); len(got) != 0 {
+		t.Errorf("the upload's bytes are kept after the commit (%d bytes)", len(got))
+	}
+	// The URL stays used up: the key is still taken.
+	if code, msg := s3test.Put(t, up.URL, up.Headers, data); code != http.StatusPreconditionFailed {
+		t.Errorf("PUT after the commit: %d %s, want 412", code, msg)
 	}
 	if rec := e.uploadRecord(up.ID); rec.State != stateCommitted || rec.ArtifactID != art.ID || rec.ClaimedBy != "" {
 		t.Errorf("upload record %+v", rec)
@@ -90,33 +98,26 @@ func TestBucketHappyPath(t *testing.T) {
 	}
 }
 
-// TestBucketCurlUpload: curl -T with only the headers the upload names.
-func TestBucketCurlUpload(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("no curl")
-	}
+// TestBucketPlainClients: curl -T and Python's urllib, with only the
+// headers the upload names.
+func TestBucketPlainClients(t *testing.T) {
 	e := newBucketEnv(t)
 	b := e.host("h-a")
-	data := wasmtest.Batch()
-	file := filepath.Join(t.TempDir(), "m.wasm")
-	if err := os.WriteFile(file, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	up := e.createUpload(b, data)
-	args := []string{"-sS", "--fail-with-body", "-T", file}
-	for k, v := range up.Headers {
-		args = append(args, "-H", k+": "+v)
-	}
-	if out, err := exec.Command(curl, append(args, up.URL)...).CombinedOutput(); err != nil {
-		t.Fatalf("curl -T: %v\n%s", err, out)
-	}
-	art, err := b.Commit(e.ctx, up.ID, "admin", "req-2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if art.ABIVersion != 1 || !bytes.Equal(e.object(objectKey(sha(data))), data) {
-		t.Fatalf("artifact %+v", art)
+	for name, put := range map[string]func(testing.TB, string, map[string]string, []byte){
+		"curl": s3test.CurlPut, "urllib": s3test.PythonPut,
+	} {
+		t.Run(name, func(t *testing.T) {
+			data := wasmtest.Functions(len(name), 1, wasmtest.Body())
+			up := e.createUpload(b, data)
+			put(t, up.URL, up.Headers, data)
+			art, err := b.Commit(e.ctx, up.ID, "admin", "req-2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(e.object(objectKey(sha(data))), data) || art.Size != int64(len(data)) {
+				t.Fatalf("artifact %+v", art)
+			}
+		})
 	}
 }
 
@@ -151,7 +152,7 @@ func TestBucketPutRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			url, h, body := tt.edit(up)
-			if code, msg := put(t, url, h, body); code < 400 {
+			if code, msg := s3test.Put(t, url, h, body); code < 400 {
 				t.Fatalf("PUT accepted: %d %s", code, msg)
 			}
 			if tt.ttl > 0 {
@@ -165,11 +166,15 @@ func TestBucketPutRefused(t *testing.T) {
 	t.Run("second PUT to the same key", func(t *testing.T) {
 		up := e.createUpload(b, data)
 		e.putOK(up, data)
-		if code, msg := put(t, up.URL, up.Headers, data); code != http.StatusPreconditionFailed {
+		if code, msg := s3test.Put(t, up.URL, up.Headers, data); code != http.StatusPreconditionFailed {
 			t.Fatalf("second PUT: %d %s, want 412", code, msg)
 		}
 		if got := e.object(uploadBytesKey(up.ID)); !bytes.Equal(got, data) {
 			t.Fatal("the first bytes were replaced")
+		}
+		art, err := b.Commit(e.ctx, up.ID, "admin", "req-2")
+		if err != nil || art.Digest != "sha256:"+sha(data) {
+			t.Fatalf("Commit after a refused second PUT = %+v, %v; want the first bytes", art, err)
 		}
 	})
 }
@@ -198,8 +203,34 @@ func TestBucketInvalidModules(t *testing.T) {
 			if len(ev) != 1 || ev[0].Decision != audit.Deny || !strings.Contains(ev[0].Reason, tc.msg) {
 				t.Fatalf("rejection events %+v", ev)
 			}
+			if got := e.object(uploadBytesKey(up.ID)); len(got) != 0 {
+				t.Errorf("the rejected bytes are kept (%d bytes)", len(got))
+			}
 			_, err = b.Commit(e.ctx, up.ID, "admin", "req-10")
 			wantErr(t, err, ErrUploadState, "rejected")
 		})
+	}
+}
+
+func TestNewBucketArgs(t *testing.T) {
+	st, err := s3store.New(context.Background(), s3store.Options{Bucket: "b", Region: "us-east-1", Endpoint: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aud := &fakeAuditor{}
+	tests := []struct {
+		name string
+		cfg  BucketConfig
+		want string
+	}{
+		{"no bucket", BucketConfig{HostID: "h", Audit: aud}, "no bucket"},
+		{"no host id", BucketConfig{Bucket: st, Audit: aud}, "no host id"},
+		{"no auditor", BucketConfig{Bucket: st, HostID: "h"}, "no auditor"},
+		{"TTL past SigV4's", BucketConfig{Bucket: st, HostID: "h", Audit: aud, MaxTTL: 8 * 24 * time.Hour}, "exceeds the 168h0m0s"},
+	}
+	for _, tt := range tests {
+		if _, err := NewBucket(context.Background(), tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: NewBucket = %v, want %q", tt.name, err, tt.want)
+		}
 	}
 }

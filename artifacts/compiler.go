@@ -23,12 +23,8 @@ type compiler struct {
 // newCompiler applies the defaults of Config.MaxCompiles and
 // Config.CompileQueueWait.
 func newCompiler(maxCompiles int, queueWait time.Duration, cacheDir string, precompile func(context.Context, []byte, string) error, rc wazero.RuntimeConfig) *compiler {
-	if maxCompiles <= 0 {
-		maxCompiles = max(runtime.NumCPU(), 1)
-	}
-	if queueWait <= 0 {
-		queueWait = DefaultCompileQueueWait
-	}
+	orDefault(&maxCompiles, max(runtime.NumCPU(), 1))
+	orDefault(&queueWait, DefaultCompileQueueWait)
 	return &compiler{
 		slots: make(chan struct{}, maxCompiles), queueWait: queueWait,
 		cacheDir: cacheDir, precompile: precompile, runtime: rc,

@@ -1,6 +1,7 @@
 package artifacts
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -21,18 +22,36 @@ type uploadLimits struct {
 	defaultTTL, maxTTL time.Duration
 }
 
+// common checks and completes what both stores take of cfg: the
+// auditor, the upload limits, the clock and the compiler.
+func (cfg *Config) common() (uploadLimits, *compiler, error) {
+	if cfg.Audit == nil {
+		return uploadLimits{}, nil, errors.New("open artifact store: no auditor configured")
+	}
+	limits, err := newLimits(cfg.MaxSize, cfg.DefaultTTL, cfg.MaxTTL)
+	if err != nil {
+		return limits, nil, fmt.Errorf("open artifact store: %w", err)
+	}
+	cfg.MaxSize, cfg.DefaultTTL, cfg.MaxTTL = limits.maxSize, limits.defaultTTL, limits.maxTTL
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return limits, newCompiler(cfg.MaxCompiles, cfg.CompileQueueWait, cfg.CacheDir, cfg.Precompile, cfg.Runtime), nil
+}
+
+// orDefault sets *v to def when it is not positive (a field left zero).
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 // newLimits applies the defaults of Config.MaxSize, DefaultTTL and MaxTTL.
 func newLimits(maxSize int64, defaultTTL, maxTTL time.Duration) (uploadLimits, error) {
 	l := uploadLimits{maxSize: maxSize, defaultTTL: defaultTTL, maxTTL: maxTTL}
-	if l.maxSize <= 0 {
-		l.maxSize = DefaultMaxSize
-	}
-	if l.defaultTTL <= 0 {
-		l.defaultTTL = DefaultUploadTTL
-	}
-	if l.maxTTL <= 0 {
-		l.maxTTL = DefaultMaxTTL
-	}
+	orDefault(&l.maxSize, DefaultMaxSize)
+	orDefault(&l.defaultTTL, DefaultUploadTTL)
+	orDefault(&l.maxTTL, DefaultMaxTTL)
 	if l.defaultTTL > l.maxTTL {
 		return l, fmt.Errorf("default upload TTL %s exceeds maximum %s", l.defaultTTL, l.maxTTL)
 	}

@@ -5,18 +5,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+
+	"github.com/udfhost/udfhost/internal/s3store/s3test"
 )
 
 func digest(b []byte) string {
@@ -24,27 +22,10 @@ func digest(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// put sends body to a pre-signed URL with exactly the given headers, the
-// way a plain client would, and returns the status and response body.
+// put is s3test.Put.
 func put(t *testing.T, url string, headers map[string]string, body []byte) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		// net/http takes the length from the body, not from a header.
-		if k != "Content-Length" {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(msg)
+	return s3test.Put(t, url, headers, body)
 }
 
 func wantAbsent(t *testing.T, s *Store, key string) {
@@ -79,17 +60,7 @@ func TestPresignPutCurl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "body")
-	if err := os.WriteFile(file, body, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"-sS", "--fail-with-body", "-T", file}
-	for k, v := range headers {
-		args = append(args, "-H", k+": "+v)
-	}
-	if out, err := exec.Command("curl", append(args, url)...).CombinedOutput(); err != nil {
-		t.Fatalf("curl -T: %v\n%s", err, out)
-	}
+	s3test.CurlPut(t, url, headers, body)
 	size, etag, err := g.store.Head(ctx, "uploads/curl")
 	if err != nil || size != int64(len(body)) || etag == "" {
 		t.Fatalf("Head = %d, %q, %v; want %d bytes", size, etag, err, len(body))
@@ -99,10 +70,6 @@ func TestPresignPutCurl(t *testing.T) {
 // TestPresignPutPython PUTs with Python's urllib and only the headers the
 // store named, as a user's script would.
 func TestPresignPutPython(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
 	g := startGateway(t, "py")
 	ctx := context.Background()
 	body := []byte("bytes from python")
@@ -110,19 +77,7 @@ func TestPresignPutPython(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hj, err := json.Marshal(headers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const script = `import json, sys, urllib.request
-url, headers, body = sys.argv[1], json.loads(sys.argv[2]), sys.stdin.buffer.read()
-req = urllib.request.Request(url, data=body, method="PUT", headers=headers)
-print(urllib.request.urlopen(req).status)`
-	cmd := exec.Command(python, "-c", script, url, string(hj))
-	cmd.Stdin = bytes.NewReader(body)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("python urllib PUT: %v\n%s", err, out)
-	}
+	s3test.PythonPut(t, url, headers, body)
 	size, etag, err := g.store.Head(ctx, "uploads/py")
 	if err != nil || size != int64(len(body)) || etag == "" {
 		t.Fatalf("Head = %d, %q, %v; want %d bytes", size, etag, err, len(body))

@@ -22,7 +22,7 @@ import (
 // each ranged part is a plain HTTP GET of it, with the Range (and the
 // If-Match of the first part's ETag) that the transfer library asks for,
 // which S3 accepts unsigned. An object longer than limit bytes is refused
-// before more than limit bytes are written. The caller checks the bytes
+// with ErrTooLarge before more than limit bytes are written. The caller checks the bytes
 // (digest) before using any.
 func DownloadURL(ctx context.Context, rawURL string, w io.WriterAt, limit int64) (int64, error) {
 	u, err := url.Parse(rawURL)
@@ -130,6 +130,10 @@ func statusError(resp *http.Response) error {
 	return &HTTPStatusError{Status: resp.StatusCode, Code: body.Code}
 }
 
+// ErrTooLarge is a download whose object is longer than the caller's
+// limit: not the object the caller was told of.
+var ErrTooLarge = errors.New("s3store: object larger than the limit")
+
 // limitWriterAt refuses writes that reach past limit.
 type limitWriterAt struct {
 	w     io.WriterAt
@@ -138,7 +142,7 @@ type limitWriterAt struct {
 
 func (l *limitWriterAt) WriteAt(p []byte, off int64) (int, error) {
 	if off+int64(len(p)) > l.limit {
-		return 0, fmt.Errorf("object larger than %d bytes", l.limit)
+		return 0, fmt.Errorf("%w: object larger than %d bytes", ErrTooLarge, l.limit)
 	}
 	return l.w.WriteAt(p, off)
 }
