@@ -226,4 +226,10 @@ func TestBucketSyncReadsOnlyChanges(t *testing.T) {
 	if r := cb.take(); !reflect.DeepEqual(r, []string{metaKey(art.ID), quarantineKey(h)}) {
 		t.Fatalf("Sync after one commit and one quarantine read %v", r)
 	}
+	if err := b.Sync(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := cb.take(); len(r) != 0 {
+		t.Fatalf("Sync without changes read %v", r)
+	}
 }

@@ -50,7 +50,11 @@ func (b *BucketStore) Sync(ctx context.Context) error {
 		return err
 	}
 	b.saveUnsaved(ctx)
-	quars, err := syncRecords(ctx, b, bucketQuarantine, old.quars, func(hex string, _ *Quarantine) bool {
+	byHex := make(map[string]indexed[*Quarantine], len(old.quars)) // the records' names
+	for d, q := range old.quars {
+		byHex[strings.TrimPrefix(d, digestPrefix)] = q
+	}
+	quars, err := syncRecords(ctx, b, bucketQuarantine, byHex, func(hex string, _ *Quarantine) bool {
 		return presign.IsHexSHA256(hex)
 	})
 	if err != nil {
@@ -113,7 +117,8 @@ func (b *BucketStore) publish(metas map[string]indexed[*metaRecord], quars map[s
 	b.idx.Store(&bucketIndex{metas: metas, quars: quars, quarantined: q})
 }
 
-// change publishes the index with f applied to copies of its maps.
+// change publishes the index with f applied to copies of its maps; f
+// runs with b.mu held, so it may also change b.unsaved.
 func (b *BucketStore) change(f func(metas map[string]indexed[*metaRecord], quars map[string]indexed[*Quarantine])) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

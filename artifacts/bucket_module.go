@@ -18,9 +18,9 @@ import (
 
 // Module returns the bytes of digest for the pod with SPIFFE ID pod,
 // verified: from this host's copy under CacheDir if it has one (hashed
-// again as it is read), else downloaded through a pre-signed GET issued
-// for this pod and this key only, with a short expiry, so the fetch uses
-// no credential but that URL. The bytes are checked against the digest
+// again as it is read), else downloaded through a pre-signed GET of this
+// one key, issued for this pod's start with a short expiry (DownloadTTL),
+// so the fetch uses no credential but that URL. The bytes are checked against the digest
 // before any is returned; a mismatch is audited as a security event and
 // refused, and nothing is kept. Every download is audited with the pod
 // and the digest.

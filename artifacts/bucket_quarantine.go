@@ -27,29 +27,24 @@ func (b *BucketStore) Quarantine(ctx context.Context, digest string, q Quarantin
 		q = *cur
 	}
 	q.Since = q.Since.UTC()
-	rec := &quarantineRecord{Digest: digest, Quarantine: q}
-	b.mu.Lock()
-	b.unsaved[digest] = &rec.Quarantine
-	b.mu.Unlock()
-	b.change(func(map[string]indexed[*metaRecord], map[string]indexed[*Quarantine]) {})
+	pending := q // published: never modified again
+	b.change(func(map[string]indexed[*metaRecord], map[string]indexed[*Quarantine]) {
+		b.unsaved[digest] = &pending
+	})
 
-	etag, werr := b.writeRecord(ctx, "quarantine "+digest, quarantineKey(h), rec, "")
+	saved := q
+	etag, werr := b.writeRecord(ctx, "quarantine "+digest, quarantineKey(h), &quarantineRecord{Digest: digest, Quarantine: q}, "")
 	if errors.Is(werr, s3store.ErrExists) {
 		// Another host quarantined the code first: its quarantine stands.
-		cur := new(Quarantine)
-		etag, werr = b.readRecord(ctx, "quarantine "+digest, quarantineKey(h), cur)
-		if werr == nil {
-			rec.Quarantine = *cur
-		}
+		etag, werr = b.readRecord(ctx, "quarantine "+digest, quarantineKey(h), &saved)
 	}
 	if werr != nil {
 		return nil, werr // still enforced here, saved by the next Sync
 	}
-	b.mu.Lock()
-	delete(b.unsaved, digest)
-	b.mu.Unlock()
+	// In one change, so that the code is never shown unquarantined.
 	b.change(func(_ map[string]indexed[*metaRecord], quars map[string]indexed[*Quarantine]) {
-		quars[digest] = indexed[*Quarantine]{etag: etag, v: &rec.Quarantine}
+		delete(b.unsaved, digest)
+		quars[digest] = indexed[*Quarantine]{etag: etag, v: &saved}
 	})
 	out := make([]*Artifact, len(metas))
 	for i, m := range metas {
@@ -110,10 +105,8 @@ func (b *BucketStore) Release(ctx context.Context, id string) (*Artifact, bool, 
 		}
 		// Replaced meanwhile (released and quarantined again): read it again.
 	}
-	b.mu.Lock()
-	delete(b.unsaved, art.Digest)
-	b.mu.Unlock()
 	b.change(func(_ map[string]indexed[*metaRecord], quars map[string]indexed[*Quarantine]) {
+		delete(b.unsaved, art.Digest)
 		delete(quars, art.Digest)
 	})
 	art.Quarantine = nil

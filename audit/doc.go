@@ -40,8 +40,26 @@
 //
 // The chain alone cannot detect removal of whole records from the end of
 // the file, nor a rewrite of the whole file by someone who recomputes every
-// hash. Nothing in udfhost covers those yet: copy the log, or its last
-// hash, somewhere the host cannot write to detect them.
+// hash: the checkpoints do.
+//
+// # Checkpoints
+//
+// An RFC 6962 Merkle tree spans every record (leaf i is the line of record
+// seq i+1, without its newline), kept by the Log as a compact range. Every
+// Options.CheckpointEvery records or Options.CheckpointInterval, at Open,
+// at every rotation and at Close, the Log appends to the checkpoint file
+// a C2SP tlog-checkpoint (origin, tree size, root hash) signed as a C2SP
+// signed note with the host's Ed25519 key; the one Close writes carries
+// the extension line "udfhost final". [VerifyLog] checks the chain, the
+// tree, every checkpoint and the consistency between consecutive ones,
+// and reports records after the last checkpoint as an [*UncoveredError].
+// Open runs the same check: records after a final checkpoint are a forged
+// append and refused; records after another checkpoint are the tail of an
+// unclean stop, accepted and recorded as a [TypeAuditUncovered] record.
+// [ProveInclusion] and [ProveConsistency] give proofs anyone holding the
+// verifier key checks with [VerifyProof]. docs/AUDIT.md describes the
+// files, the formats, crash versus forgery, rotation and the append-only
+// inode flag.
 //
 // # Writing
 //
@@ -57,6 +75,10 @@
 // durable record and tries again, so the log resumes by itself once the
 // disk has space. Only if the rollback fails too does the log refuse every
 // record until it is reopened, with an error that says so; Close then
-// reports it. Only one Log may write a given file at a time: Open takes an
+// reports it. Only one Log may write a given log at a time: Open takes an
 // exclusive flock, and a second Open fails with [ErrInUse].
+//
+// The package runs in the udfhost server (and the offline CLI). It trusts
+// nothing it reads back from the disk: every file is checked before it is
+// appended to.
 package audit

@@ -63,6 +63,13 @@ const (
 	// a crash or a full disk); details: offset, line, bytes_removed and
 	// the sha256 of the removed bytes.
 	TypeAuditRepaired = "audit.repaired"
+	// Opening the log found records after the last signed checkpoint,
+	// one that was not written by Close: the tail of an unclean stop (a
+	// crash, SIGKILL, power loss) or a rolled-back checkpoint file. A
+	// checkpoint right after it covers them; details: records, first_seq,
+	// last_seq, last_checkpoint (the size it covered) and, if a torn
+	// checkpoint was removed, checkpoint_bytes_removed.
+	TypeAuditUncovered = "audit.uncovered"
 
 	// SIGHUP re-read the policy file: applied (details: file, sha256,
 	// previous_sha256, summary, changes) or refused (reason: the

@@ -2,17 +2,13 @@ package audit
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/transparency-dev/merkle/compact"
 )
 
 // ErrBroken is wrapped by every Append error whose record could not be
@@ -38,9 +34,34 @@ type Options struct {
 	// stored in UTC.
 	Now func() time.Time
 	// Host, if set, is stamped on every record (Record.Host): the stable
-	// id of the host writing this log.
+	// id of the host writing this log. It also names the checkpoint
+	// signer key created at first start, and so the checkpoints' origin
+	// (DefaultOrigin when empty).
 	Host string
+	// KeyFile is the checkpoint signer key; "" means checkpoint.key in
+	// the log's directory. It is created (mode 0600) if missing and no
+	// checkpoint exists yet.
+	KeyFile string
+	// CheckpointEvery is how many records at most go uncovered by a
+	// checkpoint while records arrive; 0 means DefaultCheckpointEvery.
+	CheckpointEvery int
+	// CheckpointInterval is how long at most records go uncovered; 0
+	// means DefaultCheckpointInterval.
+	CheckpointInterval time.Duration
+	// SegmentSize is the size in bytes past which the active file is
+	// sealed (with a checkpoint covering it) and a new one started; 0
+	// means DefaultSegmentSize, negative never.
+	SegmentSize int64
+	// NoAppendOnlyFlag leaves the files' append-only inode flag alone.
+	NoAppendOnlyFlag bool
 }
+
+// Defaults for Options.
+const (
+	DefaultCheckpointEvery    = 1000
+	DefaultCheckpointInterval = 10 * time.Second
+	DefaultSegmentSize        = 256 << 20
+)
 
 // Log appends records to an audit log file. Its methods are safe for
 // concurrent use.
@@ -48,6 +69,27 @@ type Log struct {
 	path string
 	now  func() time.Time
 	host string
+	ly   layout
+	opts Options
+
+	// Checkpoints. key and origin never change; ckf, ckfSize, reserved,
+	// tree, segments and ckptBroken belong to whoever is writing (the
+	// leader, the ticker standing in for one, or Close); ckpt, ckptDue
+	// and ckptErr are guarded by mu.
+	key        signerKey
+	origin     string
+	ckf        *os.File
+	ckfSize    int64
+	reserved   int64
+	tree       *compact.Range // over every durable record
+	segments   int            // sealed segments
+	ckpt       Checkpoint     // the last one written
+	ckptDue    bool           // the ticker asks the next leader for one
+	ckptErr    error          // why the last checkpoint failed, if it did
+	ckptBroken bool           // a failed checkpoint could not be removed
+	appendOnly error          // why the append-only flag is not set, or nil
+	stop       chan struct{}
+	ticker     sync.WaitGroup
 
 	mu       sync.Mutex
 	idle     sync.Cond // broadcast when flushing becomes false
@@ -79,6 +121,7 @@ type Log struct {
 // pending is one record waiting to be written.
 type pending struct {
 	line []byte
+	leaf []byte // RFC 6962 leaf hash of line
 	seq  uint64
 	hash string
 	done chan result // receives exactly one result
@@ -89,108 +132,6 @@ type pending struct {
 type result struct {
 	err  error
 	lead bool
-}
-
-// Open opens the audit log at path for appending, creating it (mode 0600)
-// and its directory if missing. It verifies the existing records first and
-// fails, naming the bad record, if they do not verify, with one exception:
-// an incomplete final line (no trailing newline, and what is there is the
-// start of the record that should come next: a write torn by a crash or a
-// full disk) is removed, and the repair is recorded as a [TypeAuditRepaired]
-// record saying where and how many bytes. Damage anywhere else is never
-// cut: Open refuses, and Verify reports it. The Log holds an exclusive
-// lock on the file until Close: a second Open fails with [ErrInUse].
-func Open(path string) (*Log, error) {
-	return OpenWithOptions(path, Options{})
-}
-
-// OpenWithOptions is like Open but with options.
-func OpenWithOptions(path string, opts Options) (*Log, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
-	}
-	_, statErr := os.Lstat(path)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
-	}
-	if err := lock(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open audit log %s: %w", path, err)
-	}
-	if created {
-		// Make the new directory entry durable, or a crash could lose
-		// the whole file even though its records were fsynced.
-		if err := syncDir(dir); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("open audit log %s: %w", path, err)
-		}
-	}
-	sum, err := Verify(path)
-	var ve *VerifyError
-	torn := errors.As(err, &ve) && ve.torn != nil
-	if err != nil && !torn {
-		f.Close()
-		return nil, fmt.Errorf("open audit log %s: refusing to append: %w", path, err)
-	}
-	l := &Log{
-		path:       path,
-		now:        opts.Now,
-		host:       strings.ToValidUTF8(opts.Host, "\uFFFD"),
-		f:          f,
-		seq:        sum.LastSeq,
-		prev:       sum.LastHash,
-		size:       sum.Size,
-		durableSeq: sum.LastSeq,
-	}
-	if l.now == nil {
-		l.now = time.Now
-	}
-	if sum.Records == 0 {
-		l.prev = GenesisHash
-	}
-	l.durableRec = l.prev
-	l.idle.L = &l.mu
-	if torn {
-		if err := l.repair(ve); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("open audit log %s: %w", path, err)
-		}
-	}
-	return l, nil
-}
-
-// repair removes the torn final line ve names and records that it did.
-// If the record cannot be written, the removed bytes are put back so that
-// the next Open repairs, and records, again.
-func (l *Log) repair(ve *VerifyError) error {
-	frag, off := ve.torn, l.size
-	sum := sha256.Sum256(frag)
-	if err := l.truncate(); err != nil {
-		return fmt.Errorf("remove the incomplete final line (%d bytes at offset %d): %w", len(frag), off, err)
-	}
-	_, err := l.Append(context.Background(), Event{
-		Type:     TypeAuditRepaired,
-		Actor:    "udfhost",
-		Decision: Allow,
-		Reason:   "removed an incomplete final line: a write torn by a crash or a full disk; it was never acknowledged",
-		Details: map[string]string{
-			"offset":        strconv.FormatInt(off, 10),
-			"line":          strconv.Itoa(ve.Line),
-			"bytes_removed": strconv.Itoa(len(frag)),
-			"sha256":        hex.EncodeToString(sum[:]),
-		},
-	})
-	if err == nil {
-		return nil
-	}
-	restoreErr := l.restore(frag)
-	if restoreErr != nil {
-		return fmt.Errorf("removed an incomplete final line (%d bytes at offset %d, line %d, sha256 %x) but could not record the repair (%w) nor put the bytes back (%v); keep this message, which may be the only record of the repair, free space on the disk and start again", len(frag), off, ve.Line, sum, err, restoreErr)
-	}
-	return fmt.Errorf("cannot record the repair of an incomplete final line (%d bytes at line %d), so it was left in place: %w; free space on the disk and start again", len(frag), ve.Line, err)
 }
 
 func syncDir(dir string) error {
@@ -231,6 +172,14 @@ func (l *Log) Append(ctx context.Context, e Event) (Record, error) {
 		return Record{}, errors.New("append audit record: event has no type")
 	}
 
+	// Everything but seq, time and prev is encoded before the lock: the
+	// chain makes sealing serial, the rest need not be.
+	r := newRecord(0, time.Time{}, "", l.host, e)
+	mid, err := middleJSON(r)
+	if err != nil {
+		return Record{}, fmt.Errorf("append audit record: %w", err)
+	}
+
 	l.mu.Lock()
 	switch {
 	case l.closed:
@@ -241,13 +190,16 @@ func (l *Log) Append(ctx context.Context, e Event) (Record, error) {
 		l.mu.Unlock()
 		return Record{}, err
 	}
-	line, r, err := encode(newRecord(l.seq+1, l.now(), l.prev, l.host, e))
+	r.Seq, r.Time, r.Prev = l.seq+1, l.now().UTC(), l.prev
+	line, err := sealParts(&r, mid)
 	if err != nil {
 		l.mu.Unlock()
 		return Record{}, fmt.Errorf("append audit record: %w", err)
 	}
 	l.seq, l.prev = r.Seq, r.Hash
-	p := &pending{line: line, seq: r.Seq, hash: r.Hash, done: make(chan result, 1)}
+	// The leaf hash too, so that the leader's tree update after the
+	// fsync is cheap.
+	p := &pending{line: line, leaf: leafHash(line[:len(line)-1]), seq: r.Seq, hash: r.Hash, done: make(chan result, 1)}
 	l.queue = append(l.queue, p)
 
 	if !l.flushing {
@@ -303,6 +255,18 @@ func (l *Log) lead(self *pending) error {
 			p.done <- result{err: err}
 		}
 	}
+	if err == nil && l.maintenanceDue() {
+		l.mu.Unlock()
+		l.maintain()
+		l.mu.Lock()
+	}
+	l.handoff()
+	return err
+}
+
+// handoff ends a turn of writing: it passes it to the first record queued
+// meanwhile, if any. It is called with l.mu held and releases it.
+func (l *Log) handoff() {
 	if len(l.queue) > 0 {
 		l.queue[0].done <- result{lead: true}
 	} else {
@@ -310,7 +274,6 @@ func (l *Log) lead(self *pending) error {
 		l.idle.Broadcast()
 	}
 	l.mu.Unlock()
-	return err
 }
 
 // errNotIntact marks a failed write that could not be rolled back.
@@ -346,6 +309,9 @@ func (l *Log) write(batch []*pending) error {
 	}
 	if err == nil {
 		l.size += int64(n)
+		for _, p := range batch {
+			l.tree.Append(p.leaf, nil)
+		}
 		return nil
 	}
 	records := fmt.Sprintf("%d record(s) from seq %d", len(batch), batch[0].seq)
@@ -362,10 +328,20 @@ func (l *Log) write(batch []*pending) error {
 // truncate cuts the file back to the end of the last durable record and
 // fsyncs it.
 func (l *Log) truncate() error {
-	if err := l.f.Truncate(l.size); err != nil {
+	return truncateFile(l.f, l.size, !l.opts.NoAppendOnlyFlag)
+}
+
+// truncateFile cuts f to size and fsyncs it, clearing its append-only flag
+// for the while (truncate is refused while it is set) if flag.
+func truncateFile(f *os.File, size int64, flag bool) error {
+	if flag && appendOnlySet(f) {
+		clearAppendOnly(f)
+		defer setAppendOnly(f)
+	}
+	if err := f.Truncate(size); err != nil {
 		return err
 	}
-	return l.f.Sync()
+	return f.Sync()
 }
 
 // restore puts back bytes that repair removed from the end of the file.
@@ -385,10 +361,14 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 	return err
 }
 
-// Close waits for queued records to be written and closes the file.
-// Appends after Close fail with ErrClosed. A failed write that was rolled
-// back is no error of Close: the log is intact. If one could not be rolled
-// back, Close reports it.
+// Close waits for queued records to be written, writes the final
+// checkpoint (which covers every record and says the log was closed
+// cleanly) and closes the files. Appends after Close fail with ErrClosed.
+// A failed write that was rolled back is no error of Close: the log is
+// intact. If one could not be rolled back, Close reports it, and writes
+// an ordinary checkpoint instead: the file may hold records of the failed
+// write after it, which the next Open then accepts as the tail of an
+// unclean stop. A final checkpoint that cannot be written is an error.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -401,9 +381,25 @@ func (l *Log) Close() error {
 	}
 	broken := l.broken
 	l.mu.Unlock()
+	close(l.stop)
+	l.ticker.Wait()
+
+	var ckErr error
+	if !l.ckptBroken {
+		ckErr = l.checkpoint(broken == nil)
+	}
+	if !l.opts.NoAppendOnlyFlag {
+		clearAppendOnly(l.f)
+		clearAppendOnly(l.ckf)
+		l.flagSegments(false)
+	}
 	err := l.f.Close()
+	l.ckf.Close()
 	if broken != nil {
 		return fmt.Errorf("close audit log: %w", broken)
+	}
+	if ckErr != nil {
+		return fmt.Errorf("close audit log: write the final checkpoint: %w (the next start accepts the records after the last checkpoint as the tail of an unclean stop, and records that it did)", ckErr)
 	}
 	if err != nil {
 		return fmt.Errorf("close audit log: %w", err)

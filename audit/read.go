@@ -14,14 +14,55 @@ import (
 // without an error.
 var ErrStop = errors.New("stop reading the audit log")
 
-// Read calls fn with each record of the log at path whose seq is at
-// least since, in order, reading the file one line at a time (never the
-// whole log into memory). Records before since are skipped by their seq
-// without being decoded. An incomplete final line (a record being
-// appended right now) ends the read. Read does not verify the chain
-// (Verify does; Record.HashOK checks one record); a line that does not
-// decode is an error naming it.
+// Read calls fn with each record of the log whose active file is path
+// (its sealed segments first, oldest first) whose seq is at least since,
+// in order, reading one line at a time (never the whole log into memory).
+// Records before since are skipped by their seq without being decoded,
+// and so are whole segments that end before it. An incomplete final line
+// (a record being appended right now) ends the read. Read does not verify
+// the chain (Verify does; Record.HashOK checks one record); a line that
+// does not decode is an error naming it.
 func Read(path string, since uint64, fn func(Record) error) error {
+	files, err := newLayout(path, "").files()
+	if err != nil {
+		return fmt.Errorf("read audit log: %w", err)
+	}
+	for i, name := range files {
+		if i+1 < len(files) {
+			// Skip a sealed segment if the next one starts at or before
+			// since.
+			if first, ok := firstSeq(files[i+1]); ok && first <= since {
+				continue
+			}
+		}
+		err := readFile(name, since, fn)
+		if errors.Is(err, ErrStop) {
+			return nil
+		}
+		if err != nil {
+			if i == len(files)-1 && i > 0 && errors.Is(err, os.ErrNotExist) {
+				return nil // rotation between rename and create
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// firstSeq returns the seq of the first record in the file at path.
+func firstSeq(path string) (uint64, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	var buf [64]byte
+	n, _ := f.Read(buf[:])
+	return lineSeq(buf[:n])
+}
+
+// readFile is Read over one file; it returns ErrStop if fn did.
+func readFile(path string, since uint64, fn func(Record) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read audit log: %w", err)
@@ -49,9 +90,6 @@ func Read(path string, since uint64, fn func(Record) error) error {
 			continue
 		}
 		if err := fn(r); err != nil {
-			if errors.Is(err, ErrStop) {
-				return nil
-			}
 			return err
 		}
 	}

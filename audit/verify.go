@@ -8,8 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
-	"os"
 	"time"
 )
 
@@ -21,7 +21,7 @@ type Summary struct {
 	LastHash  string    // hash of the last record
 	FirstTime time.Time // time of the first record
 	LastTime  time.Time // time of the last record
-	Size      int64     // bytes of the records, newlines included
+	Size      int64     // bytes of the records in the active file, newlines included
 }
 
 // VerifyError reports the first record of a log that does not verify.
@@ -32,6 +32,9 @@ type VerifyError struct {
 	Seq    uint64
 	Offset int64 // byte offset of the start of the line
 	Reason string
+	// File is the sealed segment holding the record, or "" for the
+	// active file.
+	File string
 
 	// torn holds the final line if it is an incomplete record (see
 	// tornTail), which Open may remove.
@@ -40,61 +43,78 @@ type VerifyError struct {
 
 // Error returns a message like "record 17 (line 17): hash mismatch: …".
 func (e *VerifyError) Error() string {
+	if e.File != "" {
+		return fmt.Sprintf("record %d (%s line %d): %s", e.Seq, e.File, e.Line, e.Reason)
+	}
 	return fmt.Sprintf("record %d (line %d): %s", e.Seq, e.Line, e.Reason)
 }
 
-// Verify reads the log at path and checks every record and the chain
-// between them, as described in the package documentation. A chain failure
-// is returned as a *VerifyError naming the first bad record, together with
-// the Summary of the records before it. A missing file is an error; an
-// empty file verifies with 0 records. Verifying a file that is being
-// appended to may report its last line as incomplete.
+// Verify reads the log whose active file is path, its sealed segments
+// (rotation) first, and checks every record and the hash chain between
+// them, as described in the package documentation. It checks the chain
+// only: [VerifyLog] checks the Merkle tree and the signed checkpoints too.
+// A chain failure is returned as a *VerifyError naming the first bad
+// record, together with the Summary of the records before it. A missing
+// log is an error; an empty file verifies with 0 records. Verifying a log
+// that is being appended to may report its last line as incomplete.
 func Verify(path string) (Summary, error) {
-	f, err := os.Open(path)
+	s, err := scanChain(newLayout(path, ""), nil)
+	return s, err
+}
+
+// scanChain walks every file of the log in order, checking the chain, and
+// calls fn with each record's line (without its newline). The Summary's
+// Size is that of the active file. A *VerifyError is returned as is.
+func scanChain(ly layout, fn func(line []byte)) (Summary, error) {
+	files, err := ly.files()
 	if err != nil {
-		return Summary{}, fmt.Errorf("verify audit log: %w", err)
+		return Summary{}, fmt.Errorf("verify audit log %s: %w", ly.active, err)
 	}
-	defer f.Close()
-	s, err := verifyStream(f)
-	if err != nil {
-		var ve *VerifyError
-		if errors.As(err, &ve) {
-			return s, ve
-		}
-		return s, fmt.Errorf("verify audit log %s: %w", path, err)
-	}
-	return s, nil
+	return scanChainFiles(files, fn, nil)
 }
 
 // chain is the state carried from one record to the next.
 type chain struct {
 	sum  Summary
-	prev string // hash the next record's prev must equal
+	prev string    // hash the next record's prev must equal
+	h    hash.Hash // reused by fastNext
 }
 
+func newChain() *chain { return &chain{prev: GenesisHash} }
+
 func verifyStream(r io.Reader) (Summary, error) {
-	c := chain{prev: GenesisHash}
-	br := bufio.NewReaderSize(r, 64<<10)
+	c := newChain()
+	err := c.walk(r, nil)
+	return c.sum, err
+}
+
+// walk checks the records of one file, continuing the chain c, and calls
+// fn (if not nil) with each line that verifies, without its newline.
+func (c *chain) walk(r io.Reader, fn func(line []byte)) error {
+	br := bufio.NewReaderSize(r, 256<<10)
 	var buf []byte
 	for lineNo := 1; ; lineNo++ {
 		line, complete, err := readLine(br, buf[:0])
 		buf = line
 		switch {
 		case errors.Is(err, errLineTooLong):
-			return c.sum, c.fail(lineNo, "line is longer than %d bytes", maxLineLen)
+			return c.fail(lineNo, "line is longer than %d bytes", maxLineLen)
 		case err != nil:
-			return c.sum, fmt.Errorf("read line %d: %w", lineNo, err)
+			return fmt.Errorf("read line %d: %w", lineNo, err)
 		case !complete && len(line) == 0:
-			return c.sum, nil // clean end of file
+			return nil // clean end of file
 		case !complete && c.tornTail(line):
 			ve := c.fail(lineNo, "final line has no trailing newline: an incomplete record (%d bytes), a write torn by a crash or a full disk; `udfhost serve` removes it when it opens the log and records the repair", len(line))
 			ve.torn = bytes.Clone(line)
-			return c.sum, ve
+			return ve
 		case !complete:
-			return c.sum, c.fail(lineNo, "final line has no trailing newline and is not the start of record %d: damaged", c.sum.LastSeq+1)
+			return c.fail(lineNo, "final line has no trailing newline and is not the start of record %d: damaged", c.sum.LastSeq+1)
 		}
 		if ve := c.next(lineNo, line); ve != nil {
-			return c.sum, ve
+			return ve
+		}
+		if fn != nil {
+			fn(line)
 		}
 		c.sum.Size += int64(len(line)) + 1
 	}
@@ -161,6 +181,9 @@ func (c *chain) tornTail(frag []byte) bool {
 // next checks one line (without its newline) against the chain so far and
 // advances the chain if it verifies.
 func (c *chain) next(lineNo int, line []byte) *VerifyError {
+	if c.fastNext(line) {
+		return nil
+	}
 	want := c.sum.LastSeq + 1
 	body, hash, ok := unseal(line)
 	if !ok {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,37 +12,94 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/udfhost/udfhost/audit"
 	udfhostv1 "github.com/udfhost/udfhost/proto/udfhost/v1"
 )
 
 func newAuditCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Inspect the audit log"}
-	var file string
-	verify := &cobra.Command{
+	cmd := &cobra.Command{Use: "audit", Short: "Inspect, verify and prove the audit log"}
+	cmd.AddCommand(newAuditVerifyCmd(g), newAuditReadCmd(g), newAuditPubkeyCmd(g), newAuditProveCmd(g), newAuditVerifyProofCmd(), newAuditTailCmd(g))
+	return cmd
+}
+
+// auditDir is the data directory's audit log directory.
+func (g *globals) auditDir() string { return filepath.Join(g.data, "audit") }
+
+// newAuditVerifyCmd is `udfhost audit verify`: the whole log offline.
+func newAuditVerifyCmd(g *globals) *cobra.Command {
+	var file, dir, pubkey string
+	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check the whole hash chain offline; exit 1 naming the first bad record",
-		Args:  cobra.NoArgs,
+		Short: "Check the audit log offline (chain, Merkle tree, signed checkpoints); exit 1 naming the first bad record or checkpoint",
+		Long: "Recomputes the hash chain over every segment, the RFC 6962 Merkle tree over every record, and checks\n" +
+			"every signed checkpoint against them (signature, root hash, consistency with the one before), that\n" +
+			"the last checkpoint covers every record, and each sealed segment ends at one. Without --pubkey the\n" +
+			"key next to the log is used, which proves only that the log agrees with itself: give the key you\n" +
+			"kept (udfhost audit pubkey) to detect a log re-signed with a new key. --file checks one file's hash\n" +
+			"chain only (say a copy of audit.log on its own).",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				file = filepath.Join(g.data, "audit", "audit.log")
+			if file != "" {
+				sum, err := audit.Verify(file)
+				if err != nil {
+					var ve *audit.VerifyError
+					if errors.As(err, &ve) {
+						fmt.Fprintf(os.Stderr, "udfhost: audit log %s is NOT intact: %v\n", file, err)
+						return exitCode(1)
+					}
+					return err
+				}
+				return printJSON(map[string]any{"file": file, "ok": true, "checked": "hash chain only (--file)", "records": sum.Records, "last_seq": sum.LastSeq, "last_hash": sum.LastHash})
 			}
-			sum, err := audit.Verify(file)
+			if dir == "" {
+				dir = g.auditDir()
+			}
+			v, keyFrom, err := auditVerifier(dir, pubkey)
 			if err != nil {
-				var ve *audit.VerifyError
-				if errors.As(err, &ve) {
-					fmt.Fprintf(os.Stderr, "udfhost: audit log %s is NOT intact: %v\n", file, err)
+				return err
+			}
+			rep, err := audit.VerifyLog(dir, v)
+			if err != nil {
+				var (
+					ve *audit.VerifyError
+					ce *audit.CheckpointError
+					ue *audit.UncoveredError
+				)
+				if errors.As(err, &ve) || errors.As(err, &ce) || errors.As(err, &ue) {
+					fmt.Fprintf(os.Stderr, "udfhost: audit log %s is NOT intact: %v\n(checked with the key %s, %s)\n", dir, err, v.Name()+"+"+fmt.Sprintf("%08x", v.KeyHash()), keyFrom)
 					return exitCode(1)
 				}
 				return err
 			}
-			return printJSON(map[string]any{"file": file, "ok": true, "records": sum.Records, "last_seq": sum.LastSeq, "last_hash": sum.LastHash})
+			out := map[string]any{
+				"dir": dir, "ok": true, "records": rep.Records, "last_seq": rep.LastSeq, "last_hash": rep.LastHash,
+				"files": len(rep.Files), "checkpoints": rep.Checkpoints, "covered": rep.Covered, "final": rep.Final,
+				"root": base64.StdEncoding.EncodeToString(rep.Root), "key": fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()), "key_from": keyFrom,
+			}
+			return printJSON(out)
 		},
 	}
-	verify.Flags().StringVar(&file, "file", "", "log file (default <data>/audit/audit.log)")
-	cmd.AddCommand(verify, newAuditReadCmd(g), newAuditTailCmd(g))
+	cmd.Flags().StringVar(&pubkey, "pubkey", "", "verifier key to check the checkpoints with (default: the key next to the log)")
+	cmd.Flags().StringVar(&dir, "dir", "", "audit directory (default <data>/audit)")
+	cmd.Flags().StringVar(&file, "file", "", "check only this file's hash chain (no checkpoints)")
 	return cmd
+}
+
+// auditVerifier returns the verifier for pubkey, or else the one of the
+// key next to the log in dir, and says which.
+func auditVerifier(dir, pubkey string) (note.Verifier, string, error) {
+	if pubkey != "" {
+		v, err := audit.NewVerifier(pubkey)
+		return v, "given with --pubkey", err
+	}
+	vkey, err := audit.PublicKey(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w; give the verifier key with --pubkey", err)
+	}
+	v, err := audit.NewVerifier(vkey)
+	return v, "from " + filepath.Join(dir, audit.KeyFileName) + ", next to the log (so this shows the log agrees with itself; give --pubkey with a key kept elsewhere to detect a log re-signed with another key)", err
 }
 
 // newAuditReadCmd is `udfhost audit read`: the records the caller may

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+
 	"github.com/spf13/cobra"
 
+	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/sandbox"
 )
 
@@ -28,7 +33,17 @@ func newDoctorCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(rep)
+			if err := printJSON(rep); err != nil {
+				return err
+			}
+			// The audit log's append-only inode flag, tried where the log lives.
+			dir := filepath.Join(cmd.Flag("data").Value.String(), "audit")
+			if err := audit.ProbeAppendOnly(dir); err != nil {
+				fmt.Fprintf(os.Stderr, "udfhost: audit append-only flag (FS_APPEND_FL) in %s: not available: %v\n", dir, err)
+			} else {
+				fmt.Fprintf(os.Stderr, "udfhost: audit append-only flag (FS_APPEND_FL) in %s: available\n", dir)
+			}
+			return nil
 		},
 	}
 }

@@ -231,6 +231,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.audit, err = openAudit(filepath.Join(data, "audit", "audit.log"), audit.Options{Host: s.hostID}); err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
+	s.log.Info("audit log", "path", s.audit.Path(), "checkpoint_key", s.audit.VerifierKey(), "append_only", s.audit.AppendOnlyFlag() == nil, "append_only_detail", fmt.Sprint(s.audit.AppendOnlyFlag()))
 	s.authFails = newAuthFailures(s.audit.Log, s.log, maxFailSources, failBurst)
 	key, err := presign.LoadOrCreateKey(filepath.Join(data, "presign.key"))
 	if err != nil {
