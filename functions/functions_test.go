@@ -91,6 +91,7 @@ func TestChooseABI(t *testing.T) {
 }
 
 func TestRegistryPersists(t *testing.T) {
+	ctx := t.Context()
 	dir := t.TempDir()
 	r, err := OpenRegistry(dir)
 	if err != nil {
@@ -98,13 +99,13 @@ func TestRegistryPersists(t *testing.T) {
 	}
 	f := &Function{Name: "add", Env: "default", Pool: "default", ArtifactID: "art-1", Export: "add",
 		Args: []udf.Type{udf.BigInt, udf.BigInt}, Result: udf.BigInt, ABI: udf.ABIDirect}
-	if err := r.Create(f); err != nil {
+	if err := r.Create(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Create(f); !errors.Is(err, ErrExists) {
+	if err := r.Create(ctx, f); !errors.Is(err, ErrExists) {
 		t.Errorf("second create: %v, want ErrExists", err)
 	}
-	if err := r.Create(&Function{Name: "../evil", Env: "default"}); !errors.Is(err, ErrName) {
+	if err := r.Create(ctx, &Function{Name: "../evil", Env: "default"}); !errors.Is(err, ErrName) {
 		t.Errorf("bad name: %v, want ErrName", err)
 	}
 	r2, err := OpenRegistry(dir)
@@ -115,7 +116,7 @@ func TestRegistryPersists(t *testing.T) {
 	if err != nil || got.Signature() != "(BIGINT, BIGINT) -> BIGINT" {
 		t.Fatalf("after reopen: %v, %v", got, err)
 	}
-	if _, err := r2.Delete("default", "add"); err != nil {
+	if _, err := r2.Delete(ctx, "default", "add"); err != nil {
 		t.Fatal(err)
 	}
 	r3, _ := OpenRegistry(dir)
@@ -127,6 +128,7 @@ func TestRegistryPersists(t *testing.T) {
 // TestReserve: a reserved name is taken but not visible; commit makes it
 // visible and stored, cancel frees it.
 func TestReserve(t *testing.T) {
+	ctx := t.Context()
 	dir := t.TempDir()
 	r, err := OpenRegistry(dir)
 	if err != nil {
@@ -148,7 +150,7 @@ func TestReserve(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reserve after cancel: %v", err)
 	}
-	if err := commit(); err != nil {
+	if err := commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Get("default", "f"); err != nil {

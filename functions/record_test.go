@@ -49,13 +49,14 @@ func TestStoredRecordsLoad(t *testing.T) {
 }
 
 func TestRecordsWrittenAsBefore(t *testing.T) {
+	ctx := t.Context()
 	dir := t.TempDir()
 	r, err := OpenRegistry(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for path, f := range recordFixtures {
-		if err := r.Create(f); err != nil {
+		if err := r.Create(ctx, f); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 		got, err := os.ReadFile(filepath.Join(dir, path))
@@ -76,6 +77,7 @@ func TestRecordsWrittenAsBefore(t *testing.T) {
 // keeps its visibility across a reopen; the old records above, which have
 // none, load with none (public) and are written without the field.
 func TestVisibilityRecorded(t *testing.T) {
+	ctx := t.Context()
 	dir := t.TempDir()
 	r, err := OpenRegistry(dir)
 	if err != nil {
@@ -83,7 +85,7 @@ func TestVisibilityRecorded(t *testing.T) {
 	}
 	f := *recordFixtures["analytics/upper.json"]
 	f.Env, f.Visibility = "payments", policies.Private
-	if err := r.Create(&f); err != nil {
+	if err := r.Create(ctx, &f); err != nil {
 		t.Fatal(err)
 	}
 	if r, err = OpenRegistry(dir); err != nil {

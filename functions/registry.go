@@ -1,16 +1,14 @@
 package functions
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/udfhost/udfhost/internal/atomicfile"
 	"github.com/udfhost/udfhost/internal/names"
 	"github.com/udfhost/udfhost/internal/udf"
 	"github.com/udfhost/udfhost/policies"
@@ -23,6 +21,12 @@ var (
 	// ErrName is wrapped by a refused function or environment name (the
 	// message, from package names, quotes at most a short prefix of it).
 	ErrName = names.ErrInvalid
+	// ErrChanged is a delete that lost a race: another host replaced the
+	// function's record since this one read it.
+	ErrChanged = errors.New("function changed by another host")
+	// ErrUnavailable wraps a failure of the store the records live in
+	// (the bucket unreachable); the message names the store.
+	ErrUnavailable = errors.New("function store unavailable")
 )
 
 // Function is a callable binding of an artifact's export.
@@ -51,38 +55,59 @@ type Function struct {
 // Signature is the function's canonical SQL signature.
 func (f *Function) Signature() string { return FormatSignature(f.Args, f.Result) }
 
-// Registry stores functions as one JSON file each under dir/<env>/, written
-// atomically, and serves them from memory.
+// recordStore is where a Registry keeps its records: a directory
+// (dirStore) or a bucket shared by several hosts (bucketStore). Each
+// record carries a version tag (the bucket's ETag; "" for a directory),
+// which a removal must still match.
+type recordStore interface {
+	// loadAll returns every stored function with its tag.
+	loadAll(ctx context.Context) ([]stored, error)
+	// create stores a new record: ErrExists if the name is taken there.
+	create(ctx context.Context, f *Function, body []byte) (tag string, err error)
+	// remove deletes a record if its tag is still tag: ErrChanged if not,
+	// ErrNotFound if it is gone.
+	remove(ctx context.Context, env, name, tag string) error
+}
+
+// stored is one record of a recordStore.
+type stored struct {
+	f   *Function
+	tag string
+}
+
+// Registry holds the functions of one store in memory and writes every
+// change through to the store. With a shared store, Sync brings in what
+// other hosts changed.
 type Registry struct {
-	dir string
-	mu  sync.RWMutex
-	fns map[string]*Function // env + "/" + name
+	st recordStore
+	// syncMu orders Sync against this host's own writes: a create or
+	// delete is never half-seen by a listing taken while it was running.
+	syncMu sync.Mutex
+	mu     sync.RWMutex
+	fns    map[string]stored // env + "/" + name
 	// reserved holds names being created: taken, not yet visible.
 	reserved map[string]bool
 }
 
-// OpenRegistry loads every function stored under dir.
-func OpenRegistry(dir string) (*Registry, error) {
-	r := &Registry{dir: dir, fns: map[string]*Function{}, reserved: map[string]bool{}}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open function registry: %w", err)
-	}
-	paths, err := filepath.Glob(filepath.Join(dir, "*", "*.json"))
+func newRegistry(ctx context.Context, st recordStore) (*Registry, error) {
+	all, err := st.loadAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open function registry: %w", err)
 	}
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("load function %s: %w", p, err)
-		}
-		var f Function
-		if err := json.Unmarshal(b, &f); err != nil {
-			return nil, fmt.Errorf("load function %s: %w", p, err)
-		}
-		r.fns[f.Env+"/"+f.Name] = &f
+	r := &Registry{st: st, fns: map[string]stored{}, reserved: map[string]bool{}}
+	for _, s := range all {
+		r.fns[s.f.Env+"/"+s.f.Name] = s
 	}
 	return r, nil
+}
+
+// encode is a record's stored form, the same in a directory and a bucket.
+func encode(f *Function) ([]byte, error) {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("store function %s: %w", f.Name, err)
+	}
+	return b, nil
 }
 
 // checkNames refuses a function or environment name outside the grammar
@@ -95,20 +120,22 @@ func checkNames(env, name string) error {
 }
 
 // Create stores f; the name must be new in its environment.
-func (r *Registry) Create(f *Function) error {
+func (r *Registry) Create(ctx context.Context, f *Function) error {
 	commit, _, err := r.Reserve(f)
 	if err != nil {
 		return err
 	}
-	return commit()
+	return commit(ctx)
 }
 
 // Reserve takes f's name in its environment without making f visible:
 // commit stores f (and frees the name if storing fails), cancel frees the
 // name. Exactly one of them must be called. A creation that has more to
 // do before it is final (start a worker, audit) reserves first, so that
-// nothing it does is for a name another caller gets.
-func (r *Registry) Reserve(f *Function) (commit func() error, cancel func(), err error) {
+// nothing it does is for a name another caller of this host gets. In a
+// shared store the name is only won by commit: another host may have
+// created it meanwhile (ErrExists).
+func (r *Registry) Reserve(f *Function) (commit func(context.Context) error, cancel func(), err error) {
 	if err := checkNames(f.Env, f.Name); err != nil {
 		return nil, nil, err
 	}
@@ -124,36 +151,24 @@ func (r *Registry) Reserve(f *Function) (commit func() error, cancel func(), err
 		delete(r.reserved, key)
 		r.mu.Unlock()
 	}
-	commit = func() error {
+	commit = func(ctx context.Context) error {
 		defer release()
-		if err := r.store(f); err != nil {
+		body, err := encode(f)
+		if err != nil {
+			return err
+		}
+		r.syncMu.Lock()
+		defer r.syncMu.Unlock()
+		tag, err := r.st.create(ctx, f, body)
+		if err != nil {
 			return err
 		}
 		r.mu.Lock()
-		r.fns[key] = f
+		r.fns[key] = stored{f: f, tag: tag}
 		r.mu.Unlock()
 		return nil
 	}
 	return commit, release, nil
-}
-
-// store writes f's file.
-func (r *Registry) store(f *Function) error {
-	if err := os.MkdirAll(filepath.Join(r.dir, f.Env), 0o700); err != nil {
-		return fmt.Errorf("store function %s: %w", f.Name, err)
-	}
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return fmt.Errorf("store function %s: %w", f.Name, err)
-	}
-	if err := atomicfile.WriteFile(r.path(f.Env, f.Name), b, 0o600); err != nil {
-		return fmt.Errorf("store function %s: %w", f.Name, err)
-	}
-	return nil
-}
-
-func (r *Registry) path(env, name string) string {
-	return filepath.Join(r.dir, env, name+".json")
 }
 
 // Get returns the function name in env.
@@ -162,31 +177,35 @@ func (r *Registry) Get(env, name string) (*Function, error) {
 		return nil, err
 	}
 	r.mu.RLock()
-	f, ok := r.fns[env+"/"+name]
+	s, ok := r.fns[env+"/"+name]
 	r.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: %q in environment %q", ErrNotFound, name, env)
 	}
-	return f, nil
+	return s.f, nil
 }
 
 // List returns the functions of env ("" for all), by environment and name.
 func (r *Registry) List(env string) []*Function {
 	r.mu.RLock()
 	var out []*Function
-	for _, f := range r.fns {
-		if env == "" || f.Env == env {
-			out = append(out, f)
+	for _, s := range r.fns {
+		if env == "" || s.f.Env == env {
+			out = append(out, s.f)
 		}
 	}
 	r.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Env != out[j].Env {
-			return out[i].Env < out[j].Env
-		}
-		return out[i].Name < out[j].Name
-	})
+	sortFunctions(out)
 	return out
+}
+
+func sortFunctions(fs []*Function) {
+	sort.Slice(fs, func(i, j int) bool {
+		if fs[i].Env != fs[j].Env {
+			return fs[i].Env < fs[j].Env
+		}
+		return fs[i].Name < fs[j].Name
+	})
 }
 
 // UsingArtifact returns the functions bound to artifact id.
@@ -200,24 +219,32 @@ func (r *Registry) UsingArtifact(id string) []*Function {
 	return out
 }
 
-// Delete removes the function name in env and returns it.
-func (r *Registry) Delete(env, name string) (*Function, error) {
+// Delete removes the function name in env and returns it. In a shared
+// store the record must still be the one this host read: ErrChanged if
+// another host replaced it; one another host deleted is ErrNotFound (and
+// gone here too).
+func (r *Registry) Delete(ctx context.Context, env, name string) (*Function, error) {
 	if err := checkNames(env, name); err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
 	key := env + "/" + name
-	f, ok := r.fns[key]
+	r.mu.RLock()
+	s, ok := r.fns[key]
+	r.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: %q in environment %q", ErrNotFound, name, env)
 	}
-	if err := os.Remove(r.path(env, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("delete function %s: %w", name, err)
+	err := r.st.remove(ctx, env, name, s.tag)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
 	}
-	if err := atomicfile.SyncDir(filepath.Join(r.dir, env)); err != nil {
-		return nil, fmt.Errorf("delete function %s: %w", name, err)
-	}
+	r.mu.Lock()
 	delete(r.fns, key)
-	return f, nil
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return s.f, nil
 }

@@ -25,6 +25,8 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 	var strict bool
 	var listen, httpListen, cpuprofile, policyFile string
 	var tlsCert, tlsKey, clientCA, hostID string
+	var store, s3Endpoint, s3Region string
+	var s3PathStyle bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the service (gRPC API and pre-signed URL endpoint)",
@@ -73,6 +75,10 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 				TLSKey:       tlsKey,
 				ClientCA:     clientCA,
 				HostID:       hostID,
+				Store:        store,
+				S3Endpoint:   s3Endpoint,
+				S3Region:     s3Region,
+				S3PathStyle:  s3PathStyle,
 			}, 30*time.Second)
 		},
 	}
@@ -82,6 +88,10 @@ func newServeCmd(g *globals, load policyLoader) *cobra.Command {
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	cmd.Flags().StringVar(&clientCA, "client-ca", "", "CA certificates (PEM) that client certificates are verified against; a verified certificate's SPIFFE ID (URI SAN) authenticates the principal with that spiffe_id; clients without one still use bearer tokens")
 	cmd.Flags().StringVar(&hostID, "host-id", "", "this host's stable id in audit records and a shared store (a-z, 0-9, '-'); default the one kept in DATA/host-id, made at first start")
+	cmd.Flags().StringVar(&store, "store", "local", "where artifacts, quarantines and functions live: local (the data directory, this host only) or s3://BUCKET[/PREFIX], shared by every host given the same one; credentials from the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, shared config)")
+	cmd.Flags().StringVar(&s3Endpoint, "s3-endpoint", "", "base URL of the S3 server of an s3:// --store (e.g. http://127.0.0.1:7070 for versitygw); default AWS's own")
+	cmd.Flags().StringVar(&s3Region, "s3-region", "", "region of an s3:// --store; default the AWS chain's (AWS_REGION, shared config)")
+	cmd.Flags().BoolVar(&s3PathStyle, "s3-path-style", false, "address an s3:// --store's bucket as ENDPOINT/BUCKET, which S3-compatible servers (versitygw, MinIO) usually need")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the host process (for performance work)")
 	cmd.Flags().MarkHidden("cpuprofile")
 	cmd.Flags().StringVar(&httpListen, "http-listen", "127.0.0.1:7444", "pre-signed URL endpoint listen address")

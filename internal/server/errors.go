@@ -83,6 +83,11 @@ func toStatus(err error) error {
 	}
 	code := codes.Internal
 	switch {
+	case errors.Is(err, functions.ErrUnavailable), errors.Is(err, artifacts.ErrUnavailable):
+		// The shared store failed (unreachable, or slow: first, so that
+		// a timeout inside it is not the caller's DEADLINE_EXCEEDED);
+		// the message names the store. Nothing was changed: retry.
+		code = codes.Unavailable
 	case errors.Is(err, errBadModule):
 		// Before the deadline case: a start function that overran its
 		// deadline is the module's fault, not a slow call.
@@ -113,10 +118,13 @@ func toStatus(err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, artifacts.ErrUploadState), errors.Is(err, errInUse), errors.Is(err, errQuarantined), errors.Is(err, errStale):
 		code = codes.FailedPrecondition
-	case errors.Is(err, sandbox.ErrTrap), errors.Is(err, sandbox.ErrGuest), errors.Is(err, sandbox.ErrBadOutput):
+	case errors.Is(err, sandbox.ErrTrap), errors.Is(err, sandbox.ErrGuest), errors.Is(err, sandbox.ErrBadOutput),
+		errors.Is(err, functions.ErrChanged):
+		// A lost race with another host (ErrChanged) is ABORTED too: look
+		// the function up again and retry.
 		code = codes.Aborted
 	case errors.Is(err, sandbox.ErrWorkerDied), errors.Is(err, pods.ErrClosed), errors.Is(err, errWorkerStart),
-		errors.Is(err, audit.ErrBroken), errors.Is(err, audit.ErrClosed), errors.Is(err, artifacts.ErrUnavailable):
+		errors.Is(err, audit.ErrBroken), errors.Is(err, audit.ErrClosed):
 		code = codes.Unavailable
 	}
 	return status.Error(code, trimCodeWords(code, err.Error()))

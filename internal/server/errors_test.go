@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -26,6 +27,9 @@ func TestStatusMessagesReadOnce(t *testing.T) {
 		{fmt.Errorf("%w: %q", functions.ErrNotFound, "nope"), codes.NotFound, `function not found: "nope"`},
 		{fmt.Errorf("%w: kind", artifacts.ErrInvalidModule), codes.InvalidArgument, "invalid module: kind"},
 		{artifacts.ErrInvalidArgument, codes.InvalidArgument, "invalid argument"},
+		{fmt.Errorf("%w: store function f: function store s3://b/p/: connection refused", functions.ErrUnavailable), codes.Unavailable, "function store unavailable: store function f: function store s3://b/p/: connection refused"},
+		{fmt.Errorf("%w: commit up-1: artifact store s3://b/p/: %w", artifacts.ErrUnavailable, context.DeadlineExceeded), codes.Unavailable, "artifact store unavailable: commit up-1: artifact store s3://b/p/: context deadline exceeded"},
+		{fmt.Errorf("%w: \"f\" was replaced", functions.ErrChanged), codes.Aborted, `function changed by another host: "f" was replaced`},
 	}
 	for _, tc := range tests {
 		st := status.Convert(toStatus(tc.err))

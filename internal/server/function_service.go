@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -135,7 +136,7 @@ func (fs *functionService) CreateFunction(ctx context.Context, req *udfhostv1.Cr
 		undo()
 		return nil, err
 	}
-	if err := commit(); err != nil {
+	if err := commit(ctx); err != nil {
 		e.Decision, e.Reason = audit.Error, "creation failed after it was recorded; the function does not exist: "+err.Error()
 		s.audit.Record(context.WithoutCancel(ctx), e)
 		s.stopIfUnused(ctx, id)
@@ -201,13 +202,22 @@ func (fs *functionService) DeleteFunction(ctx context.Context, req *udfhostv1.De
 		return nil, err // deleted while we waited
 	}
 	id := s.identity(f)
-	if err := s.audit.Record(ctx, callerOf(ctx).stamp(audit.Event{
+	e := callerOf(ctx).stamp(audit.Event{
 		Type: audit.TypeFunctionDeleted, Pod: id.SPIFFEID(),
 		Resource: "function/" + env + "/" + f.Name, Decision: audit.Allow,
-	})); err != nil {
+	})
+	if err := s.audit.Record(ctx, e); err != nil {
 		return nil, err
 	}
-	if _, err := s.fns.Delete(env, name); err != nil {
+	if _, err := s.fns.Delete(ctx, env, name); err != nil {
+		// A shared store: another host replaced the function (ABORTED,
+		// it is still here) or deleted it first (NOT_FOUND, gone here
+		// too, so its pod stops as after a delete), or the store failed.
+		e.Decision, e.Reason = audit.Error, "deletion failed after it was recorded: "+err.Error()
+		s.audit.Record(context.WithoutCancel(ctx), e)
+		if errors.Is(err, functions.ErrNotFound) {
+			s.stopIfUnused(ctx, id)
+		}
 		return nil, err
 	}
 	s.stopIfUnused(ctx, id)

@@ -118,6 +118,12 @@ func quarantinable(err error) bool {
 	return errors.Is(err, sandbox.ErrTimeout) || errors.Is(err, sandbox.ErrWorkerDied) || errors.Is(err, sandbox.ErrBadOutput)
 }
 
+// quarantineStore is what the quarantiner needs of the artifact store.
+type quarantineStore interface {
+	Quarantined(digest string) *artifacts.Quarantine
+	Quarantine(ctx context.Context, digest string, q artifacts.Quarantine) ([]*artifacts.Artifact, error)
+}
+
 // quarantiner counts sandbox violations per artifact digest and
 // quarantines an artifact whose count reaches its pool's threshold within
 // the pool's window. Only failed calls reach it; the zero value is ready.
@@ -133,7 +139,7 @@ type quarantiner struct {
 // what happened) and, if that reaches pool.QuarantineAfter, quarantines it
 // in store and returns the quarantine. A non-nil quarantine with an error
 // means calls are refused but writing it down failed.
-func (qr *quarantiner) violation(ctx context.Context, store *artifacts.Store, digest string, pool *policies.Pool, reason string) (*artifacts.Quarantine, error) {
+func (qr *quarantiner) violation(ctx context.Context, store quarantineStore, digest string, pool *policies.Pool, reason string) (*artifacts.Quarantine, error) {
 	if pool.QuarantineAfter <= 0 {
 		return nil, nil
 	}

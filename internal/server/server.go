@@ -82,6 +82,19 @@ type Config struct {
 	// HostID names this host in its audit records and in a shared store;
 	// default the id kept in <data>/host-id, created at first start.
 	HostID string
+	// Store is where artifacts, quarantines and functions live: "" (or
+	// "local") for the data directory, one host's; s3://BUCKET[/PREFIX]
+	// for a bucket every host configured with it shares (store.go).
+	// Credentials come from the standard AWS chain.
+	Store string
+	// S3Endpoint (the S3 server's base URL; default AWS's own), S3Region
+	// and S3PathStyle (ENDPOINT/BUCKET addressing, which S3-compatible
+	// servers usually need) say how to reach an s3:// Store.
+	S3Endpoint, S3Region string
+	S3PathStyle          bool
+	// SyncInterval is how often a host on an s3:// Store picks up what
+	// the other hosts changed; default 500 ms (sync.go).
+	SyncInterval time.Duration
 }
 
 // Server is one running udfhost. Start it, then Shutdown it.
@@ -95,7 +108,9 @@ type Server struct {
 	// no principals of its own.
 	admin *policies.Principal
 	audit *callLog
-	store *artifacts.Store
+	// spec is the store's settings: nil for the data directory.
+	spec  *storeSpec
+	store artifacts.Service
 	fns   *functions.Registry
 	pods  *pods.Registry
 	// policy is what the server enforces; Reload swaps it. A call reads
@@ -174,6 +189,9 @@ func New(cfg Config) *Server {
 	if cfg.AuthFailureInterval == 0 {
 		cfg.AuthFailureInterval = 10 * time.Second
 	}
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = defaultSyncInterval
+	}
 	if cfg.LoadPolicy == nil {
 		cfg.LoadPolicy = policies.Load
 	}
@@ -196,6 +214,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	// so a mistyped flag leaves nothing behind.
 	creds, err := s.startTLS()
 	if err != nil {
+		return err
+	}
+	if s.spec, err = parseStore(s.cfg); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(data, 0o700); err != nil {
@@ -236,9 +257,6 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("%w: cgroups: %v (strict mode; serve --strict=false relaxes it on a development machine)", sandbox.ErrLayerMissing, s.host.CgroupErr)
 	}
 	s.workerBase = s.host.Config(sandbox.Config{Exe: s.cfg.WorkerExe, Args: s.cfg.WorkerArgs, Stderr: s.cfg.WorkerStderr, Strict: !s.cfg.RelaxSandbox})
-	if s.fns, err = functions.OpenRegistry(filepath.Join(data, "functions")); err != nil {
-		return err
-	}
 	if s.grpcLn, err = net.Listen("tcp", s.cfg.Listen); err != nil {
 		return fmt.Errorf("listen for gRPC: %w", err)
 	}
@@ -253,22 +271,35 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if pool != nil {
 		maxSize = pool.MaxArtifactBytes
 	}
-	s.store, err = artifacts.New(ctx, artifacts.Config{
-		Dir:    filepath.Join(data, "artifacts"),
-		Signer: presign.NewSigner(key, "http://"+s.httpLn.Addr().String()),
-		// What the store records for a call names the caller's network.
-		Audit: callerAudit{s.audit},
-		// Forged and replayed upload URLs are anonymous like a bad token.
-		Denials:  s.authFails,
-		MaxSize:  maxSize,
-		CacheDir: cacheDir,
-		// Compile as the default pool's workers will, so they load the
-		// result from the cache instead of compiling again.
-		Runtime:    sandbox.RuntimeConfig(pool != nil && pool.Interrupt == policies.InterruptWasm),
-		Precompile: s.precompile(pool != nil && pool.Interrupt == policies.InterruptWasm),
-	})
-	if err != nil {
-		return fmt.Errorf("open artifact store: %w", err)
+	wasmInterrupt := pool != nil && pool.Interrupt == policies.InterruptWasm
+	var uploads http.Handler
+	if s.spec == nil {
+		local, err := artifacts.New(ctx, artifacts.Config{
+			Dir:    filepath.Join(data, "artifacts"),
+			Signer: presign.NewSigner(key, "http://"+s.httpLn.Addr().String()),
+			// What the store records for a call names the caller's network.
+			Audit: callerAudit{s.audit},
+			// Forged and replayed upload URLs are anonymous like a bad token.
+			Denials:  s.authFails,
+			MaxSize:  maxSize,
+			CacheDir: cacheDir,
+			// Compile as the default pool's workers will, so they load the
+			// result from the cache instead of compiling again.
+			Runtime:    sandbox.RuntimeConfig(wasmInterrupt),
+			Precompile: s.precompile(wasmInterrupt),
+		})
+		if err != nil {
+			return fmt.Errorf("open artifact store: %w", err)
+		}
+		s.store, uploads = local, local
+		if s.fns, err = functions.OpenRegistry(filepath.Join(data, "functions")); err != nil {
+			return err
+		}
+	} else {
+		if err := s.openShared(ctx, cacheDir, maxSize, wasmInterrupt); err != nil {
+			return err
+		}
+		uploads = s3Uploads(s.spec)
 	}
 	s.stats = newInvocationStats()
 	s.egress = egress.New(egress.Config{Audit: s.audit, Resolver: s.cfg.EgressResolver, RootCAs: s.cfg.EgressRootCAs})
@@ -294,14 +325,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	reflection.Register(s.grpc)
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/objects/", s.store)
+	mux.Handle("/v1/objects/", uploads)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	// Anyone can reach the URL endpoint; a pre-signed PUT's request line
 	// and headers are a few KiB (an S3-style URL is the longest), so
 	// net/http's 1 MiB default header allowance is only a gift to floods.
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: maxURLHeaderBytes}
 
-	started := map[string]string{"grpc": s.grpcLn.Addr().String(), "http": s.httpLn.Addr().String()}
+	started := map[string]string{"grpc": s.grpcLn.Addr().String(), "http": s.httpLn.Addr().String(), "store": s.spec.String()}
 	for _, p := range s.privateLns {
 		started["network."+p.network] = p.ln.Addr().String()
 	}
@@ -316,7 +347,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.serve()
 	s.bg.Add(1)
 	go func() { defer s.bg.Done(); s.flushSummaries() }()
-	s.log.Info("ready", "grpc", s.grpcLn.Addr().String(), "http", s.httpLn.Addr().String(), "data", data, "networks", s.networkAddrs())
+	if s.spec != nil {
+		s.bg.Add(1)
+		go func() { defer s.bg.Done(); s.runSync(s.cfg.SyncInterval) }()
+	}
+	s.log.Info("ready", "grpc", s.grpcLn.Addr().String(), "http", s.httpLn.Addr().String(), "data", data, "store", s.spec.String(), "host", s.hostID, "networks", s.networkAddrs())
 	return nil
 }
 
