@@ -110,6 +110,10 @@ var (
 	// and none finished in time; nothing was changed and the same call
 	// may be retried later (see BusyError).
 	ErrBusy = errors.New("host busy")
+	// ErrConflict means another host changed the same record while this
+	// call was changing it (a lost race on a shared store's conditional
+	// write): nothing of this call was kept; look again and retry.
+	ErrConflict = errors.New("changed by another host")
 )
 
 // Kind is what an artifact is for; it decides which imports it may have.

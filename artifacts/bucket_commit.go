@@ -212,7 +212,7 @@ func (b *BucketStore) unclaim(ctx context.Context, rec *uploadRecord, etag strin
 func (b *BucketStore) lostTo(ctx context.Context, id string) error {
 	rec, _, err := b.loadUpload(ctx, id)
 	if err != nil {
-		return fmt.Errorf("%w: upload %s changed while it was being committed", ErrUploadState, id)
+		return fmt.Errorf("%w: upload %s changed while it was being committed", ErrConflict, id)
 	}
 	if err := rec.finished(); err != nil {
 		return err
@@ -220,11 +220,11 @@ func (b *BucketStore) lostTo(ctx context.Context, id string) error {
 	if rec.State == stateCommitting {
 		return claimedError(rec)
 	}
-	return fmt.Errorf("%w: upload %s changed while it was being committed; retry", ErrUploadState, id)
+	return fmt.Errorf("%w: upload %s changed while it was being committed; retry", ErrConflict, id)
 }
 
 func claimedError(rec *uploadRecord) error {
-	return fmt.Errorf("%w: upload %s is being committed by host %s (since %s)", ErrUploadState, rec.ID, rec.ClaimedBy, rec.ClaimedAt.Format(time.RFC3339))
+	return fmt.Errorf("%w: upload %s is being committed by host %s (since %s)", ErrConflict, rec.ID, rec.ClaimedBy, rec.ClaimedAt.Format(time.RFC3339))
 }
 
 func lostRace(err error) bool {

@@ -214,7 +214,7 @@ func TestBucketCrashMidCommit(t *testing.T) {
 		t.Fatalf("another host lists %v", ids(l))
 	}
 	_, err := b.Commit(e.ctx, up.ID, "admin", "req-3")
-	wantErr(t, err, ErrUploadState, "being committed by host h-x")
+	wantErr(t, err, ErrConflict, "being committed by host h-x")
 
 	x2 := e.host("h-x") // restarted
 	if rec := e.uploadRecord(up.ID); rec.State != stateReceived || rec.ClaimedBy != "" {

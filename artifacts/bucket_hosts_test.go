@@ -110,7 +110,8 @@ func ids(as []*Artifact) []string {
 }
 
 // TestBucketCommitRace: two hosts commit one upload at once; one wins,
-// the other gets a clear ErrUploadState, and one artifact exists.
+// the other gets a clear error — ErrConflict while the winner holds its
+// claim, ErrUploadState once it has committed — and one artifact exists.
 func TestBucketCommitRace(t *testing.T) {
 	e := newBucketEnv(t)
 	hosts := []*BucketStore{e.host("h-a"), e.host("h-b")}
@@ -135,7 +136,11 @@ func TestBucketCommitRace(t *testing.T) {
 				won++
 				continue
 			}
-			wantErr(t, err, ErrUploadState, "upload "+up.ID)
+			if errors.Is(err, ErrConflict) {
+				wantErr(t, err, ErrConflict, "upload "+up.ID)
+			} else {
+				wantErr(t, err, ErrUploadState, "upload "+up.ID)
+			}
 			t.Logf("round %d: host %d lost: %v", round, i, err)
 		}
 		if won != 1 {

@@ -119,9 +119,9 @@ func toStatus(err error) error {
 	case errors.Is(err, artifacts.ErrUploadState), errors.Is(err, errInUse), errors.Is(err, errQuarantined), errors.Is(err, errStale):
 		code = codes.FailedPrecondition
 	case errors.Is(err, sandbox.ErrTrap), errors.Is(err, sandbox.ErrGuest), errors.Is(err, sandbox.ErrBadOutput),
-		errors.Is(err, functions.ErrChanged):
-		// A lost race with another host (ErrChanged) is ABORTED too: look
-		// the function up again and retry.
+		errors.Is(err, functions.ErrChanged), errors.Is(err, artifacts.ErrConflict):
+		// A lost race with another host (ErrChanged, ErrConflict) is
+		// ABORTED too: look the function or upload up again and retry.
 		code = codes.Aborted
 	case errors.Is(err, sandbox.ErrWorkerDied), errors.Is(err, pods.ErrClosed), errors.Is(err, errWorkerStart),
 		errors.Is(err, audit.ErrBroken), errors.Is(err, audit.ErrClosed):

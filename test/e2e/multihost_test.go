@@ -346,7 +346,7 @@ func TestBucketHostKilledMidCommit(t *testing.T) {
 	// The same upload again, through the restarted host.
 	_, err = a2.artifacts().CommitUpload(a2.ctx(), &udfhostv1.CommitUploadRequest{UploadId: up.UploadId})
 	t.Logf("the same commit through the restarted host: %v", err)
-	if err != nil && status.Code(err) != codes.FailedPrecondition {
+	if c := status.Code(err); err != nil && c != codes.FailedPrecondition && c != codes.Aborted {
 		t.Fatalf("retrying the commit after the restart: %v", err)
 	}
 	if err != nil {
