@@ -45,6 +45,7 @@ func startAuditTenants(t *testing.T) *tenants {
 	s := New(Config{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0",
 		Policy: auditPolicy(), Logger: slog.New(slog.DiscardHandler), SummaryInterval: time.Hour,
+		AuditCheckpointInterval: 50 * time.Millisecond,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)

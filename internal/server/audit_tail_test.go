@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/mod/sumdb/note"
 	"io"
 	"net"
 	"os"
@@ -119,18 +120,34 @@ func TestTail(t *testing.T) {
 	})
 
 	t.Run("checkpoints of this host's log", func(t *testing.T) {
-		// UNIMPLEMENTED until the audit log keeps checkpoints; a signed
-		// note once it does.
-		resp, err := client(netPayments).GetCheckpoint(ts.as("auditor"), &udfhostv1.GetCheckpointRequest{})
-		switch {
-		case status.Code(err) == codes.Unimplemented:
-			if !strings.Contains(status.Convert(err).Message(), "keeps no checkpoints") {
-				t.Errorf("GetCheckpoint: %v, want it to say the log keeps no checkpoints", err)
+		// The real log's: a signed note its own key verifies, and an
+		// inclusion proof of record 1 that checks against it with that
+		// key alone.
+		v, err := audit.NewVerifier(ts.s.audit.VerifierKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Checkpoints every 50 ms here (startAuditTenants): wait for one
+		// that covers record 1.
+		var resp *udfhostv1.GetCheckpointResponse
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			resp, err = client(netPayments).GetCheckpoint(ts.as("auditor"), &udfhostv1.GetCheckpointRequest{})
+			if err != nil {
+				t.Fatalf("GetCheckpoint: %v", err)
 			}
-		case err != nil:
-			t.Errorf("GetCheckpoint: %v", err)
-		case len(bytes.Split(resp.Checkpoint, []byte("\n"))) < 4:
-			t.Errorf("GetCheckpoint: %q is not a signed checkpoint note", resp.Checkpoint)
+			if lines := bytes.Split(resp.Checkpoint, []byte("\n")); len(lines) > 1 && string(lines[1]) != "0" || time.Now().After(deadline) {
+				break
+			}
+		}
+		if _, err := note.Open(resp.Checkpoint, note.VerifierList(v)); err != nil {
+			t.Fatalf("GetCheckpoint: %q does not verify with the log's key: %v", resp.Checkpoint, err)
+		}
+		proof, err := client(netPayments).Prove(ts.as("admin"), &udfhostv1.ProveRequest{Proof: &udfhostv1.ProveRequest_Seq{Seq: 1}})
+		if err != nil {
+			t.Fatalf("Prove(seq 1): %v", err)
+		}
+		if _, err := audit.VerifyProof(proof.Proof, v); err != nil {
+			t.Fatalf("the proof of record 1 does not verify: %v\n%s", err, proof.Proof)
 		}
 	})
 

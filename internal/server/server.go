@@ -79,6 +79,10 @@ type Config struct {
 	// roots); tests give their own.
 	EgressResolver egress.Resolver
 	EgressRootCAs  *x509.CertPool
+	// AuditCheckpointInterval is how often the audit log signs a
+	// checkpoint at most apart (audit.Options.CheckpointInterval); 0:
+	// the audit package's default.
+	AuditCheckpointInterval time.Duration
 	// HostID names this host in its audit records and in a shared store;
 	// default the id kept in <data>/host-id, created at first start.
 	HostID string
@@ -237,7 +241,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.hostID, err = loadOrCreateHostID(filepath.Join(data, "host-id"), s.cfg.HostID); err != nil {
 		return err
 	}
-	if s.audit, err = openAudit(filepath.Join(data, "audit", "audit.log"), audit.Options{Host: s.hostID}); err != nil {
+	if s.audit, err = openAudit(filepath.Join(data, "audit", "audit.log"), audit.Options{Host: s.hostID, CheckpointInterval: s.cfg.AuditCheckpointInterval}); err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
 	s.log.Info("audit log", "path", s.audit.Path(), "checkpoint_key", s.audit.VerifierKey(), "append_only", s.audit.AppendOnlyFlag() == nil, "append_only_detail", fmt.Sprint(s.audit.AppendOnlyFlag()))
