@@ -37,7 +37,7 @@ func (r *report) auditBenchmarks(cfg config) error {
 		benchtime = "1x"
 	}
 	args := []string{"test", "-run", "^$", "-bench", "DurableVsBare|Checkpoint$|Verify1M", "-benchtime", benchtime, "./audit/"}
-	r.audit.cmd = "go " + strings.Join(args, " ")
+	r.audit.cmd = "go " + shellJoin(args)
 	out, err := exec.Command("go", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s: %v\n%s", r.audit.cmd, err, out)
@@ -111,6 +111,19 @@ func (r *report) auditMarkdown(w func(string, ...any)) {
 	}
 	w("```")
 	w("")
+}
+
+// shellJoin quotes the arguments a shell would take apart, so that the
+// command printed in the report can be pasted as it is.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, "|$^*?&;<>() ") {
+			a = "'" + a + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }
 
 func orNA(s string) string {

@@ -17,3 +17,10 @@ PASS`
 		t.Errorf("checkpoint %q, verify %q, %d lines", a.checkpoint, a.verify1M, len(a.lines))
 	}
 }
+
+func TestShellJoin(t *testing.T) {
+	got := shellJoin([]string{"test", "-run", "^$", "-bench", "A|B$", "./audit/"})
+	if want := `test -run '^$' -bench 'A|B$' ./audit/`; got != want {
+		t.Errorf("shellJoin = %s, want %s", got, want)
+	}
+}
