@@ -58,7 +58,7 @@ func firstSeq(path string) (uint64, bool) {
 	defer f.Close()
 	var buf [64]byte
 	n, _ := f.Read(buf[:])
-	return lineSeq(buf[:n])
+	return LineSeq(buf[:n])
 }
 
 // readFile is Read over one file; it returns ErrStop if fn did.
@@ -79,7 +79,7 @@ func readFile(path string, since uint64, fn func(Record) error) error {
 		case !complete:
 			return nil
 		}
-		if seq, ok := lineSeq(line); ok && seq < since {
+		if seq, ok := LineSeq(line); ok && seq < since {
 			continue
 		}
 		var r Record
@@ -95,8 +95,10 @@ func readFile(path string, since uint64, fn func(Record) error) error {
 	}
 }
 
-// lineSeq reads the seq a line starts with (`{"seq":N,`).
-func lineSeq(line []byte) (uint64, bool) {
+// LineSeq reads the seq a log line starts with (`{"seq":N,`, as the log
+// writes every record), without decoding the rest: readers skip records
+// before the one they want by it.
+func LineSeq(line []byte) (uint64, bool) {
 	rest, ok := bytes.CutPrefix(line, []byte(`{"seq":`))
 	if !ok {
 		return 0, false

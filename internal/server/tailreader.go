@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -81,7 +80,7 @@ func (lf *logFollower) read(next, upto uint64, fn func(audit.Record, []byte) err
 		}
 		line := bytes.TrimSuffix(lf.line, []byte("\n"))
 		lf.line = lf.line[:0]
-		if seq, ok := lineSeq(line); ok && seq < next {
+		if seq, ok := audit.LineSeq(line); ok && seq < next {
 			continue
 		}
 		var r audit.Record
@@ -100,19 +99,4 @@ func (lf *logFollower) read(next, upto uint64, fn func(audit.Record, []byte) err
 		}
 	}
 	return next, nil
-}
-
-// lineSeq reads the seq a line starts with (`{"seq":N,`), as the log
-// writes every record.
-func lineSeq(line []byte) (uint64, bool) {
-	rest, ok := bytes.CutPrefix(line, []byte(`{"seq":`))
-	if !ok {
-		return 0, false
-	}
-	n, _, ok := bytes.Cut(rest, []byte(","))
-	if !ok {
-		return 0, false
-	}
-	seq, err := strconv.ParseUint(string(n), 10, 64)
-	return seq, err == nil
 }
