@@ -49,12 +49,7 @@ type ConsistencyProof struct {
 // dirOrPath against its latest checkpoint, as a JSON document. The
 // checkpoints are checked with the key next to the log.
 func ProveInclusion(dirOrPath string, seq uint64) ([]byte, error) {
-	ly := resolve(dirOrPath, "")
-	k, err := loadKey(ly.key)
-	if err != nil {
-		return nil, err
-	}
-	cps, err := listCheckpoints(ly.ckpts)
+	ly, k, cps, err := checkpointsOf(dirOrPath)
 	if err != nil {
 		return nil, err
 	}
@@ -71,16 +66,23 @@ func ProveInclusion(dirOrPath string, seq uint64) ([]byte, error) {
 // checkpoints of oldSize and newSize records (0: the latest), as a JSON
 // document.
 func ProveConsistency(dirOrPath string, oldSize, newSize uint64) ([]byte, error) {
-	ly := resolve(dirOrPath, "")
-	k, err := loadKey(ly.key)
-	if err != nil {
-		return nil, err
-	}
-	cps, err := listCheckpoints(ly.ckpts)
+	ly, k, cps, err := checkpointsOf(dirOrPath)
 	if err != nil {
 		return nil, err
 	}
 	return proveConsistency(ly, cps, oldSize, newSize, k.verifier)
+}
+
+// checkpointsOf opens what a proof of the log in dirOrPath is made from:
+// its layout, the key next to it and its checkpoints, oldest first.
+func checkpointsOf(dirOrPath string) (layout, signerKey, []Checkpoint, error) {
+	ly := resolve(dirOrPath, "")
+	k, err := loadKey(ly.key)
+	if err != nil {
+		return ly, signerKey{}, nil, err
+	}
+	cps, err := listCheckpoints(ly.ckpts)
+	return ly, k, cps, err
 }
 
 // LatestCheckpoint returns the latest signed checkpoint note.
