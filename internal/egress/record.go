@@ -14,6 +14,16 @@ func (c *call) err(kind error, format string, args ...any) *Error {
 	return &Error{Conn: c.id, Kind: kind, Msg: scrub(fmt.Sprintf(format, args...), c.secret)}
 }
 
+// Refuse audits and returns a refusal its caller decided before the
+// broker saw the request (the server's binding checks: no connections, a
+// name or position the binding lacks), as the broker records its own:
+// an egress.request denial of connection connID ("env/name" as asked),
+// an *Error wrapping ErrDenied.
+func (b *Broker) Refuse(ctx context.Context, req Request, connID, format string, args ...any) error {
+	c := &call{req: req, id: connID, details: map[string]string{"function": req.Function, "method": fmt.Sprintf("%.16s", req.Method)}}
+	return b.deny(ctx, c, c.err(ErrDenied, format, args...))
+}
+
 // deny audits a refusal and returns it; a refusal that cannot be audited
 // is still a refusal.
 func (b *Broker) deny(ctx context.Context, c *call, err error) error {

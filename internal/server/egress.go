@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"github.com/udfhost/udfhost/artifacts"
-	"github.com/udfhost/udfhost/audit"
 	"github.com/udfhost/udfhost/functions"
 	"github.com/udfhost/udfhost/internal/egress"
 	"github.com/udfhost/udfhost/pods"
@@ -96,13 +95,8 @@ func (is *invokeService) egressRequest(ctx context.Context, f *functions.Functio
 	s := is.s
 	pol := s.policy.Load()
 	deny := func(format string, args ...any) error {
-		err := &egress.Error{Conn: f.Env + "/" + req.Conn, Kind: egress.ErrDenied, Msg: fmt.Sprintf(format, args...)}
-		s.audit.Record(ctx, audit.Event{
-			Type: audit.TypeEgressRequest, Actor: "udfhost", Pod: id.SPIFFEID(), RequestID: reqID,
-			Resource: "connection/" + f.Env + "/" + req.Conn, Decision: audit.Deny, Reason: err.Msg,
-			Details: map[string]string{"function": f.Env + "/" + f.Name, "method": req.Method},
-		})
-		return err
+		return s.egress.Refuse(ctx, egress.Request{Pod: id.SPIFFEID(), Function: f.Env + "/" + f.Name, RequestID: reqID, Method: req.Method},
+			f.Env+"/"+req.Conn, format, args...)
 	}
 	if len(f.Connections) == 0 {
 		return nil, deny("this function has no connections")

@@ -37,6 +37,7 @@ connections:
 		t.Fatal(err)
 	}
 	s := &Server{audit: &callLog{Log: log}, log: slog.New(slog.DiscardHandler)}
+	s.egress = egress.New(egress.Config{Audit: s.audit})
 	s.policy.Store(pol)
 	is := &invokeService{s: s}
 	bound := &functions.Function{Name: "f", Env: "pub", Connections: []string{"lookup"}}
