@@ -145,45 +145,61 @@ func (b *builder) roles(pr *Principal, n ast.Node, path string) error {
 	return nil
 }
 
-// readToken returns the token in a file: relative paths are taken from
-// dir; the file must be a regular file only its owner may read or write
-// (as the data dir's admin token), and the token, stripped of surrounding
-// whitespace as clients strip it, at least MinTokenLen printable
-// characters.
+// readToken returns the token in a file (readOwnerFile): the token,
+// stripped of surrounding whitespace as clients strip it, at least
+// MinTokenLen printable characters.
 func readToken(dir, path string) (string, error) {
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(dir, path)
+	b, err := readOwnerFile(dir, path, "token file", maxTokenFile)
+	if err != nil {
+		return "", err
 	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < MinTokenLen {
+		return "", fmt.Errorf("token file %s holds %d characters; a token has at least %d", resolvePath(dir, path), len(tok), MinTokenLen)
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] <= ' ' || tok[i] > '~' {
+			return "", fmt.Errorf("token file %s: a token is printable ASCII without spaces", resolvePath(dir, path))
+		}
+	}
+	return tok, nil
+}
+
+// readOwnerFile reads a credential file (what names it in messages):
+// relative paths are taken from dir; it must be a regular file only its
+// owner may read or write (as the data dir's admin token), of at most
+// limit bytes.
+func readOwnerFile(dir, path, what string, limit int) ([]byte, error) {
+	path = resolvePath(dir, path)
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("token file %s is not a regular file", path)
+		return nil, fmt.Errorf("%s %s is not a regular file", what, path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("token file %s is readable or writable by group or others (mode %#o); chmod 600 it", path, perm)
+		return nil, fmt.Errorf("%s %s is readable or writable by group or others (mode %#o); chmod 600 it", what, path, perm)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if len(b) > maxTokenFile {
-		return "", fmt.Errorf("token file %s is larger than %d bytes", path, maxTokenFile)
+	if len(b) > limit {
+		return nil, fmt.Errorf("%s %s is larger than %d bytes", what, path, limit)
 	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < MinTokenLen {
-		return "", fmt.Errorf("token file %s holds %d characters; a token has at least %d", path, len(tok), MinTokenLen)
+	return b, nil
+}
+
+// resolvePath takes a relative path from dir.
+func resolvePath(dir, path string) string {
+	if !filepath.IsAbs(path) {
+		return filepath.Join(dir, path)
 	}
-	for i := 0; i < len(tok); i++ {
-		if tok[i] <= ' ' || tok[i] > '~' {
-			return "", fmt.Errorf("token file %s: a token is printable ASCII without spaces", path)
-		}
-	}
-	return tok, nil
+	return path
 }

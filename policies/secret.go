@@ -2,10 +2,8 @@ package policies
 
 import (
 	"fmt"
-	"io"
 	"net/textproto"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -81,34 +79,12 @@ func (b *builder) secret(c *Connection, m map[string]field, n ast.Node, path str
 	return nil
 }
 
-// readSecret reads a secret file as readToken reads token files: relative
-// to dir, a regular file only its owner may read or write. The trailing
-// newline is trimmed, nothing else.
+// readSecret reads a secret file as token files are read
+// (readOwnerFile); the trailing newline is trimmed, nothing else.
 func readSecret(dir, path string) (string, error) {
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(dir, path)
-	}
-	f, err := os.Open(path)
+	raw, err := readOwnerFile(dir, path, "secret file", maxSecret)
 	if err != nil {
-		return "", fmt.Errorf("secret file: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("secret file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("secret file %s is not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("secret file %s is readable or writable by group or others (mode %#o); chmod 600 it", path, perm)
-	}
-	raw, err := io.ReadAll(io.LimitReader(f, maxSecret+1))
-	if err != nil {
-		return "", fmt.Errorf("secret file: %w", err)
-	}
-	if len(raw) > maxSecret {
-		return "", fmt.Errorf("secret file %s is larger than %d bytes", path, maxSecret)
+		return "", err
 	}
 	return strings.TrimRight(string(raw), "\r\n"), nil
 }
