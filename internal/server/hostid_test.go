@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,5 +36,22 @@ func TestHostID(t *testing.T) {
 	}
 	if _, err := loadOrCreateHostID(filepath.Join(dir, "junk"), ""); err == nil {
 		t.Fatal("a malformed host-id file was accepted")
+	}
+}
+
+// TestBadHostIDLeavesNoDataDir: a malformed --host-id is refused before
+// the data directory is created.
+func TestBadHostIDLeavesNoDataDir(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	s := New(Config{DataDir: data, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", HostID: "Host/A"})
+	err := s.Start(context.Background())
+	if err == nil {
+		s.Shutdown(context.Background())
+	}
+	if err == nil || !strings.Contains(err.Error(), `host id "Host/A"`) {
+		t.Fatalf("start: %v", err)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("the refused start left %s behind (%v)", data, err)
 	}
 }

@@ -214,11 +214,17 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}()
 	data := s.cfg.DataDir
 	policy := s.policy.Load()
-	// Certificates and keys are read before the data directory is touched,
-	// so a mistyped flag leaves nothing behind.
+	// Certificates and keys are read, and the host id and store flags
+	// checked, before the data directory is touched, so a mistyped flag
+	// leaves nothing behind.
 	creds, err := s.startTLS()
 	if err != nil {
 		return err
+	}
+	if s.cfg.HostID != "" {
+		if err := checkHostID(s.cfg.HostID); err != nil {
+			return err
+		}
 	}
 	if s.spec, err = parseStore(s.cfg); err != nil {
 		return err
