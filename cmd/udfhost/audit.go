@@ -27,6 +27,19 @@ func newAuditCmd(g *globals) *cobra.Command {
 // auditDir is the data directory's audit log directory.
 func (g *globals) auditDir() string { return filepath.Join(g.data, "audit") }
 
+// auditDirOf is --dir, or the data directory's audit directory, which
+// must exist: a mistyped --data or --dir is named as such, not as a key
+// or log file missing under it.
+func (g *globals) auditDirOf(dir string) (string, error) {
+	if dir == "" {
+		dir = g.auditDir()
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("no audit log at %s (--data or --dir): %w", dir, err)
+	}
+	return dir, nil
+}
+
 // newAuditVerifyCmd is `udfhost audit verify`: the whole log offline.
 func newAuditVerifyCmd(g *globals) *cobra.Command {
 	var file, dir, pubkey string
@@ -53,8 +66,9 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 				}
 				return printJSON(map[string]any{"file": file, "ok": true, "checked": "hash chain only (--file)", "records": sum.Records, "last_seq": sum.LastSeq, "last_hash": sum.LastHash})
 			}
-			if dir == "" {
-				dir = g.auditDir()
+			dir, err := g.auditDirOf(dir)
+			if err != nil {
+				return err
 			}
 			v, keyFrom, err := auditVerifier(dir, pubkey)
 			if err != nil {

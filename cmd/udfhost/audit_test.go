@@ -95,3 +95,22 @@ func TestAuditReadEmbeddedDefault(t *testing.T) {
 		t.Errorf("audit read --type %s printed %+v, want the start, with its hash", audit.TypeServerStarted, r)
 	}
 }
+
+// TestAuditDirOf: the offline audit commands name a missing audit
+// directory as such, not a key or log file missing under it.
+func TestAuditDirOf(t *testing.T) {
+	data := t.TempDir()
+	g := &globals{data: data}
+	if _, err := g.auditDirOf(""); err == nil || !strings.Contains(err.Error(), "no audit log at "+filepath.Join(data, "audit")) {
+		t.Errorf("missing audit directory: %v", err)
+	}
+	if err := os.Mkdir(filepath.Join(data, "audit"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if dir, err := g.auditDirOf(""); err != nil || dir != filepath.Join(data, "audit") {
+		t.Errorf("default: %q, %v", dir, err)
+	}
+	if dir, err := g.auditDirOf(data); err != nil || dir != data {
+		t.Errorf("--dir: %q, %v", dir, err)
+	}
+}

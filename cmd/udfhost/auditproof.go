@@ -20,8 +20,9 @@ func newAuditPubkeyCmd(g *globals) *cobra.Command {
 		Short: "Print the note verifier key that checks the audit log's signed checkpoints",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dir == "" {
-				dir = g.auditDir()
+			dir, err := g.auditDirOf(dir)
+			if err != nil {
+				return err
 			}
 			k, err := audit.PublicKey(dir)
 			if err != nil {
@@ -52,11 +53,11 @@ func newAuditProveCmd(g *globals) *cobra.Command {
 			"`udfhost audit verify-proof FILE --pubkey KEY`, or with their own code (docs/AUDIT.md).",
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if dir == "" {
-				dir = g.auditDir()
+			dir, err := g.auditDirOf(dir)
+			if err != nil {
+				return err
 			}
 			var doc []byte
-			var err error
 			switch {
 			case consistency && seq == 0 && len(args) == 2:
 				oldSize, err1 := strconv.ParseUint(args[0], 10, 64)
