@@ -30,10 +30,10 @@ import (
 // fails RESOURCE_EXHAUSTED with the broker's retry hint (busy), since its
 // rows' errors would be the host's fault, not the data's.
 func (is *invokeService) withEgress(ctx context.Context, f *functions.Function, id pods.Identity, pool *policies.Pool) (context.Context, *batchEgress) {
-	be := &batchEgress{}
 	if is.s.egress == nil || len(f.Connections) == 0 && !is.isConnector(ctx, f) {
-		return ctx, be
+		return ctx, nil // most batches: no egress, nothing allocated
 	}
+	be := &batchEgress{}
 	reqID := requestIDOf(ctx)
 	h := func(hctx context.Context, req sandbox.EgressRequest) (sandbox.EgressResponse, error) {
 		resp, err := is.egressRequest(hctx, f, id, reqID, req)
@@ -77,8 +77,11 @@ func (be *batchEgress) overloaded(e *egress.Error) {
 }
 
 // err is the batch's RESOURCE_EXHAUSTED when the broker was full for one
-// of its requests, else nil.
+// of its requests, else nil (also for a batch without egress: nil be).
 func (be *batchEgress) err() error {
+	if be == nil {
+		return nil
+	}
 	be.mu.Lock()
 	defer be.mu.Unlock()
 	if be.busy == nil {
