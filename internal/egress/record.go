@@ -18,10 +18,13 @@ func (c *call) err(kind error, format string, args ...any) *Error {
 // broker saw the request (the server's binding checks: no connections, a
 // name or position the binding lacks), as the broker records its own:
 // an egress.request denial of connection connID ("env/name" as asked),
-// an *Error wrapping ErrDenied.
+// an *Error wrapping ErrDenied. The record's reason is the refusal's
+// words alone: the resource already names the connection.
 func (b *Broker) Refuse(ctx context.Context, req Request, connID, format string, args ...any) error {
 	c := &call{req: req, id: connID, details: map[string]string{"function": req.Function, "method": fmt.Sprintf("%.16s", req.Method)}}
-	return b.deny(ctx, c, c.err(ErrDenied, format, args...))
+	e := c.err(ErrDenied, format, args...)
+	_ = b.record(ctx, c, audit.Deny, e.Msg)
+	return e
 }
 
 // deny audits a refusal and returns it; a refusal that cannot be audited
