@@ -176,7 +176,14 @@ func TestSIGHUPReload(t *testing.T) {
 		if !strings.HasPrefix(rec.Reason, file+":") || !strings.Contains(rec.Reason, c.want) || rec.Decision != "deny" {
 			t.Errorf("%s: policy.reload_refused = %+v, want a reason FILE:LINE:COL: ... %q", c.name, rec, c.want)
 		}
-		if !refusalLogged(s.logs(), rec.Reason) {
+		// The server logs before it audits, but its stderr reaches the
+		// test through a pipe copied by another goroutine: wait for it.
+		logged := refusalLogged(s.logs(), rec.Reason)
+		for deadline := time.Now().Add(5 * time.Second); !logged && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			logged = refusalLogged(s.logs(), rec.Reason)
+		}
+		if !logged {
 			t.Errorf("%s: the refusal is not logged on one line with its FILE:LINE:COL:\n%s", c.name, s.logs())
 		}
 		if w := whoami(newAna); w.Principal != "ana" {
